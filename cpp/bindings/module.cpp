@@ -1,0 +1,14 @@
+#include "bindings.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "pyruntime native core: kernels, dispatch and the plan executor";
+  pyrt::bind_info(m);
+  py::module_ testing = m.def_submodule("testing", "kernel-level entry points for tests");
+  pyrt::bind_testing_gemm(testing);
+  pyrt::bind_testing_dwconv(testing);
+  pyrt::bind_testing_pool(testing);
+  pyrt::bind_testing_eltwise(testing);
+  pyrt::bind_plan(m);
+}

@@ -1,0 +1,126 @@
+// Kernel signatures and the one kernel table.
+//
+// Rules for files that include this header from an ISA-specific translation unit
+// (*_avx2.cpp, *_avx512.cpp): this header holds only declarations, enums and plain
+// structs without constructors or inline functions, so nothing compiled with AVX
+// flags can be emitted as a shared (COMDAT) symbol and picked by the linker for
+// baseline code. ISA files put all their code in an anonymous namespace or in
+// namespace pyrt::<isa>, and include no C++ standard library headers that define
+// inline templates (use <immintrin.h>, <cstddef>, <cstdint>, <cstring>, <cmath>).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace pyrt {
+
+enum class Isa : int32_t { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+constexpr int kNumIsa = 3;
+
+// Activations that fuse into a kernel's epilogue.
+enum class Act : int32_t { None = 0, Relu = 1, Clip = 2, Sigmoid = 3, Tanh = 4, Gelu = 5 };
+
+// Applied to every output element after accumulation, in this order:
+//   v = acc + bias[col]
+//   if (residual && !residual_after_act) v += residual[row * ldr + col]
+//   v = act(v)                                   (Clip clamps to [lo, hi])
+//   if (residual && residual_after_act)  v += residual[row * ldr + col]
+// Plain aggregate on purpose (see the file comment): zero it with `Epilogue ep{};`.
+struct Epilogue {
+  const float* bias;      // indexed by absolute output column; nullptr = none
+  const float* residual;  // same row origin as the output; nullptr = none
+  ptrdiff_t ldr;          // row stride of residual, in floats
+  Act act;
+  float lo, hi;           // Clip bounds
+  int32_t residual_after_act;
+};
+
+// ---------------------------------------------------------------- GEMM
+// C[M, N] = epilogue(A[M, K] @ B[K, N]); A and C row-major with strides lda / ldc.
+// B is a weight, packed once at compile time by `pack` into `packed_size` floats.
+struct GemmConfig {
+  const char* name;  // spec name, e.g. "f32_gemm_6x16__avx2"
+  int32_t mr, nr;    // register tile
+  size_t (*packed_size)(ptrdiff_t K, ptrdiff_t N);
+  void (*pack)(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, float* packed);
+  // Single-threaded: computes rows [0, M) and columns [n0, n1) of C. n0 is a multiple
+  // of nr; n1 is a multiple of nr or equals N. A, C and ep->residual point at row 0 of
+  // the block (the caller offsets them); ep->bias is indexed by absolute column.
+  void (*run)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
+              const float* packed, float* C, ptrdiff_t ldc, const Epilogue* ep,
+              ptrdiff_t n0, ptrdiff_t n1);
+};
+
+// ------------------------------------------------------ depthwise conv
+// One image, NHWC, channel multiplier 1. Output rows [oh0, oh1) only (threads split rows).
+struct DwConvArgs {
+  const float* x; ptrdiff_t H, W, C;
+  const float* w;  // packed by DwConvConfig::pack
+  ptrdiff_t KH, KW, sh, sw, pt, pl, dh, dw;
+  float* y; ptrdiff_t OH, OW;
+  const Epilogue* ep;  // bias[C]; residual is NHWC like y with ldr = C (row = pixel)
+};
+struct DwConvConfig {
+  const char* name;  // e.g. "f32_dwconv__avx2" (3x3 / 5x5 specialised inside)
+  size_t (*packed_size)(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C);
+  // w_src is the ONNX layout [C][1][KH][KW].
+  void (*pack)(const float* w_src, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C, float* packed);
+  void (*run)(const DwConvArgs* a, ptrdiff_t oh0, ptrdiff_t oh1);
+};
+
+// -------------------------------------------------------------- pooling
+// One image, NHWC. Padded positions are skipped by max; avg divides by the number of
+// taps inside the image, or by KH*KW when count_include_pad.
+struct PoolArgs {
+  const float* x; ptrdiff_t H, W, C;
+  ptrdiff_t KH, KW, sh, sw, pt, pl, dh, dw;
+  float* y; ptrdiff_t OH, OW;
+  int32_t count_include_pad;
+};
+struct PoolConfig {
+  const char* name;
+  void (*maxpool)(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1);
+  void (*avgpool)(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1);
+  // y[c] = mean over HW pixels of x[p, c] (one image, NHWC).
+  void (*global_avgpool)(const float* x, ptrdiff_t HW, ptrdiff_t C, float* y);
+};
+
+// --------------------------------------------------------- elementwise
+struct EltwiseConfig {
+  const char* name;
+  // y[i] = a[i * sa] + b[i * sb] for i in [0, n); sa, sb are 0 (broadcast) or 1.
+  void (*add)(ptrdiff_t n, const float* a, ptrdiff_t sa, const float* b, ptrdiff_t sb,
+              float* y);
+  // y = act(x), n elements; x == y allowed.
+  void (*activation)(ptrdiff_t n, const float* x, float* y, Act act, float lo, float hi);
+  // Applies `ep` in place to a rows x cols block with row stride ld (column 0 = bias[0]).
+  void (*epilogue)(ptrdiff_t rows, ptrdiff_t cols, float* y, ptrdiff_t ld,
+                   const Epilogue* ep);
+  // Softmax over the last axis of a rows x cols row-major block; x == y allowed.
+  void (*softmax)(ptrdiff_t rows, ptrdiff_t cols, const float* x, float* y);
+};
+
+// ------------------------------------------------------------ the table
+struct KernelTable {
+  Isa isa;
+  const char* isa_name;
+  GemmConfig gemm;
+  DwConvConfig dwconv;
+  PoolConfig pool;
+  EltwiseConfig eltwise;
+};
+
+// Each kernel family file defines one of these per ISA; it overwrites its entry.
+void register_gemm__scalar(KernelTable& t);
+void register_gemm__avx2(KernelTable& t);
+void register_gemm__avx512(KernelTable& t);
+void register_dwconv__scalar(KernelTable& t);
+void register_dwconv__avx2(KernelTable& t);
+void register_dwconv__avx512(KernelTable& t);
+void register_pool__scalar(KernelTable& t);
+void register_pool__avx2(KernelTable& t);
+void register_pool__avx512(KernelTable& t);
+void register_eltwise__scalar(KernelTable& t);
+void register_eltwise__avx2(KernelTable& t);
+void register_eltwise__avx512(KernelTable& t);
+
+}  // namespace pyrt

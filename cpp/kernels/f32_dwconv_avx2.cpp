@@ -1,0 +1,6 @@
+// f32 dwconv kernels for avx2: not written yet (skeleton).
+#include "pyrt/kernels.h"
+
+namespace pyrt {
+void register_dwconv__avx2(KernelTable& t) { (void)t; }
+}  // namespace pyrt

@@ -1,0 +1,6 @@
+// f32 gemm kernels for avx2: not written yet (skeleton).
+#include "pyrt/kernels.h"
+
+namespace pyrt {
+void register_gemm__avx2(KernelTable& t) { (void)t; }
+}  // namespace pyrt

@@ -1,0 +1,40 @@
+"""Typed errors. Every error pyruntime raises on bad input is a subclass of `Error`
+so callers can catch the library's failures without catching their own bugs."""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Base class of all pyruntime errors."""
+
+
+class ShapeError(Error, ValueError):
+    """A tensor's rank or shape is not what the model or op expects."""
+
+
+class DTypeError(Error, TypeError):
+    """A tensor's dtype cannot be used here (and is not silently converted)."""
+
+
+class InputError(Error, ValueError):
+    """A run() argument is wrong in a way that is not shape or dtype: names, flags, values."""
+
+
+class GraphError(Error, ValueError):
+    """A Graph is malformed: dangling names, cycles, duplicate names, bad attributes."""
+
+
+class ModelFormatError(Error, ValueError):
+    """A model file (.pyrt or ONNX) is truncated, corrupted, foreign or inconsistent."""
+
+
+class UnsupportedOpError(Error, NotImplementedError):
+    """The model uses ops (or op variants) pyruntime cannot run. Lists every one."""
+
+
+class IsaError(Error, RuntimeError):
+    """A requested instruction set is unknown or not supported by this CPU/OS."""
+
+
+class MissingDependencyError(Error, ImportError):
+    """An optional dependency (an extra) is needed for this function."""

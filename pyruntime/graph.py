@@ -1,0 +1,98 @@
+"""The graph IR: the one model representation every transform and backend shares.
+
+A Graph has named inputs (with shapes; `None` in the first dimension is the symbolic
+batch), named outputs, nodes in topological order, and weights. Activations use the
+source model's layout at the public boundary (NCHW for images, like ONNX); backends
+choose their own internal layout.
+
+Ops (ONNX-like names; the ONNX importer canonicalises to exactly these forms):
+
+  Conv(X, W, [B], [R])   W: [O, I/group, KH, KW]; attrs strides=(sh, sw),
+                         pads=(top, left, bottom, right), dilations=(dh, dw), group.
+                         group == 1, or group == I == O (depthwise, multiplier 1).
+  Gemm(X, W, [B], [R])   Y = X @ W + B with W stored [K, N] (already transposed), X 2-D.
+  BatchNormalization(X, scale, B, mean, var)   attrs epsilon; inference form.
+  Relu(X) | Sigmoid(X) | Tanh(X) | Gelu(X) | Clip(X) attrs min, max (floats, may be
+        -inf/inf) | Softmax(X) attrs axis (default -1)
+  MaxPool(X) / AveragePool(X)   attrs kernel_shape=(kh, kw), strides, pads (4),
+                         dilations (MaxPool), count_include_pad (AveragePool), 0/1.
+  GlobalAveragePool(X)   [N, C, H, W] -> [N, C, 1, 1]
+  Add(A, B)              numpy broadcasting; either side may be a weight.
+  Flatten(X)             attrs axis (default 1): [N, ...] -> [N, prod(...)] in NCHW order.
+  Reshape(X)             attrs shape: a 2-D target like (0, -1) or (-1, 256); ONNX 0/-1 rules.
+  Identity(X) | Dropout(X)   inference no-ops.
+
+Fused epilogue attrs (set by passes on Conv and Gemm):
+  activation: "relu" | "clip" | "sigmoid" | "tanh" | "gelu" (absent = none);
+  act_min, act_max: floats for "clip";
+  residual: True when the 4th input R is added; residual_after_act: True when R is
+  added after the activation (default: before, as in ResNet's relu(conv + x)).
+An input name "" means "absent" (e.g. Conv without bias but with a residual).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Shape = tuple  # tuple[int | None, ...]; None only as a symbolic batch dimension
+
+
+@dataclass
+class Weight:
+    """A stored tensor: a format name plus named numpy arrays.
+
+    Formats: "f32" (arrays: data). Later formats (f16, bf16, int8, sparse) add entries
+    here, never new paths through the IR, its passes, or the file format.
+    """
+
+    format: str
+    arrays: dict[str, np.ndarray]
+
+    @staticmethod
+    def f32(data: Any) -> "Weight":
+        return Weight("f32", {"data": np.ascontiguousarray(data, dtype=np.float32)})
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.arrays["data"].shape)
+
+    def numpy(self) -> np.ndarray:
+        """The weight as a dense float32 array."""
+        if self.format == "f32":
+            return self.arrays["data"]
+        raise NotImplementedError(f"dense view of weight format {self.format!r}")
+
+
+@dataclass
+class ValueInfo:
+    name: str
+    shape: Shape
+    dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
+
+
+@dataclass
+class Node:
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    def copy(self) -> "Node":
+        return dataclasses.replace(self, inputs=list(self.inputs), outputs=list(self.outputs),
+                                   attrs=dict(self.attrs))
+
+
+@dataclass
+class Graph:
+    """Named inputs/outputs, topologically ordered nodes and weights."""
+
+    inputs: list[ValueInfo]
+    outputs: list[str]
+    nodes: list[Node]
+    weights: dict[str, Weight] = field(default_factory=dict)
+    name: str = "graph"

@@ -1,0 +1,1 @@
+"""Keras-like builder (skeleton)."""
