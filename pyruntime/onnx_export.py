@@ -239,6 +239,8 @@ class _Exporter:
         dil = list(a.get("dilations", (1, 1)))
         if dil != [1, 1]:
             attrs["dilations"] = dil
+        if int(a.get("ceil_mode", 0)):
+            attrs["ceil_mode"] = 1
         self.node("MaxPool", [n.inputs[0]], [n.outputs[0]], n.name, **attrs)
 
     def _op_AveragePool(self, n: Node) -> None:
@@ -247,7 +249,8 @@ class _Exporter:
                   kernel_shape=list(a["kernel_shape"]),
                   strides=list(a.get("strides", (1, 1))),
                   pads=list(a.get("pads", (0, 0, 0, 0))),
-                  count_include_pad=int(a.get("count_include_pad", 0)))
+                  count_include_pad=int(a.get("count_include_pad", 0)),
+                  ceil_mode=int(a.get("ceil_mode", 0)))
 
     def _op_GlobalAveragePool(self, n: Node) -> None:
         self.node("GlobalAveragePool", [n.inputs[0]], [n.outputs[0]], n.name)

@@ -136,6 +136,18 @@ def _pair(v: Any, what: str) -> tuple[int, int]:
     return v
 
 
+def _pool_overhang(size: int, k: int, s: int, d: int, p0: int, p1: int) -> bool:
+    """True when ceil_mode adds a window that floor mode would not (ONNX's rule: the last
+    window must start inside the input or the begin padding)."""
+    span = size + p0 + p1 - ((k - 1) * d + 1)
+    if span < 0:
+        return False
+    floor_out, ceil_out = span // s + 1, -(-span // s) + 1
+    if (ceil_out - 1) * s >= size + p0:
+        ceil_out -= 1
+    return ceil_out > floor_out
+
+
 class _Importer:
     """One import: ONNX graph -> canonical IR nodes + weights."""
 
@@ -522,6 +534,8 @@ class _Importer:
                     lo = float(v.reshape(-1)[0])
                 else:
                     hi = float(v.reshape(-1)[0])
+        if lo > hi:  # ONNX: every element becomes max; the IR requires min <= max
+            lo = hi
         self.emit("Clip", [x], [self.only_output(node)], {"min": lo, "max": hi}, node.name)
 
     def _op_Softmax(self, node: Any) -> None:
@@ -889,27 +903,16 @@ class _Importer:
                                "dilation")
         pads = self._pads(node, a, x, kernel, strides, dil)
         cip = int(a.get("count_include_pad", 0))
-        if int(a.get("ceil_mode", 0)):
-            if hw is None:
-                raise _Unsupported("ceil_mode=1 needs the input's spatial size, which is "
-                                   "unknown here")
-            extra = []
-            for i, (size, k, s, d) in enumerate(zip(hw, kernel, strides, dil)):
-                eff = (k - 1) * d + 1
-                span = size + pads[i] + pads[i + 2] - eff
-                out = -(-span // s) + 1
-                if (out - 1) * s >= size + pads[i]:   # last window must start in the input
-                    out -= 1
-                extra.append(max(0, (out - 1) * s + eff - (size + pads[i] + pads[i + 2])))
-            if any(extra) and op == "AveragePool" and cip:
-                raise _Unsupported("ceil_mode=1 with count_include_pad=1 where the last "
-                                   "window overhangs the padding (its divisor excludes the "
-                                   "overhang, which pyruntime's pads cannot express)")
-            # ceil mode == floor mode with the overhang added as end padding, since padding
-            # never wins a max and is excluded from averages when count_include_pad=0.
-            pads = [pads[0], pads[1], pads[2] + extra[0], pads[3] + extra[1]]
+        ceil = int(a.get("ceil_mode", 0))
+        if ceil:
+            if a.get("auto_pad", "NOTSET") not in ("NOTSET", "", "VALID") and hw is None:
+                raise _Unsupported("ceil_mode=1 with auto_pad needs the input's spatial size")
+            if hw is not None and not any(
+                    _pool_overhang(size, k, s, d, pads[i], pads[i + 2])
+                    for i, (size, k, s, d) in enumerate(zip(hw, kernel, strides, dil))):
+                ceil = 0  # ceil and floor give the same windows: canonical form is floor
         attrs: dict[str, Any] = {"kernel_shape": kernel, "strides": strides,
-                                 "pads": tuple(pads)}
+                                 "pads": tuple(pads), "ceil_mode": ceil}
         if op == "MaxPool":
             attrs["dilations"] = dil
             # storage_order only changes the Indices output, rejected above.
