@@ -901,6 +901,12 @@ class _Importer:
         if op == "AveragePool" and dil != (1, 1):
             raise _Unsupported(f"dilations {list(dil)}; pyruntime's AveragePool has no "
                                "dilation")
+        if dil != (1, 1) and a.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+            # The spec's output size ceil(in / stride) needs dilated-kernel padding, but
+            # onnxruntime pads for the undilated kernel: the result would depend on whom
+            # one believes, so refuse rather than guess.
+            raise _Unsupported(f"auto_pad={a['auto_pad']} with dilations {list(dil)} (ONNX "
+                               "runtimes disagree on its padding); use explicit pads")
         pads = self._pads(node, a, x, kernel, strides, dil)
         cip = int(a.get("count_include_pad", 0))
         ceil = int(a.get("ceil_mode", 0))
