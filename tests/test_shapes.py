@@ -278,3 +278,100 @@ def test_inputs_may_be_outputs_and_conv_too_small():
     small = g1([Node("Conv", ["x", "w"], ["y"])], {"w": W(2, 3, 9, 9)})
     with pytest.raises(rt.ShapeError, match="spatial"):
         small.validate()
+
+
+# ---------------------------------------------------------------- property tests
+
+hyp = pytest.importorskip("hypothesis")
+st = hyp.strategies
+
+
+@hyp.settings(max_examples=60, deadline=None)
+@hyp.given(st.data())
+def test_pool_conv_shapes_match_onnxruntime(data):
+    """infer_shapes agrees with onnxruntime on random conv/pool geometry."""
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    op = data.draw(st.sampled_from(["Conv", "MaxPool", "AveragePool"]))
+    k = data.draw(st.tuples(st.integers(1, 4), st.integers(1, 4)))
+    d = data.draw(st.tuples(st.integers(1, 3), st.integers(1, 3))) if op != "AveragePool" \
+        else (1, 1)
+    ext = [d[i] * (k[i] - 1) + 1 for i in range(2)]
+    p = tuple(data.draw(st.integers(0, ext[i % 2] - 1)) for i in range(4))
+    s = data.draw(st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    h = data.draw(st.integers(max(1, ext[0] - p[0] - p[2]), 12))
+    w = data.draw(st.integers(max(1, ext[1] - p[1] - p[3]), 12))
+    attrs = {"strides": s, "pads": p}
+    if op != "AveragePool":
+        attrs["dilations"] = d
+    inits, ins = {}, ["x"]
+    if op == "Conv":
+        inits["w"] = np.ones((2, 3, *k), np.float32)
+        ins.append("w")
+    else:
+        attrs.update(kernel_shape=k, ceil_mode=data.draw(st.integers(0, 1)))
+    g = g1([Node(op, ins, ["y"], attrs)], {n: Weight.f32(v) for n, v in inits.items()},
+           shape=(None, 3, h, w))
+    got = g.infer_shapes()["y"]
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node(op, ins, ["y"], **attrs)], "t",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, n) for n, v in inits.items()]),
+        opset_imports=[helper.make_opsetid("", 19)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": np.zeros((1, 3, h, w), np.float32)})[0].shape
+    assert got == (None,) + want[1:]
+
+
+@hyp.settings(max_examples=100, deadline=None)
+@hyp.given(st.lists(st.integers(1, 4), min_size=1, max_size=4),
+           st.lists(st.integers(1, 4), min_size=1, max_size=4), st.data())
+def test_broadcast_matches_numpy(a, b, data):
+    # put 1s in some places so that broadcasting often succeeds
+    b = [1 if data.draw(st.booleans()) else v for v in b]
+    g = Graph([ValueInfo("a", tuple(a)), ValueInfo("b", tuple(b))], ["y"],
+              [Node("Add", ["a", "b"], ["y"])])
+    try:
+        want = np.broadcast_shapes(tuple(a), tuple(b))
+    except ValueError:
+        with pytest.raises(rt.ShapeError):
+            g.infer_shapes()
+        return
+    assert g.infer_shapes()["y"] == want
+
+
+@hyp.settings(max_examples=100, deadline=None)
+@hyp.given(st.lists(st.integers(1, 5), min_size=1, max_size=4),
+           st.tuples(st.integers(-1, 12), st.integers(-1, 12)), st.integers(1, 4))
+def test_reshape_matches_numpy(shape, target, batch):
+    """Concrete shapes follow numpy; a symbolic batch gives the same result for every batch
+    or a ShapeError."""
+    hyp.assume(target.count(-1) <= 1)
+    concrete = (batch, *shape)
+
+    def numpy_shape(s):
+        if any(t == 0 and k >= len(s) for k, t in enumerate(target)):
+            return None
+        t = [s[k] if v == 0 else v for k, v in enumerate(target)]
+        try:
+            return np.empty(s).reshape(t).shape
+        except ValueError:
+            return None
+
+    want = numpy_shape(concrete)
+    g = g1([Node("Reshape", ["x"], ["y"], {"shape": target})], shape=concrete)
+    if want is None:
+        with pytest.raises(rt.ShapeError):
+            g.infer_shapes()
+    else:
+        assert g.infer_shapes()["y"] == want
+    sym = g1([Node("Reshape", ["x"], ["y"], {"shape": target})], shape=(None, *shape))
+    try:
+        out = sym.infer_shapes()["y"]
+    except rt.ShapeError:
+        return
+    for n in (1, 2, 3, 7):
+        r = numpy_shape((n, *shape))
+        assert r is not None and r[1] == out[1] and (out[0] is None or out[0] == r[0])
