@@ -190,12 +190,10 @@ def node_attrs(node: Node, index: int | None = None) -> dict[str, Any]:
     if node.op == "Clip" and a["min"] > a["max"]:
         raise GraphError(f"{where}: min {a['min']} > max {a['max']}")
     if node.op in ("MaxPool", "AveragePool"):
-        d = a.get("dilations", (1, 1))
-        ext = [d[i] * (a["kernel_shape"][i] - 1) + 1 for i in range(2)]
-        p = a["pads"]
-        if p[0] >= ext[0] or p[2] >= ext[0] or p[1] >= ext[1] or p[3] >= ext[1]:
-            raise GraphError(f"{where}: pads {p} must be smaller than the kernel extent "
-                             f"{tuple(ext)} (a window would see padding only)")
+        (kh, kw), p = a["kernel_shape"], a["pads"]
+        if max(p[0], p[2]) >= kh or max(p[1], p[3]) >= kw:
+            raise GraphError(f"{where}: pads {p} must be smaller than kernel_shape "
+                             f"{(kh, kw)} (as in ONNX Runtime; else windows see only padding)")
     if node.op in ("Conv", "Gemm"):
         _check_fused(node, a, where)
     return a

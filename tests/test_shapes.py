@@ -298,7 +298,8 @@ def test_pool_conv_shapes_match_onnxruntime(data):
     d = data.draw(st.tuples(st.integers(1, 3), st.integers(1, 3))) if op != "AveragePool" \
         else (1, 1)
     ext = [d[i] * (k[i] - 1) + 1 for i in range(2)]
-    p = tuple(data.draw(st.integers(0, ext[i % 2] - 1)) for i in range(4))
+    lim = ext if op == "Conv" else k
+    p = tuple(data.draw(st.integers(0, lim[i % 2] - 1)) for i in range(4))
     s = data.draw(st.tuples(st.integers(1, 3), st.integers(1, 3)))
     h = data.draw(st.integers(max(1, ext[0] - p[0] - p[2]), 12))
     w = data.draw(st.integers(max(1, ext[1] - p[1] - p[3]), 12))
