@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import GraphError, ShapeError, UnsupportedOpError
-from .graph import Graph, Node
+from .graph import Graph, Node, Weight
 
 __all__ = ["WeightShapeError", "SUPPORTED_OPS", "ACTIVATIONS", "toposort", "validate",
            "infer_shapes", "node_attrs", "node_label", "consumers", "producers"]
@@ -240,6 +240,9 @@ def _check_structure(graph: Graph) -> None:
         _check_input_shape(vi.name, vi.shape)
     for wn, w in graph.weights.items():
         define(wn, "weight")
+        if not isinstance(w, Weight):
+            raise GraphError(f"weight {wn!r}: expected a pyruntime Weight (e.g. Weight.f32(a)), "
+                             f"got {type(w).__name__}")
     node_names: dict[str, int] = {}
     for i, n in enumerate(graph.nodes):
         if n.name:

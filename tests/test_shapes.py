@@ -188,6 +188,11 @@ def test_duplicates():
         validate(g1([Node("Relu", ["x"], ["a"], name="n"), Node("Relu", ["a"], ["b"], name="n")]))
 
 
+def test_weight_must_be_weight():
+    with pytest.raises(rt.GraphError, match="Weight"):
+        validate(g1([Node("Add", ["x", "b"], ["y"])], {"b": np.zeros(3)}))
+
+
 def test_cycle_named():
     nodes = [Node("Relu", ["x"], ["a"], name="head"),
              Node("Add", ["a", "d"], ["b"], name="n1"),
