@@ -14,16 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GraphError, ShapeError, UnsupportedOpError
+from .errors import GraphError, ShapeError, UnsupportedOpError, WeightShapeError
 from .graph import Graph, Node, Weight
 
 __all__ = ["WeightShapeError", "SUPPORTED_OPS", "ACTIVATIONS", "toposort", "validate",
            "infer_shapes", "node_attrs", "node_label", "consumers", "producers"]
 
-
-class WeightShapeError(GraphError, ShapeError):
-    """A weight's shape does not fit its op or the tensor it is applied to.
-    Both a malformed graph (GraphError) and a shape mismatch (ShapeError)."""
 
 
 ACTIVATIONS = ("relu", "clip", "sigmoid", "tanh", "gelu")
