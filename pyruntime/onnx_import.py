@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import MissingDependencyError, ModelFormatError, ShapeError, UnsupportedOpError
+from .errors import (GraphError, MissingDependencyError, ModelFormatError, ShapeError,
+                     UnsupportedOpError)
 from .graph import Graph, Node, ValueInfo, Weight
 
 __all__ = ["load_onnx", "SUPPORTED_OPS"]
@@ -324,8 +325,15 @@ class _Importer:
                 f"op(s)/variant(s):\n{lines}\n"
                 f"pyruntime imports: {', '.join(SUPPORTED_OPS)} (see pyruntime/onnx_import.py)")
         self._merge_matmul_add()
-        return Graph(inputs=inputs, outputs=list(self.graph_outputs), nodes=self.nodes,
-                     weights=self.weights, name=self.g.name or "graph")
+        graph = Graph(inputs=inputs, outputs=list(self.graph_outputs), nodes=self.nodes,
+                      weights=self.weights, name=self.g.name or "graph")
+        try:
+            graph.validate()
+        except (GraphError, ShapeError) as e:
+            # The ONNX model is inconsistent in a way the per-op checks above let through
+            # (e.g. shapes that do not fit together).
+            raise ModelFormatError(f"the ONNX model imports to an invalid graph: {e}") from e
+        return graph
 
     def _convert(self, node: Any, index: int) -> None:
         op = node.op_type

@@ -728,3 +728,23 @@ def test_export_unsupported_listed():
     assert "Softmax" in str(e.value) and "Frobnicate" in str(e.value)
     with pytest.raises(rt.UnsupportedOpError, match="opset >= 11"):
         to_onnx(g, opset=9)
+
+
+@pytest.mark.parametrize("build", [small_cnn, mlp])
+def test_optimized_graph_exports_equal(build):
+    """Passes fuse BN/activations/residuals; the export writes the epilogues back out."""
+    m = build()
+    feeds = {"x": f32(2, *[d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim][1:])}
+    want = ort_run(m, feeds)
+    opt = rt.passes.optimize(rt.load_onnx(m))
+    assert any(n.attrs.get("activation") for n in opt.nodes)
+    got = ort_run(to_onnx(opt), feeds)
+    for k in want:
+        assert_close(got[k], want[k])
+
+
+def test_inconsistent_shapes_are_malformed():
+    m = model([oh.make_node("Add", ["x", "c"], ["y"])], [("x", [2, 3])], [("y", None)],
+              {"c": f32(4)})
+    with pytest.raises(rt.ModelFormatError, match="invalid graph"):
+        rt.load_onnx(m)
