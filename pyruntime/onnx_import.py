@@ -64,6 +64,29 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
     "Tanh": {"consumed_inputs"},
 }
 
+# How many inputs each op takes in ONNX (min, max), "" placeholders included.
+_ARITY: dict[str, tuple[int, int]] = {
+    "Add": (2, 2), "AveragePool": (1, 1), "BatchNormalization": (5, 5), "Clip": (1, 3),
+    "Constant": (0, 0), "Conv": (2, 3), "Dropout": (1, 3), "Flatten": (1, 1), "Gelu": (1, 1),
+    "Gemm": (2, 3), "GlobalAveragePool": (1, 1), "Identity": (1, 1), "MatMul": (2, 2),
+    "MaxPool": (1, 1), "Relu": (1, 1), "Reshape": (1, 2), "Sigmoid": (1, 1),
+    "Softmax": (1, 1), "Tanh": (1, 1),
+}
+
+# The ONNX type of every attribute we read (a wrong type is a malformed model).
+_ATTR_TYPES: dict[str, str] = {
+    "alpha": "FLOAT", "beta": "FLOAT", "transA": "INT", "transB": "INT", "broadcast": "INT",
+    "axis": "INT", "epsilon": "FLOAT", "momentum": "FLOAT", "spatial": "INT",
+    "is_test": "INT", "training_mode": "INT", "consumed_inputs": "INTS", "min": "FLOAT",
+    "max": "FLOAT", "value": "TENSOR", "value_float": "FLOAT", "value_floats": "FLOATS",
+    "value_int": "INT", "value_ints": "INTS", "value_string": "STRING",
+    "value_strings": "STRINGS", "sparse_value": "SPARSE_TENSOR", "auto_pad": "STRING",
+    "dilations": "INTS", "group": "INT", "kernel_shape": "INTS", "pads": "INTS",
+    "strides": "INTS", "ratio": "FLOAT", "seed": "INT", "approximate": "STRING",
+    "ceil_mode": "INT", "count_include_pad": "INT", "storage_order": "INT",
+    "shape": "INTS", "allowzero": "INT",
+}
+
 # Ops whose outputs are random or otherwise must not be constant-folded.
 _NO_FOLD = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
             "Multinomial", "Bernoulli", "Dropout"}
@@ -340,6 +363,14 @@ class _Importer:
         if node.domain not in ("", "ai.onnx"):
             raise _Unsupported(f"op {node.domain}::{op} (custom domain) is not supported")
         present = [x for x in node.input if x]
+        if op in _ARITY:
+            lo, hi = _ARITY[op]
+            if not lo <= len(node.input) <= hi or (lo and not node.input[0]):
+                raise ModelFormatError(
+                    f"{_node_label(node, index)}: has inputs {list(node.input)}; {op} takes "
+                    f"{lo if lo == hi else f'{lo} to {hi}'} (the first one required)")
+            if not node.output or not node.output[0]:
+                raise ModelFormatError(f"{_node_label(node, index)}: has no output")
         if op == "Constant":
             self._check_attrs(node)
             self._constant(node)
@@ -354,15 +385,24 @@ class _Importer:
         fn(node)
 
     def _check_attrs(self, node: Any) -> None:
-        unknown = sorted(a.name for a in node.attribute if a.name not in _KNOWN_ATTRS[node.op_type])
+        unknown = sorted(str(a.name) for a in node.attribute
+                         if a.name not in _KNOWN_ATTRS[node.op_type])
         if unknown:
             raise _Unsupported(f"attribute(s) {', '.join(unknown)} not understood")
 
     # ---------------------------------------------------------------- helpers
     def attrs(self, node: Any) -> dict[str, Any]:
+        """The node's attributes as Python values, each checked for its ONNX type."""
         h = self.onnx.helper
+        ap = self.onnx.AttributeProto
         out = {}
         for a in node.attribute:
+            want = _ATTR_TYPES.get(a.name)
+            if want is not None and a.type != getattr(ap, want):
+                got = ap.AttributeType.Name(a.type) if a.type in ap.AttributeType.values() \
+                    else str(a.type)
+                raise ModelFormatError(f"{node.op_type} node {node.name!r}: attribute "
+                                       f"{a.name!r} must be {want}, got {got}")
             try:
                 out[a.name] = h.get_attribute_value(a)
             except Exception as e:
@@ -698,7 +738,8 @@ class _Importer:
         if b.ndim != 2:
             raise ModelFormatError(f"Gemm node {node.name!r}: B {b_name!r} has shape "
                                    f"{b.shape}; expected 2-D")
-        w = (b.T if trans_b else b).astype(np.float64) * alpha
+        with np.errstate(all="ignore"):  # inf/nan weights stay as the model has them
+            w = (b.T if trans_b else b).astype(np.float64) * alpha
         k, n = w.shape
         xs = self.shapes.get(x)
         if xs is not None:

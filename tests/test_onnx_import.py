@@ -748,3 +748,35 @@ def test_inconsistent_shapes_are_malformed():
               {"c": f32(4)})
     with pytest.raises(rt.ModelFormatError, match="invalid graph"):
         rt.load_onnx(m)
+
+
+def test_corrupted_models_raise_only_typed_errors():
+    """Random byte flips/truncations of a valid model: load or raise an rt.Error."""
+    base = small_cnn().SerializeToString()
+    rng = np.random.default_rng(7)
+    outcomes = set()
+    for _ in range(250):
+        b = bytearray(base)
+        for _ in range(int(rng.integers(1, 4))):
+            b[int(rng.integers(len(b)))] = int(rng.integers(256))
+        if rng.random() < 0.2:
+            b = b[: int(rng.integers(len(b)))]
+        try:
+            rt.load_onnx(bytes(b))
+            outcomes.add("ok")
+        except rt.Error as e:
+            outcomes.add(type(e).__name__)
+    assert {"ok", "ModelFormatError"} <= outcomes
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda n: n.attribute.append(oh.make_attribute("group", [1, 2])), "'group' must be INT"),
+    (lambda n: n.input.pop(), "Conv takes 2 to 3"),
+    (lambda n: n.input.extend(["", ""]), "Conv takes 2 to 3"),
+])
+def test_malformed_attributes_and_arity(mutate, match):
+    m = model([oh.make_node("Conv", ["x", "W"], ["y"])], [("x", [1, 2, 5, 5])], [("y", None)],
+              {"W": f32(3, 2, 3, 3)})
+    mutate(m.graph.node[0])
+    with pytest.raises(rt.ModelFormatError, match=match):
+        rt.load_onnx(m)
