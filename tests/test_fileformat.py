@@ -468,3 +468,36 @@ def test_nonzero_gap_between_arrays(small_bytes):
     assert end % 64 != 0     # a.weight is 3x4 floats = 48 bytes: there is a gap
     d[end] = 1
     assert "padding between arrays" in str(bad(build_file(header, bytes(d))))
+
+
+# --------------------------------------------------------------------------- properties
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+_scalars = (st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+            | st.floats(allow_nan=True, allow_infinity=True, width=64) | st.binary(max_size=8))
+_attr_values = st.recursive(
+    _scalars, lambda c: st.lists(c, max_size=3) | st.lists(c, max_size=3).map(tuple)
+    | st.dictionaries(st.text(max_size=4), c, max_size=3), max_leaves=12)
+
+
+@given(attrs=st.dictionaries(st.text(min_size=1, max_size=6), _attr_values, max_size=5),
+       name=st.text(max_size=10))
+@settings(max_examples=60, deadline=None)
+def test_attrs_roundtrip_property(attrs, name):
+    g = Graph([ValueInfo("x", (None, 2))], ["y"], [Node("Custom", ["x"], ["y"], attrs, name)],
+              name=name)
+    g2 = ff.loads(ff.dumps(g), validate=False)
+    assert same_value(g.nodes[0].attrs, g2.nodes[0].attrs)
+    assert g2.nodes[0].name == name and g2.name == name
+
+
+@given(st.lists(st.sampled_from(ff._DTYPES).flatmap(
+    lambda dt: hnp.arrays(np.dtype(dt), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0,
+                                                         max_side=6))), max_size=4))
+@settings(max_examples=50, deadline=None)
+def test_arrays_roundtrip_property(arrays):
+    g = Graph([], [], [], {f"w{i}": Weight("raw", {"data": a}) for i, a in enumerate(arrays)})
+    g2 = ff.loads(ff.dumps(g), validate=False)
+    assert_identical(g, g2)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import pyruntime as rt
 from pyruntime import nn, zoo
@@ -99,6 +100,35 @@ def test_same_padding_arithmetic(h, k, s, d):
         assert total == 0 or (out - 1) * s + eff == n + total  # and no padding is wasted
         assert (n + total - eff) // s + 1 == out               # the generic formula agrees
     assert nn.same_pads((h, h + 1), (k, k), (s, s), (d, d)) == (t, l, b, r)
+
+
+@given(h=st.integers(1, 40), k=st.integers(1, 7), s=st.integers(1, 4), d=st.integers(1, 3),
+       pad=st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 3),
+                     st.tuples(*[st.integers(0, 3)] * 4)))
+@settings(max_examples=200, deadline=None)
+def test_conv_output_shape_property(h, k, s, d, pad):
+    """Output size = number of window positions that fit, counted by brute force."""
+    x = nn.Input((1, h, h))
+    eff = (k - 1) * d + 1
+    conv = nn.Conv2D(1, k, strides=s, dilation=d, padding=pad)
+    if pad == "same":
+        pt, pl, pb, pr = nn.same_pads((h, h), (k, k), (s, s), (d, d))
+    elif pad == "valid":
+        pt = pl = pb = pr = 0
+    elif isinstance(pad, int):
+        pt = pl = pb = pr = pad
+    else:
+        pt, pl, pb, pr = pad
+    fits = [i for i in range(h + pt + pb) if i * s + eff <= h + pt + pb]
+    fits_w = [i for i in range(h + pl + pr) if i * s + eff <= h + pl + pr]
+    if not fits or not fits_w:
+        with pytest.raises(rt.ShapeError):
+            conv(x)
+        return
+    y = conv(x)
+    assert y.shape == (None, 1, len(fits), len(fits_w))
+    if pad == "same":
+        assert y.shape[2] == math.ceil(h / s)
 
 
 def test_conv_structure_and_paddings():
