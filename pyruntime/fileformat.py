@@ -157,7 +157,8 @@ def _shape_out(shape: Any, where: str) -> list:
 def _build(graph: Graph) -> tuple[bytes, list[tuple[int, np.ndarray]], int]:
     """The header bytes, the (offset, array) list, and the data section size."""
     if not isinstance(graph, Graph):
-        raise GraphError(f"save expects an rt.Graph, got {type(graph).__name__}")
+        hint = " (pass model.graph)" if isinstance(getattr(graph, "graph", None), Graph) else ""
+        raise GraphError(f"save expects an rt.Graph, got {type(graph).__name__}{hint}")
     from . import __version__
     inputs = []
     for i, vi in enumerate(graph.inputs):

@@ -335,7 +335,8 @@ class Layer:
                                  f"nn.Input or another layer, got {type(t).__name__}")
         shapes = [t.shape for t in xs]
         out = self._out_shape(shapes)
-        if self._calls and self._in_shape is not None and shapes[0][1:] != self._in_shape:
+        has_params = type(self)._param_shapes is not Layer._param_shapes
+        if has_params and self._calls and shapes[0][1:] != self._in_shape:
             raise ShapeError(f"{self._desc()} is shared: it was first called on "
                              f"{_fmt_shape((None,) + self._in_shape)} and now on "
                              f"{_fmt_shape(shapes[0])}; a shared layer's weights need the "

@@ -217,6 +217,9 @@ def test_save_is_atomic_and_rejects_unstorable(tmp_path):
         ff.dumps(bad_g)
     with pytest.raises(rt.GraphError, match="rt.Graph"):
         ff.dumps("not a graph")
+    x = nn.Input((2,))
+    with pytest.raises(rt.GraphError, match="model.graph"):
+        rt.save(nn.Model(x, nn.Dense(1)(x)), tmp_path / "m2.pyrt")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["m.pyrt"]   # no temp files left
 
 

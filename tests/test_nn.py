@@ -396,6 +396,9 @@ def test_shared_layer_channel_mismatch():
     conv(nn.Input((3, 8, 8)))
     with pytest.raises(rt.ShapeError, match=r"shared.*\(N, 3, 8, 8\).*\(N, 5, 8, 8\)"):
         conv(nn.Input((5, 8, 8)))
+    pool = nn.MaxPool2D(2)                      # layers without weights may be shared freely
+    assert pool(nn.Input((3, 8, 8))).shape == (None, 3, 4, 4)
+    assert pool(nn.Input((5, 6, 6))).shape == (None, 5, 3, 3)
     d = nn.Dense(2)
     d(nn.Input((4,)))
     with pytest.raises(rt.ShapeError, match="shared"):
