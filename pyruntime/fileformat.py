@@ -60,7 +60,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import GraphError, ModelFormatError
+from .errors import GraphError, ModelFormatError, UnsupportedOpError
 from .graph import Graph, Node, ValueInfo, Weight
 
 __all__ = ["save", "load", "dumps", "loads", "MAGIC", "FORMAT_VERSION"]
@@ -619,14 +619,15 @@ def _parse(src: _Source, validate: bool) -> Graph:
 
 
 def _validate(g: Graph, what: str) -> None:
-    """Structural validation by pyruntime.shapes when that module exists."""
-    try:
-        from . import shapes  # type: ignore[attr-defined]
-    except ImportError:
-        return
+    """pyruntime.shapes.validate on the loaded graph. An inconsistent graph (dangling
+    names, bad attributes, shape mismatches) is a ModelFormatError; ops this pyruntime
+    cannot run keep their UnsupportedOpError, since the file itself is fine."""
+    from . import shapes
     from .errors import Error
     try:
         shapes.validate(g)
+    except UnsupportedOpError:
+        raise
     except Error as e:
         raise ModelFormatError(f"{what}: the stored graph is invalid: {e}") from e
 
@@ -635,7 +636,7 @@ def _guard(src: _Source, validate: bool) -> Graph:
     """Parse, turning any unexpected failure on hostile input into ModelFormatError."""
     try:
         return _parse(src, validate)
-    except (ModelFormatError, OSError):
+    except (ModelFormatError, UnsupportedOpError, OSError):
         raise
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError,
             MemoryError, struct.error) as e:
@@ -648,7 +649,9 @@ def load(path: str | os.PathLike | bytes | bytearray | memoryview | BinaryIO,
     """Read a .pyrt model from a path, a bytes-like object, or a readable binary file
     object. Any truncated, corrupted, foreign or inconsistent input raises
     ModelFormatError saying what is wrong and where; I/O failures (missing file) raise
-    the usual OSError. With `validate`, the graph is also checked by pyruntime.shapes."""
+    the usual OSError. With `validate` (default), the graph is also checked by
+    pyruntime.shapes.validate: an inconsistent graph is a ModelFormatError, an op this
+    pyruntime does not support an UnsupportedOpError."""
     if isinstance(path, (bytes, bytearray, memoryview)):
         return _guard(_BytesSource(path, "model bytes"), validate)
     if hasattr(path, "read") and not isinstance(path, (str, os.PathLike)):

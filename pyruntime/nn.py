@@ -762,7 +762,7 @@ class Dropout(Layer):
         return shapes[0]
 
     def _emit(self, em, xs, base, pname, in_shapes):
-        return em.node("Dropout", [xs[0]], base, ratio=self.rate)
+        return em.node("Dropout", [xs[0]], base)   # the IR's Dropout has no attributes
 
 
 # --------------------------------------------------------------------------- model

@@ -504,3 +504,16 @@ def test_arrays_roundtrip_property(arrays):
     g = Graph([], [], [], {f"w{i}": Weight("raw", {"data": a}) for i, a in enumerate(arrays)})
     g2 = ff.loads(ff.dumps(g), validate=False)
     assert_identical(g, g2)
+
+
+def test_load_validates_the_graph(tmp_path):
+    g = small_graph()
+    g.nodes[1].inputs = ["nowhere"]                 # dangling input: an inconsistent file
+    b = ff.dumps(g)
+    e = bad(b, "stored graph is invalid")
+    assert "nowhere" in str(e)
+    assert ff.loads(b, validate=False).nodes[1].inputs == ["nowhere"]
+    g = small_graph()
+    g.nodes[1].op = "FancyOp"                       # a sound file with an op we cannot run
+    with pytest.raises(rt.UnsupportedOpError, match="FancyOp"):
+        rt.load(ff.dumps(g))

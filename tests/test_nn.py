@@ -11,6 +11,8 @@ from hypothesis import given, settings, strategies as st
 
 import pyruntime as rt
 from pyruntime import nn, zoo
+from pyruntime.reference import run_reference
+from pyruntime.shapes import infer_shapes
 
 
 def ops(g: rt.Graph) -> list[str]:
@@ -26,8 +28,10 @@ def W(g: rt.Graph, name: str) -> np.ndarray:
     return g.weights[name].numpy()
 
 
-def check_wellformed(g: rt.Graph) -> None:
-    """Independent structural check: topological order, every name defined once."""
+def check_wellformed(g: rt.Graph, *tensors: nn.Tensor) -> dict:
+    """Independent structural check (topological order, every name defined once), then
+    pyruntime.shapes' validation; the inferred shapes of the graph outputs must equal the
+    builder's shapes of `tensors` (given in output order). Returns the inferred shapes."""
     defined = {v.name for v in g.inputs} | set(g.weights)
     assert len(defined) == len(g.inputs) + len(g.weights)
     for n in g.nodes:
@@ -41,6 +45,10 @@ def check_wellformed(g: rt.Graph) -> None:
     for w in g.weights.values():
         assert w.format == "f32" and w.arrays["data"].dtype == np.float32
         assert w.arrays["data"].flags.c_contiguous
+    shapes = infer_shapes(g)
+    for o, t in zip(g.outputs, tensors):
+        assert shapes[o] == t.shape, (o, shapes[o], t.shape)
+    return shapes
 
 
 # --------------------------------------------------------------------------- layers
@@ -50,7 +58,7 @@ def test_dense_structure():
     y = nn.Dense(3, activation="relu", name="fc")(x)
     z = nn.Dense(2, use_bias=False, name="out")(y)
     g = nn.Model(x, z).graph
-    check_wellformed(g)
+    check_wellformed(g, z)
     assert ops(g) == ["Gemm", "Relu", "Gemm"]
     assert g.inputs[0].name == "x" and g.inputs[0].shape == (None, 5)
     assert node(g, "fc").inputs == ["x", "fc.weight", "fc.bias"]
@@ -142,7 +150,8 @@ def test_conv_structure_and_paddings():
     dd = nn.Conv2D(6, 2, padding=(0, 1, 1, 0), use_bias=False, name="d")(c)
     assert dd.shape == (None, 6, 8, 2)
     g = nn.Model(x, dd).graph
-    check_wellformed(g)
+    shapes = check_wellformed(g, dd)
+    assert [shapes[k] for k in "abc"] == [a.shape, b.shape, c.shape]
     assert ops(g) == ["Conv", "Conv", "Clip", "Conv", "Conv"]
     na = node(g, "a")
     assert na.attrs == {"strides": (1, 2), "pads": (0, 0, 0, 0), "dilations": (1, 1),
@@ -167,7 +176,7 @@ def test_depthwise_and_separable():
     sep = nn.SeparableConv2D(10, 5, padding="same", activation="tanh", name="sep")(dw)
     assert sep.shape == (None, 10, 5, 5)
     g = nn.Model(x, sep).graph
-    check_wellformed(g)
+    assert check_wellformed(g, sep)["dw"] == dw.shape
     assert ops(g) == ["Conv", "Conv", "Conv", "Tanh"]
     assert node(g, "dw").attrs["group"] == 6 and W(g, "dw.weight").shape == (6, 1, 3, 3)
     assert node(g, "dw").attrs["pads"] == (1, 1, 1, 1)
@@ -217,7 +226,8 @@ def test_pools_flatten_global():
     f = nn.Flatten(name="f")(ms)
     assert f.shape == (None, 60)
     g = nn.Model(x, [gp, gk, f]).graph
-    check_wellformed(g)
+    shapes = check_wellformed(g, gp, gk, f)
+    assert (shapes["m"], shapes["a"], shapes["ms"]) == (m.shape, a.shape, ms.shape)
     assert node(g, "m").attrs == {"dilations": (1, 1), "kernel_shape": (2, 2),
                                   "strides": (2, 2), "pads": (0, 0, 0, 0)}
     assert node(g, "a").attrs == {"count_include_pad": 0, "kernel_shape": (3, 3),
@@ -241,7 +251,7 @@ def test_activations(act, op, attrs):
     d = nn.Dense(5, activation=act, name="d")(f)
     e = nn.Activation(act, name="e")(d)
     g = nn.Model(x, e).graph
-    check_wellformed(g)
+    check_wellformed(g, e)
     assert ops(g) == ["Conv", op, "Flatten", "Gemm", op, op]
     for n in (node(g, f"c/{act}"), node(g, f"d/{act}"), node(g, "e")):
         exp = dict(attrs)
@@ -261,11 +271,11 @@ def test_add_residual_dag_and_dropout():
     s = nn.Add(name="s")([x, a, b])
     dr = nn.Dropout(0.2, name="dr")(s)
     g = nn.Model(x, dr).graph
-    check_wellformed(g)
+    check_wellformed(g, dr)
     assert ops(g) == ["Conv", "Conv", "Add", "Add", "Dropout"]
     assert node(g, "s/1").inputs == ["input", "a"]
     assert node(g, "s").inputs == ["s/1", "b"]
-    assert node(g, "dr").attrs == {"ratio": 0.2}
+    assert node(g, "dr").attrs == {}
 
 
 def test_multiple_inputs_outputs_and_shared_layer():
@@ -276,7 +286,7 @@ def test_multiple_inputs_outputs_and_shared_layer():
     s = nn.Add()([ha, hb])
     m = nn.Model([b, a], [s, ha], name="two")
     g = m.graph
-    check_wellformed(g)
+    check_wellformed(g, s, ha)
     assert [v.name for v in g.inputs] == ["b", "a"]
     assert g.outputs == ["add", "shared/relu"]
     assert node(g, "shared/call1").inputs == ["b", "shared.weight", "shared.bias"]
@@ -510,3 +520,95 @@ def test_zoo_mobilenetv2_width_and_tiny():
     check_wellformed(t)
     assert {"Conv", "BatchNormalization", "Relu", "Clip", "Add", "MaxPool", "AveragePool",
             "GlobalAveragePool", "Flatten", "Gemm"} <= set(ops(t))
+
+
+# --------------------------------------------------------------------------- numerics
+
+def _conv_loops(x, w, b, stride, pads, group):
+    """Direct loops, straight from the definition (float64)."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    pt, pl, pb, pr = pads
+    xp = np.zeros((n, c, h + pt + pb, wd + pl + pr))
+    xp[:, :, pt:pt + h, pl:pl + wd] = x
+    oh, ow = (h + pt + pb - kh) // stride + 1, (wd + pl + pr - kw) // stride + 1
+    y = np.zeros((n, o, oh, ow))
+    og = o // group
+    for oc in range(o):
+        g = oc // og
+        for i in range(oh):
+            for j in range(ow):
+                win = xp[:, g * cg:(g + 1) * cg, i * stride:i * stride + kh,
+                         j * stride:j * stride + kw]
+                y[:, oc, i, j] = (win * w[oc]).sum(axis=(1, 2, 3)) + (0 if b is None else b[oc])
+    return y
+
+
+def test_built_model_numerics_conv_bn_dense_softmax():
+    """Conv "same" stride 2 (asymmetric pads) + random BN + relu6 + global pool + Dense +
+    softmax: run_reference equals a hand computation."""
+    x = nn.Input((3, 6, 5))
+    h = nn.Conv2D(4, 3, strides=2, padding="same", name="c")(x)
+    h = nn.BatchNorm(epsilon=1e-3, random_stats=True, name="bn")(h)
+    h = nn.Activation("relu6")(h)
+    h = nn.GlobalAvgPool2D()(h)
+    y = nn.Dense(3, activation="softmax", name="d")(h)
+    g = nn.Model(x, y, seed=11).graph
+    # H 6, s2, k3: total 1 -> (top 0, bottom 1); W 5: total 2 -> (1, 1)
+    assert node(g, "c").attrs["pads"] == (0, 1, 1, 1)
+    P = {k: v.numpy().astype(np.float64) for k, v in g.weights.items()}
+    xv = np.random.default_rng(0).standard_normal((2, 3, 6, 5)) * 2
+    z = _conv_loops(xv, P["c.weight"], P["c.bias"], 2, node(g, "c").attrs["pads"], 1)
+    bn = lambda k: P[f"bn.{k}"][None, :, None, None]  # noqa: E731
+    z = (z - bn("mean")) / np.sqrt(bn("var") + 1e-3) * bn("scale") + bn("bias")
+    z = np.minimum(np.maximum(z, 0), 6).mean(axis=(2, 3))
+    z = z @ P["d.weight"] + P["d.bias"]
+    want = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    got = run_reference(g, xv)[g.outputs[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert z.std() > 0.1     # the softmax input is not degenerate
+
+
+def test_built_model_numerics_separable_residual_pools():
+    """Depthwise + separable convs, a residual Add, "same" max/avg pools (padding excluded
+    from the mean), gelu/sigmoid/tanh: run_reference equals a hand computation."""
+    x = nn.Input((2, 5, 5))
+    d = nn.DepthwiseConv2D(3, padding="same", activation="tanh", name="dw")(x)
+    r = nn.Add()([x, d])
+    s = nn.SeparableConv2D(3, 3, padding=1, activation="gelu", name="sep")(r)
+    m = nn.MaxPool2D(2, strides=2, padding="same", name="mp")(s)       # 5 -> 3, pad b/r
+    a = nn.AvgPool2D(3, strides=1, padding="same", name="ap")(m)
+    y = nn.Activation("sigmoid")(nn.Flatten()(a))
+    g = nn.Model(x, y, seed=5).graph
+    P = {k: v.numpy().astype(np.float64) for k, v in g.weights.items()}
+    xv = np.random.default_rng(1).standard_normal((1, 2, 5, 5))
+    t = np.tanh(_conv_loops(xv, P["dw.weight"], P["dw.bias"], 1, (1, 1, 1, 1), 2)) + xv
+    t = _conv_loops(t, P["sep.depthwise"], None, 1, (1, 1, 1, 1), 2)
+    t = _conv_loops(t, P["sep.pointwise"], P["sep.bias"], 1, (0, 0, 0, 0), 1)
+    t = 0.5 * t * (1 + np.vectorize(math.erf)(t / math.sqrt(2)))
+    mp = np.full((1, 3, 3, 3), -np.inf)
+    for i in range(3):
+        for j in range(3):
+            mp[:, :, i, j] = t[:, :, 2 * i:2 * i + 2, 2 * j:2 * j + 2].max(axis=(2, 3))
+    ap = np.zeros_like(mp)
+    for i in range(3):
+        for j in range(3):
+            win = mp[:, :, max(i - 1, 0):i + 2, max(j - 1, 0):j + 2]
+            ap[:, :, i, j] = win.mean(axis=(2, 3))       # only real pixels count
+    want = 1 / (1 + np.exp(-ap.reshape(1, -1)))
+    got = run_reference(g, xv)[g.outputs[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_zoo_models_run_with_sane_activations():
+    """The zoo's random BN statistics keep activations O(1) through the whole network, so
+    fp32 comparisons against them are meaningful (no overflow, no collapse to 0)."""
+    g = zoo.mobilenetv2_style((3, 32, 32), width=0.35, num_classes=10)
+    y = run_reference(g, np.random.default_rng(0).standard_normal((1, 3, 32, 32)))
+    out = y[g.outputs[0]]
+    assert out.shape == (1, 10) and np.all(np.isfinite(out))
+    assert 0.1 < np.abs(out).max() < 100
+    t = zoo.tiny_cnn()
+    out = run_reference(t, np.random.default_rng(0).standard_normal((2, 3, 16, 16)))["logits"]
+    assert out.shape == (2, 10) and 0.01 < np.abs(out).max() < 100
+    assert not np.allclose(out[0], out[1])
