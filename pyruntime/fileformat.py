@@ -360,7 +360,8 @@ class _Checker:
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.fail(where, f"expected an integer, got {v!r}")
         if v < lo or (hi is not None and v > hi):
-            raise self.fail(where, f"value {v} out of range [{lo}, {hi if hi is not None else 'inf'}]")
+            top = "inf" if hi is None else hi
+            raise self.fail(where, f"value {v} out of range [{lo}, {top}]")
         return v
 
     def dtype(self, v: Any, where: str) -> np.dtype:

@@ -921,9 +921,10 @@ class Model:
             out.append(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:>{w[2]}}")
             if i == 0:
                 out.append(line)
+        g = self.graph
         out += [line, f"Total params: {self.count_params():,}",
-                f"Graph: {len(self.graph.nodes)} nodes, inputs {[v.name for v in self.graph.inputs]},"
-                f" outputs {self.graph.outputs}"]
+                f"Graph: {len(g.nodes)} nodes, inputs {[v.name for v in g.inputs]}, "
+                f"outputs {g.outputs}"]
         s = "\n".join(out)
         if print_fn is not None:
             print_fn(s)

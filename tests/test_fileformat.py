@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import pathlib
 import pickle
 import struct
 import zipfile
@@ -195,6 +194,17 @@ def test_file_objects_and_bytes(tmp_path):
     p.write_bytes(b)
     with open(p, "rb") as fh:
         assert_identical(g, rt.load(fh))
+
+    class Pipe:                                    # readable, not seekable
+        def __init__(self, data):
+            self.f = io.BytesIO(data)
+
+        def read(self, n=-1):
+            return self.f.read(n)
+
+    assert_identical(g, rt.load(Pipe(b)))
+    with pytest.raises(rt.ModelFormatError, match="truncated"):
+        rt.load(Pipe(b[:-3]))
 
 
 def test_save_is_atomic_and_rejects_unstorable(tmp_path):
@@ -397,7 +407,8 @@ SCHEMA_CASES = [
     ("nbytes wrong", lambda h: _arr(h).update(nbytes=_arr(h)["nbytes"] - 4), r"nbytes"),
     ("offset misaligned", lambda h: _arr(h).update(offset=4), "aligned"),
     ("offset negative", lambda h: _arr(h).update(offset=-64), "out of range"),
-    ("offset beyond", lambda h: _arr(h).update(offset=ff._align(h["data_size"])), "outside the data"),
+    ("offset beyond", lambda h: _arr(h).update(offset=ff._align(h["data_size"])),
+     "outside the data"),
     ("overlap", lambda h: _arr(h, 1).update(offset=_arr(h, 0)["offset"]), "overlaps"),
     ("crc range", lambda h: _arr(h).update(crc32=2**32), "out of range"),
     ("duplicate weight", lambda h: h["weights"].append(h["weights"][0]), "duplicate weight"),
