@@ -286,7 +286,10 @@ _BIAS_INITS = ("uniform", "zeros")
 # --------------------------------------------------------------------------- layers
 
 class Layer:
-    """Base class: call on a Tensor (or a list of Tensors for Add) to get a Tensor."""
+    """Base class: call on a Tensor (or a list of Tensors for Add) to get a Tensor.
+
+    Every layer takes `name=` and `seed=` (the seed only matters for layers with weights;
+    weightless ones accept it so that all layers share one signature)."""
 
     kind = "layer"          # base of automatic names
     multi_input = False
@@ -606,8 +609,8 @@ class _Pool(_ConvBase):
     op = ""
 
     def __init__(self, pool_size: Any = 2, strides: Any = None, padding: Any = "valid", *,
-                 name: str | None = None) -> None:
-        super().__init__(name, None)
+                 seed: int | None = None, name: str | None = None) -> None:
+        super().__init__(name, seed)
         what = type(self).__name__
         self.kernel_size = _pair(pool_size, f"{what} pool_size")
         self.strides = self.kernel_size if strides is None else _pair(strides, f"{what} strides")
@@ -646,8 +649,9 @@ class AvgPool2D(_Pool):
     op = "AveragePool"
 
     def __init__(self, pool_size: Any = 2, strides: Any = None, padding: Any = "valid", *,
-                 count_include_pad: bool = False, name: str | None = None) -> None:
-        super().__init__(pool_size, strides, padding, name=name)
+                 count_include_pad: bool = False, seed: int | None = None,
+                 name: str | None = None) -> None:
+        super().__init__(pool_size, strides, padding, seed=seed, name=name)
         self.count_include_pad = bool(count_include_pad)
 
     def _emit(self, em, xs, base, pname, in_shapes):
@@ -661,8 +665,9 @@ class GlobalAvgPool2D(Layer):
 
     kind = "global_avg_pool2d"
 
-    def __init__(self, keepdims: bool = False, *, name: str | None = None) -> None:
-        super().__init__(name, None)
+    def __init__(self, keepdims: bool = False, *, seed: int | None = None,
+                 name: str | None = None) -> None:
+        super().__init__(name, seed)
         self.keepdims = bool(keepdims)
 
     def _out_shape(self, shapes: list[tuple]) -> tuple:
@@ -682,8 +687,8 @@ class Flatten(Layer):
 
     kind = "flatten"
 
-    def __init__(self, *, name: str | None = None) -> None:
-        super().__init__(name, None)
+    def __init__(self, *, seed: int | None = None, name: str | None = None) -> None:
+        super().__init__(name, seed)
 
     def _out_shape(self, shapes: list[tuple]) -> tuple:
         s = shapes[0]
@@ -702,8 +707,8 @@ class Add(Layer):
     kind = "add"
     multi_input = True
 
-    def __init__(self, *, name: str | None = None) -> None:
-        super().__init__(name, None)
+    def __init__(self, *, seed: int | None = None, name: str | None = None) -> None:
+        super().__init__(name, seed)
 
     def _out_shape(self, shapes: list[tuple]) -> tuple:
         for i, s in enumerate(shapes[1:], 1):
@@ -726,8 +731,9 @@ class Activation(Layer):
 
     kind = "activation"
 
-    def __init__(self, activation: str, *, name: str | None = None) -> None:
-        super().__init__(name, None)
+    def __init__(self, activation: str, *, seed: int | None = None,
+                 name: str | None = None) -> None:
+        super().__init__(name, seed)
         act = _check_activation(activation, "Activation")
         if act is None:
             raise GraphError("Activation: 'linear'/None is not an activation layer; leave it out")
@@ -751,8 +757,9 @@ class Dropout(Layer):
 
     kind = "dropout"
 
-    def __init__(self, rate: float = 0.5, *, name: str | None = None) -> None:
-        super().__init__(name, None)
+    def __init__(self, rate: float = 0.5, *, seed: int | None = None,
+                 name: str | None = None) -> None:
+        super().__init__(name, seed)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) \
                 or not 0.0 <= float(rate) < 1.0:
             raise GraphError(f"Dropout rate must be in [0, 1), got {rate!r}")
