@@ -133,7 +133,7 @@ py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
                         const py::object& bias_obj, const py::object& res_obj,
                         const std::string& act, float lo, float hi, bool residual_after_act,
                         const std::string& isa, int64_t n_split, int64_t m_split,
-                        const py::object& out_obj) {
+                        const py::object& out_obj, int64_t repeat) {
   const GemmConfig& g = table_for(isa).gemm;
   if (g.run == nullptr) raise("IsaError", "no gemm kernel registered for ISA '" + isa + "'");
   const Mat A = as_mat(A_obj, "A", false);
@@ -143,6 +143,7 @@ py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
     raise("ShapeError", "A is (" + std::to_string(M) + ", " + std::to_string(K) +
                             ") so B must have " + std::to_string(K) + " rows; got (" +
                             std::to_string(B.rows) + ", " + std::to_string(N) + ")");
+  if (repeat < 1) raise("InputError", "repeat must be >= 1; got " + std::to_string(repeat));
   if (n_split < 1 || m_split < 1)
     raise("InputError", "n_split and m_split must be >= 1; got " + std::to_string(n_split) +
                             " and " + std::to_string(m_split));
@@ -202,19 +203,25 @@ py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
 
   const ptrdiff_t nr = g.nr;
   const ptrdiff_t panels = (N + nr - 1) / nr;
+  // The blocks, one run() call each, as the executor's threads would call them.
+  struct Block { ptrdiff_t m0, m1, n0, n1; };
+  std::vector<Block> blocks;
+  for (int64_t mi = 0; mi < m_split; ++mi) {
+    const ptrdiff_t m0 = M * mi / m_split, m1 = M * (mi + 1) / m_split;
+    for (int64_t ni = 0; ni < n_split; ++ni) {
+      const ptrdiff_t p0 = panels * ni / n_split, p1 = panels * (ni + 1) / n_split;
+      const ptrdiff_t n0 = p0 * nr, n1 = p1 * nr < N ? p1 * nr : N;
+      if (m1 > m0 && n1 > n0) blocks.push_back({m0, m1, n0, n1});
+    }
+  }
   {
     py::gil_scoped_release nogil;
-    for (int64_t mi = 0; mi < m_split; ++mi) {
-      const ptrdiff_t m0 = M * mi / m_split, m1 = M * (mi + 1) / m_split;
-      if (m1 <= m0) continue;
-      Epilogue blk = ep;
-      if (blk.residual) blk.residual += m0 * ep.ldr;
-      for (int64_t ni = 0; ni < n_split; ++ni) {
-        const ptrdiff_t p0 = panels * ni / n_split, p1 = panels * (ni + 1) / n_split;
-        const ptrdiff_t n0 = p0 * nr, n1 = p1 * nr < N ? p1 * nr : N;
-        if (n1 <= n0) continue;
-        g.run(m1 - m0, N, K, A.data + m0 * A.ld, A.ld, packed.get(), C.data + m0 * C.ld,
-              C.ld, &blk, n0, n1);
+    for (int64_t rep = 0; rep < repeat; ++rep) {
+      for (const Block& b : blocks) {
+        Epilogue blk = ep;
+        if (blk.residual) blk.residual += b.m0 * ep.ldr;
+        g.run(b.m1 - b.m0, N, K, A.data + b.m0 * A.ld, A.ld, packed.get(),
+              C.data + b.m0 * C.ld, C.ld, &blk, b.n0, b.n1);
       }
     }
   }
@@ -229,10 +236,12 @@ void bind_testing_gemm(py::module_& testing) {
               py::arg("lo") = 0.0f, py::arg("hi") = 0.0f,
               py::arg("residual_after_act") = false, py::arg("isa") = "avx2",
               py::arg("n_split") = 1, py::arg("m_split") = 1, py::arg("out") = py::none(),
+              py::arg("repeat") = 1,
               "C = epilogue(A @ B) with B packed by the ISA's gemm config, computed over an "
               "m_split x n_split grid of blocks (n boundaries on multiples of nr) the way "
               "the executor calls it. A, residual and out may have padded rows (row stride "
-              ">= width); out, when given, is written in place and returned.");
+              ">= width); out, when given, is written in place and returned. `repeat` "
+              "runs the grid that many times after one packing, for timing the kernel.");
   testing.def("gemm_config", [](const std::string& isa) {
     const GemmConfig& g = table_for(isa).gemm;
     py::dict d;
