@@ -16,6 +16,9 @@ import pyruntime as rt
 from pyruntime import _core
 
 T = _core.testing
+#: Test-only kernel: AVX2 vectors in the AVX-512 kernel's tile shape (12 rows, two
+#: vectors per row, same blocking), so the template paths AVX-512 takes run here.
+AVX512_SHAPE = "avx2_12x16"
 ACTS = ("none", "relu", "clip", "sigmoid", "tanh", "gelu")
 
 
@@ -72,12 +75,36 @@ def rand(rng, *shape, lo=-1.0, hi=1.0):
     return rng.uniform(lo, hi, size=shape).astype(np.float32)
 
 
+@pytest.fixture(params=[
+    *(pytest.param(i, marks=pytest.mark.skipif(not _core.isa_supported(i), reason=f"CPU lacks {i}"))
+      for i in ("scalar", "avx2", "avx512")),
+    pytest.param(AVX512_SHAPE, marks=pytest.mark.skipif(not _core.isa_supported("avx2"),
+                                                        reason="CPU lacks avx2")),
+])
+def isa(request) -> str:
+    """conftest's `isa` plus the AVX-512-shaped AVX2 kernel."""
+    return request.param
+
+
 def test_config_names_the_kernel(isa):
     cfg = T.gemm_config(isa)
+    if isa == AVX512_SHAPE:
+        assert cfg["name"] == "f32_gemm_12x16__avx2"
+        return
     assert re.fullmatch(rf"f32_gemm_{cfg['mr']}x{cfg['nr']}__{isa}", cfg["name"]), cfg
     assert _core.kernels_for(isa)["gemm"] == cfg["name"]
     width = {"scalar": 1, "avx2": 8, "avx512": 16}[isa]
     assert cfg["mr"] >= 1 and cfg["nr"] % width == 0
+
+
+def test_avx512_shape_mirror_matches_the_avx512_kernel():
+    """The AVX2 stand-in must keep the AVX-512 tile: same rows, same vectors per row."""
+    real = T.gemm_config("avx512", check_cpu=False)
+    assert real["name"] == f"f32_gemm_{real['mr']}x{real['nr']}__avx512"
+    if not _core.isa_supported("avx2"):
+        pytest.skip("CPU lacks avx2")
+    mirror = T.gemm_config(AVX512_SHAPE)
+    assert mirror["mr"] == real["mr"] and mirror["nr"] // 8 == real["nr"] // 16
 
 
 SHAPES = [  # (M, N, K): 1, primes, non-multiples of every vector width, both tails at once
@@ -146,7 +173,7 @@ def test_nan_propagates_through_relu_and_clip(isa, rng):
 
 @pytest.mark.parametrize("m_split,n_split", [(2, 1), (1, 3), (3, 4), (5, 7), (40, 2)])
 def test_block_grid_like_the_executor(isa, rng, m_split, n_split):
-    M, N, K = 37, 301, 45
+    M, N, K = 37, 301, 301  # K > every kernel's K block: partial sums pass through C
     A, B = rand(rng, M, K), rand(rng, K, N)
     bias, res = rand(rng, N), rand(rng, M, N)
     kw = dict(bias=bias, residual=res, act="relu")

@@ -18,7 +18,13 @@
 namespace py = pybind11;
 
 namespace pyrt {
+
+// Defined in f32_gemm_avx2.cpp for tests only (not part of the kernel table).
+void register_gemm_12x16__avx2(KernelTable& t);
+
 namespace {
+
+constexpr const char* kAvx512Shape = "avx2_12x16";
 
 [[noreturn]] void raise(const char* cls, const std::string& msg) {
   py::object type = py::module_::import("pyruntime.errors").attr(cls);
@@ -26,8 +32,18 @@ namespace {
   throw py::error_already_set();
 }
 
+// "avx2_12x16": the AVX2 table with its gemm replaced by the test-only kernel that has
+// the AVX-512 kernel's tile shape (see f32_gemm_avx2.cpp); any other name is an ISA.
 const KernelTable& table_for(const std::string& isa) {
   try {
+    if (isa == kAvx512Shape) {
+      static const KernelTable t = [] {
+        KernelTable copy = kernel_table_for(Isa::Avx2);
+        register_gemm_12x16__avx2(copy);
+        return copy;
+      }();
+      return t;
+    }
     return kernel_table_for(parse_isa(isa));
   } catch (const std::exception& e) {
     raise("IsaError", e.what());
@@ -242,14 +258,31 @@ void bind_testing_gemm(py::module_& testing) {
               "the executor calls it. A, residual and out may have padded rows (row stride "
               ">= width); out, when given, is written in place and returned. `repeat` "
               "runs the grid that many times after one packing, for timing the kernel.");
-  testing.def("gemm_config", [](const std::string& isa) {
-    const GemmConfig& g = table_for(isa).gemm;
+  testing.def("gemm_config", [](const std::string& isa, bool check_cpu) {
+    KernelTable blank{};
+    const KernelTable* t = &blank;
+    if (check_cpu || isa == kAvx512Shape) {
+      t = &table_for(isa);
+    } else {  // names and shapes only: registering runs no ISA instruction
+      Isa want;
+      try {
+        want = parse_isa(isa);
+      } catch (const std::exception& e) {
+        raise("IsaError", e.what());
+      }
+      register_gemm__scalar(blank);
+      if (want >= Isa::Avx2) register_gemm__avx2(blank);
+      if (want >= Isa::Avx512) register_gemm__avx512(blank);
+    }
+    const GemmConfig& g = t->gemm;
     py::dict d;
     d["name"] = g.name ? g.name : "";
     d["mr"] = g.mr;
     d["nr"] = g.nr;
     return d;
-  }, py::arg("isa"), "The gemm kernel for an ISA: {name, mr, nr}.");
+  }, py::arg("isa"), py::arg("check_cpu") = true,
+     "The gemm kernel for an ISA: {name, mr, nr}. check_cpu=False also describes the "
+     "kernel of an ISA this CPU lacks (it is not run).");
   testing.def("gemm_pack", [](const py::object& B_obj, const std::string& isa) {
     const GemmConfig& g = table_for(isa).gemm;
     const Mat B = as_mat(B_obj, "B", false);

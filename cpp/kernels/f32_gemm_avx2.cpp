@@ -1,6 +1,7 @@
 // f32 GEMM for AVX2 + FMA: a 6 x 16 register tile (12 accumulators, 2 B vectors, one
 // broadcast of A). The algorithm is the shared template in f32_gemm_impl.inc; this
-// file only supplies the 8-float vector traits and the blocking constants.
+// file only supplies the 8-float vector traits and the blocking constants (twice: the
+// second instance mirrors the AVX-512 tile shape for tests).
 #include <immintrin.h>
 
 #include <cstddef>
@@ -34,17 +35,37 @@ struct V {
   static inline reg min(reg a, reg b) { return _mm256_min_ps(a, b); }
 };
 
+}  // namespace
+
+// The kernel in the table.
+namespace tile6x16 {
+namespace {
 constexpr int kMr = 6;
 constexpr int kNr = 16;
 constexpr ptrdiff_t kKc = 256;  // 16 KiB sliver of B per panel
 constexpr ptrdiff_t kMc = 144;  // 144 x 256 floats of A: 144 KiB
 constexpr const char* kName = "f32_gemm_6x16__avx2";
-
 #include "f32_gemm_impl.inc"
-
 }  // namespace
+}  // namespace tile6x16
+
+// For tests only: the AVX-512 kernel's shape (12 rows, two vectors per row, the same K
+// and M blocks) built from AVX2 vectors, so every template path the AVX-512 kernel
+// takes (tiles of 7..12 rows included) runs on machines without AVX-512. It spills
+// accumulators; it is never put in a kernel table.
+namespace tile12x16 {
+namespace {
+constexpr int kMr = 12;
+constexpr int kNr = 16;
+constexpr ptrdiff_t kKc = 192;
+constexpr ptrdiff_t kMc = 144;
+constexpr const char* kName = "f32_gemm_12x16__avx2";
+#include "f32_gemm_impl.inc"
+}  // namespace
+}  // namespace tile12x16
 }  // namespace avx2
 
-void register_gemm__avx2(KernelTable& t) { avx2::register_into(t); }
+void register_gemm__avx2(KernelTable& t) { avx2::tile6x16::register_into(t); }
+void register_gemm_12x16__avx2(KernelTable& t) { avx2::tile12x16::register_into(t); }
 
 }  // namespace pyrt
