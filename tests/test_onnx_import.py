@@ -780,3 +780,29 @@ def test_malformed_attributes_and_arity(mutate, match):
     mutate(m.graph.node[0])
     with pytest.raises(rt.ModelFormatError, match=match):
         rt.load_onnx(m)
+
+
+ZOO = {
+    "mlp": lambda: (rt.zoo.mlp((64, 48, 32, 10), seed=1), (64,)),
+    "tiny_cnn": lambda: (rt.zoo.tiny_cnn(seed=2), (3, 16, 16)),
+    "mobilenetv2_style": lambda: (rt.zoo.mobilenetv2_style((3, 32, 32), width=0.35,
+                                                           num_classes=7, seed=3), (3, 32, 32)),
+}
+
+
+@pytest.mark.parametrize("optimized", [False, True])
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_models_export_to_onnxruntime(name, optimized):
+    """Zoo graphs (and their optimized forms) run in onnxruntime like in the reference,
+    and import back to graphs with the same outputs."""
+    g, shape = ZOO[name]()
+    if optimized:
+        g = rt.passes.optimize(g)
+    x = f32(2, *shape)
+    want = run_reference(g, {"input": x})
+    m = to_onnx(g)
+    got = ort_run(m, {"input": x})
+    back = run_reference(rt.load_onnx(m), {"input": x})
+    for k in want:
+        assert_close(got[k], want[k], rtol=2e-5)
+        assert_close(back[k], want[k])
