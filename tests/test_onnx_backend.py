@@ -89,3 +89,19 @@ def test_summary_counts_and_table() -> None:
     assert f"| **total** | {len(results)} | {passed} |" in table
     assert not [r for r in results if r.status == "failed"]
     assert passed == len(results) - len(B.DOCUMENTED_REJECTIONS)
+
+
+def test_cli_prints_table_and_writes_json(tmp_path, capsys, pytestconfig) -> None:
+    import json
+
+    cache = pytestconfig.cache.mkdir("pyruntime-onnx-node-cases") if pytestconfig.cache \
+        else None
+    out = tmp_path / "r.json"
+    args = ["--runner", "reference", "--json", str(out)] + (["--cache", str(cache)]
+                                                             if cache else [])
+    assert B.main(args) == 0
+    text = capsys.readouterr().out
+    assert "| **total** |" in text and "passed " in text
+    data = json.loads(out.read_text())
+    assert data["runner"] == "reference" and data["total"] == len(data["cases"])
+    assert data["passed"] == sum(c["status"] == "passed" for c in data["cases"])
