@@ -89,7 +89,7 @@ _ATTR_TYPES: dict[str, str] = {
 
 # Ops whose outputs are random or otherwise must not be constant-folded.
 _NO_FOLD = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
-            "Multinomial", "Bernoulli", "Dropout"}
+            "Multinomial", "Bernoulli"}
 
 _FLT_MAX = float(np.finfo(np.float32).max)
 
