@@ -806,3 +806,24 @@ def test_zoo_models_export_to_onnxruntime(name, optimized):
     for k in want:
         assert_close(got[k], want[k], rtol=2e-5)
         assert_close(back[k], want[k])
+
+
+def _session_or_skip():
+    from pyruntime.onnx_backend import session_available
+    if not session_available():
+        pytest.skip("rt.compile is not implemented in this build")
+
+
+@pytest.mark.parametrize("build,shape", [(small_cnn, (3, 17, 15)), (mlp, (784,))])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_imported_models_compile_and_match_onnxruntime(build, shape, batch):
+    _session_or_skip()
+    m = build()
+    feeds = {"x": f32(batch, *shape)}
+    want = ort_run(m, feeds)
+    g = rt.load_onnx(m)
+    for graph in (g, rt.passes.optimize(g)):
+        got = rt.compile(graph, device="cpu", threads=2).run(feeds)
+        for k in want:
+            assert got[k].dtype == np.float32
+            assert_close(got[k], want[k], rtol=1e-4)
