@@ -827,3 +827,91 @@ def test_imported_models_compile_and_match_onnxruntime(build, shape, batch):
         for k in want:
             assert got[k].dtype == np.float32
             assert_close(got[k], want[k], rtol=1e-4)
+
+
+# ----------------------------------------------------------------- properties
+
+hyp = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def window_op(draw):
+    """A random 2-D Conv/MaxPool/AveragePool node with every padding/stride/ceil variant
+    onnxruntime accepts, plus a matching input size."""
+    op = draw(st.sampled_from(["Conv", "Conv_dw", "MaxPool", "AveragePool"]))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if op != "AveragePool" else (1, 1)
+    auto = draw(st.sampled_from(["NOTSET", "NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]))
+    if auto.startswith("SAME"):
+        dil = (1, 1)  # onnxruntime refuses SAME with dilation
+    ext = ((kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1)
+    attrs = {"strides": [sh, sw]}
+    if dil != (1, 1):
+        attrs["dilations"] = list(dil)
+    if auto == "NOTSET":
+        # onnxruntime wants pads < kernel_shape (undilated)
+        attrs["pads"] = [draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1)),
+                         draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))]
+    else:
+        attrs["auto_pad"] = auto
+    h = draw(st.integers(ext[0], ext[0] + 7))
+    w = draw(st.integers(ext[1], ext[1] + 7))
+    if op in ("MaxPool", "AveragePool"):
+        attrs["kernel_shape"] = [kh, kw]
+        if auto == "NOTSET":
+            attrs["ceil_mode"] = draw(st.integers(0, 1))
+        if op == "AveragePool":
+            attrs["count_include_pad"] = draw(st.integers(0, 1))
+    return op, (kh, kw), attrs, (h, w), draw(st.integers(1, 4))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(window_op())
+def test_window_ops_match_onnxruntime(spec):
+    op, (kh, kw), attrs, (h, w), c = spec
+    inits = {}
+    if op.startswith("Conv"):
+        group = c if op == "Conv_dw" else 1
+        o = c if op == "Conv_dw" else 3
+        inits = {"W": f32(o, c // group, kh, kw), "B": f32(o)}
+        if group > 1:
+            attrs["group"] = group
+        node = oh.make_node("Conv", ["x", "W", "B"], ["y"], **attrs)
+    else:
+        node = oh.make_node(op, ["x"], ["y"], **attrs)
+    m = model([node], [("x", ["N", c, h, w])], [("y", None)], inits)
+    x = f32(2, c, h, w)
+    # onnxruntime (and onnx's reference) fail where SAME padding would be negative
+    # (stride > kernel; the spec clamps it to 0): test_same_padding_clamped covers it.
+    hyp.assume(not _negative_same(attrs, (h, w), (kh, kw)))
+    check(m, {"x": x}, roundtrip=False)
+
+
+def _negative_same(attrs, hw, k):
+    return attrs.get("auto_pad", "").startswith("SAME") and any(
+        (-(-n // s) - 1) * s + kk < n for n, s, kk in zip(hw, attrs["strides"], k))
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool", "Conv"])
+def test_same_padding_clamped(op):
+    """SAME with stride > kernel needs 'negative' padding: the spec clamps it to 0, so
+    the result equals VALID; output size ceil(in / stride) as onnx's shape inference."""
+    attrs = {"strides": [3, 2]}
+    inits = {"W": f32(2, 2, 1, 1)} if op == "Conv" else {}
+    if op != "Conv":
+        attrs["kernel_shape"] = [1, 1]
+    ins = ["x", "W"] if op == "Conv" else ["x"]
+    same = model([oh.make_node(op, ins, ["y"], auto_pad="SAME_UPPER", **attrs)],
+                 [("x", [1, 2, 9, 7])], [("y", None)], inits)
+    valid = model([oh.make_node(op, ins, ["y"], auto_pad="VALID", **attrs)],
+                  [("x", [1, 2, 9, 7])], [("y", None)], inits)
+    assert _negative_same({"auto_pad": "SAME_UPPER", **attrs}, (9, 7), (1, 1))
+    g = rt.load_onnx(same)
+    assert g.nodes[0].attrs["pads"] == (0, 0, 0, 0)
+    inferred = onnx.shape_inference.infer_shapes(same).graph.output[0]
+    assert [d.dim_value for d in inferred.type.tensor_type.shape.dim] == [1, 2, 3, 4]
+    x = f32(1, 2, 9, 7)
+    assert_close(run_reference(g, {"x": x})["y"], ort_run(valid, {"x": x})["y"])
