@@ -558,8 +558,7 @@ class _Importer:
                 if ratio != 0.0:
                     raise _Unsupported(f"training_mode=True with ratio={ratio:g} is random; "
                                        "only inference Dropout is supported")
-        elif ratio_name:
-            self.const(ratio_name, "ratio")  # value irrelevant in inference
+        # In inference the ratio is irrelevant (even when it is a run-time input).
         self.emit("Dropout", [x], [self.only_output(node)], name=node.name)
 
     def _op_Clip(self, node: Any) -> None:
@@ -684,6 +683,12 @@ class _Importer:
                 else:
                     ins.append(self.weight(nm, arr))
             else:
+                if self.opset < 7 and at.get("broadcast", 0) and "axis" in at and \
+                        nm == b_name:
+                    ra, rb = self.rank(a_name), self.rank(b_name)
+                    if ra is None or rb is None or int(at["axis"]) % ra + rb != ra:
+                        raise _Unsupported("legacy broadcast=1 with axis on a run-time B "
+                                           "that is not aligned with A's trailing dims")
                 ins.append(nm)
         self.emit("Add", ins, [self.only_output(node)], name=node.name)
 

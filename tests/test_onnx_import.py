@@ -915,3 +915,13 @@ def test_same_padding_clamped(op):
     assert [d.dim_value for d in inferred.type.tensor_type.shape.dim] == [1, 2, 3, 4]
     x = f32(1, 2, 9, 7)
     assert_close(run_reference(g, {"x": x})["y"], ort_run(valid, {"x": x})["y"])
+
+
+def test_add_legacy_broadcast_axis_opset6():
+    c = f32(4)
+    node = oh.make_node("Add", ["x", "c"], ["y"], broadcast=1, axis=1)
+    m = model([node], [("x", [2, 4, 3, 5])], [("y", None)], {"c": c}, opset=6)
+    m.ir_version = 3
+    x = f32(2, 4, 3, 5)
+    g = rt.load_onnx(m)
+    assert_close(run_reference(g, {"x": x})["y"], x + c[None, :, None, None])
