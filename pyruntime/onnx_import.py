@@ -14,6 +14,24 @@ Policy:
   shapes) raise ModelFormatError; unusable input shapes raise ShapeError.
 - Graph inputs run as float32. The first dimension may be symbolic (dim_param, 0 or
   missing -> None, the batch); other dimensions must be concrete.
+
+Canonical forms worth knowing:
+- Gemm: W = alpha * op(B) stored [K, N]; beta * C becomes the bias when it broadcasts as
+  [N] (scalar, [1], [N], [1, N]), else a following Add (weight [M, N]/[M, 1], or a
+  run-time C when beta == 1). transA only on constants (folded).
+- MatMul(X, W const 2-D) -> Gemm; MatMul/Gemm + Add of a [N] weight -> one Gemm.
+- Conv/pools: auto_pad becomes explicit (top, left, bottom, right) pads (SAME as in the
+  spec, for the dilated kernel); pool ceil_mode is kept only where it changes the output.
+  Pools with SAME padding and dilation are refused: onnxruntime pads those for the
+  undilated kernel, the spec for the dilated one.
+- Clip: opset < 11 defaults are +-FLT_MAX (the spec's), opset >= 11 absent bounds are
+  +-inf; min > max becomes min = max (ONNX: every element is max).
+- Softmax: opset >= 13 single axis as is; opset < 13 only where its "flatten from axis"
+  equals a single axis (the last axis, or trailing dims of size 1).
+- MaxPool storage_order is accepted when the Indices output is absent (it only affects
+  Indices); Dropout is the inference identity (ratio ignored; training_mode must be
+  false, or ratio 0); unused optional outputs are ignored, used ones are refused.
+- Nodes that no graph output depends on are dropped before conversion.
 """
 
 from __future__ import annotations
