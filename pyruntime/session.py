@@ -90,7 +90,10 @@ class Session:
 
     def arena_bytes(self, batch: int = 1) -> int:
         """Working memory (bytes) one run with this batch size uses, besides inputs/outputs."""
-        return int(self._plan.arena_bytes(batch))
+        try:
+            return int(self._plan.arena_bytes(batch))
+        except _core.SizeError as e:
+            raise ShapeError(f"batch {batch} is too large: {e}") from None
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i.name}{i.shape}" for i in self.inputs)
