@@ -13,6 +13,7 @@ from .errors import (
     ModelFormatError,
     ShapeError,
     UnsupportedOpError,
+    WeightShapeError,
 )
 from .graph import Graph, Node, ValueInfo, Weight
 from .info import info
@@ -25,7 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DTypeError", "Error", "GraphError", "InputError", "IsaError", "MissingDependencyError",
-    "ModelFormatError", "ShapeError", "UnsupportedOpError", "Graph", "Node", "ValueInfo",
+    "ModelFormatError", "ShapeError", "UnsupportedOpError", "WeightShapeError", "Graph", "Node", "ValueInfo",
     "Weight", "info", "load", "save", "load_onnx", "Session", "compile", "nn", "passes",
     "__version__",
 ]
