@@ -32,6 +32,9 @@ Canonical forms worth knowing:
   Indices); Dropout is the inference identity (ratio ignored; training_mode must be
   false, or ratio 0); unused optional outputs are ignored, used ones are refused.
 - Nodes that no graph output depends on are dropped before conversion.
+- Shape of a run-time tensor may feed data-movement ops (Gather, Unsqueeze, Concat,
+  Slice, Cast to int64, ...) into a Reshape target: PyTorch's `x.view(x.size(0), -1)`
+  becomes Reshape(0, -1). Any arithmetic on the batch size is refused.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
     "Sigmoid": {"consumed_inputs"},
     "Softmax": {"axis"},
     "Tanh": {"consumed_inputs"},
+    "Shape": {"start", "end"},   # only feeding Reshape targets (see _shape_of)
 }
 
 # How many inputs each op takes in ONNX (min, max), "" placeholders included.
@@ -88,7 +92,7 @@ _ARITY: dict[str, tuple[int, int]] = {
     "Constant": (0, 0), "Conv": (2, 3), "Dropout": (1, 3), "Flatten": (1, 1), "Gelu": (1, 1),
     "Gemm": (2, 3), "GlobalAveragePool": (1, 1), "Identity": (1, 1), "MatMul": (2, 2),
     "MaxPool": (1, 1), "Relu": (1, 1), "Reshape": (1, 2), "Sigmoid": (1, 1),
-    "Softmax": (1, 1), "Tanh": (1, 1),
+    "Softmax": (1, 1), "Tanh": (1, 1), "Shape": (1, 1),
 }
 
 # The ONNX type of every attribute we read (a wrong type is a malformed model).
@@ -102,7 +106,7 @@ _ATTR_TYPES: dict[str, str] = {
     "dilations": "INTS", "group": "INT", "kernel_shape": "INTS", "pads": "INTS",
     "strides": "INTS", "ratio": "FLOAT", "seed": "INT", "approximate": "STRING",
     "ceil_mode": "INT", "count_include_pad": "INT", "storage_order": "INT",
-    "shape": "INTS", "allowzero": "INT",
+    "shape": "INTS", "allowzero": "INT", "start": "INT", "end": "INT",
 }
 
 # Ops whose outputs are random or otherwise must not be constant-folded.
@@ -110,6 +114,13 @@ _NO_FOLD = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformL
             "Multinomial", "Bernoulli"}
 
 _FLT_MAX = float(np.finfo(np.float32).max)
+
+# Inside shape tensors (Shape of a run-time tensor), the symbolic batch size is this
+# sentinel. Only data-movement ops may touch such tensors (they carry it through
+# unchanged); Reshape then reads it back as "copy dim 0" (ONNX's 0).
+_BATCH = -(2 ** 62)
+_SHAPE_MOVES = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Identity", "Reshape",
+                "Cast", "Flatten"}
 
 
 class _Unsupported(Exception):
@@ -199,6 +210,7 @@ class _Importer:
         self.g = model.graph
         self.opset = self._default_opset()
         self.consts: dict[str, np.ndarray] = {}      # name -> constant value (any dtype)
+        self.symbolic: set[str] = set()              # int64 consts holding _BATCH
         self.shapes: dict[str, tuple] = {}           # name -> dims (int or None); no key = unknown
         self.nodes: list[Node] = []
         self.weights: dict[str, Weight] = {}
@@ -393,8 +405,21 @@ class _Importer:
             self._check_attrs(node)
             self._constant(node)
             return
+        if op == "Shape" and present and present[0] not in self.consts:
+            self._check_attrs(node)
+            self._shape_of(node)
+            return
         if present and all(x in self.consts for x in present) and op not in _NO_FOLD:
+            sym = [x for x in present if x in self.symbolic]
+            if sym and (op not in _SHAPE_MOVES or (op == "Cast" and self.attrs(node).get(
+                    "to") != self.onnx.TensorProto.INT64)):
+                raise _Unsupported(f"op {op} computes with the run-time batch size (via "
+                                   f"{sym}); only data movement of shape values (Gather, "
+                                   "Concat, Unsqueeze, Slice, ... into a Reshape) is supported")
             self._fold(node)
+            if sym:
+                self.symbolic.update(o for o in node.output
+                                     if o and np.any(self.consts[o] == _BATCH))
             return
         fn: Callable[[Any], None] | None = getattr(self, f"_op_{op}", None)
         if fn is None or op not in _KNOWN_ATTRS:
@@ -439,6 +464,8 @@ class _Importer:
         return name
 
     def const(self, name: str, what: str) -> np.ndarray:
+        if name in self.symbolic:
+            raise _Unsupported(f"{what} {name!r} depends on the run-time batch size")
         if name not in self.consts:
             raise _Unsupported(f"{what} {name!r} must be a constant (initializer or Constant "
                                "node); run-time values are not supported here")
@@ -516,6 +543,23 @@ class _Importer:
         else:
             raise ModelFormatError(f"Constant node {node.name!r} has no value attribute")
         self.consts[out] = np.asarray(val)
+
+    def _shape_of(self, node: Any) -> None:
+        """Shape of a run-time tensor: its dims, with _BATCH for the symbolic batch."""
+        x = node.input[0]
+        s = self.shapes.get(x)
+        if s is None:
+            raise _Unsupported(f"Shape of {x!r}, whose rank is unknown here")
+        a = self.attrs(node)
+        r = len(s)
+        dims = [(_BATCH if i == 0 else None) if d is None else int(d) for i, d in enumerate(s)]
+        dims = dims[int(a.get("start", 0)):int(a.get("end", r))]
+        if any(d is None for d in dims):
+            raise _Unsupported(f"Shape of {x!r} {self._shape_str(x)} has unknown dims")
+        out = self.only_output(node)
+        self.consts[out] = np.array(dims, dtype=np.int64)
+        if _BATCH in dims:
+            self.symbolic.add(out)
 
     def _fold(self, node: Any) -> None:
         """Evaluate a node whose inputs are all constant with onnx's reference evaluator."""
@@ -666,11 +710,19 @@ class _Importer:
             sname = self.inp(node, 1)
             if not sname:
                 raise ModelFormatError(f"Reshape node {node.name!r} has no shape input")
-            arr = np.asarray(self.const(sname, "shape"))
+            arr = np.asarray(self.consts[sname] if sname in self.symbolic
+                             else self.const(sname, "shape"))
             if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
                 raise ModelFormatError(f"Reshape node {node.name!r}: shape {sname!r} must be a "
                                        f"1-D int64 tensor, got {arr.dtype} {arr.shape}")
             shape = [int(v) for v in arr]
+            if _BATCH in shape:
+                xs = self.shapes.get(x)
+                if shape.index(_BATCH) != 0 or shape.count(_BATCH) != 1 or xs is None \
+                        or not xs or xs[0] is not None:
+                    raise _Unsupported(f"target shape {sname!r} uses the run-time batch size "
+                                       "other than as dim 0 of a batched input")
+                shape[0] = 0  # ONNX's "copy this dim from the input": the batch
         if int(a.get("allowzero", 0)) and 0 in shape:
             raise _Unsupported(f"allowzero=1 with a 0 in the target {shape} (literal "
                                "zero-size dims) is not supported")

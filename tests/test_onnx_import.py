@@ -925,3 +925,47 @@ def test_add_legacy_broadcast_axis_opset6():
     x = f32(2, 4, 3, 5)
     g = rt.load_onnx(m)
     assert_close(run_reference(g, {"x": x})["y"], x + c[None, :, None, None])
+
+
+def torch_view_model(opset, shape_src="c", extra=None, concat_order=("n", "m1")):
+    """conv -> x.view(x.size(0), -1) as torch.onnx exports it with a dynamic batch."""
+    if opset >= 13:
+        unsq = [oh.make_node("Constant", [], ["ax"], value_ints=[0]),
+                oh.make_node("Unsqueeze", ["n0", "ax"], ["n"])]
+    else:
+        unsq = [oh.make_node("Unsqueeze", ["n0"], ["n"], axes=[0])]
+    nodes = [
+        oh.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+        oh.make_node("Shape", [shape_src], ["s"]),
+        oh.make_node("Constant", [], ["i0"], value=nph.from_array(np.array(0, np.int64))),
+        oh.make_node("Gather", ["s", "i0"], ["n0"], axis=0),
+        *unsq,
+        oh.make_node("Constant", [], ["m1"], value_ints=[-1]),
+        *(extra or []),
+        oh.make_node("Concat", list(concat_order), ["target"], axis=0),
+        oh.make_node("Reshape", ["c", "target"], ["flat"]),
+        oh.make_node("Gemm", ["flat", "Wf"], ["y"], transB=1),
+    ]
+    return model(nodes, [("x", ["batch", 2, 4, 4])], [("y", None)],
+                 {"W": f32(3, 2, 3, 3), "Wf": f32(5, 48)}, opset=opset)
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+def test_torch_view_batch_flatten(opset):
+    m = torch_view_model(opset)
+    g = rt.load_onnx(m)
+    assert [n.op for n in g.nodes] == ["Conv", "Reshape", "Gemm"]
+    assert g.nodes[1].attrs["shape"] == (0, -1)
+    for batch in (1, 3):
+        x = f32(batch, 2, 4, 4)
+        assert_close(run_reference(g, {"x": x})["y"], ort_run(m, {"x": x})["y"])
+
+
+def test_batch_size_arithmetic_rejected():
+    extra = [oh.make_node("Mul", ["n", "n"], ["nn"])]
+    m = torch_view_model(13, extra=extra, concat_order=("nn", "m1"))
+    with pytest.raises(rt.UnsupportedOpError, match="Mul computes with the run-time batch"):
+        rt.load_onnx(m)
+    m = torch_view_model(13, concat_order=("m1", "n"))
+    with pytest.raises(rt.UnsupportedOpError, match="other than as dim 0"):
+        rt.load_onnx(m)
