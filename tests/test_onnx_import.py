@@ -622,9 +622,12 @@ def test_malformed_graphs(kind):
 
 
 def test_missing_onnx_is_missing_dependency(monkeypatch):
+    g = Graph([ValueInfo("x", (None, 2))], ["y"], [Node("Relu", ["x"], ["y"])])
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(rt.MissingDependencyError, match=r"pip install pyruntime\[onnx\]"):
         rt.load_onnx("whatever.onnx")
+    with pytest.raises(rt.MissingDependencyError, match=r"pip install pyruntime\[onnx\]"):
+        to_onnx(g)
 
 
 # ----------------------------------------------------------------- whole models
