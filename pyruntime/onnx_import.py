@@ -32,6 +32,8 @@ Canonical forms worth knowing:
   Indices); Dropout is the inference identity (ratio ignored; training_mode must be
   false, or ratio 0); unused optional outputs are ignored, used ones are refused.
 - Nodes that no graph output depends on are dropped before conversion.
+- Pad (constant mode) of H/W merges into the pads of the Conv / AveragePool (value 0)
+  or MaxPool (value -inf) that consumes it; any other use of Pad is refused.
 - Shape of a run-time tensor may feed data-movement ops (Gather, Unsqueeze, Concat,
   Slice, Cast to int64, ...) into a Reshape target: PyTorch's `x.view(x.size(0), -1)`
   becomes Reshape(0, -1). Any arithmetic on the batch size is refused.
@@ -84,6 +86,7 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
     "Softmax": {"axis"},
     "Tanh": {"consumed_inputs"},
     "Shape": {"start", "end"},   # only feeding Reshape targets (see _shape_of)
+    "Pad": {"mode", "pads", "value"},   # only merged into a following Conv/pool
 }
 
 # How many inputs each op takes in ONNX (min, max), "" placeholders included.
@@ -92,7 +95,7 @@ _ARITY: dict[str, tuple[int, int]] = {
     "Constant": (0, 0), "Conv": (2, 3), "Dropout": (1, 3), "Flatten": (1, 1), "Gelu": (1, 1),
     "Gemm": (2, 3), "GlobalAveragePool": (1, 1), "Identity": (1, 1), "MatMul": (2, 2),
     "MaxPool": (1, 1), "Relu": (1, 1), "Reshape": (1, 2), "Sigmoid": (1, 1),
-    "Softmax": (1, 1), "Tanh": (1, 1), "Shape": (1, 1),
+    "Softmax": (1, 1), "Tanh": (1, 1), "Shape": (1, 1), "Pad": (1, 4),
 }
 
 # The ONNX type of every attribute we read (a wrong type is a malformed model).
@@ -107,7 +110,9 @@ _ATTR_TYPES: dict[str, str] = {
     "strides": "INTS", "ratio": "FLOAT", "seed": "INT", "approximate": "STRING",
     "ceil_mode": "INT", "count_include_pad": "INT", "storage_order": "INT",
     "shape": "INTS", "allowzero": "INT", "start": "INT", "end": "INT",
+    "mode": "STRING",
 }
+_OP_ATTR_TYPES: dict[tuple[str, str], str] = {("Pad", "value"): "FLOAT"}
 
 # Ops whose outputs are random or otherwise must not be constant-folded.
 _NO_FOLD = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
@@ -211,6 +216,8 @@ class _Importer:
         self.opset = self._default_opset()
         self.consts: dict[str, np.ndarray] = {}      # name -> constant value (any dtype)
         self.symbolic: set[str] = set()              # int64 consts holding _BATCH
+        # Pad outputs waiting to merge into a Conv/pool: name -> (source, [t, l, b, r], value)
+        self.pending_pads: dict[str, tuple[str, list[int], float]] = {}
         self.shapes: dict[str, tuple] = {}           # name -> dims (int or None); no key = unknown
         self.nodes: list[Node] = []
         self.weights: dict[str, Weight] = {}
@@ -367,6 +374,9 @@ class _Importer:
             except _Unsupported as e:
                 self.issues.append(f"{label}: {e}")
         for o in self.graph_outputs:
+            if o in self.pending_pads:
+                self.issues.append(f"graph output {o!r} comes from a Pad; Pad is supported only "
+                                   "where it merges into a following Conv/pool")
             if o in self.consts:
                 self.issues.append(f"graph output {o!r} is a constant (computed from "
                                    "initializers only); pyruntime graphs compute outputs from "
@@ -440,7 +450,7 @@ class _Importer:
         ap = self.onnx.AttributeProto
         out = {}
         for a in node.attribute:
-            want = _ATTR_TYPES.get(a.name)
+            want = _OP_ATTR_TYPES.get((node.op_type, a.name), _ATTR_TYPES.get(a.name))
             if want is not None and a.type != getattr(ap, want):
                 got = ap.AttributeType.Name(a.type) if a.type in ap.AttributeType.values() \
                     else str(a.type)
@@ -458,6 +468,9 @@ class _Importer:
 
     def act(self, name: str, node: Any, what: str = "input") -> str:
         """A runtime-tensor input; constants are not accepted where a tensor is computed."""
+        if name in self.pending_pads:
+            raise _Unsupported(f"{what} {name!r} is the output of a Pad; Pad is supported "
+                               "only where it merges into the pads of the Conv/pool after it")
         if name in self.consts:
             raise _Unsupported(f"{what} {name!r} is a constant, but pyruntime computes this "
                                "operand at run time (only parameter inputs may be constant)")
@@ -920,6 +933,64 @@ class _Importer:
             for w in [w for w in self.weights if w not in used]:
                 del self.weights[w]
 
+    # ---- Pad (merged into the next Conv / pool)
+    def _op_Pad(self, node: Any) -> None:
+        x = self.act(node.input[0], node)
+        a = self.attrs(node)
+        mode = a.get("mode", "constant")
+        if mode != "constant":
+            raise _Unsupported(f"mode={mode!r}; only constant padding (merged into a "
+                               "following Conv/pool) is supported")
+        r = self.rank(x)
+        if self.opset < 11:
+            if "pads" not in a:
+                raise ModelFormatError(f"Pad node {node.name!r} has no pads attribute")
+            pads = [int(v) for v in a["pads"]]
+            value = float(a.get("value", 0.0))
+        else:
+            pads = [int(v) for v in np.asarray(self.const(self.inp(node, 1), "pads"))
+                    .reshape(-1)] if self.inp(node, 1) else []
+            value = 0.0
+            if self.inp(node, 2):
+                v = np.asarray(self.const(self.inp(node, 2), "constant_value"))
+                if v.size != 1:
+                    raise ModelFormatError(f"Pad node {node.name!r}: constant_value must be "
+                                           f"a scalar, got shape {v.shape}")
+                value = float(v.reshape(-1)[0])
+            if self.inp(node, 3):
+                if r is None:
+                    raise _Unsupported("Pad with axes on an input of unknown rank")
+                axes = [int(v) % r for v in np.asarray(self.const(self.inp(node, 3), "axes"))
+                        .reshape(-1)]
+                if len(pads) != 2 * len(axes):
+                    raise ModelFormatError(f"Pad node {node.name!r}: {len(pads)} pads for "
+                                           f"{len(axes)} axes")
+                full = [0] * (2 * r)
+                for j, ax in enumerate(axes):
+                    full[ax], full[ax + r] = pads[j], pads[j + len(axes)]
+                pads = full
+        if r is not None and len(pads) != 2 * r:
+            raise ModelFormatError(f"Pad node {node.name!r}: {len(pads)} pads for a rank-{r} "
+                                   "input")
+        if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+            raise _Unsupported(f"pads {pads}; only non-negative padding of H and W of an "
+                               "[N, C, H, W] tensor merges into a Conv/pool")
+        self.pending_pads[self.only_output(node)] = (x, [pads[2], pads[3], pads[6], pads[7]],
+                                                     value)
+
+    def _padded_input(self, node: Any, name: str, need: str) -> tuple[str, list[int]]:
+        """(source, extra pads) when `name` is a pending Pad with value `need`, else
+        (name, zeros). need: "zero" or "-inf"."""
+        if name not in self.pending_pads:
+            return self.act(name, node, "X"), [0, 0, 0, 0]
+        src, extra, value = self.pending_pads[name]
+        ok = value == 0.0 if need == "zero" else value == -math.inf
+        if not ok:
+            raise _Unsupported(f"input {name!r} is a Pad with value {value:g}; only "
+                               f"{'0' if need == 'zero' else '-inf'} padding merges into "
+                               f"{node.op_type}")
+        return src, extra
+
     # ---- Conv and pooling
     def _spatial(self, node: Any, x: str) -> tuple[int, int] | None:
         s = self.shapes.get(x)
@@ -964,7 +1035,8 @@ class _Importer:
 
     def _op_Conv(self, node: Any) -> None:
         a = self.attrs(node)
-        x = self.act(node.input[0], node, "X")
+        x = node.input[0]
+        src, extra = self._padded_input(node, x, "zero")
         if len(node.input) < 2:
             raise ModelFormatError(f"Conv node {node.name!r} has no weight input")
         w = self.float_const(node.input[1], node, "W")
@@ -994,8 +1066,8 @@ class _Importer:
                     else f"grouped convolution with group={group}")
             raise _Unsupported(f"{kind} (W {list(w.shape)}); only group=1 or depthwise "
                                "group=C_in=C_out is supported")
-        pads = self._pads(node, a, x, kernel, strides, dil)
-        ins = [x, self.weight(node.input[1], w)]
+        pads = [p + q for p, q in zip(self._pads(node, a, x, kernel, strides, dil), extra)]
+        ins = [src, self.weight(node.input[1], w)]
         bname = self.inp(node, 2)
         if bname:
             b = self.float_const(bname, node, "B")
@@ -1009,7 +1081,8 @@ class _Importer:
 
     def _pool(self, node: Any, op: str) -> None:
         a = self.attrs(node)
-        x = self.act(node.input[0], node, "X")
+        x = node.input[0]
+        src, extra = self._padded_input(node, x, "-inf" if op == "MaxPool" else "zero")
         outs = list(node.output)
         if len(outs) > 1 and outs[1]:
             raise _Unsupported("the Indices output (second output) is not supported")
@@ -1041,6 +1114,18 @@ class _Importer:
                     _pool_overhang(size, k, s, d, pads[i], pads[i + 2])
                     for i, (size, k, s, d) in enumerate(zip(hw, kernel, strides, dil))):
                 ceil = 0  # ceil and floor give the same windows: canonical form is floor
+        if any(extra):
+            if op == "AveragePool" and not cip:
+                if any(pads):
+                    raise _Unsupported("a Pad before an AveragePool with its own pads and "
+                                       "count_include_pad=0 (the Pad's zeros count, the "
+                                       "pool's pads do not)")
+                cip = 1  # the Pad's zeros are data: they count in every average
+            pads = [p + q for p, q in zip(pads, extra)]
+            ext = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+            if any(pads[i] >= ext[i % 2] for i in range(4)):
+                raise _Unsupported(f"Pad merged into {op} gives pads {pads}, not smaller than "
+                                   f"the window {ext} (a window would see padding only)")
         attrs: dict[str, Any] = {"kernel_shape": kernel, "strides": strides,
                                  "pads": tuple(pads), "ceil_mode": ceil}
         if op == "MaxPool":
@@ -1048,7 +1133,7 @@ class _Importer:
             # storage_order only changes the Indices output, rejected above.
         else:
             attrs["count_include_pad"] = cip
-        self.emit(op, [x], [outs[0]], attrs, node.name)
+        self.emit(op, [src], [outs[0]], attrs, node.name)
 
     def _op_MaxPool(self, node: Any) -> None:
         self._pool(node, "MaxPool")

@@ -972,3 +972,70 @@ def test_batch_size_arithmetic_rejected():
     m = torch_view_model(13, concat_order=("m1", "n"))
     with pytest.raises(rt.UnsupportedOpError, match="other than as dim 0"):
         rt.load_onnx(m)
+
+
+def pad_model(consumer, pads, value=0.0, opset=13, cattrs=None, mode="constant", axes=None):
+    cattrs = dict(cattrs or {})
+    inits = {"W": f32(3, 3, 3, 3), "Wd": f32(3, 1, 3, 3)}
+    if opset >= 11:
+        inits["p"] = np.array(pads, np.int64)
+        inits["v"] = np.array(value, np.float32)
+        ins = ["x", "p", "v"]
+        if axes is not None:
+            inits["axes"] = np.array(axes, np.int64)
+            ins.append("axes")
+        pad = oh.make_node("Pad", ins, ["xp"], mode=mode)
+    else:
+        pad = oh.make_node("Pad", ["x"], ["xp"], pads=pads, value=value, mode=mode)
+    if consumer == "Conv":
+        nxt = oh.make_node("Conv", ["xp", "W"], ["y"], **cattrs)
+    elif consumer == "DwConv":
+        nxt = oh.make_node("Conv", ["xp", "Wd"], ["y"], group=3, **cattrs)
+    elif consumer == "Relu":
+        nxt = oh.make_node("Relu", ["xp"], ["y"])
+    else:
+        nxt = oh.make_node(consumer, ["xp"], ["y"], **cattrs)
+    return model([pad, nxt], [("x", ["N", 3, 7, 8])], [("y", None)], inits, opset)
+
+
+@pytest.mark.parametrize("consumer,pads,value,cattrs,opset,axes", [
+    ("Conv", [0, 0, 1, 2, 0, 0, 2, 0], 0.0, {"pads": [1, 0, 0, 1]}, 13, None),
+    ("Conv", [0, 0, 1, 1, 0, 0, 1, 1], 0.0, {}, 10, None),
+    ("DwConv", [0, 0, 0, 0, 0, 0, 1, 1], 0.0, {"strides": [2, 2]}, 13, None),  # Keras
+    ("DwConv", [0, 1, 1, 0], 0.0, {"strides": [2, 2]}, 18, [2, 3]),
+    ("Conv", [0, 0, 1, 1, 0, 0, 1, 1], 0.0, {"auto_pad": "SAME_UPPER", "strides": [2, 2]}, 13,
+     None),
+    ("MaxPool", [0, 0, 1, 1, 0, 0, 0, 1], -np.inf, {"kernel_shape": [3, 3], "strides": [2, 2],
+                                                    "ceil_mode": 1}, 13, None),
+    ("AveragePool", [0, 0, 1, 1, 0, 0, 1, 1], 0.0, {"kernel_shape": [3, 3]}, 13, None),
+    ("AveragePool", [0, 0, 1, 0, 0, 0, 0, 1], 0.0,
+     {"kernel_shape": [3, 2], "pads": [1, 0, 0, 0], "count_include_pad": 1}, 13, None),
+])
+def test_pad_merges_into_next_window_op(consumer, pads, value, cattrs, opset, axes):
+    m = pad_model(consumer, pads, value, opset, cattrs, axes=axes)
+    g = check(m, {"x": f32(2, 3, 7, 8)})
+    assert [n.op for n in g.nodes] == [m.graph.node[1].op_type]
+    assert g.nodes[0].inputs[0] == "x"
+
+
+@pytest.mark.parametrize("consumer,value,mode,pads,cattrs,match", [
+    ("Conv", 1.0, "constant", [0, 0, 1, 1, 0, 0, 1, 1], {}, "value 1"),
+    ("MaxPool", 0.0, "constant", [0, 0, 1, 1, 0, 0, 1, 1], {"kernel_shape": [3, 3]}, "-inf"),
+    ("Conv", 0.0, "reflect", [0, 0, 1, 1, 0, 0, 1, 1], {}, "mode='reflect'"),
+    ("Conv", 0.0, "constant", [1, 0, 1, 1, 0, 0, 1, 1], {}, "only non-negative padding of H"),
+    ("Relu", 0.0, "constant", [0, 0, 1, 1, 0, 0, 1, 1], {}, "output of a Pad"),
+    ("AveragePool", 0.0, "constant", [0, 0, 1, 1, 0, 0, 1, 1],
+     {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, "count_include_pad=0"),
+    ("AveragePool", 0.0, "constant", [0, 0, 2, 0, 0, 0, 0, 0],
+     {"kernel_shape": [2, 2], "count_include_pad": 1}, "not smaller than the window"),
+])
+def test_pad_that_cannot_merge_is_rejected(consumer, value, mode, pads, cattrs, match):
+    with pytest.raises(rt.UnsupportedOpError, match=match):
+        rt.load_onnx(pad_model(consumer, pads, value, 13, cattrs, mode))
+
+
+def test_pad_as_graph_output_rejected():
+    m = model([oh.make_node("Pad", ["x", "p"], ["y"])], [("x", [1, 3, 4, 4])], [("y", None)],
+              {"p": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)})
+    with pytest.raises(rt.UnsupportedOpError, match="comes from a Pad"):
+        rt.load_onnx(m)
