@@ -12,16 +12,22 @@ parameters into the plan, like any ahead-of-time compiler, so those inputs are b
 initializers with the case's own values before import; data inputs stay inputs.
 
 A case ends as: passed; rejected (the importer or compiler raised UnsupportedOpError for
-an op variant outside pyruntime's scope, e.g. 3-D pooling; each is listed in
-DOCUMENTED_REJECTIONS with its reason); or failed (wrong numbers, wrong shape, any other
-error). `python -m pyruntime.onnx_backend [--runner reference|session] [--json F]`
-prints the table.
+an op variant outside pyruntime's scope, e.g. 3-D pooling; each is listed with its reason
+in DOCUMENTED_REJECTIONS (importer) or SESSION_REJECTIONS (compiled CPU backend)); or
+failed (wrong numbers, wrong shape, a crash, any other error).
+
+    python -m pyruntime.onnx_backend [--runner reference|session] [--isolate] [--json F]
+
+prints the per-op table; `--isolate` runs the cases in child processes so that a native
+crash fails one case instead of the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import hashlib
 import importlib
 import json
 import os
@@ -40,7 +46,7 @@ from .onnx_import import SUPPORTED_OPS, _import_onnx, load_onnx
 
 __all__ = ["SESSION_REJECTIONS", "documented_rejections", "run_isolated", "Case", "CaseResult", "TOLERANCE_OVERRIDES", "load_cases", "DOCUMENTED_REJECTIONS", "PARAM_INPUTS", "RTOL", "ATOL",
            "node_cases", "select_cases", "bind_parameters", "run_case", "run_all",
-           "summary_table", "run_reference_runner", "run_session_runner", "session_available"]
+           "summary_table", "run_pyruntime", "run_reference_runner", "run_session_runner", "session_available"]
 
 RTOL = 1e-4
 ATOL = 1e-5
@@ -195,7 +201,10 @@ def load_cases(cache_dir: str | os.PathLike | None = None, full: bool = False) -
     onnx = _import_onnx()
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"onnx-{onnx.__version__}-{'full' if full else 'ops'}.npz"
+        # keyed by what decides the selection, so a changed filter never reads old cases
+        key = hashlib.sha256(repr((sorted(SUPPORTED_OPS), _MODULES, sorted(
+            (k, sorted(v)) for k, v in PARAM_INPUTS.items()), full)).encode()).hexdigest()
+        path = Path(cache_dir) / f"onnx-{onnx.__version__}-{key[:16]}.npz"
         if path.is_file():
             try:
                 return _read_cache(onnx, path)
@@ -292,6 +301,13 @@ def run_session_runner(graph: Graph, feeds: dict) -> dict:
     return sess.run({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()})
 
 
+def run_pyruntime(graph: Graph, feeds: dict) -> dict:
+    """The default runner: the compiled Session, or the reference where it is not built."""
+    runner = run_session_runner if session_available() else run_reference_runner
+    return runner(graph, feeds)
+
+
+@functools.lru_cache(maxsize=None)
 def session_available() -> bool:
     """Whether rt.compile is implemented in this build (it lands from another branch)."""
     from .graph import Node, ValueInfo  # noqa: PLC0415

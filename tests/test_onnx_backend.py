@@ -118,3 +118,9 @@ def test_cli_prints_table_and_writes_json(tmp_path, capsys, pytestconfig) -> Non
     data = json.loads(out.read_text())
     assert data["runner"] == "reference" and data["total"] == len(data["cases"])
     assert data["passed"] == sum(c["status"] == "passed" for c in data["cases"])
+
+
+def test_default_runner_runs_a_case() -> None:
+    case = next(c for c in _cases() if c.name == "test_relu")
+    r = B.run_case(case, B.run_pyruntime)
+    assert r.status == "passed", r.detail
