@@ -60,8 +60,8 @@ PARAM_INPUTS: dict[str, frozenset[int]] = {
 
 # Test modules (onnx/backend/test/case/node/<module>.py) holding the cases of our ops.
 _MODULES = ("add", "averagepool", "batch_normalization", "clip", "constant", "conv",
-            "dropout", "flatten", "gelu", "gemm", "globalaveragepool", "identity", "matmul",
-            "maxpool", "relu", "reshape", "sigmoid", "softmax", "tanh")
+            "dropout", "flatten", "gelu", "gemm", "globalaveragepool", "globalmaxpool",
+            "identity", "matmul", "maxpool", "relu", "reshape", "sigmoid", "softmax", "tanh")
 
 _POOL3D = "3-D pooling (only 2-D spatial pooling is supported)"
 _POOL1D = "1-D pooling (only 2-D spatial pooling is supported)"

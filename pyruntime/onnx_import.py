@@ -56,8 +56,8 @@ __all__ = ["load_onnx", "SUPPORTED_OPS"]
 #: ONNX ops (default domain) the importer understands, in at least some variants.
 SUPPORTED_OPS = (
     "Add", "AveragePool", "BatchNormalization", "Clip", "Constant", "Conv", "Dropout",
-    "Flatten", "Gelu", "Gemm", "GlobalAveragePool", "Identity", "MatMul", "MaxPool",
-    "Relu", "Reshape", "Sigmoid", "Softmax", "Tanh",
+    "Flatten", "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul",
+    "MaxPool", "Relu", "Reshape", "Sigmoid", "Softmax", "Tanh",
 )
 
 # Attributes each op may carry (anything else is reported, never silently ignored).
@@ -76,6 +76,7 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
     "Gelu": {"approximate"},
     "Gemm": {"alpha", "beta", "transA", "transB", "broadcast"},
     "GlobalAveragePool": set(),
+    "GlobalMaxPool": set(),
     "Identity": set(),
     "MatMul": set(),
     "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
@@ -93,7 +94,7 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
 _ARITY: dict[str, tuple[int, int]] = {
     "Add": (2, 2), "AveragePool": (1, 1), "BatchNormalization": (5, 5), "Clip": (1, 3),
     "Constant": (0, 0), "Conv": (2, 3), "Dropout": (1, 3), "Flatten": (1, 1), "Gelu": (1, 1),
-    "Gemm": (2, 3), "GlobalAveragePool": (1, 1), "Identity": (1, 1), "MatMul": (2, 2),
+    "Gemm": (2, 3), "GlobalAveragePool": (1, 1), "GlobalMaxPool": (1, 1), "Identity": (1, 1), "MatMul": (2, 2),
     "MaxPool": (1, 1), "Relu": (1, 1), "Reshape": (1, 2), "Sigmoid": (1, 1),
     "Softmax": (1, 1), "Tanh": (1, 1), "Shape": (1, 1), "Pad": (1, 4),
 }
@@ -809,6 +810,17 @@ class _Importer:
             raise _Unsupported(f"input of rank {r}; only 2-D spatial inputs [N, C, H, W] "
                                "are supported")
         self.emit("GlobalAveragePool", [x], [self.only_output(node)], name=node.name)
+
+    def _op_GlobalMaxPool(self, node: Any) -> None:
+        """MaxPool with one window covering H x W (the IR has no GlobalMaxPool)."""
+        x = self.act(node.input[0], node)
+        hw = self._spatial(node, x)
+        if hw is None:
+            raise _Unsupported("GlobalMaxPool needs the input's spatial size, which is "
+                               "unknown here")
+        self.emit("MaxPool", [x], [self.only_output(node)],
+                  {"kernel_shape": hw, "strides": (1, 1), "pads": (0, 0, 0, 0),
+                   "dilations": (1, 1), "ceil_mode": 0}, node.name)
 
     # ---- Gemm / MatMul
     def _op_Gemm(self, node: Any) -> None:

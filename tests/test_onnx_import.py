@@ -1039,3 +1039,10 @@ def test_pad_as_graph_output_rejected():
               {"p": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)})
     with pytest.raises(rt.UnsupportedOpError, match="comes from a Pad"):
         rt.load_onnx(m)
+
+
+def test_global_max_pool_becomes_maxpool():
+    m = model([oh.make_node("GlobalMaxPool", ["x"], ["y"])], [("x", ["N", 4, 5, 3])],
+              [("y", None)])
+    g = check(m, {"x": f32(3, 4, 5, 3)})
+    assert [n.op for n in g.nodes] == ["MaxPool"] and g.nodes[0].attrs["kernel_shape"] == (5, 3)
