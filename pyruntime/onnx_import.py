@@ -31,6 +31,7 @@ Canonical forms worth knowing:
 - MaxPool storage_order is accepted when the Indices output is absent (it only affects
   Indices); Dropout is the inference identity (ratio ignored; training_mode must be
   false, or ratio 0); unused optional outputs are ignored, used ones are refused.
+- GlobalMaxPool -> MaxPool with one H x W window.
 - Nodes that no graph output depends on are dropped before conversion.
 - Pad (constant mode) of H/W merges into the pads of the Conv / AveragePool (value 0)
   or MaxPool (value -inf) that consumes it; any other use of Pad is refused.
