@@ -45,12 +45,11 @@ class Session:
       `ShapeError` before anything is allocated.
     - Non-contiguous arrays are copied to a contiguous buffer; read-only arrays are read
       in place (inputs are never written).
-    - NaN and Inf propagate through arithmetic as IEEE math does (a NaN input gives NaN
-      in every output element that depends on it through a sum, product, exp, tanh, ...).
-      relu/clip and max pooling follow the kernels' max/min instructions, which do NOT
-      propagate NaN consistently: relu(NaN) and clip(NaN) may give NaN or the bound, and
-      a window max that contains NaN may give NaN or ignore it, depending on the ISA and
-      the position. Do not rely on NaN surviving relu/clip/max pool.
+    - NaN and Inf follow IEEE float32 math, as numpy would: a NaN input gives NaN in
+      every output element that depends on it (sums, products, exp, tanh, softmax rows).
+      relu(NaN) and clip(NaN) are NaN (like np.maximum/np.minimum), and a max-pool
+      window holding a NaN gives NaN. Inf - Inf and 0 * Inf give NaN; a softmax row with
+      +Inf or NaN is all NaN.
     - Outputs are new float32 arrays owned by the caller, public layout (NCHW for 4-D).
     """
 
@@ -87,6 +86,20 @@ class Session:
             node = self._step_nodes[i] if i < len(self._step_nodes) else "output copy"
             out.append({"op": op, "kernel": kernel, "node": node})
         return out
+
+    def profile(self, feeds: Any, repeat: int = 10) -> list[dict[str, Any]]:
+        """plan_summary() with the median seconds of every step over `repeat` runs."""
+        if isinstance(feeds, dict):
+            arrays = [self._check(i, feeds[n]) for i, n in enumerate(self._in_names)]
+        else:
+            if len(self._in_names) != 1:
+                raise InputError(f"this model has inputs {self._in_names}: pass a dict")
+            arrays = [self._check(0, feeds)]
+        times = [self._plan.run_profiled(arrays)[1] for _ in range(max(1, int(repeat)))]
+        rows = self.plan_summary()
+        for i, r in enumerate(rows):
+            r["seconds"] = sorted(t[i] for t in times)[len(times) // 2] if times[0] else 0.0
+        return rows
 
     def arena_bytes(self, batch: int = 1) -> int:
         """Working memory (bytes) one run with this batch size uses, besides inputs/outputs."""

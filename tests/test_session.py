@@ -319,6 +319,18 @@ def test_nan_inf_propagate(mlp_sess):
     assert np.isfinite(y[2]).all()
 
 
+def test_nan_through_relu_and_maxpool(isa, rng):
+    b = GB(rng, {"x": (None, 3, 6, 6)})
+    y = b.op("MaxPool", [b.op("Relu", ["x"])], kernel_shape=(2, 2), strides=(2, 2))
+    sess = rt.compile(b.graph(y), threads=1, isa=isa)
+    x = -np.abs(x_of(rng, 2, 3, 6, 6))
+    x[0, 1, 2, 3] = np.nan
+    y = sess.run(x)
+    nan = np.isnan(y)
+    assert nan[0, 1, 1, 1] and nan.sum() == 1
+    assert (y[~nan] == 0).all()
+
+
 def test_input_names(rng):
     b = GB(rng, {"a": (None, 3), "b": (None, 3)})
     g = b.graph(b.op("Add", ["a", "b"]))

@@ -65,7 +65,7 @@ ConvGeom geom(const std::vector<int64_t>& g) {
   return ConvGeom{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13]};
 }
 
-py::list run_plan(PyPlan& self, const py::sequence& feeds) {
+py::list run_plan(PyPlan& self, const py::sequence& feeds, std::vector<double>* times) {
   Plan& p = self.p();
   const size_t ni = p.num_inputs();
   if (static_cast<size_t>(py::len(feeds)) != ni)
@@ -106,7 +106,7 @@ py::list run_plan(PyPlan& self, const py::sequence& feeds) {
   }
   {
     py::gil_scoped_release release;
-    p.run(batch, in.data(), out.data());
+    p.run(batch, in.data(), out.data(), times);
   }
   py::list r;
   for (auto& o : outs) r.append(o);
@@ -199,8 +199,14 @@ void bind_plan(py::module_& m) {
                                         std::vector<float>(b.data(), b.data() + C)));
       })
       .def("finalize", [](PyPlan& s) { s.p().finalize(); })
-      .def("run", &run_plan, py::arg("feeds"),
+      .def("run", [](PyPlan& s, const py::sequence& feeds) { return run_plan(s, feeds, nullptr); },
+           py::arg("feeds"),
            "Run the plan on C-contiguous float32 arrays (one per input); returns the outputs.")
+      .def("run_profiled", [](PyPlan& s, const py::sequence& feeds) {
+             std::vector<double> t;
+             py::list outs = run_plan(s, feeds, &t);
+             return py::make_tuple(outs, t);
+           }, py::arg("feeds"), "Like run, also returning the seconds spent in every step.")
       .def("arena_bytes", [](PyPlan& s, int64_t batch) { return s.p().arena_bytes(batch); })
       .def("packed_weight_bytes", [](PyPlan& s) { return s.p().packed_weight_bytes(); })
       .def("summary", [](PyPlan& s) {

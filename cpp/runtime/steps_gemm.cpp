@@ -21,15 +21,23 @@ void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, p
   }
   const ptrdiff_t mr = g.mr, nr = g.nr;
   const ptrdiff_t mt = ceil_div(M, mr), nt = ceil_div(N, nr);
-  // Choose an nm x nn grid (nm * nn = threads) minimising the largest task; ties prefer
-  // splitting N (each task then streams only its part of the packed weights).
+  // Choose an nm x nn grid (nm * nn = target tasks) minimising the largest task: its
+  // multiply-adds per K (rows * cols) plus what it streams per K (rows of A, columns of
+  // the packed B), weighted as 8 flops per float. Small M then splits N (each task reads
+  // part of the weights); tall M splits M (each task reads part of A).
+  // Up to 4 tasks per thread when there is enough work, so threads the OS delays
+  // leave work to the others (parallel_for hands tasks out dynamically).
+  const int per = static_cast<int>(std::clamp(work / (double(threads) * 524288.0), 1.0, 4.0));
+  const int target = threads * per;
   ptrdiff_t best_nm = 1, best_nn = 1;
   double best = 1e300;
-  for (ptrdiff_t nm = 1; nm <= threads; ++nm) {
-    if (threads % nm) continue;
-    const ptrdiff_t nn = threads / nm;
+  for (ptrdiff_t nm = 1; nm <= target; ++nm) {
+    if (target % nm) continue;
+    const ptrdiff_t nn = target / nm;
     const ptrdiff_t a = std::min(nm, mt), b = std::min(nn, nt);
-    const double cost = double(ceil_div(mt, a)) * double(ceil_div(nt, b)) + 1e-3 * double(nm);
+    const double rows = double(std::min(M, ceil_div(mt, a) * mr));
+    const double cols = double(std::min(N, ceil_div(nt, b) * nr));
+    const double cost = rows * cols + 8.0 * (rows + cols);
     if (cost < best) {
       best = cost;
       best_nm = a;
