@@ -113,10 +113,11 @@ void Plan::finalize() {
       val.kind = ValueKind::Output;
       val.io_index = static_cast<int>(i);
     } else {
-      const int o = add_value(val.per_sample);
+      const int64_t per_sample = val.per_sample;  // add_value may reallocate values_
+      const int o = add_value(per_sample);
       values_[o].kind = ValueKind::Output;
       values_[o].io_index = static_cast<int>(i);
-      add_step(make_copy_step(v, o, val.per_sample));
+      add_step(make_copy_step(v, o, per_sample));
       outputs_[i] = o;
     }
   }
