@@ -101,6 +101,10 @@ class Lowerer:
             self._node(node, node_attrs(node, i))
         for name in self.g.outputs:
             self._where = f"output {name!r}"
+            if name not in self.vals:
+                raise UnsupportedOpError(f"graph output {name!r} is computed from weights "
+                                         f"only (a constant without a batch dimension); the "
+                                         f"CPU backend needs outputs that depend on an input")
             v = self.vals[name]
             if v.nhwc and not _nhwc_trivial(v.shape):
                 v = self._flat_nchw(v)

@@ -367,6 +367,15 @@ def test_compile_errors(rng):
     assert rt.compile(g).threads >= 1
 
 
+def test_constant_output_unsupported(rng):
+    b = GB(rng, {"x": (None, 3)})
+    c = b.op("Add", [b.w((3,)), b.w((3,))])
+    with pytest.raises(rt.UnsupportedOpError, match="constant"):
+        rt.compile(b.graph(b.op("Add", ["x", c]), c))
+    # Folded constants feeding computed values are fine.
+    check(b.graph(b.op("Add", ["x", c])), x_of(rng, 2, 3), "scalar")
+
+
 def test_unsupported_softmax_axis(rng):
     b = GB(rng, {"x": (None, 2, 3, 4)})
     with pytest.raises(rt.UnsupportedOpError, match="Softmax"):
