@@ -39,7 +39,9 @@ class Session:
       bool, complex, object, string or structured arrays -> `DTypeError`.
     - Shape: the rank and every non-batch dim must match `inputs[i].shape`, and a fixed
       first dim must match exactly -> otherwise `ShapeError` naming the input, the expected
-      and the given shape. All inputs must share one batch size.
+      and the given shape. All inputs must share one batch size. A model whose inputs all
+      have a fixed first dim is static: it runs exactly those shapes (its ops may then
+      mix the first dim with others, e.g. Flatten(axis=0)).
     - Batch 0: allowed; returns outputs with a first dim of 0 without running anything.
     - A batch whose working memory would pass 64 GiB (or whose sizes overflow) ->
       `ShapeError` before anything is allocated.
@@ -66,6 +68,8 @@ class Session:
         # (rank, fixed first dim or None, tail dims) per input, for the fast checks.
         self._in_spec = [(len(s), s[0], tuple(s[1:])) for s in (i.shape for i in self.inputs)]
         self._step_nodes = step_nodes
+        # A static graph (all inputs with a fixed first dim) runs as one sample.
+        self._static = all(i.shape[0] is not None for i in self.inputs)
 
     # ------------------------------------------------------------ facts
     @property
@@ -95,6 +99,8 @@ class Session:
             if len(self._in_names) != 1:
                 raise InputError(f"this model has inputs {self._in_names}: pass a dict")
             arrays = [self._check(0, feeds)]
+        if self._static:
+            arrays = [a[None] for a in arrays]
         times = [self._plan.run_profiled(arrays)[1] for _ in range(max(1, int(repeat)))]
         rows = self.plan_summary()
         for i, r in enumerate(rows):
@@ -136,6 +142,8 @@ class Session:
         return x
 
     def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if self._static:
+            return [o[0] for o in self._run([a[None] for a in arrays])]
         if len(arrays) > 1 and len({a.shape[0] for a in arrays}) > 1:
             raise ShapeError("all inputs must have the same batch size, got " + ", ".join(
                 f"{n}: {a.shape[0]}" for n, a in zip(self._in_names, arrays)))

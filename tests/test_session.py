@@ -376,7 +376,31 @@ def test_constant_output_unsupported(rng):
     check(b.graph(b.op("Add", ["x", c])), x_of(rng, 2, 3), "scalar")
 
 
-def test_unsupported_softmax_axis(rng):
+@pytest.mark.parametrize("shape,axis", [((None, 2, 3, 4), -1), ((None, 2, 3, 4), 2),
+                                        ((None, 5, 3), 1), ((None, 5, 3), -1)])
+def test_softmax_any_axis(isa, rng, shape, axis):
+    b = GB(rng, {"x": shape})
+    g = b.graph(b.op("Softmax", ["x"], axis=axis))
+    check(g, x_of(rng, 3, *shape[1:]) * 3, isa)
+
+
+def test_softmax_batch_axis_unsupported(rng):
     b = GB(rng, {"x": (None, 2, 3, 4)})
     with pytest.raises(rt.UnsupportedOpError, match="Softmax"):
-        rt.compile(b.graph(b.op("Softmax", ["x"], axis=-1)))
+        rt.compile(b.graph(b.op("Softmax", ["x"], axis=0)))
+
+
+def test_static_graph_mixes_first_dim(isa, rng):
+    """All inputs with a fixed first dim: ops may mix it with the others."""
+    b = GB(rng, {"x": (2, 3, 4, 5), "v": (5,)})
+    f0 = b.op("Flatten", ["x"], axis=0)                       # (1, 120)
+    f2 = b.op("Flatten", [b.conv("x", 3, 4, 3, pads=(1, 1, 1, 1))], axis=2)   # (8, 20)
+    s0 = b.op("Softmax", ["x"], axis=0)
+    a = b.op("Add", ["x", "v"])                               # lower-rank computed operand
+    a2 = b.op("Add", ["x", b.w((2, 1, 4, 1))])
+    r = b.op("Reshape", [b.op("MaxPool", ["x"], kernel_shape=(2, 2))], shape=(-1, 3))
+    g = b.graph(f0, f2, s0, a, a2, r)
+    sess = check(g, {"x": x_of(rng, 2, 3, 4, 5), "v": x_of(rng, 5)}, isa)
+    assert sess.outputs[0].shape == (1, 120)
+    with pytest.raises(rt.ShapeError):
+        sess.run({"x": x_of(rng, 3, 3, 4, 5), "v": x_of(rng, 5)})

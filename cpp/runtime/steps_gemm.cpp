@@ -147,7 +147,7 @@ struct ConvStep final : Step {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     const Epilogue e0 = make_ep(eps, eps.bias.empty() ? nullptr : eps.bias.data(), c, geo.OC);
-    const ptrdiff_t P = c.batch * geo.OH * geo.OW;
+    const ptrdiff_t P = c.batch * geo.images * geo.OH * geo.OW;
     ptrdiff_t t = tile;
     if (ceil_div(P, t) < threads) t = std::max<ptrdiff_t>(g.mr, ceil_div(ceil_div(P, threads), g.mr) * g.mr);
     t = std::min<ptrdiff_t>(t, tile);
@@ -199,7 +199,8 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
   const bool pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1 && q.pt == 0 &&
                          q.pl == 0 && q.OH == q.H && q.OW == q.W;
   if (pointwise) {
-    auto s = make_gemm_step(kt, threads, x, y, q.H * q.W, q.C, q.OC, B.data(), std::move(ep));
+    auto s = make_gemm_step(kt, threads, x, y, q.images * q.H * q.W, q.C, q.OC, B.data(),
+                            std::move(ep));
     s->op = "conv1x1";
     return s;
   }
