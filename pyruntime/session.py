@@ -70,6 +70,8 @@ class Session:
         self._step_nodes = step_nodes
         # A static graph (all inputs with a fixed first dim) runs as one sample.
         self._static = all(i.shape[0] is not None for i in self.inputs)
+        self._fast = (self._in_spec[0][0], self._in_spec[0][2]) \
+            if len(self.inputs) == 1 and not self._static and self._in_spec[0][1] is None else None
 
     # ------------------------------------------------------------ facts
     @property
@@ -154,6 +156,13 @@ class Session:
 
     def run(self, feeds: Any) -> Any:
         """Run the whole model in one native call (GIL released). See the class doc."""
+        if type(feeds) is np.ndarray and self._fast is not None:
+            # Fast path: one dynamic-batch input, already float32 C-contiguous, right dims.
+            rank, tail = self._fast
+            if feeds.dtype is _F32 and feeds.ndim == rank and feeds.shape[1:] == tail \
+                    and feeds.flags.c_contiguous:
+                outs = self._run([feeds])
+                return outs[0] if len(outs) == 1 else dict(zip(self._out_names, outs))
         if isinstance(feeds, dict):
             unknown = [k for k in feeds if k not in self._in_index]
             missing = [n for n in self._in_names if n not in feeds]
