@@ -404,3 +404,28 @@ def test_static_graph_mixes_first_dim(isa, rng):
     assert sess.outputs[0].shape == (1, 120)
     with pytest.raises(rt.ShapeError):
         sess.run({"x": x_of(rng, 3, 3, 4, 5), "v": x_of(rng, 5)})
+
+
+# ---------------------------------------------------------------- zoo models, memory
+
+def test_zoo_models(isa, rng):
+    from pyruntime import zoo
+    check(zoo.mlp(), x_of(rng, 3, 784), isa)
+    check(zoo.tiny_cnn(), x_of(rng, 3, 3, 16, 16), isa)
+    g = zoo.mobilenetv2_style(input_shape=(3, 32, 32), width=0.35, num_classes=10)
+    for batch in (1, 2):
+        check(g, x_of(rng, batch, 3, 32, 32), isa)
+
+
+def test_arena_reuses_buffers(rng):
+    """A chain of 12 same-size layers needs about two live buffers, not twelve."""
+    b = GB(rng, {"x": (None, 64)})
+    h = "x"
+    for _ in range(12):
+        h = b.gemm(h, 64, 64, activation="tanh")
+    x = b.op("Sigmoid", [h])                    # unfused elementwise: runs in place
+    y = b.op("Add", [b.op("Tanh", [x]), x])
+    g = b.graph(y)
+    sess = check(g, x_of(rng, 100, 64), "scalar")
+    one = 64 * 4 * 100
+    assert sess.arena_bytes(100) <= 3 * one
