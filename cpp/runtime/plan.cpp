@@ -2,6 +2,7 @@
 #include "plan.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <numeric>
 
@@ -225,7 +226,8 @@ size_t Plan::arena_bytes(ptrdiff_t batch) const {
   return layout_for(batch)->total;
 }
 
-void Plan::run(ptrdiff_t batch, const float* const* inputs, float* const* outputs) const {
+void Plan::run(ptrdiff_t batch, const float* const* inputs, float* const* outputs,
+               std::vector<double>* step_seconds) const {
   if (!final_) throw std::logic_error("plan is not finalized");
   if (batch < 0) throw std::invalid_argument("negative batch");
   if (batch == 0) return;
@@ -266,7 +268,16 @@ void Plan::run(ptrdiff_t batch, const float* const* inputs, float* const* output
     }
   }
   ExecCtx c{batch, threads_, ptr, reinterpret_cast<float*>(base + lay->scratch_offset)};
-  for (const auto& st : steps_) st->run(c);
+  if (step_seconds) {
+    step_seconds->assign(steps_.size(), 0.0);
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      steps_[i]->run(c);
+      (*step_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+  } else {
+    for (const auto& st : steps_) st->run(c);
+  }
 
   std::lock_guard<std::mutex> g(mu_);
   if (arena->capacity() <= kKeepArenaBytes) arenas_.push_back(std::move(arena));

@@ -32,14 +32,15 @@ struct CopyStep final : Step {
 
 struct TransposeStep final : Step {
   int threads;
-  int64_t R, S;
+  int64_t R, S, images;
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     constexpr ptrdiff_t B = 32;
     const ptrdiff_t rb = ceil_div(R, B);
-    const ptrdiff_t n = c.batch * rb;
-    const int t = double(c.batch) * double(R * S) < 2.0 * kGrain ? 1 : threads;
+    const ptrdiff_t nimg = c.batch * images;
+    const ptrdiff_t n = nimg * rb;
+    const int t = double(nimg) * double(R * S) < 2.0 * kGrain ? 1 : threads;
     parallel_for(t, n, [&](ptrdiff_t task, int) {
       const ptrdiff_t b = task / rb, r0 = (task % rb) * B, r1 = std::min<ptrdiff_t>(R, r0 + B);
       const float* xs = x + b * R * S;
@@ -193,13 +194,15 @@ std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample) {
   return s;
 }
 
-std::unique_ptr<Step> make_transpose_step(int threads, int x, int y, int64_t R, int64_t S) {
+std::unique_ptr<Step> make_transpose_step(int threads, int x, int y, int64_t R, int64_t S,
+                                          int64_t images) {
   auto s = std::make_unique<TransposeStep>();
   s->op = "transpose";
   s->kernel = "transpose_blocked";
   s->threads = threads;
   s->R = R;
   s->S = S;
+  s->images = images;
   s->reads = {x};
   s->writes = {y};
   return s;
