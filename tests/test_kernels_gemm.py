@@ -217,6 +217,13 @@ def test_large_gemm_and_gemv(isa, rng):
     check(T.gemm(A[:1], B, bias=bias, isa=isa), reference(A[:1], B, bias=bias))
 
 
+def test_repeat_recomputes_the_same_result(isa, rng):
+    """repeat= (for timing) reruns the whole grid; the result must not accumulate."""
+    A, B, bias = rand(rng, 20, 50), rand(rng, 50, 33), rand(rng, 33)
+    np.testing.assert_array_equal(T.gemm(A, B, bias=bias, isa=isa, repeat=3, m_split=2),
+                                  T.gemm(A, B, bias=bias, isa=isa))
+
+
 def test_pack_holds_every_weight_once(isa, rng):
     cfg = T.gemm_config(isa)
     for K, N in [(1, 1), (5, 3), (13, 37), (64, 2 * cfg["nr"] + 1)]:
@@ -230,43 +237,50 @@ def test_pack_holds_every_weight_once(isa, rng):
 
 
 def test_bad_input_raises_typed_errors(rng):
+    def gemm(*args, **kw):  # scalar runs everywhere; the checks come before any kernel
+        return T.gemm(*args, **{"isa": "scalar", **kw})
+
     A, B = rand(rng, 4, 5), rand(rng, 5, 6)
     with pytest.raises(rt.DTypeError, match="float32"):
-        T.gemm(A.astype(np.float64), B)
+        gemm(A.astype(np.float64), B)
     with pytest.raises(rt.DTypeError, match="numpy"):
-        T.gemm(A.tolist(), B)
+        gemm(A.tolist(), B)
     with pytest.raises(rt.ShapeError, match="2-D"):
-        T.gemm(A.ravel(), B)
+        gemm(A.ravel(), B)
     with pytest.raises(rt.ShapeError, match="5 rows"):
-        T.gemm(A, B[:4])
+        gemm(A, B[:4])
     with pytest.raises(rt.InputError, match="unit stride"):
-        T.gemm(np.ascontiguousarray(A.T).T, B)  # Fortran order
+        gemm(np.ascontiguousarray(A.T).T, B)  # Fortran order
     with pytest.raises(rt.InputError, match="unit stride"):
-        T.gemm(rand(rng, 4, 10)[:, ::2], B)
+        gemm(rand(rng, 4, 10)[:, ::2], B)
     with pytest.raises(rt.ShapeError, match=r"bias must have shape \(6,\)"):
-        T.gemm(A, B, bias=rand(rng, 5))
+        gemm(A, B, bias=rand(rng, 5))
     with pytest.raises(rt.DTypeError, match="bias"):
-        T.gemm(A, B, bias=np.zeros(6))
+        gemm(A, B, bias=np.zeros(6))
     with pytest.raises(rt.ShapeError, match="residual"):
-        T.gemm(A, B, residual=rand(rng, 6, 4))
+        gemm(A, B, residual=rand(rng, 6, 4))
     with pytest.raises(rt.InputError, match="act must be one of"):
-        T.gemm(A, B, act="swish")
+        gemm(A, B, act="swish")
     with pytest.raises(rt.IsaError, match="unknown ISA"):
-        T.gemm(A, B, isa="sse9")
+        gemm(A, B, isa="sse9")
     with pytest.raises(rt.InputError, match="n_split"):
-        T.gemm(A, B, n_split=0)
+        gemm(A, B, n_split=0)
+    with pytest.raises(rt.InputError, match="repeat"):
+        gemm(A, B, repeat=0)
+    with pytest.raises(rt.IsaError, match="unknown ISA"):
+        T.gemm_config("avx1024", check_cpu=False)
     with pytest.raises(rt.InputError, match="overlap"):
         buf = rand(rng, 4, 12)
-        T.gemm(buf[:, :5], B, out=buf[:, 4:10])
+        gemm(buf[:, :5], B, out=buf[:, 4:10])
     ro = np.zeros((4, 6), np.float32)
     ro.flags.writeable = False
     with pytest.raises(rt.InputError, match="writable"):
-        T.gemm(A, B, out=ro)
+        gemm(A, B, out=ro)
     # ValueError/TypeError callers keep working
     with pytest.raises(ValueError):
-        T.gemm(A, B[:4])
+        gemm(A, B[:4])
     with pytest.raises(TypeError):
-        T.gemm(A.astype(np.float16), B)
+        gemm(A.astype(np.float16), B)
 
 
 def test_unsupported_isa_is_a_clear_error(rng):
