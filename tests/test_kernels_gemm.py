@@ -221,7 +221,7 @@ def test_repeat_recomputes_the_same_result(isa, rng):
     """repeat= (for timing) reruns the whole grid; the result must not accumulate."""
     A, B, bias = rand(rng, 20, 50), rand(rng, 50, 33), rand(rng, 33)
     np.testing.assert_array_equal(T.gemm(A, B, bias=bias, isa=isa, repeat=3, m_split=2),
-                                  T.gemm(A, B, bias=bias, isa=isa))
+                                  T.gemm(A, B, bias=bias, isa=isa, m_split=2))
 
 
 def test_pack_holds_every_weight_once(isa, rng):
