@@ -1,6 +1,24 @@
-// f32 dwconv kernels for avx2: not written yet (skeleton).
+// f32 depthwise conv for avx2: the shared template f32_dwconv_impl.inc instantiated with
+// the avx2 vector traits (simd_avx2.inc). 3x3 / 5x5 stride 1 / 2 specialised inside.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
 #include "pyrt/kernels.h"
 
 namespace pyrt {
-void register_dwconv__avx2(KernelTable& t) { (void)t; }
+namespace avx2 {
+namespace {
+#include "simd_avx2.inc"
+#include "vmath_impl.inc"
+#include "f32_dwconv_impl.inc"
+}  // namespace
+}  // namespace avx2
+
+void register_dwconv__avx2(KernelTable& t) {
+  t.dwconv = DwConvConfig{"f32_dwconv__avx2", avx2::dw_packed_size, avx2::dw_pack,
+                          avx2::dw_run};
+}
+
 }  // namespace pyrt

@@ -1,6 +1,24 @@
-// f32 dwconv kernels for avx512: not written yet (skeleton).
+// f32 depthwise conv for avx512: the shared template f32_dwconv_impl.inc instantiated with
+// the avx512 vector traits (simd_avx512.inc). 3x3 / 5x5 stride 1 / 2 specialised inside.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
 #include "pyrt/kernels.h"
 
 namespace pyrt {
-void register_dwconv__avx512(KernelTable& t) { (void)t; }
+namespace avx512 {
+namespace {
+#include "simd_avx512.inc"
+#include "vmath_impl.inc"
+#include "f32_dwconv_impl.inc"
+}  // namespace
+}  // namespace avx512
+
+void register_dwconv__avx512(KernelTable& t) {
+  t.dwconv = DwConvConfig{"f32_dwconv__avx512", avx512::dw_packed_size, avx512::dw_pack,
+                          avx512::dw_run};
+}
+
 }  // namespace pyrt

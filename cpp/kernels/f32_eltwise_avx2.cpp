@@ -1,6 +1,24 @@
-// f32 eltwise kernels for avx2: not written yet (skeleton).
+// f32 eltwise kernels for avx2: the shared template f32_eltwise_impl.inc instantiated with
+// the avx2 vector traits (simd_avx2.inc).
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
 #include "pyrt/kernels.h"
 
 namespace pyrt {
-void register_eltwise__avx2(KernelTable& t) { (void)t; }
+namespace avx2 {
+namespace {
+#include "simd_avx2.inc"
+#include "vmath_impl.inc"
+#include "f32_eltwise_impl.inc"
+}  // namespace
+}  // namespace avx2
+
+void register_eltwise__avx2(KernelTable& t) {
+  t.eltwise = EltwiseConfig{"f32_eltwise__avx2", avx2::add, avx2::activation, avx2::epilogue,
+                            avx2::softmax};
+}
+
 }  // namespace pyrt

@@ -1,6 +1,23 @@
-// f32 pool kernels for avx2: not written yet (skeleton).
+// f32 pool kernels for avx2: the shared template f32_pool_impl.inc instantiated with
+// the avx2 vector traits (simd_avx2.inc).
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
 #include "pyrt/kernels.h"
 
 namespace pyrt {
-void register_pool__avx2(KernelTable& t) { (void)t; }
+namespace avx2 {
+namespace {
+#include "simd_avx2.inc"
+#include "vmath_impl.inc"
+#include "f32_pool_impl.inc"
+}  // namespace
+}  // namespace avx2
+
+void register_pool__avx2(KernelTable& t) {
+  t.pool = PoolConfig{"f32_pool__avx2", avx2::maxpool, avx2::avgpool, avx2::global_avgpool};
+}
+
 }  // namespace pyrt

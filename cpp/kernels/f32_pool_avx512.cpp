@@ -1,6 +1,23 @@
-// f32 pool kernels for avx512: not written yet (skeleton).
+// f32 pool kernels for avx512: the shared template f32_pool_impl.inc instantiated with
+// the avx512 vector traits (simd_avx512.inc).
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
 #include "pyrt/kernels.h"
 
 namespace pyrt {
-void register_pool__avx512(KernelTable& t) { (void)t; }
+namespace avx512 {
+namespace {
+#include "simd_avx512.inc"
+#include "vmath_impl.inc"
+#include "f32_pool_impl.inc"
+}  // namespace
+}  // namespace avx512
+
+void register_pool__avx512(KernelTable& t) {
+  t.pool = PoolConfig{"f32_pool__avx512", avx512::maxpool, avx512::avgpool, avx512::global_avgpool};
+}
+
 }  // namespace pyrt

@@ -1,6 +1,98 @@
-// f32 pool kernels for scalar: not written yet (skeleton).
+// f32 pooling, plain scalar: the reference and fallback. NHWC, one image per call.
+// Max skips padded taps and propagates NaN; an output whose window holds no image pixel
+// is -inf (max) or 0 (avg). Avg divides by the taps inside the image, or by KH*KW when
+// count_include_pad.
+#include <cstddef>
+
 #include "pyrt/kernels.h"
 
 namespace pyrt {
-void register_pool__scalar(KernelTable& t) { (void)t; }
+namespace scalar {
+namespace {
+
+// First and one-past-last tap index k in [0, K) with 0 <= o*s - p + k*d < n.
+inline void tap_range(ptrdiff_t o, ptrdiff_t s, ptrdiff_t p, ptrdiff_t d, ptrdiff_t K,
+                      ptrdiff_t n, ptrdiff_t* k0, ptrdiff_t* k1) {
+  const ptrdiff_t start = o * s - p;
+  ptrdiff_t lo = 0;
+  if (start < 0) lo = (-start + d - 1) / d;
+  ptrdiff_t hi = K;
+  // largest k with start + k*d <= n-1  ->  k <= (n-1-start)/d
+  if (start + (K - 1) * d > n - 1) hi = (n - 1 - start) < 0 ? 0 : (n - 1 - start) / d + 1;
+  if (hi < lo) hi = lo;
+  *k0 = lo;
+  *k1 = hi;
+}
+
+void maxpool(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
+  const ptrdiff_t C = a->C;
+  for (ptrdiff_t oh = oh0; oh < oh1; ++oh) {
+    ptrdiff_t kh0, kh1;
+    tap_range(oh, a->sh, a->pt, a->dh, a->KH, a->H, &kh0, &kh1);
+    for (ptrdiff_t ow = 0; ow < a->OW; ++ow) {
+      ptrdiff_t kw0, kw1;
+      tap_range(ow, a->sw, a->pl, a->dw, a->KW, a->W, &kw0, &kw1);
+      float* yp = a->y + (oh * a->OW + ow) * C;
+      for (ptrdiff_t c = 0; c < C; ++c) yp[c] = -__builtin_inff();
+      for (ptrdiff_t kh = kh0; kh < kh1; ++kh) {
+        const ptrdiff_t ih = oh * a->sh - a->pt + kh * a->dh;
+        for (ptrdiff_t kw = kw0; kw < kw1; ++kw) {
+          const ptrdiff_t iw = ow * a->sw - a->pl + kw * a->dw;
+          const float* xp = a->x + (ih * a->W + iw) * C;
+          for (ptrdiff_t c = 0; c < C; ++c) {
+            const float v = xp[c];
+            if (v > yp[c] || v != v) {
+              if (yp[c] == yp[c]) yp[c] = v;  // once NaN, stays NaN
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void avgpool(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
+  const ptrdiff_t C = a->C;
+  for (ptrdiff_t oh = oh0; oh < oh1; ++oh) {
+    ptrdiff_t kh0, kh1;
+    tap_range(oh, a->sh, a->pt, a->dh, a->KH, a->H, &kh0, &kh1);
+    for (ptrdiff_t ow = 0; ow < a->OW; ++ow) {
+      ptrdiff_t kw0, kw1;
+      tap_range(ow, a->sw, a->pl, a->dw, a->KW, a->W, &kw0, &kw1);
+      float* yp = a->y + (oh * a->OW + ow) * C;
+      for (ptrdiff_t c = 0; c < C; ++c) yp[c] = 0.0f;
+      for (ptrdiff_t kh = kh0; kh < kh1; ++kh) {
+        const ptrdiff_t ih = oh * a->sh - a->pt + kh * a->dh;
+        for (ptrdiff_t kw = kw0; kw < kw1; ++kw) {
+          const ptrdiff_t iw = ow * a->sw - a->pl + kw * a->dw;
+          const float* xp = a->x + (ih * a->W + iw) * C;
+          for (ptrdiff_t c = 0; c < C; ++c) yp[c] += xp[c];
+        }
+      }
+      const ptrdiff_t count =
+          a->count_include_pad ? a->KH * a->KW : (kh1 - kh0) * (kw1 - kw0);
+      if (count == 0) continue;  // empty window: 0
+      const float inv = 1.0f / static_cast<float>(count);
+      for (ptrdiff_t c = 0; c < C; ++c) yp[c] *= inv;
+    }
+  }
+}
+
+void global_avgpool(const float* x, ptrdiff_t HW, ptrdiff_t C, float* y) {
+  for (ptrdiff_t c = 0; c < C; ++c) y[c] = 0.0f;
+  for (ptrdiff_t p = 0; p < HW; ++p)
+    for (ptrdiff_t c = 0; c < C; ++c) y[c] += x[p * C + c];
+  if (HW == 0) return;
+  const float inv = 1.0f / static_cast<float>(HW);
+  for (ptrdiff_t c = 0; c < C; ++c) y[c] *= inv;
+}
+
+}  // namespace
+}  // namespace scalar
+
+void register_pool__scalar(KernelTable& t) {
+  t.pool = PoolConfig{"f32_pool__scalar", scalar::maxpool, scalar::avgpool,
+                      scalar::global_avgpool};
+}
+
 }  // namespace pyrt

@@ -1,0 +1,90 @@
+// Helpers shared by the kernel-level test bindings (testing_dwconv/pool/eltwise.cpp):
+// typed pyruntime errors, ISA table lookup, activation names. Baseline code only.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pyrt/dispatch.h"
+#include "pyrt/kernels.h"
+
+namespace pyrt {
+namespace kt {
+
+namespace py = pybind11;
+using farray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// Raises pyruntime.errors.<cls>(msg) (ShapeError, InputError, IsaError, ...).
+[[noreturn]] inline void raise(const char* cls, const std::string& msg) {
+  py::object e = py::module_::import("pyruntime.errors").attr(cls);
+  PyErr_SetString(e.ptr(), msg.c_str());
+  throw py::error_already_set();
+}
+
+// The kernel table for `isa` (None = the one in use); IsaError when unusable.
+inline const KernelTable& table(const std::optional<std::string>& isa) {
+  try {
+    if (!isa) return kernel_table();
+    return kernel_table_for(parse_isa(*isa));
+  } catch (const std::exception& e) {
+    raise("IsaError", e.what());
+  }
+}
+
+inline Act parse_act(const std::string& s) {
+  if (s == "none") return Act::None;
+  if (s == "relu") return Act::Relu;
+  if (s == "clip") return Act::Clip;
+  if (s == "sigmoid") return Act::Sigmoid;
+  if (s == "tanh") return Act::Tanh;
+  if (s == "gelu") return Act::Gelu;
+  raise("InputError", "unknown activation '" + s +
+                          "': expected 'none', 'relu', 'clip', 'sigmoid', 'tanh' or 'gelu'");
+}
+
+inline std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(a.shape(i));
+  }
+  if (a.ndim() == 1) s += ",";
+  return s + ")";
+}
+
+// A pair of positive/non-negative ints from a Python sequence of length 2 (or 4 for pads).
+inline std::vector<ptrdiff_t> ints(const py::sequence& seq, size_t n, const char* what,
+                                   ptrdiff_t min_value) {
+  if (seq.size() != n)
+    raise("InputError", std::string(what) + ": expected " + std::to_string(n) +
+                            " integers, got " + std::to_string(seq.size()));
+  std::vector<ptrdiff_t> out;
+  for (auto item : seq) {
+    const ptrdiff_t v = item.cast<ptrdiff_t>();
+    if (v < min_value)
+      raise("InputError", std::string(what) + ": expected integers >= " +
+                              std::to_string(min_value) + ", got " + std::to_string(v));
+    out.push_back(v);
+  }
+  return out;
+}
+
+// Output rows [0, OH) as `split` contiguous ranges, run last range first, so a kernel
+// that writes or reads outside its [oh0, oh1) shows up in the tests.
+template <class F>
+void for_row_ranges(ptrdiff_t OH, ptrdiff_t split, F&& f) {
+  if (split < 1) split = 1;
+  for (ptrdiff_t i = split - 1; i >= 0; --i) {
+    const ptrdiff_t r0 = OH * i / split, r1 = OH * (i + 1) / split;
+    if (r1 > r0) f(r0, r1);
+  }
+}
+
+}  // namespace kt
+}  // namespace pyrt
