@@ -185,3 +185,10 @@ def test_errors():
         T.softmax(np.zeros(5, np.float32))
     with pytest.raises(rt.IsaError):
         T.softmax(x, isa="neon")
+
+
+def test_clip_bounds_crossed(isa, rng):
+    """lo > hi gives hi everywhere, as np.clip / min(max(x, lo), hi)."""
+    x = (rng.standard_normal(37) * 5).astype(np.float32)
+    np.testing.assert_array_equal(T.activation(x, "clip", 2.0, 1.0, isa=isa),
+                                  np.clip(x, 2.0, 1.0))
