@@ -13,19 +13,20 @@ from .errors import (
     ModelFormatError,
     ShapeError,
     UnsupportedOpError,
+    WeightShapeError,
 )
 from .graph import Graph, Node, ValueInfo, Weight
 from .info import info
 from .fileformat import load, save
 from .onnx_import import load_onnx
 from .session import Session, compile
-from . import nn, passes
+from . import nn, passes, zoo
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DTypeError", "Error", "GraphError", "InputError", "IsaError", "MissingDependencyError",
-    "ModelFormatError", "ShapeError", "UnsupportedOpError", "Graph", "Node", "ValueInfo",
-    "Weight", "info", "load", "save", "load_onnx", "Session", "compile", "nn", "passes",
+    "ModelFormatError", "ShapeError", "UnsupportedOpError", "WeightShapeError", "Graph", "Node", "ValueInfo",
+    "Weight", "info", "load", "save", "load_onnx", "Session", "compile", "nn", "passes", "zoo",
     "__version__",
 ]

@@ -24,6 +24,11 @@ class GraphError(Error, ValueError):
     """A Graph is malformed: dangling names, cycles, duplicate names, bad attributes."""
 
 
+class WeightShapeError(GraphError, ShapeError):
+    """A weight's shape does not fit its op or the tensor it is applied to.
+    Both a malformed graph (GraphError) and a shape mismatch (ShapeError)."""
+
+
 class ModelFormatError(Error, ValueError):
     """A model file (.pyrt or ONNX) is truncated, corrupted, foreign or inconsistent."""
 

@@ -15,7 +15,9 @@ Ops (ONNX-like names; the ONNX importer canonicalises to exactly these forms):
   Relu(X) | Sigmoid(X) | Tanh(X) | Gelu(X) | Clip(X) attrs min, max (floats, may be
         -inf/inf) | Softmax(X) attrs axis (default -1)
   MaxPool(X) / AveragePool(X)   attrs kernel_shape=(kh, kw), strides, pads (4),
-                         dilations (MaxPool), count_include_pad (AveragePool), 0/1.
+                         dilations (MaxPool), count_include_pad (AveragePool), 0/1;
+                         ceil_mode 0/1 (default 0; ONNX rule: a window must start
+                         inside the input or the top/left padding).
   GlobalAveragePool(X)   [N, C, H, W] -> [N, C, 1, 1]
   Add(A, B)              numpy broadcasting; either side may be a weight.
   Flatten(X)             attrs axis (default 1): [N, ...] -> [N, prod(...)] in NCHW order.
@@ -96,3 +98,34 @@ class Graph:
     nodes: list[Node]
     weights: dict[str, Weight] = field(default_factory=dict)
     name: str = "graph"
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{v.name}{tuple(v.shape)}" for v in self.inputs)
+        return (f"Graph({self.name!r}, inputs=[{ins}], outputs={self.outputs}, "
+                f"nodes={len(self.nodes)}, weights={len(self.weights)})")
+
+    def validate(self) -> None:
+        """Raise a typed error (GraphError, UnsupportedOpError, ShapeError) if malformed."""
+        from .shapes import validate
+        validate(self)
+
+    def infer_shapes(self) -> dict[str, tuple]:
+        """Shapes of every input and node output; None = symbolic batch."""
+        from .shapes import infer_shapes
+        return infer_shapes(self)
+
+    def summary(self) -> str:
+        """One line per input, node and output, with shapes when they can be inferred."""
+        try:
+            shapes = self.infer_shapes()
+        except Exception:  # noqa: BLE001 - a summary of a broken graph is still useful
+            shapes = {}
+        lines = [f"Graph {self.name!r}: {len(self.nodes)} nodes, {len(self.weights)} weights"]
+        lines += [f"  input  {v.name}: {tuple(v.shape)}" for v in self.inputs]
+        for n in self.nodes:
+            attrs = ", ".join(f"{k}={v}" for k, v in n.attrs.items())
+            outs = ", ".join(f"{o}{shapes.get(o, '')}" for o in n.outputs)
+            lines.append(f"  {n.op:<18} {n.name or '':<12} ({', '.join(n.inputs)}) -> {outs}"
+                         + (f"  [{attrs}]" if attrs else ""))
+        lines += [f"  output {o}" for o in self.outputs]
+        return "\n".join(lines)

@@ -1,1 +1,212 @@
-"""Graph passes (skeleton)."""
+"""Graph -> Graph optimization passes. Each returns a new Graph (the input is never
+mutated), keeps graph input/output names, and keeps outputs equal up to float rounding.
+
+Fusions target the Conv/Gemm epilogue (bias, activation, residual add; see graph.py), so
+the compiled kernel writes its output once instead of re-reading it per elementwise op.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import Graph, Node, ValueInfo, Weight
+from .shapes import consumers, infer_shapes, node_attrs, producers, validate
+
+__all__ = ["drop_identity", "fold_batchnorm", "fuse_activations", "fuse_residual_add",
+           "optimize"]
+
+_ACT_OPS = {"Relu": "relu", "Clip": "clip", "Sigmoid": "sigmoid", "Tanh": "tanh",
+            "Gelu": "gelu"}
+
+
+def _copy(g: Graph, nodes: list[Node] | None = None,
+          weights: dict[str, Weight] | None = None) -> Graph:
+    """A new Graph sharing nothing mutable with g (Weight objects are never mutated)."""
+    return Graph([ValueInfo(v.name, tuple(v.shape), v.dtype) for v in g.inputs],
+                 list(g.outputs),
+                 [n.copy() for n in g.nodes] if nodes is None else nodes,
+                 dict(g.weights) if weights is None else weights, g.name)
+
+
+def _sole_consumer(g: Graph, cons: dict[str, list[int]], value: str) -> int | None:
+    """Index of the one node reading `value` (once), if it is not also a graph output."""
+    users = cons.get(value, [])
+    if len(users) == 1 and value not in g.outputs:
+        return users[0]
+    return None
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    name, k = base, 1
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def _used_names(g: Graph) -> set[str]:
+    return ({v.name for v in g.inputs} | set(g.weights)
+            | {x for n in g.nodes for x in (*n.inputs, *n.outputs)})
+
+
+def _prune(before: Graph, after: Graph) -> Graph:
+    """Drop weights that `before` used and `after` no longer does."""
+    used_before = {x for n in before.nodes for x in n.inputs}
+    used = {x for n in after.nodes for x in n.inputs}
+    after.weights = {k: w for k, w in after.weights.items()
+                     if k in used or k not in used_before}
+    return after
+
+
+# ---------------------------------------------------------------- drop Identity/Dropout
+
+def drop_identity(g: Graph) -> Graph:
+    """Remove Identity and Dropout. A graph output produced by one keeps its name: the
+    producer of the source is renamed to it; only when the source is a graph input, a
+    weight or another graph output does the node stay."""
+    validate(g)
+    outs, prod = set(g.outputs), producers(g)
+    alias: dict[str, str] = {}
+
+    def resolve(v: str) -> str:
+        while v in alias:
+            v = alias[v]
+        return v
+
+    keep: list[Node] = []
+    for n in g.nodes:
+        if n.op not in ("Identity", "Dropout"):
+            keep.append(n)
+            continue
+        src, dst = resolve(n.inputs[0]), n.outputs[0]
+        if dst not in outs:
+            alias[dst] = src
+        elif src in prod and src not in outs:
+            alias[src] = dst
+        else:
+            keep.append(n)
+    nodes = [Node(n.op, [resolve(x) if x else x for x in n.inputs],
+                  [resolve(o) for o in n.outputs], dict(n.attrs), n.name) for n in keep]
+    return _copy(g, nodes)
+
+
+# ---------------------------------------------------------------- BatchNorm folding
+
+def fold_batchnorm(g: Graph) -> Graph:
+    """Fold BatchNormalization into the Conv/Gemm producing its input when that output
+    feeds only the BatchNorm and the producer has no fused activation or residual:
+    W' = W * s, B' = (B - mean) * s + beta with s = scale / sqrt(var + eps)."""
+    validate(g)
+    cons, prod = consumers(g), producers(g)
+    taken = _used_names(g)
+    weights = dict(g.weights)
+    nodes: list[Node | None] = [n.copy() for n in g.nodes]
+    for i, bn in enumerate(g.nodes):
+        if bn.op != "BatchNormalization" or bn.inputs[0] not in prod:
+            continue
+        j = prod[bn.inputs[0]]
+        p = nodes[j]
+        if p is None or p.op not in ("Conv", "Gemm") or _sole_consumer(g, cons, bn.inputs[0]) != i:
+            continue
+        pa = node_attrs(p)
+        params = [*bn.inputs[1:], p.inputs[1]] + ([p.inputs[2]] if len(p.inputs) > 2 and
+                                                  p.inputs[2] else [])
+        if pa["activation"] is not None or pa["residual"] or not all(
+                x in weights and weights[x].format == "f32" for x in params):
+            continue
+        scale, beta, mean, var = (weights[x].numpy().astype(np.float64) for x in bn.inputs[1:])
+        s = scale / np.sqrt(var + node_attrs(bn)["epsilon"])
+        w = weights[p.inputs[1]].numpy().astype(np.float64)
+        w = w * (s[:, None, None, None] if p.op == "Conv" else s[None, :])
+        b = weights[p.inputs[2]].numpy().astype(np.float64) if len(params) == 6 else 0.0
+        wn, bname = _fresh(p.inputs[1] + "_bn", taken), _fresh(bn.outputs[0] + "_bias", taken)
+        weights[wn], weights[bname] = Weight.f32(w), Weight.f32((b - mean) * s + beta)
+        p.inputs = [p.inputs[0], wn, bname, *p.inputs[3:]]
+        p.outputs = list(bn.outputs)
+        nodes[j], nodes[i] = None, p  # the fused node takes the BatchNorm's place
+    return _prune(g, _copy(g, [n for n in nodes if n is not None], weights))
+
+
+# ---------------------------------------------------------------- activation fusion
+
+def fuse_activations(g: Graph) -> Graph:
+    """Fuse Relu/Clip/Sigmoid/Tanh/Gelu into the preceding Conv/Gemm epilogue when the
+    producer's output feeds only the activation and the producer has no activation yet.
+    A producer with a residual gets act(conv + R) (residual before the activation)."""
+    validate(g)
+    cons, prod = consumers(g), producers(g)
+    nodes: list[Node | None] = [n.copy() for n in g.nodes]
+    for i, act in enumerate(g.nodes):
+        if act.op not in _ACT_OPS or act.inputs[0] not in prod:
+            continue
+        j = prod[act.inputs[0]]
+        p = nodes[j]
+        if p is None or p.op not in ("Conv", "Gemm") or _sole_consumer(g, cons, act.inputs[0]) != i:
+            continue
+        pa = node_attrs(p)
+        if pa["activation"] is not None:
+            continue
+        p.attrs["activation"] = _ACT_OPS[act.op]
+        if act.op == "Clip":
+            aa = node_attrs(act)
+            p.attrs.update(act_min=aa["min"], act_max=aa["max"])
+        if pa["residual"]:
+            p.attrs["residual_after_act"] = False
+        p.outputs = list(act.outputs)
+        nodes[j], nodes[i] = None, p
+    return _copy(g, [n for n in nodes if n is not None])
+
+
+# ---------------------------------------------------------------- residual-add fusion
+
+def fuse_residual_add(g: Graph) -> Graph:
+    """Add(conv_or_gemm_out, other) with equal shapes becomes the producer's 4th input R
+    (residual=True; residual_after_act=True if it already has an activation), when the
+    producer's output feeds only the Add and the producer has no residual yet. The fused
+    node takes the Add's place, so R's producer still comes before it."""
+    shapes = infer_shapes(g)  # validates
+    cons, prod = consumers(g), producers(g)
+    nodes: list[Node | None] = [n.copy() for n in g.nodes]
+    for i, add in enumerate(g.nodes):
+        if add.op != "Add" or not _same(shapes.get(add.inputs[0]), shapes.get(add.inputs[1])):
+            continue
+        cands = []
+        for side in (0, 1):
+            v, other = add.inputs[side], add.inputs[1 - side]
+            if v not in prod or other in g.weights or _sole_consumer(g, cons, v) != i:
+                continue
+            j = prod[v]
+            p = nodes[j]
+            if p is not None and p.op in ("Conv", "Gemm") and not node_attrs(p)["residual"]:
+                cands.append((j, other))
+        if not cands:
+            continue
+        j, other = max(cands)  # the later producer: R is then already computed
+        p = nodes[j]
+        has_act = node_attrs(p)["activation"] is not None
+        p.inputs = [p.inputs[0], p.inputs[1], p.inputs[2] if len(p.inputs) > 2 else "", other]
+        p.attrs.update(residual=True, residual_after_act=has_act)
+        p.outputs = list(add.outputs)
+        nodes[j], nodes[i] = None, p
+    return _copy(g, [n for n in nodes if n is not None])
+
+
+def _same(a: tuple | None, b: tuple | None) -> bool:
+    return a is not None and b is not None and len(a) == len(b) and all(
+        x == y for x, y in zip(a, b))
+
+
+# ---------------------------------------------------------------- pipeline
+
+def optimize(g: Graph) -> Graph:
+    """Drop no-ops, fold BatchNorm, fuse residual adds and activations, until nothing
+    changes. Residual fusion runs before activation fusion so Conv -> Add -> Relu
+    becomes relu(conv + R); Conv -> Relu -> Add becomes conv -> relu -> + R."""
+    passes = (drop_identity, fold_batchnorm, fuse_residual_add, fuse_activations)
+    g = _copy(g)
+    while True:
+        n = len(g.nodes)
+        for p in passes:
+            g = p(g)
+        if len(g.nodes) == n:  # every rewrite removes a node, so this is a fixed point
+            return g

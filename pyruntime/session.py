@@ -1,5 +1,195 @@
-"""Compile and run (skeleton; see issue 2 section 4)."""
-class Session:  # noqa: D101
-    pass
-def compile(graph, device="cpu", threads=None):  # noqa: D103
-    raise NotImplementedError
+"""Compile a Graph for a device and run it: `rt.compile(graph) -> Session`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _core
+from .errors import DTypeError, Error, InputError, IsaError, ShapeError
+from .graph import Graph
+from .info import check_isa
+
+__all__ = ["Session", "compile", "IOInfo"]
+
+_F32 = np.dtype(np.float32)
+_MAX_THREADS = 1024
+
+
+class IOInfo(NamedTuple):
+    """One model input or output: name, shape (None = any batch), dtype."""
+    name: str
+    shape: tuple
+    dtype: np.dtype
+
+
+class Session:
+    """A compiled model. Call `run`; safe to call from many threads at once.
+
+    Defined outcomes of `run` (every failure is a typed `pyruntime.Error`):
+
+    - Inputs: `run(x)` with one array when the model has one input (returns one array
+      when it has one output, else a dict), or `run({"name": x, ...})` -> dict of outputs
+      by name. A bare array for a multi-input model, or unknown/missing names ->
+      `InputError` listing the expected names. Array-likes (lists) are converted.
+    - dtype: float32 is used as is; other integer and floating dtypes (int8..uint64,
+      float16, float64) are converted to float32 (rounding as numpy's astype does);
+      bool, complex, object, string or structured arrays -> `DTypeError`.
+    - Shape: the rank and every non-batch dim must match `inputs[i].shape`, and a fixed
+      first dim must match exactly -> otherwise `ShapeError` naming the input, the expected
+      and the given shape. All inputs must share one batch size.
+    - Batch 0: allowed; returns outputs with a first dim of 0 without running anything.
+    - A batch whose working memory would pass 64 GiB (or whose sizes overflow) ->
+      `ShapeError` before anything is allocated.
+    - Non-contiguous arrays are copied to a contiguous buffer; read-only arrays are read
+      in place (inputs are never written).
+    - NaN and Inf propagate through arithmetic as IEEE math does (a NaN input gives NaN
+      in every output element that depends on it through a sum, product, exp, tanh, ...).
+      relu/clip and max pooling follow the kernels' max/min instructions, which do NOT
+      propagate NaN consistently: relu(NaN) and clip(NaN) may give NaN or the bound, and
+      a window max that contains NaN may give NaN or ignore it, depending on the ISA and
+      the position. Do not rely on NaN surviving relu/clip/max pool.
+    - Outputs are new float32 arrays owned by the caller, public layout (NCHW for 4-D).
+    """
+
+    def __init__(self, plan: Any, graph: Graph, shapes: dict[str, tuple],
+                 step_nodes: list[str], threads: int) -> None:
+        self._plan = plan
+        self._run = plan.run
+        self._threads = threads
+        self._in_names = [v.name for v in graph.inputs]
+        self._out_names = list(graph.outputs)
+        self.inputs = [IOInfo(n, shapes[n], _F32) for n in self._in_names]
+        self.outputs = [IOInfo(n, shapes[n], _F32) for n in self._out_names]
+        self._in_index = {n: i for i, n in enumerate(self._in_names)}
+        # (rank, fixed first dim or None, tail dims) per input, for the fast checks.
+        self._in_spec = [(len(s), s[0], tuple(s[1:])) for s in (i.shape for i in self.inputs)]
+        self._step_nodes = step_nodes
+
+    # ------------------------------------------------------------ facts
+    @property
+    def threads(self) -> int:
+        """OpenMP threads each run uses."""
+        return self._threads
+
+    @property
+    def isa(self) -> str:
+        """The instruction set of the kernels in this plan."""
+        return self._plan.isa
+
+    def plan_summary(self) -> list[dict[str, Any]]:
+        """One record per plan step: op, kernel name, and the graph node it came from
+        ("output ..." for copies to the caller's arrays)."""
+        out = []
+        for i, (op, kernel, reads, writes) in enumerate(self._plan.summary()):
+            node = self._step_nodes[i] if i < len(self._step_nodes) else "output copy"
+            out.append({"op": op, "kernel": kernel, "node": node})
+        return out
+
+    def arena_bytes(self, batch: int = 1) -> int:
+        """Working memory (bytes) one run with this batch size uses, besides inputs/outputs."""
+        try:
+            return int(self._plan.arena_bytes(batch))
+        except _core.SizeError as e:
+            raise ShapeError(f"batch {batch} is too large: {e}") from None
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{i.name}{i.shape}" for i in self.inputs)
+        outs = ", ".join(f"{o.name}{o.shape}" for o in self.outputs)
+        return (f"Session(cpu/{self.isa}, threads={self._threads}, steps="
+                f"{len(self._step_nodes)}, inputs=[{ins}], outputs=[{outs}])")
+
+    # ------------------------------------------------------------ running
+    def _check(self, i: int, x: Any) -> np.ndarray:
+        rank, first, tail = self._in_spec[i]
+        if type(x) is not np.ndarray:
+            try:
+                x = np.asarray(x)
+            except (ValueError, TypeError) as e:
+                raise InputError(f"input {self._in_names[i]!r}: cannot convert "
+                                 f"{type(x).__name__} to an array: {e}") from None
+        if x.dtype != _F32:
+            if x.dtype.kind not in "iuf":
+                raise DTypeError(f"input {self._in_names[i]!r}: expected float32 (or another "
+                                 f"integer/float dtype, converted), got {x.dtype}")
+            x = x.astype(_F32)
+        if x.ndim != rank or x.shape[1:] != tail or (first is not None and x.shape[0] != first):
+            raise ShapeError(f"input {self._in_names[i]!r}: expected shape "
+                             f"{self.inputs[i].shape}, got {x.shape}")
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        return x
+
+    def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if len(arrays) > 1 and len({a.shape[0] for a in arrays}) > 1:
+            raise ShapeError("all inputs must have the same batch size, got " + ", ".join(
+                f"{n}: {a.shape[0]}" for n, a in zip(self._in_names, arrays)))
+        try:
+            return self._run(arrays)
+        except _core.SizeError as e:
+            raise ShapeError(f"batch {arrays[0].shape[0]} is too large: {e}") from None
+
+    def run(self, feeds: Any) -> Any:
+        """Run the whole model in one native call (GIL released). See the class doc."""
+        if isinstance(feeds, dict):
+            unknown = [k for k in feeds if k not in self._in_index]
+            missing = [n for n in self._in_names if n not in feeds]
+            if unknown or missing:
+                raise InputError(f"expected inputs {self._in_names}; "
+                                 + (f"unknown {unknown}" if unknown else "")
+                                 + ("; " if unknown and missing else "")
+                                 + (f"missing {missing}" if missing else ""))
+            outs = self._execute([self._check(i, feeds[n]) for i, n in enumerate(self._in_names)])
+            return dict(zip(self._out_names, outs))
+        if len(self._in_names) != 1:
+            raise InputError(f"this model has {len(self._in_names)} inputs "
+                             f"{self._in_names}: pass a dict {{name: array}}")
+        outs = self._execute([self._check(0, feeds)])
+        if len(outs) == 1:
+            return outs[0]
+        return dict(zip(self._out_names, outs))
+
+    __call__ = run
+
+
+def _threads(threads: Any) -> int:
+    if threads is None:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            n = os.cpu_count() or 1
+        return max(1, min(n, _MAX_THREADS))
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise InputError(f"threads: expected a positive integer or None, got {threads!r}")
+    if not 1 <= threads <= _MAX_THREADS:
+        raise InputError(f"threads: expected 1..{_MAX_THREADS} or None, got {threads}")
+    return int(threads)
+
+
+def compile(graph: Graph, device: str = "cpu", threads: int | None = None,
+            isa: str | None = None) -> Session:
+    """Validate and optimize `graph`, then build its native plan (weights packed for the
+    chosen kernels, buffers planned). `threads=None` uses every core this process may run
+    on; `isa=None` the best kernels this CPU has (or PYRUNTIME_ISA)."""
+    from . import passes, shapes as shp
+    from .lowering import lower
+
+    if not isinstance(graph, Graph):
+        raise InputError(f"compile: expected a pyruntime.Graph, got {type(graph).__name__}")
+    if not isinstance(device, str) or device.lower() != "cpu":
+        raise InputError(f"device {device!r} is not available: this build supports 'cpu' "
+                         f"(other devices come in later releases)")
+    n = _threads(threads)
+    isa_name = check_isa(isa) if isa is not None else None
+    shp.validate(graph)
+    g = passes.optimize(graph)
+    shapes = shp.infer_shapes(g)
+    try:
+        low = lower(g, shapes, isa_name, n)
+    except RuntimeError as e:
+        if isinstance(e, Error):
+            raise
+        raise IsaError(str(e)) from None
+    return Session(low.plan, g, shapes, low.step_nodes, n)

@@ -1,6 +1,214 @@
-// The compiled plan binding: not written yet (skeleton).
+// The compiled plan binding: pyruntime.session lowers a Graph through these builder
+// calls once; Plan.run executes the whole graph in one call with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../runtime/plan.h"
+#include "../runtime/steps.h"
 #include "bindings.h"
+#include "pyrt/dispatch.h"
+
+namespace py = pybind11;
 
 namespace pyrt {
-void bind_plan(pybind11::module_& m) { (void)m; }
+namespace {
+
+using FArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+struct PyPlan {
+  std::unique_ptr<Plan> plan;
+  std::vector<std::vector<py::ssize_t>> out_tails;  // output shapes without the batch
+
+  Plan& p() { return *plan; }
+};
+
+const KernelTable& table_for(const py::object& isa) {
+  if (isa.is_none()) return kernel_table();
+  return kernel_table_for(parse_isa(isa.cast<std::string>()));
+}
+
+// A float32 C-contiguous copy-free view of a weight (numpy converts if it must).
+FArray weight(const py::object& o, py::ssize_t expect, const char* what) {
+  FArray a = FArray::ensure(o);
+  if (!a) throw std::invalid_argument(std::string(what) + ": expected a float32 array");
+  if (expect >= 0 && a.size() != expect)
+    throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(expect) +
+                                " values, got " + std::to_string(a.size()));
+  return a;
+}
+
+EpilogueSpec epilogue(const py::object& bias, int64_t n, int residual, int act, float lo,
+                      float hi, bool after) {
+  EpilogueSpec e;
+  if (!bias.is_none()) {
+    FArray b = weight(bias, n, "bias");
+    e.bias.assign(b.data(), b.data() + n);
+  }
+  e.residual = residual;
+  if (act < 0 || act > static_cast<int>(Act::Gelu)) throw std::invalid_argument("unknown activation code");
+  e.act = static_cast<Act>(act);
+  e.lo = lo;
+  e.hi = hi;
+  e.residual_after_act = after;
+  return e;
+}
+
+ConvGeom geom(const std::vector<int64_t>& g) {
+  if (g.size() != 14) throw std::invalid_argument("conv geometry needs 14 integers");
+  for (int64_t v : g)
+    if (v < 0) throw std::invalid_argument("conv geometry must be non-negative");
+  return ConvGeom{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13]};
+}
+
+py::list run_plan(PyPlan& self, const py::sequence& feeds) {
+  Plan& p = self.p();
+  const size_t ni = p.num_inputs();
+  if (static_cast<size_t>(py::len(feeds)) != ni)
+    throw std::invalid_argument("expected " + std::to_string(ni) + " input arrays, got " +
+                                std::to_string(py::len(feeds)));
+  std::vector<py::array> keep;
+  std::vector<const float*> in(ni);
+  py::ssize_t batch = -1;
+  for (size_t i = 0; i < ni; ++i) {
+    py::object o = feeds[i];
+    if (!py::isinstance<py::array>(o))
+      throw std::invalid_argument("input " + std::to_string(i) + ": expected a numpy array");
+    py::array a = py::reinterpret_borrow<py::array>(o);
+    if (!a.dtype().is(py::dtype::of<float>()) ||
+        !(a.flags() & py::array::c_style) || a.ndim() < 1)
+      throw std::invalid_argument("input " + std::to_string(i) +
+                                  ": expected a C-contiguous float32 array of rank >= 1");
+    const py::ssize_t b = a.shape(0);
+    if (batch >= 0 && b != batch)
+      throw std::invalid_argument("all inputs must have the same batch size");
+    batch = b;
+    if (a.size() != b * p.input_per_sample(i))
+      throw std::invalid_argument("input " + std::to_string(i) + ": expected " +
+                                  std::to_string(p.input_per_sample(i)) + " values per sample");
+    in[i] = static_cast<const float*>(a.data());
+    keep.push_back(a);
+  }
+  if (batch < 0) batch = 1;
+  if (batch > 0) p.arena_bytes(batch);  // size check (SizeError) before allocating outputs
+  const size_t no = p.num_outputs();
+  std::vector<py::array_t<float>> outs;
+  std::vector<float*> out(no);
+  for (size_t i = 0; i < no; ++i) {
+    std::vector<py::ssize_t> shape{batch};
+    shape.insert(shape.end(), self.out_tails[i].begin(), self.out_tails[i].end());
+    outs.emplace_back(shape);
+    out[i] = outs.back().mutable_data();
+  }
+  {
+    py::gil_scoped_release release;
+    p.run(batch, in.data(), out.data());
+  }
+  py::list r;
+  for (auto& o : outs) r.append(o);
+  return r;
+}
+
+}  // namespace
+
+void bind_plan(py::module_& m) {
+  py::register_exception<SizeError>(m, "SizeError", PyExc_ValueError);
+
+  py::class_<PyPlan>(m, "Plan", "A compiled execution plan (built by pyruntime.compile).")
+      .def(py::init([](const py::object& isa, int threads) {
+             if (threads < 1) throw std::invalid_argument("threads must be >= 1");
+             auto pp = std::make_unique<PyPlan>();
+             pp->plan = std::make_unique<Plan>(table_for(isa), threads);
+             return pp;
+           }),
+           py::arg("isa"), py::arg("threads"))
+      .def_property_readonly("isa", [](PyPlan& s) { return std::string(s.p().kernels().isa_name); })
+      .def_property_readonly("threads", [](PyPlan& s) { return s.p().threads(); })
+      .def("add_value", [](PyPlan& s, int64_t n) { return s.p().add_value(n); })
+      .def("add_input", [](PyPlan& s, int64_t n) { return s.p().add_input(n); })
+      .def("add_const", [](PyPlan& s, const py::object& a) {
+        FArray w = weight(a, -1, "constant");
+        return s.p().add_const(w.data(), w.size());
+      })
+      .def("add_alias", [](PyPlan& s, int v) { return s.p().add_alias(v); })
+      .def("mark_output", [](PyPlan& s, int v, std::vector<py::ssize_t> tail) {
+        py::ssize_t n = 1;
+        for (auto d : tail) n *= d;
+        if (n != s.p().per_sample(v)) throw std::invalid_argument("output shape does not match its value");
+        s.p().mark_output(v);
+        s.out_tails.push_back(std::move(tail));
+      })
+      .def("copy", [](PyPlan& s, int x, int y) {
+        s.p().add_step(make_copy_step(x, y, s.p().per_sample(x)));
+      })
+      .def("transpose", [](PyPlan& s, int x, int y, int64_t R, int64_t S) {
+        if (R * S != s.p().per_sample(x) || R * S != s.p().per_sample(y))
+          throw std::invalid_argument("transpose: R * S must equal the per-sample size");
+        s.p().add_step(make_transpose_step(s.p().threads(), x, y, R, S));
+      })
+      .def("gemm", [](PyPlan& s, int x, int y, int64_t rows, int64_t K, int64_t N,
+                      const py::object& W, const py::object& bias, int residual, int act,
+                      float lo, float hi, bool after) {
+        FArray w = weight(W, K * N, "gemm weight");
+        auto st = make_gemm_step(s.p().kernels(), s.p().threads(), x, y, rows, K, N, w.data(),
+                                 epilogue(bias, N, residual, act, lo, hi, after));
+        s.p().add_step(std::move(st));
+      })
+      .def("conv", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, const py::object& W,
+                      const py::object& bias, int residual, int act, float lo, float hi, bool after) {
+        const ConvGeom q = geom(g);
+        FArray w = weight(W, q.OC * q.C * q.KH * q.KW, "conv weight");
+        s.p().add_step(make_conv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
+                                      epilogue(bias, q.OC, residual, act, lo, hi, after)));
+      })
+      .def("dwconv", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, const py::object& W,
+                        const py::object& bias, int residual, int act, float lo, float hi, bool after) {
+        const ConvGeom q = geom(g);
+        FArray w = weight(W, q.C * q.KH * q.KW, "depthwise weight");
+        s.p().add_step(make_dwconv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
+                                        epilogue(bias, q.C, residual, act, lo, hi, after)));
+      })
+      .def("pool", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, bool is_max, bool cip) {
+        s.p().add_step(make_pool_step(s.p().kernels(), s.p().threads(), x, y, geom(g), is_max, cip));
+      })
+      .def("global_avgpool", [](PyPlan& s, int x, int y, int64_t HW, int64_t C) {
+        s.p().add_step(make_global_avgpool_step(s.p().kernels(), s.p().threads(), x, y, HW, C));
+      })
+      .def("add", [](PyPlan& s, int a, int b, int y, std::vector<int64_t> dims,
+                     std::vector<int64_t> sa, std::vector<int64_t> sb, bool a_full, bool b_full) {
+        s.p().add_step(make_add_step(s.p().kernels(), s.p().threads(), a, b, y, std::move(dims),
+                                     std::move(sa), std::move(sb), a_full, b_full));
+      })
+      .def("activation", [](PyPlan& s, int x, int y, int act, float lo, float hi) {
+        if (act < 1 || act > static_cast<int>(Act::Gelu)) throw std::invalid_argument("unknown activation code");
+        s.p().add_step(make_activation_step(s.p().kernels(), s.p().threads(), x, y,
+                                            s.p().per_sample(x), static_cast<Act>(act), lo, hi));
+      })
+      .def("softmax", [](PyPlan& s, int x, int y, int64_t rows, int64_t cols) {
+        s.p().add_step(make_softmax_step(s.p().kernels(), s.p().threads(), x, y, rows, cols));
+      })
+      .def("affine", [](PyPlan& s, int x, int y, int64_t rows, int64_t C, const py::object& scale,
+                        const py::object& bias) {
+        FArray sc = weight(scale, C, "scale"), b = weight(bias, C, "bias");
+        s.p().add_step(make_affine_step(s.p().threads(), x, y, rows, C,
+                                        std::vector<float>(sc.data(), sc.data() + C),
+                                        std::vector<float>(b.data(), b.data() + C)));
+      })
+      .def("finalize", [](PyPlan& s) { s.p().finalize(); })
+      .def("run", &run_plan, py::arg("feeds"),
+           "Run the plan on C-contiguous float32 arrays (one per input); returns the outputs.")
+      .def("arena_bytes", [](PyPlan& s, int64_t batch) { return s.p().arena_bytes(batch); })
+      .def("packed_weight_bytes", [](PyPlan& s) { return s.p().packed_weight_bytes(); })
+      .def("summary", [](PyPlan& s) {
+        py::list out;
+        for (const StepInfo& i : s.p().summary())
+          out.append(py::make_tuple(i.op, i.kernel, i.reads, i.writes));
+        return out;
+      });
+}
+
 }  // namespace pyrt

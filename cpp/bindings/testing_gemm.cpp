@@ -1,6 +1,301 @@
-// Kernel-level test entry points for gemm: not written yet (skeleton).
+// Kernel-level test entry points for the f32 GEMM family:
+//   _core.testing.gemm(A, B, ...)          packs B, runs over a block grid like the executor
+//   _core.testing.gemm_config(isa)         {name, mr, nr}
+//   _core.testing.gemm_pack(B, isa)        the packed weight, exactly packed_size floats
+#include <pybind11/numpy.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 #include "bindings.h"
+#include "pyrt/dispatch.h"
+
+namespace py = pybind11;
 
 namespace pyrt {
-void bind_testing_gemm(pybind11::module_& testing) { (void)testing; }
+
+// Defined in f32_gemm_avx2.cpp for tests only (not part of the kernel table).
+void register_gemm_12x16__avx2(KernelTable& t);
+
+namespace {
+
+constexpr const char* kAvx512Shape = "avx2_12x16";
+
+[[noreturn]] void raise(const char* cls, const std::string& msg) {
+  py::object type = py::module_::import("pyruntime.errors").attr(cls);
+  PyErr_SetString(type.ptr(), msg.c_str());
+  throw py::error_already_set();
+}
+
+// "avx2_12x16": the AVX2 table with its gemm replaced by the test-only kernel that has
+// the AVX-512 kernel's tile shape (see f32_gemm_avx2.cpp); any other name is an ISA.
+const KernelTable& table_for(const std::string& isa) {
+  try {
+    if (isa == kAvx512Shape) {
+      static const KernelTable t = [] {
+        KernelTable copy = kernel_table_for(Isa::Avx2);
+        register_gemm_12x16__avx2(copy);
+        return copy;
+      }();
+      return t;
+    }
+    return kernel_table_for(parse_isa(isa));
+  } catch (const std::exception& e) {
+    raise("IsaError", e.what());
+  }
+}
+
+// A float32 matrix view with unit column stride: rows, cols and the row stride in floats.
+struct Mat {
+  float* data = nullptr;
+  ptrdiff_t rows = 0, cols = 0, ld = 0;
+  const char* lo = nullptr;  // byte range covered, for overlap checks
+  const char* hi = nullptr;
+};
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+Mat as_mat(const py::handle& obj, const char* what, bool writable) {
+  if (!py::isinstance<py::array>(obj))
+    raise("DTypeError", std::string(what) + " must be a numpy float32 array, got " +
+                            std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<float>()))
+    raise("DTypeError", std::string(what) + " must be float32, got " +
+                            std::string(py::str(a.dtype())));
+  if (a.ndim() != 2)
+    raise("ShapeError", std::string(what) + " must be 2-D, got shape " + shape_str(a));
+  Mat m;
+  m.rows = a.shape(0);
+  m.cols = a.shape(1);
+  const ptrdiff_t s0 = a.strides(0), s1 = a.strides(1);
+  const ptrdiff_t fs = static_cast<ptrdiff_t>(sizeof(float));
+  const bool empty = m.rows == 0 || m.cols == 0;  // numpy may give any strides
+  if (!empty && m.cols > 1 && s1 != fs)
+    raise("InputError", std::string(what) + " must have unit stride along its columns "
+                            "(rows may be padded); got strides (" + std::to_string(s0) + ", " +
+                            std::to_string(s1) + ") bytes");
+  if (!empty && m.rows > 1 && (s0 % fs != 0 || s0 / fs < m.cols))
+    raise("InputError", std::string(what) + " needs a row stride that is a multiple of 4 "
+                            "bytes and at least its width; got strides (" +
+                            std::to_string(s0) + ", " + std::to_string(s1) + ") bytes");
+  if (writable && !a.writeable())
+    raise("InputError", std::string(what) + " must be writable");
+  m.ld = !empty && m.rows > 1 ? s0 / fs : m.cols;
+  m.data = static_cast<float*>(const_cast<void*>(a.data()));
+  m.lo = reinterpret_cast<const char*>(m.data);
+  m.hi = m.rows && m.cols
+             ? reinterpret_cast<const char*>(m.data + (m.rows - 1) * m.ld + m.cols)
+             : m.lo;
+  return m;
+}
+
+bool overlaps(const Mat& a, const Mat& b) { return a.lo < b.hi && b.lo < a.hi; }
+
+Act parse_act(const std::string& s) {
+  if (s == "none") return Act::None;
+  if (s == "relu") return Act::Relu;
+  if (s == "clip") return Act::Clip;
+  if (s == "sigmoid") return Act::Sigmoid;
+  if (s == "tanh") return Act::Tanh;
+  if (s == "gelu") return Act::Gelu;
+  raise("InputError", "act must be one of 'none', 'relu', 'clip', 'sigmoid', 'tanh', "
+                      "'gelu'; got '" + s + "'");
+}
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<float[], AlignedFree>;
+
+// 64-byte aligned, with `guard` sentinel floats after `n` so overruns are caught.
+constexpr float kSentinel = -1.2345e30f;
+Buffer alloc_guarded(size_t n, size_t guard) {
+  const size_t bytes = ((n + guard) * sizeof(float) + 63) / 64 * 64;
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
+  if (p == nullptr) throw std::bad_alloc();
+  for (size_t i = 0; i < n + guard; ++i) p[i] = kSentinel;
+  return Buffer(p);
+}
+
+// Packs B with the table's config into a guarded buffer; throws if pack overran.
+Buffer pack_checked(const GemmConfig& g, const Mat& B, size_t* size_out) {
+  const size_t size = g.packed_size(B.rows, B.cols);
+  if (size < static_cast<size_t>(B.rows) * static_cast<size_t>(B.cols))
+    throw std::logic_error(std::string(g.name) + ": packed_size smaller than K*N");
+  constexpr size_t kGuard = 64;
+  Buffer buf = alloc_guarded(size, kGuard);
+  {
+    py::gil_scoped_release nogil;
+    if (size) g.pack(B.rows, B.cols, B.data, B.ld, buf.get());
+  }
+  for (size_t i = size; i < size + kGuard; ++i)
+    if (buf[i] != kSentinel)
+      throw std::logic_error(std::string(g.name) + ": pack wrote past packed_size");
+  *size_out = size;
+  return buf;
+}
+
+py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
+                        const py::object& bias_obj, const py::object& res_obj,
+                        const std::string& act, float lo, float hi, bool residual_after_act,
+                        const std::string& isa, int64_t n_split, int64_t m_split,
+                        const py::object& out_obj, int64_t repeat) {
+  const GemmConfig& g = table_for(isa).gemm;
+  if (g.run == nullptr) raise("IsaError", "no gemm kernel registered for ISA '" + isa + "'");
+  const Mat A = as_mat(A_obj, "A", false);
+  const Mat B = as_mat(B_obj, "B", false);
+  const ptrdiff_t M = A.rows, K = A.cols, N = B.cols;
+  if (B.rows != K)
+    raise("ShapeError", "A is (" + std::to_string(M) + ", " + std::to_string(K) +
+                            ") so B must have " + std::to_string(K) + " rows; got (" +
+                            std::to_string(B.rows) + ", " + std::to_string(N) + ")");
+  if (repeat < 1) raise("InputError", "repeat must be >= 1; got " + std::to_string(repeat));
+  if (n_split < 1 || m_split < 1)
+    raise("InputError", "n_split and m_split must be >= 1; got " + std::to_string(n_split) +
+                            " and " + std::to_string(m_split));
+  Epilogue ep{};
+  ep.act = parse_act(act);
+  ep.lo = lo;
+  ep.hi = hi;
+  ep.residual_after_act = residual_after_act ? 1 : 0;
+
+  py::array bias_arr;
+  if (!bias_obj.is_none()) {
+    if (!py::isinstance<py::array>(bias_obj) ||
+        !py::reinterpret_borrow<py::array>(bias_obj).dtype().is(py::dtype::of<float>()))
+      raise("DTypeError", "bias must be a float32 numpy array");
+    bias_arr = py::reinterpret_borrow<py::array>(bias_obj);
+    if (bias_arr.ndim() != 1 || bias_arr.shape(0) != N)
+      raise("ShapeError", "bias must have shape (" + std::to_string(N) + ",), got " +
+                              shape_str(bias_arr));
+    if (N > 1 && bias_arr.strides(0) != static_cast<py::ssize_t>(sizeof(float)))
+      raise("InputError", "bias must be contiguous");
+    ep.bias = static_cast<const float*>(bias_arr.data());
+  }
+
+  Mat R;
+  if (!res_obj.is_none()) {
+    R = as_mat(res_obj, "residual", false);
+    if (R.rows != M || R.cols != N)
+      raise("ShapeError", "residual must have shape (" + std::to_string(M) + ", " +
+                              std::to_string(N) + "), got (" + std::to_string(R.rows) +
+                              ", " + std::to_string(R.cols) + ")");
+    ep.residual = R.data;
+    ep.ldr = R.ld;
+  }
+
+  py::array_t<float> out;
+  Mat C;
+  if (out_obj.is_none()) {
+    out = py::array_t<float>({static_cast<py::ssize_t>(M), static_cast<py::ssize_t>(N)});
+    C = as_mat(out, "out", true);
+  } else {
+    C = as_mat(out_obj, "out", true);
+    out = py::reinterpret_borrow<py::array_t<float>>(out_obj);
+    if (C.rows != M || C.cols != N)
+      raise("ShapeError", "out must have shape (" + std::to_string(M) + ", " +
+                              std::to_string(N) + "), got (" + std::to_string(C.rows) +
+                              ", " + std::to_string(C.cols) + ")");
+    if (overlaps(C, A) || overlaps(C, B))
+      raise("InputError", "out must not overlap A or B");
+    // In place residual (out is residual) is allowed; partial overlap is not.
+    if (ep.residual && overlaps(C, R) && !(R.data == C.data && R.ld == C.ld))
+      raise("InputError", "out may be the residual itself but must not partly overlap it");
+  }
+
+  size_t psize = 0;
+  Buffer packed = pack_checked(g, B, &psize);
+  if (M == 0 || N == 0) return out;
+
+  const ptrdiff_t nr = g.nr;
+  const ptrdiff_t panels = (N + nr - 1) / nr;
+  // The blocks, one run() call each, as the executor's threads would call them.
+  struct Block { ptrdiff_t m0, m1, n0, n1; };
+  std::vector<Block> blocks;
+  for (int64_t mi = 0; mi < m_split; ++mi) {
+    const ptrdiff_t m0 = M * mi / m_split, m1 = M * (mi + 1) / m_split;
+    for (int64_t ni = 0; ni < n_split; ++ni) {
+      const ptrdiff_t p0 = panels * ni / n_split, p1 = panels * (ni + 1) / n_split;
+      const ptrdiff_t n0 = p0 * nr, n1 = p1 * nr < N ? p1 * nr : N;
+      if (m1 > m0 && n1 > n0) blocks.push_back({m0, m1, n0, n1});
+    }
+  }
+  {
+    py::gil_scoped_release nogil;
+    for (int64_t rep = 0; rep < repeat; ++rep) {
+      for (const Block& b : blocks) {
+        Epilogue blk = ep;
+        if (blk.residual) blk.residual += b.m0 * ep.ldr;
+        g.run(b.m1 - b.m0, N, K, A.data + b.m0 * A.ld, A.ld, packed.get(),
+              C.data + b.m0 * C.ld, C.ld, &blk, b.n0, b.n1);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void bind_testing_gemm(py::module_& testing) {
+  testing.def("gemm", &gemm, py::arg("A"), py::arg("B"), py::arg("bias") = py::none(),
+              py::arg("residual") = py::none(), py::arg("act") = "none",
+              py::arg("lo") = 0.0f, py::arg("hi") = 0.0f,
+              py::arg("residual_after_act") = false, py::arg("isa") = "avx2",
+              py::arg("n_split") = 1, py::arg("m_split") = 1, py::arg("out") = py::none(),
+              py::arg("repeat") = 1,
+              "C = epilogue(A @ B) with B packed by the ISA's gemm config, computed over an "
+              "m_split x n_split grid of blocks (n boundaries on multiples of nr) the way "
+              "the executor calls it. A, residual and out may have padded rows (row stride "
+              ">= width); out, when given, is written in place and returned. `repeat` "
+              "runs the grid that many times after one packing, for timing the kernel.");
+  testing.def("gemm_config", [](const std::string& isa, bool check_cpu) {
+    KernelTable blank{};
+    const KernelTable* t = &blank;
+    if (check_cpu || isa == kAvx512Shape) {
+      t = &table_for(isa);
+    } else {  // names and shapes only: registering runs no ISA instruction
+      Isa want;
+      try {
+        want = parse_isa(isa);
+      } catch (const std::exception& e) {
+        raise("IsaError", e.what());
+      }
+      register_gemm__scalar(blank);
+      if (want >= Isa::Avx2) register_gemm__avx2(blank);
+      if (want >= Isa::Avx512) register_gemm__avx512(blank);
+    }
+    const GemmConfig& g = t->gemm;
+    py::dict d;
+    d["name"] = g.name ? g.name : "";
+    d["mr"] = g.mr;
+    d["nr"] = g.nr;
+    return d;
+  }, py::arg("isa"), py::arg("check_cpu") = true,
+     "The gemm kernel for an ISA: {name, mr, nr}. check_cpu=False also describes the "
+     "kernel of an ISA this CPU lacks (it is not run).");
+  testing.def("gemm_pack", [](const py::object& B_obj, const std::string& isa) {
+    const GemmConfig& g = table_for(isa).gemm;
+    const Mat B = as_mat(B_obj, "B", false);
+    size_t size = 0;
+    Buffer packed = pack_checked(g, B, &size);
+    py::array_t<float> out(static_cast<py::ssize_t>(size));
+    if (size) std::memcpy(out.mutable_data(), packed.get(), size * sizeof(float));
+    return out;
+  }, py::arg("B"), py::arg("isa"),
+     "B[K, N] packed by the ISA's gemm config: exactly packed_size(K, N) floats.");
+  testing.def("gemm_packed_size", [](int64_t K, int64_t N, const std::string& isa) {
+    return table_for(isa).gemm.packed_size(K, N);
+  }, py::arg("K"), py::arg("N"), py::arg("isa"));
+}
+
 }  // namespace pyrt

@@ -1,6 +1,71 @@
-// f32 gemm kernels for avx2: not written yet (skeleton).
+// f32 GEMM for AVX2 + FMA: a 6 x 16 register tile (12 accumulators, 2 B vectors, one
+// broadcast of A). The algorithm is the shared template in f32_gemm_impl.inc; this
+// file only supplies the 8-float vector traits and the blocking constants (twice: the
+// second instance mirrors the AVX-512 tile shape for tests).
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
 #include "pyrt/kernels.h"
 
 namespace pyrt {
-void register_gemm__avx2(KernelTable& t) { (void)t; }
+namespace avx2 {
+namespace {
+
+struct V {
+  using reg = __m256;
+  static constexpr int W = 8;
+  static inline reg zero() { return _mm256_setzero_ps(); }
+  static inline reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static inline void store(float* p, reg x) { _mm256_storeu_ps(p, x); }
+  // Lanes [0, n) set, 0 < n < 8: a window into 8 x -1 followed by 8 x 0.
+  static inline __m256i mask(int n) {
+    static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + 8 - n));
+  }
+  static inline reg load_part(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  static inline void store_part(float* p, reg x, int n) { _mm256_maskstore_ps(p, mask(n), x); }
+  static inline reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static inline reg set1(float x) { return _mm256_set1_ps(x); }
+  static inline reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static inline reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static inline reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  static inline reg min(reg a, reg b) { return _mm256_min_ps(a, b); }
+};
+
+}  // namespace
+
+// The kernel in the table.
+namespace tile6x16 {
+namespace {
+constexpr int kMr = 6;
+constexpr int kNr = 16;
+constexpr ptrdiff_t kKc = 256;  // 16 KiB sliver of B per panel
+constexpr ptrdiff_t kMc = 144;  // 144 x 256 floats of A: 144 KiB
+constexpr const char* kName = "f32_gemm_6x16__avx2";
+#include "f32_gemm_impl.inc"
+}  // namespace
+}  // namespace tile6x16
+
+// For tests only: the AVX-512 kernel's shape (12 rows, two vectors per row, the same K
+// and M blocks) built from AVX2 vectors, so every template path the AVX-512 kernel
+// takes (tiles of 7..12 rows included) runs on machines without AVX-512. It spills
+// accumulators; it is never put in a kernel table.
+namespace tile12x16 {
+namespace {
+constexpr int kMr = 12;
+constexpr int kNr = 16;
+constexpr ptrdiff_t kKc = 192;
+constexpr ptrdiff_t kMc = 144;
+constexpr const char* kName = "f32_gemm_12x16__avx2";
+#include "f32_gemm_impl.inc"
+}  // namespace
+}  // namespace tile12x16
+}  // namespace avx2
+
+void register_gemm__avx2(KernelTable& t) { avx2::tile6x16::register_into(t); }
+void register_gemm_12x16__avx2(KernelTable& t) { avx2::tile12x16::register_into(t); }
+
 }  // namespace pyrt

@@ -1,0 +1,63 @@
+// Step factories: each lowers one op onto the kernel table (weights packed here, once).
+// Value layouts per sample: 4-D activations NHWC [H, W, C]; others row-major as given.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "plan.h"
+
+namespace pyrt {
+
+// The fused epilogue of a producing step: bias per output channel, residual value
+// (same shape as the output; -1 = none), activation.
+struct EpilogueSpec {
+  std::vector<float> bias;  // empty = none
+  int residual = -1;
+  Act act = Act::None;
+  float lo = 0.f, hi = 0.f;
+  bool residual_after_act = false;
+};
+
+// Spatial geometry of a conv/pool on NHWC images.
+struct ConvGeom {
+  int64_t H, W, C, OH, OW, OC, KH, KW, sh, sw, pt, pl, dh, dw;
+};
+
+// Multithreaded C = ep(A @ packed): splits M (multiples of mr) and N (multiples of nr).
+void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
+                   const float* A, ptrdiff_t lda, const float* packed, float* C, ptrdiff_t ldc,
+                   const Epilogue& ep);
+
+std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample);
+// Per sample, a row-major [R, S] matrix -> [S, R] (NCHW <-> NHWC).
+std::unique_ptr<Step> make_transpose_step(int threads, int x, int y, int64_t R, int64_t S);
+// y[rows, N] = ep(x[rows, K] @ W[K, N]) with rows = batch * rows_per_sample.
+std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, int y,
+                                     int64_t rows_per_sample, int64_t K, int64_t N,
+                                     const float* W, EpilogueSpec ep);
+// Group-1 conv; W is [OC, C, KH, KW]. 1x1 stride-1 unpadded convs become one GEMM.
+std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, int y,
+                                     const ConvGeom& g, const float* W, EpilogueSpec ep);
+// Depthwise conv (C == OC, multiplier 1); W is [C, 1, KH, KW].
+std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x, int y,
+                                       const ConvGeom& g, const float* W, EpilogueSpec ep);
+std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
+                                     const ConvGeom& g, bool is_max, bool count_include_pad);
+std::unique_ptr<Step> make_global_avgpool_step(const KernelTable& kt, int threads, int x, int y,
+                                               int64_t HW, int64_t C);
+// y = a + b with broadcasting. dims: output dims in storage order, dims[0] = -1 for the
+// batch dimension (filled at run time); sa/sb: element strides of a and b per dim (0 =
+// broadcast; for dims[0] = -1 the per-sample size or 0).
+std::unique_ptr<Step> make_add_step(const KernelTable& kt, int threads, int a, int b, int y,
+                                    std::vector<int64_t> dims, std::vector<int64_t> sa,
+                                    std::vector<int64_t> sb, bool a_full, bool b_full);
+std::unique_ptr<Step> make_activation_step(const KernelTable& kt, int threads, int x, int y,
+                                           int64_t per_sample, Act act, float lo, float hi);
+std::unique_ptr<Step> make_softmax_step(const KernelTable& kt, int threads, int x, int y,
+                                        int64_t rows_per_sample, int64_t cols);
+// y[r, c] = x[r, c] * scale[c] + bias[c] (unfused BatchNormalization on the channel axis).
+std::unique_ptr<Step> make_affine_step(int threads, int x, int y, int64_t rows_per_sample,
+                                       int64_t C, std::vector<float> scale, std::vector<float> bias);
+
+}  // namespace pyrt

@@ -1,0 +1,281 @@
+// Elementwise and data-movement steps: copy, layout transpose, broadcast add,
+// activation, softmax, per-channel affine (unfused BatchNormalization).
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "parallel.h"
+#include "steps.h"
+
+namespace pyrt {
+namespace {
+
+constexpr ptrdiff_t kGrain = 1 << 15;  // elements per task below which threads don't pay
+
+// Number of tasks for n elements: 1 when small, else one per thread.
+ptrdiff_t tasks_for(int threads, double n) { return n < 2.0 * kGrain ? 1 : threads; }
+
+void check_elt(const EltwiseConfig& e) {
+  if (!e.add || !e.activation || !e.softmax)
+    throw std::runtime_error("no elementwise kernel is registered for this ISA");
+}
+
+struct CopyStep final : Step {
+  int64_t per_sample;
+  void run(const ExecCtx& c) const override {
+    const float* x = c.ptr[reads[0]];
+    float* y = c.ptr[writes[0]];
+    if (x == y) return;
+    std::memcpy(y, x, sizeof(float) * size_t(c.batch) * size_t(per_sample));
+  }
+};
+
+struct TransposeStep final : Step {
+  int threads;
+  int64_t R, S;
+  void run(const ExecCtx& c) const override {
+    const float* x = c.ptr[reads[0]];
+    float* y = c.ptr[writes[0]];
+    constexpr ptrdiff_t B = 32;
+    const ptrdiff_t rb = ceil_div(R, B);
+    const ptrdiff_t n = c.batch * rb;
+    const int t = double(c.batch) * double(R * S) < 2.0 * kGrain ? 1 : threads;
+    parallel_for(t, n, [&](ptrdiff_t task, int) {
+      const ptrdiff_t b = task / rb, r0 = (task % rb) * B, r1 = std::min<ptrdiff_t>(R, r0 + B);
+      const float* xs = x + b * R * S;
+      float* ys = y + b * R * S;
+      for (ptrdiff_t s0 = 0; s0 < S; s0 += B) {
+        const ptrdiff_t s1 = std::min<ptrdiff_t>(S, s0 + B);
+        for (ptrdiff_t r = r0; r < r1; ++r)
+          for (ptrdiff_t s = s0; s < s1; ++s) ys[s * R + r] = xs[r * S + s];
+      }
+    });
+  }
+};
+
+struct AddStep final : Step {
+  void (*add)(ptrdiff_t, const float*, ptrdiff_t, const float*, ptrdiff_t, float*);
+  int threads;
+  std::vector<int64_t> dims, sa, sb;  // dims[0] == -1: the batch
+
+  void run(const ExecCtx& c) const override {
+    const float* a = c.ptr[reads[0]];
+    const float* b = c.ptr[reads[1]];
+    float* y = c.ptr[writes[0]];
+    // Substitute the batch, drop size-1 dims, merge dims that are contiguous for all three.
+    ptrdiff_t d[16], xa[16], xb[16];
+    int r = 0;
+    for (size_t i = 0; i < dims.size(); ++i) {
+      const ptrdiff_t n = dims[i] < 0 ? c.batch : dims[i];
+      if (n == 1) continue;
+      d[r] = n; xa[r] = sa[i]; xb[r] = sb[i]; ++r;
+    }
+    if (r == 0) { d[0] = 1; xa[0] = xb[0] = 0; r = 1; }
+    // Element strides of y (contiguous) and merging from the innermost dim outwards.
+    int m = r - 1;
+    ptrdiff_t D[16], A[16], Bs[16];
+    D[m] = d[r - 1]; A[m] = xa[r - 1]; Bs[m] = xb[r - 1];
+    for (int i = r - 2; i >= 0; --i) {
+      if (xa[i] == A[m] * D[m] && xb[i] == Bs[m] * D[m]) {
+        D[m] *= d[i];  // y is contiguous, so its strides always merge
+      } else {
+        --m;
+        D[m] = d[i]; A[m] = xa[i]; Bs[m] = xb[i];
+      }
+    }
+    const int nd = r - m;
+    const ptrdiff_t* dd = D + m;
+    const ptrdiff_t* da = A + m;
+    const ptrdiff_t* db = Bs + m;
+    const ptrdiff_t inner = dd[nd - 1];
+    const bool vec = (da[nd - 1] == 0 || da[nd - 1] == 1) && (db[nd - 1] == 0 || db[nd - 1] == 1);
+    ptrdiff_t outer = 1;
+    for (int i = 0; i < nd - 1; ++i) outer *= dd[i];
+    const int t = double(outer) * double(inner) < 2.0 * kGrain ? 1 : threads;
+    const ptrdiff_t tasks = std::min<ptrdiff_t>(outer, t);
+    parallel_for(t, tasks, [&](ptrdiff_t task, int) {
+      const ptrdiff_t o0 = task * outer / tasks, o1 = (task + 1) * outer / tasks;
+      // Multi-index of o0 over the outer dims.
+      ptrdiff_t idx[16];
+      ptrdiff_t rem = o0, oa = 0, ob = 0;
+      for (int i = nd - 2; i >= 0; --i) {
+        idx[i] = rem % dd[i];
+        rem /= dd[i];
+        oa += idx[i] * da[i];
+        ob += idx[i] * db[i];
+      }
+      for (ptrdiff_t o = o0; o < o1; ++o) {
+        float* yo = y + o * inner;
+        if (vec) {
+          add(inner, a + oa, da[nd - 1], b + ob, db[nd - 1], yo);
+        } else {
+          for (ptrdiff_t i = 0; i < inner; ++i) yo[i] = a[oa + i * da[nd - 1]] + b[ob + i * db[nd - 1]];
+        }
+        for (int i = nd - 2; i >= 0; --i) {  // odometer
+          oa += da[i];
+          ob += db[i];
+          if (++idx[i] < dd[i]) break;
+          oa -= idx[i] * da[i];
+          ob -= idx[i] * db[i];
+          idx[i] = 0;
+        }
+      }
+    });
+  }
+};
+
+struct ActStep final : Step {
+  void (*fn)(ptrdiff_t, const float*, float*, Act, float, float);
+  int threads;
+  int64_t per_sample;
+  Act act;
+  float lo, hi;
+  void run(const ExecCtx& c) const override {
+    const float* x = c.ptr[reads[0]];
+    float* y = c.ptr[writes[0]];
+    const ptrdiff_t n = c.batch * per_sample;
+    const ptrdiff_t tasks = tasks_for(threads, double(n));
+    parallel_for(threads, tasks, [&](ptrdiff_t t, int) {
+      const ptrdiff_t i0 = (t * n / tasks) / 16 * 16;
+      const ptrdiff_t i1 = t + 1 == tasks ? n : ((t + 1) * n / tasks) / 16 * 16;
+      fn(i1 - i0, x + i0, y + i0, act, lo, hi);
+    });
+  }
+};
+
+struct SoftmaxStep final : Step {
+  void (*fn)(ptrdiff_t, ptrdiff_t, const float*, float*);
+  int threads;
+  int64_t rows, cols;
+  void run(const ExecCtx& c) const override {
+    const float* x = c.ptr[reads[0]];
+    float* y = c.ptr[writes[0]];
+    const ptrdiff_t R = c.batch * rows;
+    const ptrdiff_t tasks = std::min<ptrdiff_t>(R, tasks_for(threads, double(R) * double(cols)));
+    parallel_for(threads, tasks, [&](ptrdiff_t t, int) {
+      const ptrdiff_t r0 = t * R / tasks, r1 = (t + 1) * R / tasks;
+      fn(r1 - r0, cols, x + r0 * cols, y + r0 * cols);
+    });
+  }
+};
+
+struct AffineStep final : Step {
+  int threads;
+  int64_t rows, C;
+  std::vector<float> scale, bias;
+  void run(const ExecCtx& c) const override {
+    const float* x = c.ptr[reads[0]];
+    float* y = c.ptr[writes[0]];
+    const ptrdiff_t R = c.batch * rows;
+    const ptrdiff_t tasks = std::min<ptrdiff_t>(R, tasks_for(threads, double(R) * double(C)));
+    const float* s = scale.data();
+    const float* b = bias.data();
+    parallel_for(threads, tasks, [&](ptrdiff_t t, int) {
+      const ptrdiff_t r0 = t * R / tasks, r1 = (t + 1) * R / tasks;
+      for (ptrdiff_t r = r0; r < r1; ++r) {
+        const float* xr = x + r * C;
+        float* yr = y + r * C;
+        for (ptrdiff_t j = 0; j < C; ++j) yr[j] = xr[j] * s[j] + b[j];
+      }
+    });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample) {
+  auto s = std::make_unique<CopyStep>();
+  s->op = "copy";
+  s->kernel = "memcpy";
+  s->per_sample = per_sample;
+  s->reads = {x};
+  s->writes = {y};
+  return s;
+}
+
+std::unique_ptr<Step> make_transpose_step(int threads, int x, int y, int64_t R, int64_t S) {
+  auto s = std::make_unique<TransposeStep>();
+  s->op = "transpose";
+  s->kernel = "transpose_blocked";
+  s->threads = threads;
+  s->R = R;
+  s->S = S;
+  s->reads = {x};
+  s->writes = {y};
+  return s;
+}
+
+std::unique_ptr<Step> make_add_step(const KernelTable& kt, int threads, int a, int b, int y,
+                                    std::vector<int64_t> dims, std::vector<int64_t> sa,
+                                    std::vector<int64_t> sb, bool a_full, bool b_full) {
+  check_elt(kt.eltwise);
+  if (dims.empty() || dims.size() > 16 || sa.size() != dims.size() || sb.size() != dims.size())
+    throw std::invalid_argument("add: dims and strides must have the same rank (1..16)");
+  auto s = std::make_unique<AddStep>();
+  s->op = "add";
+  s->kernel = kt.eltwise.name;
+  s->add = kt.eltwise.add;
+  s->threads = threads;
+  s->dims = std::move(dims);
+  s->sa = std::move(sa);
+  s->sb = std::move(sb);
+  s->reads = {a, b};
+  s->writes = {y};
+  if (a_full) s->inplace_candidates.push_back(0);
+  if (b_full) s->inplace_candidates.push_back(1);
+  return s;
+}
+
+std::unique_ptr<Step> make_activation_step(const KernelTable& kt, int threads, int x, int y,
+                                           int64_t per_sample, Act act, float lo, float hi) {
+  check_elt(kt.eltwise);
+  auto s = std::make_unique<ActStep>();
+  s->op = "activation";
+  s->kernel = kt.eltwise.name;
+  s->fn = kt.eltwise.activation;
+  s->threads = threads;
+  s->per_sample = per_sample;
+  s->act = act;
+  s->lo = lo;
+  s->hi = hi;
+  s->reads = {x};
+  s->writes = {y};
+  s->inplace_candidates = {0};
+  return s;
+}
+
+std::unique_ptr<Step> make_softmax_step(const KernelTable& kt, int threads, int x, int y,
+                                        int64_t rows_per_sample, int64_t cols) {
+  check_elt(kt.eltwise);
+  auto s = std::make_unique<SoftmaxStep>();
+  s->op = "softmax";
+  s->kernel = kt.eltwise.name;
+  s->fn = kt.eltwise.softmax;
+  s->threads = threads;
+  s->rows = rows_per_sample;
+  s->cols = cols;
+  s->reads = {x};
+  s->writes = {y};
+  s->inplace_candidates = {0};
+  return s;
+}
+
+std::unique_ptr<Step> make_affine_step(int threads, int x, int y, int64_t rows_per_sample,
+                                       int64_t C, std::vector<float> scale, std::vector<float> bias) {
+  if (scale.size() != size_t(C) || bias.size() != size_t(C))
+    throw std::invalid_argument("affine: scale and bias need one value per channel");
+  auto s = std::make_unique<AffineStep>();
+  s->op = "batchnorm";
+  s->kernel = "affine_scalar";
+  s->threads = threads;
+  s->rows = rows_per_sample;
+  s->C = C;
+  s->scale = std::move(scale);
+  s->bias = std::move(bias);
+  s->reads = {x};
+  s->writes = {y};
+  s->inplace_candidates = {0};
+  return s;
+}
+
+}  // namespace pyrt

@@ -1,0 +1,217 @@
+// GEMM-based steps: Gemm, and group-1 Conv as im2col (NHWC, (kh, kw, c) order) + GEMM.
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "aligned.h"
+#include "parallel.h"
+#include "steps.h"
+
+namespace pyrt {
+
+void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
+                   const float* A, ptrdiff_t lda, const float* packed, float* C, ptrdiff_t ldc,
+                   const Epilogue& ep) {
+  if (M <= 0 || N <= 0) return;
+  const double work = double(M) * double(N) * double(K > 0 ? K : 1);
+  if (threads <= 1 || work < 65536.0) {
+    g.run(M, N, K, A, lda, packed, C, ldc, &ep, 0, N);
+    return;
+  }
+  const ptrdiff_t mr = g.mr, nr = g.nr;
+  const ptrdiff_t mt = ceil_div(M, mr), nt = ceil_div(N, nr);
+  // Choose an nm x nn grid (nm * nn = threads) minimising the largest task; ties prefer
+  // splitting N (each task then streams only its part of the packed weights).
+  ptrdiff_t best_nm = 1, best_nn = 1;
+  double best = 1e300;
+  for (ptrdiff_t nm = 1; nm <= threads; ++nm) {
+    if (threads % nm) continue;
+    const ptrdiff_t nn = threads / nm;
+    const ptrdiff_t a = std::min(nm, mt), b = std::min(nn, nt);
+    const double cost = double(ceil_div(mt, a)) * double(ceil_div(nt, b)) + 1e-3 * double(nm);
+    if (cost < best) {
+      best = cost;
+      best_nm = a;
+      best_nn = b;
+    }
+  }
+  const ptrdiff_t mb = ceil_div(mt, best_nm) * mr;  // rows per M block
+  const ptrdiff_t nb = ceil_div(nt, best_nn) * nr;  // columns per N block
+  const ptrdiff_t nm = ceil_div(M, mb), nn = ceil_div(N, nb);
+  parallel_for(threads, nm * nn, [&](ptrdiff_t t, int) {
+    const ptrdiff_t im = t / nn, in = t % nn;
+    const ptrdiff_t m0 = im * mb, m1 = std::min(M, m0 + mb);
+    const ptrdiff_t n0 = in * nb, n1 = std::min(N, n0 + nb);
+    Epilogue e = ep;
+    if (e.residual) e.residual += m0 * e.ldr;
+    g.run(m1 - m0, N, K, A + m0 * lda, lda, packed, C + m0 * ldc, ldc, &e, n0, n1);
+  });
+}
+
+namespace {
+
+void check_gemm(const GemmConfig& g) {
+  if (!g.run || !g.pack || !g.packed_size || g.mr <= 0 || g.nr <= 0)
+    throw std::runtime_error("no GEMM kernel is registered for this ISA");
+}
+
+AlignedFloats pack_gemm(const GemmConfig& g, int64_t K, int64_t N, const float* B, int64_t ldb) {
+  AlignedFloats p(g.packed_size(K, N));
+  g.pack(K, N, B, ldb, p.get());
+  return p;
+}
+
+Epilogue make_ep(const EpilogueSpec& s, const float* bias, const ExecCtx& c, ptrdiff_t ldr) {
+  Epilogue e{};
+  e.bias = bias;
+  e.residual = s.residual >= 0 ? c.ptr[s.residual] : nullptr;
+  e.ldr = ldr;
+  e.act = s.act;
+  e.lo = s.lo;
+  e.hi = s.hi;
+  e.residual_after_act = s.residual_after_act ? 1 : 0;
+  return e;
+}
+
+struct GemmStep final : Step {
+  GemmConfig g;
+  int threads;
+  int64_t rows, K, N;
+  AlignedFloats packed;
+  EpilogueSpec eps;
+  void run(const ExecCtx& c) const override {
+    const Epilogue e = make_ep(eps, eps.bias.empty() ? nullptr : eps.bias.data(), c, N);
+    gemm_parallel(g, threads, c.batch * rows, N, K, c.ptr[reads[0]], K, packed.get(),
+                  c.ptr[writes[0]], N, e);
+  }
+  size_t weight_bytes() const override { return packed.size() * sizeof(float); }
+};
+
+struct ConvStep final : Step {
+  GemmConfig g;
+  int threads;
+  ConvGeom geo;
+  int64_t Kd;    // KH * KW * C
+  int64_t tile;  // output pixels per im2col tile (multiple of mr)
+  AlignedFloats packed;
+  EpilogueSpec eps;
+
+  size_t scratch_floats() const override { return size_t(threads) * size_t(tile) * size_t(Kd); }
+  size_t weight_bytes() const override { return packed.size() * sizeof(float); }
+
+  // Rows [p0, p0 + rows) of the im2col matrix (output pixels over the whole batch).
+  void im2col(const float* x, ptrdiff_t p0, ptrdiff_t rows, float* buf) const {
+    const ConvGeom& q = geo;
+    const ptrdiff_t OHW = q.OH * q.OW, C = q.C;
+    const ptrdiff_t krow = q.KW * C;
+    for (ptrdiff_t r = 0; r < rows; ++r) {
+      const ptrdiff_t p = p0 + r;
+      const ptrdiff_t n = p / OHW, rem = p % OHW, oh = rem / q.OW, ow = rem % q.OW;
+      float* dst = buf + r * Kd;
+      const float* img = x + n * q.H * q.W * C;
+      const ptrdiff_t iw0 = ow * q.sw - q.pl;
+      const bool row_inside = q.dw == 1 && iw0 >= 0 && iw0 + q.KW <= q.W;
+      for (ptrdiff_t kh = 0; kh < q.KH; ++kh) {
+        const ptrdiff_t ih = oh * q.sh - q.pt + kh * q.dh;
+        float* d = dst + kh * krow;
+        if (ih < 0 || ih >= q.H) {
+          std::memset(d, 0, sizeof(float) * krow);
+          continue;
+        }
+        const float* src = img + ih * q.W * C;
+        if (row_inside) {
+          std::memcpy(d, src + iw0 * C, sizeof(float) * krow);
+          continue;
+        }
+        for (ptrdiff_t kw = 0; kw < q.KW; ++kw) {
+          const ptrdiff_t iw = iw0 + kw * q.dw;
+          if (iw < 0 || iw >= q.W)
+            std::memset(d + kw * C, 0, sizeof(float) * C);
+          else
+            std::memcpy(d + kw * C, src + iw * C, sizeof(float) * C);
+        }
+      }
+    }
+  }
+
+  void run(const ExecCtx& c) const override {
+    const float* x = c.ptr[reads[0]];
+    float* y = c.ptr[writes[0]];
+    const Epilogue e0 = make_ep(eps, eps.bias.empty() ? nullptr : eps.bias.data(), c, geo.OC);
+    const ptrdiff_t P = c.batch * geo.OH * geo.OW;
+    ptrdiff_t t = tile;
+    if (ceil_div(P, t) < threads) t = std::max<ptrdiff_t>(g.mr, ceil_div(ceil_div(P, threads), g.mr) * g.mr);
+    t = std::min<ptrdiff_t>(t, tile);
+    const ptrdiff_t tasks = ceil_div(P, t);
+    parallel_for(threads, tasks, [&](ptrdiff_t i, int tid) {
+      const ptrdiff_t p0 = i * t, rows = std::min(t, P - p0);
+      float* buf = c.scratch + size_t(tid) * size_t(tile) * size_t(Kd);
+      im2col(x, p0, rows, buf);
+      Epilogue e = e0;
+      if (e.residual) e.residual += p0 * geo.OC;
+      g.run(rows, geo.OC, Kd, buf, Kd, packed.get(), y + p0 * geo.OC, geo.OC, &e, 0, geo.OC);
+    });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, int y,
+                                     int64_t rows_per_sample, int64_t K, int64_t N,
+                                     const float* W, EpilogueSpec ep) {
+  check_gemm(kt.gemm);
+  auto s = std::make_unique<GemmStep>();
+  s->op = "gemm";
+  s->kernel = kt.gemm.name;
+  s->g = kt.gemm;
+  s->threads = threads;
+  s->rows = rows_per_sample;
+  s->K = K;
+  s->N = N;
+  s->packed = pack_gemm(kt.gemm, K, N, W, N);
+  s->reads = {x};
+  if (ep.residual >= 0) s->reads.push_back(ep.residual);
+  s->writes = {y};
+  s->eps = std::move(ep);
+  return s;
+}
+
+std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, int y,
+                                     const ConvGeom& q, const float* W, EpilogueSpec ep) {
+  check_gemm(kt.gemm);
+  const int64_t Kd = q.KH * q.KW * q.C;
+  // W [OC, C, KH, KW] -> B [(kh, kw, c), OC], the im2col column order.
+  std::vector<float> B(size_t(Kd) * size_t(q.OC));
+  for (int64_t o = 0; o < q.OC; ++o)
+    for (int64_t ci = 0; ci < q.C; ++ci)
+      for (int64_t kh = 0; kh < q.KH; ++kh)
+        for (int64_t kw = 0; kw < q.KW; ++kw)
+          B[size_t(((kh * q.KW + kw) * q.C + ci) * q.OC + o)] = W[((o * q.C + ci) * q.KH + kh) * q.KW + kw];
+  const bool pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1 && q.pt == 0 &&
+                         q.pl == 0 && q.OH == q.H && q.OW == q.W;
+  if (pointwise) {
+    auto s = make_gemm_step(kt, threads, x, y, q.H * q.W, q.C, q.OC, B.data(), std::move(ep));
+    s->op = "conv1x1";
+    return s;
+  }
+  auto s = std::make_unique<ConvStep>();
+  s->op = "conv";
+  s->kernel = std::string("im2col+") + kt.gemm.name;
+  s->g = kt.gemm;
+  s->threads = threads;
+  s->geo = q;
+  s->Kd = Kd;
+  const int64_t mr = kt.gemm.mr;
+  int64_t tile = 65536 / std::max<int64_t>(Kd, 1);
+  tile = std::clamp<int64_t>(tile, 64, 256);
+  s->tile = std::max<int64_t>(mr, tile / mr * mr);
+  s->packed = pack_gemm(kt.gemm, Kd, q.OC, B.data(), q.OC);
+  s->reads = {x};
+  if (ep.residual >= 0) s->reads.push_back(ep.residual);
+  s->writes = {y};
+  s->eps = std::move(ep);
+  return s;
+}
+
+}  // namespace pyrt

@@ -1,0 +1,137 @@
+// Per-image spatial steps on NHWC: depthwise conv, max/avg pool, global average pool.
+// Threads split (image, output-row range) tasks.
+#include <algorithm>
+#include <stdexcept>
+
+#include "aligned.h"
+#include "parallel.h"
+#include "steps.h"
+
+namespace pyrt {
+namespace {
+
+// Row chunks per image so that there are enough tasks for the threads.
+ptrdiff_t chunks_per_image(int threads, ptrdiff_t batch, ptrdiff_t OH) {
+  if (threads <= 1 || batch >= 2 * threads) return 1;
+  return std::max<ptrdiff_t>(1, std::min<ptrdiff_t>(OH, ceil_div(2 * threads, batch)));
+}
+
+struct DwConvStep final : Step {
+  DwConvConfig k;
+  int threads;
+  ConvGeom geo;
+  AlignedFloats packed;
+  EpilogueSpec eps;
+  size_t weight_bytes() const override { return packed.size() * sizeof(float); }
+  void run(const ExecCtx& c) const override {
+    const float* x = c.ptr[reads[0]];
+    float* y = c.ptr[writes[0]];
+    const float* res = eps.residual >= 0 ? c.ptr[eps.residual] : nullptr;
+    const ptrdiff_t in_img = geo.H * geo.W * geo.C, out_img = geo.OH * geo.OW * geo.C;
+    const ptrdiff_t cpi = chunks_per_image(threads, c.batch, geo.OH);
+    parallel_for(threads, c.batch * cpi, [&](ptrdiff_t t, int) {
+      const ptrdiff_t n = t / cpi, ch = t % cpi;
+      const ptrdiff_t oh0 = ch * geo.OH / cpi, oh1 = (ch + 1) * geo.OH / cpi;
+      Epilogue e{};
+      e.bias = eps.bias.empty() ? nullptr : eps.bias.data();
+      e.residual = res ? res + n * out_img : nullptr;
+      e.ldr = geo.C;
+      e.act = eps.act;
+      e.lo = eps.lo;
+      e.hi = eps.hi;
+      e.residual_after_act = eps.residual_after_act ? 1 : 0;
+      DwConvArgs a{x + n * in_img, geo.H, geo.W, geo.C, packed.get(), geo.KH, geo.KW,
+                   geo.sh, geo.sw, geo.pt, geo.pl, geo.dh, geo.dw,
+                   y + n * out_img, geo.OH, geo.OW, &e};
+      k.run(&a, oh0, oh1);
+    });
+  }
+};
+
+struct PoolStep final : Step {
+  void (*fn)(const PoolArgs*, ptrdiff_t, ptrdiff_t);
+  int threads;
+  ConvGeom geo;
+  bool count_include_pad;
+  void run(const ExecCtx& c) const override {
+    const float* x = c.ptr[reads[0]];
+    float* y = c.ptr[writes[0]];
+    const ptrdiff_t in_img = geo.H * geo.W * geo.C, out_img = geo.OH * geo.OW * geo.C;
+    const ptrdiff_t cpi = chunks_per_image(threads, c.batch, geo.OH);
+    parallel_for(threads, c.batch * cpi, [&](ptrdiff_t t, int) {
+      const ptrdiff_t n = t / cpi, ch = t % cpi;
+      const ptrdiff_t oh0 = ch * geo.OH / cpi, oh1 = (ch + 1) * geo.OH / cpi;
+      PoolArgs a{x + n * in_img, geo.H, geo.W, geo.C, geo.KH, geo.KW, geo.sh, geo.sw,
+                 geo.pt, geo.pl, geo.dh, geo.dw, y + n * out_img, geo.OH, geo.OW,
+                 count_include_pad ? 1 : 0};
+      fn(&a, oh0, oh1);
+    });
+  }
+};
+
+struct GapStep final : Step {
+  void (*fn)(const float*, ptrdiff_t, ptrdiff_t, float*);
+  int threads;
+  int64_t HW, C;
+  void run(const ExecCtx& c) const override {
+    const float* x = c.ptr[reads[0]];
+    float* y = c.ptr[writes[0]];
+    const int t = double(c.batch) * double(HW * C) < 65536.0 ? 1 : threads;
+    parallel_for(t, c.batch, [&](ptrdiff_t n, int) { fn(x + n * HW * C, HW, C, y + n * C); });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x, int y,
+                                       const ConvGeom& g, const float* W, EpilogueSpec ep) {
+  const DwConvConfig& k = kt.dwconv;
+  if (!k.run || !k.pack || !k.packed_size)
+    throw std::runtime_error("no depthwise conv kernel is registered for this ISA");
+  auto s = std::make_unique<DwConvStep>();
+  s->op = "dwconv";
+  s->kernel = k.name;
+  s->k = k;
+  s->threads = threads;
+  s->geo = g;
+  s->packed = AlignedFloats(k.packed_size(g.KH, g.KW, g.C));
+  k.pack(W, g.KH, g.KW, g.C, s->packed.get());
+  s->reads = {x};
+  if (ep.residual >= 0) s->reads.push_back(ep.residual);
+  s->writes = {y};
+  s->eps = std::move(ep);
+  return s;
+}
+
+std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
+                                     const ConvGeom& g, bool is_max, bool count_include_pad) {
+  auto fn = is_max ? kt.pool.maxpool : kt.pool.avgpool;
+  if (!fn) throw std::runtime_error("no pooling kernel is registered for this ISA");
+  auto s = std::make_unique<PoolStep>();
+  s->op = is_max ? "maxpool" : "avgpool";
+  s->kernel = kt.pool.name;
+  s->fn = fn;
+  s->threads = threads;
+  s->geo = g;
+  s->count_include_pad = count_include_pad;
+  s->reads = {x};
+  s->writes = {y};
+  return s;
+}
+
+std::unique_ptr<Step> make_global_avgpool_step(const KernelTable& kt, int threads, int x, int y,
+                                               int64_t HW, int64_t C) {
+  if (!kt.pool.global_avgpool) throw std::runtime_error("no pooling kernel is registered for this ISA");
+  auto s = std::make_unique<GapStep>();
+  s->op = "global_avgpool";
+  s->kernel = kt.pool.name;
+  s->fn = kt.pool.global_avgpool;
+  s->threads = threads;
+  s->HW = HW;
+  s->C = C;
+  s->reads = {x};
+  s->writes = {y};
+  return s;
+}
+
+}  // namespace pyrt

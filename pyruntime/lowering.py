@@ -1,0 +1,314 @@
+"""Lower an optimized, shape-inferred Graph onto a native `_core.Plan` (CPU, fp32).
+
+Runs once per compile. Activations inside the plan are NHWC per sample for 4-D values
+(public NCHW [N, C, H, W] is stored as [N, H, W, C]) and row-major otherwise; this module
+inserts the layout transposes at the boundary and where a 4-D value is flattened or
+reshaped, and decides every other layout question, so the C++ side only sees sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from .errors import GraphError, UnsupportedOpError
+from .graph import Graph, Node
+from .shapes import node_attrs, node_label
+
+ACT_CODES = {None: 0, "relu": 1, "clip": 2, "sigmoid": 3, "tanh": 4, "gelu": 5}
+_UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Gelu": "gelu", "Clip": "clip"}
+
+
+@dataclass
+class _Val:
+    """A value in the plan: its id and its public shape (dim 0 is the batch)."""
+    id: int
+    shape: tuple
+
+    @property
+    def per_sample(self) -> int:
+        return math.prod(self.shape[1:])
+
+    @property
+    def nhwc(self) -> bool:
+        return len(self.shape) == 4
+
+
+def _nhwc_trivial(shape: tuple) -> bool:
+    """NCHW and NHWC orders coincide (C == 1 or H * W == 1)."""
+    return shape[1] == 1 or shape[2] * shape[3] == 1
+
+
+def _storage_perm(rank: int) -> tuple[int, ...]:
+    return (0, 2, 3, 1) if rank == 4 else tuple(range(rank))
+
+
+class Lowerer:
+    """Builds the plan node by node; `step_nodes[i]` names the node behind plan step i."""
+
+    def __init__(self, graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int):
+        self.g = graph
+        self.shapes = shapes
+        self.plan = _core.Plan(isa, threads)
+        self.vals: dict[str, _Val] = {}
+        self.consts: dict[str, np.ndarray] = {n: w.numpy() for n, w in graph.weights.items()}
+        self.step_nodes: list[str] = []
+        self._where = ""
+
+    # ------------------------------------------------------------ helpers
+    def _step(self, fn: str, *args) -> None:
+        getattr(self.plan, fn)(*args)
+        self.step_nodes.append(self._where)
+
+    def _new(self, shape: tuple) -> _Val:
+        return _Val(self.plan.add_value(math.prod(shape[1:])), tuple(shape))
+
+    def _act(self, name: str) -> _Val:
+        if name in self.consts:
+            raise UnsupportedOpError(f"{self._where}: input {name!r} is a weight where the "
+                                     f"CPU backend needs a computed tensor")
+        return self.vals[name]
+
+    def _flat_nchw(self, v: _Val) -> _Val:
+        """The value with its per-sample data in public (NCHW flatten) order."""
+        if not v.nhwc or _nhwc_trivial(v.shape):
+            return v
+        n, c, h, w = v.shape
+        t = _Val(self.plan.add_value(v.per_sample), v.shape)
+        self._step("transpose", v.id, t.id, h * w, c)
+        return t
+
+    def _to_nhwc(self, src_id: int, shape: tuple) -> _Val:
+        """A value of public 4-D `shape` from per-sample NCHW-ordered data at src_id."""
+        if _nhwc_trivial(shape):
+            return _Val(self.plan.add_alias(src_id), shape)
+        t = self._new(shape)
+        self._step("transpose", src_id, t.id, shape[1], shape[2] * shape[3])
+        return t
+
+    # ------------------------------------------------------------ driver
+    def lower(self) -> "Lowerer":
+        for vi in self.g.inputs:
+            shape = self.shapes[vi.name]
+            self._where = f"input {vi.name!r}"
+            raw = self.plan.add_input(math.prod(shape[1:]))
+            self.vals[vi.name] = self._to_nhwc(raw, shape) if len(shape) == 4 else _Val(raw, shape)
+        for i, node in enumerate(self.g.nodes):
+            self._where = node_label(node, i)
+            self._node(node, node_attrs(node, i))
+        for name in self.g.outputs:
+            self._where = f"output {name!r}"
+            v = self.vals[name]
+            if v.nhwc and not _nhwc_trivial(v.shape):
+                v = self._flat_nchw(v)
+            self.plan.mark_output(v.id, [int(d) for d in v.shape[1:]])
+        self.plan.finalize()
+        return self
+
+    def _node(self, n: Node, a: dict) -> None:
+        op = n.op
+        out = n.outputs[0]
+        if all(x in self.consts for x in n.inputs if x) and op in ("Add", "Identity", "Dropout"):
+            self._fold(n)
+            return
+        if op in ("Identity", "Dropout"):
+            self.vals[out] = self.vals[n.inputs[0]]
+        elif op in ("Conv", "Gemm"):
+            self._conv_gemm(n, a)
+        elif op == "BatchNormalization":
+            self._batchnorm(n, a)
+        elif op in _UNARY:
+            x = self._act(n.inputs[0])
+            y = self._new(x.shape)
+            lo, hi = (a["min"], a["max"]) if op == "Clip" else (0.0, 0.0)
+            self._step("activation", x.id, y.id, ACT_CODES[_UNARY[op]], lo, hi)
+            self.vals[out] = y
+        elif op == "Softmax":
+            self._softmax(n, a)
+        elif op in ("MaxPool", "AveragePool"):
+            self._pool(n, a)
+        elif op == "GlobalAveragePool":
+            x = self._act(n.inputs[0])
+            y = self._new(self.shapes[out])
+            self._step("global_avgpool", x.id, y.id, x.shape[2] * x.shape[3], x.shape[1])
+            self.vals[out] = y
+        elif op == "Add":
+            self.vals[out] = self._add(n.inputs[0], n.inputs[1], self.shapes[out])
+        elif op in ("Flatten", "Reshape"):
+            self._reshape(n)
+        else:  # validate() rejects unknown ops first; this guards new IR ops
+            raise UnsupportedOpError(f"{self._where}: op {op!r} has no CPU lowering")
+
+    def _fold(self, n: Node) -> None:
+        """Ops whose inputs are all weights are evaluated once here, in float32."""
+        args = [self.consts[x] for x in n.inputs]
+        r = args[0] + args[1] if n.op == "Add" else args[0]
+        self.consts[n.outputs[0]] = np.asarray(r, dtype=np.float32)
+
+    # ------------------------------------------------------------ ops
+    def _conv_gemm(self, n: Node, a: dict) -> None:
+        out = n.outputs[0]
+        yshape = self.shapes[out]
+        x = self._act(n.inputs[0])
+        w = self.consts[n.inputs[1]]
+        bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+        act = a["activation"]
+        lo, hi = a["act_min"], a["act_max"]
+        res_name = n.inputs[3] if a["residual"] else None
+        res_id = -1
+        fuse_act = True
+        if res_name is not None:
+            r = self.vals.get(res_name)
+            if r is not None and tuple(r.shape) == tuple(yshape):
+                res_id = r.id
+            elif not a["residual_after_act"]:
+                fuse_act = False  # act must follow the separate residual add
+        y = self._new(yshape)
+        code = ACT_CODES[act] if fuse_act else 0
+        after = bool(a["residual_after_act"])
+        if n.op == "Gemm":
+            k, nn = w.shape
+            self._step("gemm", x.id, y.id, 1, k, nn, w, bias, res_id, code, lo, hi, after)
+        else:
+            _, c, h, wd = x.shape
+            o, _, kh, kw = w.shape
+            (sh, sw), (dh, dw) = a["strides"], a["dilations"]
+            pt, pl = a["pads"][0], a["pads"][1]
+            geom = [h, wd, c, yshape[2], yshape[3], o, kh, kw, sh, sw, pt, pl, dh, dw]
+            if a["group"] == 1:
+                self._step("conv", x.id, y.id, geom, w, bias, res_id, code, lo, hi, after)
+            else:
+                self._step("dwconv", x.id, y.id, geom, w, bias, res_id, code, lo, hi, after)
+        if res_name is not None and res_id < 0:
+            y = self._add_vals(y, res_name, yshape)
+            if not fuse_act and act is not None:
+                z = self._new(yshape)
+                self._step("activation", y.id, z.id, ACT_CODES[act], lo, hi)
+                y = z
+        self.vals[out] = y
+
+    def _add_vals(self, y: _Val, other: str, shape: tuple) -> _Val:
+        tmp = f"\0{y.id}"
+        self.vals[tmp] = y
+        try:
+            return self._add(tmp, other, shape)
+        finally:
+            del self.vals[tmp]
+
+    def _batchnorm(self, n: Node, a: dict) -> None:
+        x = self._act(n.inputs[0])
+        scale, b, mean, var = (self.consts.get(k) for k in n.inputs[1:5])
+        if any(t is None for t in (scale, b, mean, var)):
+            raise UnsupportedOpError(f"{self._where}: BatchNormalization parameters must be "
+                                     f"weights")
+        if not (x.nhwc or len(x.shape) == 2):
+            raise UnsupportedOpError(f"{self._where}: BatchNormalization on rank "
+                                     f"{len(x.shape)}; the CPU backend supports rank 2 and 4")
+        s64 = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + a["epsilon"])
+        bias = b.astype(np.float64) - mean.astype(np.float64) * s64
+        c = x.shape[1]
+        y = self._new(x.shape)
+        self._step("affine", x.id, y.id, x.per_sample // c, c, s64.astype(np.float32),
+                   bias.astype(np.float32))
+        self.vals[n.outputs[0]] = y
+
+    def _softmax(self, n: Node, a: dict) -> None:
+        x = self._act(n.inputs[0])
+        r = len(x.shape)
+        axis = a["axis"] + r if a["axis"] < 0 else a["axis"]
+        want = 1 if r == 4 else r - 1
+        if axis != want:
+            raise UnsupportedOpError(
+                f"{self._where}: Softmax over axis {a['axis']} of a rank-{r} tensor; the CPU "
+                f"backend supports the channel axis 1 of NCHW tensors and the last axis "
+                f"otherwise")
+        if axis == 0:
+            raise UnsupportedOpError(f"{self._where}: Softmax over the batch axis")
+        cols = x.shape[axis]
+        y = self._new(x.shape)
+        self._step("softmax", x.id, y.id, x.per_sample // cols, cols)
+        self.vals[n.outputs[0]] = y
+
+    def _pool(self, n: Node, a: dict) -> None:
+        x = self._act(n.inputs[0])
+        yshape = self.shapes[n.outputs[0]]
+        _, c, h, w = x.shape
+        kh, kw = a["kernel_shape"]
+        (sh, sw) = a["strides"]
+        dh, dw = a.get("dilations", (1, 1))
+        pt, pl = a["pads"][0], a["pads"][1]
+        geom = [h, w, c, yshape[2], yshape[3], c, kh, kw, sh, sw, pt, pl, dh, dw]
+        y = self._new(yshape)
+        self._step("pool", x.id, y.id, geom, n.op == "MaxPool",
+                   bool(a.get("count_include_pad", 0)))
+        self.vals[n.outputs[0]] = y
+
+    def _reshape(self, n: Node) -> None:
+        x = self._act(n.inputs[0])
+        yshape = self.shapes[n.outputs[0]]
+        ps = math.prod(yshape[1:])
+        if (yshape[0] is None) != (x.shape[0] is None) or (
+                x.shape[0] is not None and yshape[0] != x.shape[0]) or ps != x.per_sample:
+            raise UnsupportedOpError(
+                f"{self._where}: {n.op} from {x.shape} to {yshape} moves data across the "
+                f"batch dimension; the CPU backend needs the first dim kept")
+        flat = self._flat_nchw(x)
+        if len(yshape) == 4:
+            self.vals[n.outputs[0]] = self._to_nhwc(flat.id, yshape)
+        else:
+            self.vals[n.outputs[0]] = _Val(self.plan.add_alias(flat.id), yshape)
+
+    def _add(self, an: str, bn: str, oshape: tuple) -> _Val:
+        """y = a + b with numpy broadcasting, in storage order, on contiguous runs."""
+        r = len(oshape)
+        perm = _storage_perm(r)
+        dims = [-1] + [int(oshape[p]) for p in perm[1:]]
+        ids, strides, full = [], [], []
+        for name in (an, bn):
+            if name in self.consts:
+                c = self.consts[name]
+                cs = (1,) * (r - c.ndim) + c.shape
+                if cs[0] != 1:
+                    raise UnsupportedOpError(
+                        f"{self._where}: Add of a weight of shape {c.shape} whose first dim "
+                        f"would broadcast over the batch of {oshape}")
+                cst = np.ascontiguousarray(c.reshape(cs).transpose(perm)[0], dtype=np.float32)
+                st = [0] + _row_strides(cst.shape)
+                st = [0 if (i > 0 and cst.shape[i - 1] == 1) else s for i, s in enumerate(st)]
+                ids.append(self.plan.add_const(cst.ravel()))
+                strides.append(st)
+                full.append(False)
+                continue
+            v = self.vals[name]
+            if len(v.shape) != r:
+                raise UnsupportedOpError(
+                    f"{self._where}: Add broadcasting a computed tensor of shape {v.shape} "
+                    f"against {oshape}; the CPU backend needs computed operands of equal rank")
+            sperm = [v.shape[p] for p in perm]
+            st = [v.per_sample] + _row_strides(sperm[1:])
+            st = [s if (i == 0 or sperm[i] != 1 or dims[i] == 1) else 0
+                  for i, s in enumerate(st)]
+            ids.append(v.id)
+            strides.append(st)
+            full.append(v.per_sample == math.prod(oshape[1:]))
+        y = self._new(oshape)
+        self._step("add", ids[0], ids[1], y.id, dims, strides[0], strides[1], full[0], full[1])
+        return y
+
+
+def _row_strides(shape) -> list[int]:
+    st, acc = [], 1
+    for d in reversed(list(shape)):
+        st.append(acc)
+        acc *= int(d)
+    return st[::-1]
+
+
+def lower(graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int) -> Lowerer:
+    """Build and finalize the plan for an optimized graph."""
+    if not graph.outputs:
+        raise GraphError("graph has no outputs")
+    return Lowerer(graph, shapes, isa, threads).lower()

@@ -1,0 +1,361 @@
+"""rt.compile / Session: whole graphs against the float64 reference at every ISA, and
+every defined outcome of bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import pyruntime as rt
+from pyruntime.graph import Graph, Node, ValueInfo, Weight
+from pyruntime.reference import run_reference
+
+
+# ---------------------------------------------------------------- graph helpers
+
+class GB:
+    """A tiny hand graph builder (independent of pyruntime.nn) with scaled weights."""
+
+    def __init__(self, rng: np.random.Generator, inputs: dict[str, tuple]):
+        self.rng = rng
+        self.inputs = [ValueInfo(n, s) for n, s in inputs.items()]
+        self.nodes: list[Node] = []
+        self.weights: dict[str, Weight] = {}
+        self.k = 0
+
+    def w(self, shape, fan_in=None, scale=1.0) -> str:
+        self.k += 1
+        name = f"w{self.k}"
+        fan = fan_in or (math.prod(shape[1:]) if len(shape) > 1 else 1)
+        self.weights[name] = Weight.f32(self.rng.standard_normal(shape) * scale / math.sqrt(fan))
+        return name
+
+    def op(self, op, inputs, **attrs) -> str:
+        self.k += 1
+        out = f"v{self.k}"
+        self.nodes.append(Node(op, list(inputs), [out], attrs, name=f"{op.lower()}{self.k}"))
+        return out
+
+    def conv(self, x, cin, cout, k, stride=1, pads=(0, 0, 0, 0), dil=1, bias=True, **attrs):
+        kh, kw = (k, k) if isinstance(k, int) else k
+        w = self.w((cout, cin, kh, kw))
+        ins = [x, w] + ([self.w((cout,), scale=0.5)] if bias else [])
+        return self.op("Conv", ins, strides=(stride, stride), pads=tuple(pads),
+                       dilations=(dil, dil), group=1, **attrs)
+
+    def dwconv(self, x, c, k, stride=1, pad=0, **attrs):
+        w = self.w((c, 1, k, k))
+        return self.op("Conv", [x, w, self.w((c,), scale=0.5)], strides=(stride, stride),
+                       pads=(pad,) * 4, group=c, **attrs)
+
+    def gemm(self, x, k, n, bias=True, **attrs):
+        ins = [x, self.w((k, n), fan_in=k)] + ([self.w((n,), scale=0.5)] if bias else [])
+        return self.op("Gemm", ins, **attrs)
+
+    def bn(self, x, c):
+        s = self.w((c,), scale=1.0)
+        b = self.w((c,), scale=0.5)
+        m = self.w((c,), scale=0.5)
+        self.k += 1
+        v = f"var{self.k}"
+        self.weights[v] = Weight.f32(self.rng.uniform(0.5, 2.0, c))
+        return self.op("BatchNormalization", [x, s, b, m, v], epsilon=1e-5)
+
+    def graph(self, *outputs) -> Graph:
+        return Graph(self.inputs, list(outputs), self.nodes, self.weights, name="test")
+
+
+def check(g: Graph, feeds, isa: str, threads: int = 2, tol: float = 1e-4):
+    """Compile at `isa`, run, compare with the float64 reference; returns the session."""
+    sess = rt.compile(g, threads=threads, isa=isa)
+    got = sess.run(dict(feeds) if isinstance(feeds, dict) else feeds)
+    ref = run_reference(g, feeds)
+    if not isinstance(got, dict):
+        got = {g.outputs[0]: got}
+    for name, r in ref.items():
+        y = got[name]
+        assert y.dtype == np.float32 and y.shape == r.shape, (name, y.shape, r.shape)
+        scale = max(1.0, float(np.abs(r).max(initial=0.0)))
+        np.testing.assert_allclose(y, r, rtol=tol, atol=tol * scale, err_msg=name)
+    return sess
+
+
+def x_of(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------- whole graphs
+
+@pytest.mark.parametrize("batch", [1, 3, 64])
+def test_mlp(isa, rng, batch):
+    b = GB(rng, {"x": (None, 37)})
+    h = b.gemm("x", 37, 64, activation="relu")
+    h = b.gemm(h, 64, 19)
+    h = b.op("Relu", [h])
+    y = b.op("Softmax", [b.gemm(h, 19, 10)])
+    check(b.graph(y), x_of(rng, batch, 37), isa)
+
+
+CONV_CASES = [
+    # cin, cout, k, stride, pads, dil
+    (1, 1, 1, 1, (0, 0, 0, 0), 1),      # pointwise -> direct GEMM
+    (3, 17, 1, 1, (0, 0, 0, 0), 1),
+    (17, 3, 1, 2, (0, 0, 0, 0), 1),     # strided 1x1 -> im2col
+    (3, 17, 3, 1, (1, 1, 1, 1), 1),
+    (17, 17, 3, 2, (1, 1, 1, 1), 1),
+    (3, 5, 3, 1, (0, 2, 1, 0), 1),      # asymmetric pads
+    (5, 3, 5, 1, (2, 2, 2, 2), 2),      # dilation
+    (1, 3, (3, 1), 2, (1, 0, 1, 0), 1),
+]
+
+
+@pytest.mark.parametrize("cin,cout,k,stride,pads,dil", CONV_CASES)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_conv(isa, rng, cin, cout, k, stride, pads, dil, batch):
+    b = GB(rng, {"x": (None, cin, 11, 9)})
+    y = b.conv("x", cin, cout, k, stride, pads, dil, activation="relu")
+    check(b.graph(y), x_of(rng, batch, cin, 11, 9), isa)
+
+
+def test_conv_large_batch_residual_clip(isa, rng):
+    b = GB(rng, {"x": (None, 8, 7, 7)})
+    r = b.conv("x", 8, 8, 1)
+    y = b.conv("x", 8, 8, 3, 1, (1, 1, 1, 1), bias=False)
+    y = b.op("Add", [y, r])
+    y = b.op("Clip", [y], min=0.0, max=6.0)
+    g = b.graph(y)
+    sess = check(g, x_of(rng, 64, 8, 7, 7), isa)
+    # The residual and clip fuse into the conv: conv1x1, conv (+R, clip), transposes.
+    assert [s["op"] for s in sess.plan_summary()].count("add") == 0
+
+
+@pytest.mark.parametrize("k,stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
+@pytest.mark.parametrize("c", [1, 3, 17])
+def test_depthwise(isa, rng, k, stride, c):
+    b = GB(rng, {"x": (None, c, 10, 13)})
+    y = b.dwconv("x", c, k, stride, pad=k // 2, activation="clip", act_min=0.0, act_max=6.0)
+    for batch in (1, 3):
+        check(b.graph(y), x_of(rng, batch, c, 10, 13), isa)
+
+
+def test_depthwise_residual(isa, rng):
+    b = GB(rng, {"x": (None, 16, 8, 8)})
+    y = b.dwconv("x", 16, 3, 1, pad=1)
+    y = b.op("Relu", [b.op("Add", [y, "x"])])
+    check(b.graph(y), x_of(rng, 3, 16, 8, 8), isa)
+
+
+@pytest.mark.parametrize("op,attrs", [
+    ("MaxPool", dict(kernel_shape=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1))),
+    ("MaxPool", dict(kernel_shape=(2, 2), strides=(2, 2), ceil_mode=1)),
+    ("MaxPool", dict(kernel_shape=(3, 3), dilations=(2, 2))),
+    ("AveragePool", dict(kernel_shape=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1))),
+    ("AveragePool", dict(kernel_shape=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
+                         count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=(2, 3), strides=(1, 2))),
+])
+def test_pools(isa, rng, op, attrs):
+    b = GB(rng, {"x": (None, 5, 9, 11)})
+    y = b.op(op, ["x"], **attrs)
+    for batch in (1, 3):
+        check(b.graph(y), x_of(rng, batch, 5, 9, 11), isa)
+
+
+def test_tiny_cnn_dag(isa, rng):
+    """conv-bn-relu, depthwise + residual, unfused BN, pools, flatten of 3x3 spatial,
+    a broadcast add of a pooled branch, gemm, softmax."""
+    b = GB(rng, {"image": (None, 3, 16, 16)})
+    x = b.op("Relu", [b.bn(b.conv("image", 3, 8, 3, 2, (1, 1, 1, 1)), 8)])   # 8x8x8
+    d = b.dwconv(x, 8, 3, 1, pad=1)
+    x = b.op("Add", [x, d])
+    x = b.bn(x, 8)                                                           # unfused
+    p = b.op("GlobalAveragePool", [x])                                       # [N, 8, 1, 1]
+    x = b.op("Add", [x, p])                                                  # broadcast
+    x = b.op("MaxPool", [x], kernel_shape=(3, 3), strides=(2, 2))            # 3x3
+    f = b.op("Flatten", [x])
+    y = b.op("Softmax", [b.gemm(f, 72, 10, activation="tanh")])
+    g = b.graph(y)
+    for batch in (1, 3, 64):
+        check(g, {"image": x_of(rng, batch, 3, 16, 16)}, isa)
+
+
+def test_softmax_channels_and_4d_output(isa, rng):
+    b = GB(rng, {"x": (None, 6, 3, 5)})
+    y = b.op("Softmax", [b.conv("x", 6, 7, 1)], axis=1)
+    z = b.op("Sigmoid", [b.conv("x", 6, 4, 3, pads=(1, 1, 1, 1))])
+    check(b.graph(y, z), x_of(rng, 3, 6, 3, 5), isa)
+
+
+def test_reshape_and_flatten_orders(isa, rng):
+    b = GB(rng, {"x": (None, 4, 3, 5)})
+    c = b.conv("x", 4, 6, 1)
+    r = b.op("Reshape", [c], shape=(0, -1))
+    f = b.op("Flatten", ["x"])
+    t = b.op("Tanh", [b.op("Gelu", [f])])
+    check(b.graph(r, t), x_of(rng, 3, 4, 3, 5), isa)
+
+
+def test_broadcast_adds(isa, rng):
+    b = GB(rng, {"x": (None, 5, 4, 6), "v": (None, 7)})
+    bc = b.w((5, 1, 1))
+    bw = b.w((6,))
+    bhw = b.w((1, 4, 6))
+    y = b.op("Add", [b.op("Add", [b.op("Add", ["x", bc]), bw]), bhw])
+    y2 = b.op("Add", [b.w((1, 7)), "v"])
+    y3 = b.op("Add", ["v", "v"])
+    check(b.graph(y, y2, y3), {"x": x_of(rng, 3, 5, 4, 6), "v": x_of(rng, 3, 7)}, isa)
+
+
+def test_identity_outputs_and_shared_values(isa, rng):
+    """An output that is an input, one used twice, and one also consumed later."""
+    b = GB(rng, {"x": (None, 2, 3, 3), "v": (None, 4)})
+    i = b.op("Identity", ["v"])
+    h = b.gemm(i, 4, 4)
+    h2 = b.op("Relu", [h])
+    c = b.op("Dropout", ["x"])
+    g = b.graph(h, h2, c, "v", i)
+    check(g, {"x": x_of(rng, 2, 2, 3, 3), "v": x_of(rng, 2, 4)}, isa)
+
+
+def test_fixed_batch_and_records(rng):
+    b = GB(rng, {"x": (1, 3, 4, 4)})
+    y = b.op("Flatten", [b.conv("x", 3, 2, 1)])
+    sess = rt.compile(b.graph(y), threads=1)
+    assert sess.inputs == [("x", (1, 3, 4, 4), np.dtype(np.float32))]
+    assert sess.outputs[0].name == y and sess.outputs[0].shape == (1, 32)
+    assert sess.run(x_of(rng, 1, 3, 4, 4)).shape == (1, 32)
+    with pytest.raises(rt.ShapeError, match=r"\(1, 3, 4, 4\)"):
+        sess.run(x_of(rng, 2, 3, 4, 4))
+
+
+def test_threads_agree(rng):
+    b = GB(rng, {"x": (None, 3, 20, 20)})
+    x = b.conv("x", 3, 16, 3, 1, (1, 1, 1, 1), activation="relu")
+    x = b.dwconv(x, 16, 3, 2, pad=1)
+    x = b.op("Flatten", [b.op("GlobalAveragePool", [x])])
+    y = b.gemm(x, 16, 300)
+    g = b.graph(y)
+    for batch in (1, 5, 64):
+        xs = x_of(rng, batch, 3, 20, 20)
+        y1 = rt.compile(g, threads=1).run(xs)
+        y2 = rt.compile(g, threads=2).run(xs)
+        np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-5)
+
+
+def test_plan_summary_and_memory(rng):
+    b = GB(rng, {"x": (None, 3, 8, 8)})
+    y = b.conv("x", 3, 4, 3)
+    sess = rt.compile(b.graph(y), threads=1)
+    kinds = [s["op"] for s in sess.plan_summary()]
+    assert kinds == ["transpose", "conv", "transpose"]
+    assert all(s["kernel"] for s in sess.plan_summary())
+    assert 0 < sess.arena_bytes(1) < sess.arena_bytes(100)
+    with pytest.raises(rt.ShapeError, match="too large|overflow"):
+        sess.arena_bytes(10**15)
+
+
+# ---------------------------------------------------------------- defined outcomes
+
+@pytest.fixture
+def mlp_sess(rng):
+    b = GB(rng, {"x": (None, 6)})
+    g = b.graph(b.gemm("x", 6, 3))
+    return g, rt.compile(g, threads=2)
+
+
+def test_dtypes_converted(mlp_sess, rng):
+    g, sess = mlp_sess
+    x = rng.integers(-5, 5, (4, 6))
+    want = run_reference(g, x.astype(np.float64))[g.outputs[0]]
+    for dt in (np.int8, np.int32, np.uint8, np.int64, np.float16, np.float64):
+        xs = np.abs(x).astype(dt) if dt == np.uint8 else x.astype(dt)
+        ref = want if dt != np.uint8 else run_reference(g, np.abs(x))[g.outputs[0]]
+        np.testing.assert_allclose(sess.run(xs), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sess.run(x.tolist()), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 6), bool), np.zeros((2, 6), complex),
+                                 np.zeros((2, 6), object), np.array([["a"] * 6])])
+def test_bad_dtypes(mlp_sess, bad):
+    with pytest.raises(rt.DTypeError, match="float32"):
+        mlp_sess[1].run(bad)
+
+
+@pytest.mark.parametrize("shape", [(6,), (2, 7), (2, 6, 1), (2, 5)])
+def test_bad_shapes(mlp_sess, shape):
+    with pytest.raises(rt.ShapeError) as e:
+        mlp_sess[1].run(np.zeros(shape, np.float32))
+    assert "'x'" in str(e.value) and "(None, 6)" in str(e.value) and str(shape) in str(e.value)
+
+
+def test_empty_batch(mlp_sess):
+    y = mlp_sess[1].run(np.zeros((0, 6), np.float32))
+    assert y.shape == (0, 3) and y.dtype == np.float32
+
+
+def test_noncontiguous_and_readonly(mlp_sess, rng):
+    g, sess = mlp_sess
+    big = x_of(rng, 8, 12)
+    x = big[::2, ::2]
+    assert not x.flags.c_contiguous
+    np.testing.assert_allclose(sess.run(x), run_reference(g, x)[g.outputs[0]], rtol=1e-5, atol=1e-5)
+    ro = np.ascontiguousarray(x)
+    ro.setflags(write=False)
+    np.testing.assert_array_equal(sess.run(ro), sess.run(x))
+    xf = np.asfortranarray(x_of(rng, 5, 6))
+    np.testing.assert_array_equal(sess.run(xf), sess.run(np.ascontiguousarray(xf)))
+
+
+def test_nan_inf_propagate(mlp_sess):
+    _, sess = mlp_sess
+    x = np.zeros((3, 6), np.float32)
+    x[0, 2] = np.nan
+    x[1, 0] = np.inf
+    y = sess.run(x)
+    assert np.isnan(y[0]).all()
+    assert not np.isfinite(y[1]).any()
+    assert np.isfinite(y[2]).all()
+
+
+def test_input_names(rng):
+    b = GB(rng, {"a": (None, 3), "b": (None, 3)})
+    g = b.graph(b.op("Add", ["a", "b"]))
+    sess = rt.compile(g, threads=1)
+    a = x_of(rng, 2, 3)
+    out = sess.run({"a": a, "b": a})
+    assert list(out) == g.outputs
+    np.testing.assert_array_equal(out[g.outputs[0]], a + a)
+    with pytest.raises(rt.InputError, match=r"\['a', 'b'\].*dict"):
+        sess.run(a)
+    with pytest.raises(rt.InputError, match=r"unknown \['c'\]"):
+        sess.run({"a": a, "b": a, "c": a})
+    with pytest.raises(rt.InputError, match=r"missing \['b'\]"):
+        sess.run({"a": a})
+    with pytest.raises(rt.ShapeError, match="same batch"):
+        sess.run({"a": a, "b": x_of(rng, 3, 3)})
+
+
+def test_compile_errors(rng):
+    b = GB(rng, {"x": (None, 4)})
+    g = b.graph(b.gemm("x", 4, 2))
+    with pytest.raises(rt.Error, match="cuda"):
+        rt.compile(g, device="cuda")
+    for t in (0, -1, 1.5, True, "2"):
+        with pytest.raises(rt.InputError, match="threads"):
+            rt.compile(g, threads=t)
+    with pytest.raises(rt.IsaError):
+        rt.compile(g, isa="sse9")
+    if not rt._core.isa_supported("avx512"):
+        with pytest.raises(rt.IsaError):
+            rt.compile(g, isa="avx512")
+    with pytest.raises(rt.InputError):
+        rt.compile("not a graph")
+    assert rt.compile(g).threads >= 1
+
+
+def test_unsupported_softmax_axis(rng):
+    b = GB(rng, {"x": (None, 2, 3, 4)})
+    with pytest.raises(rt.UnsupportedOpError, match="Softmax"):
+        rt.compile(b.graph(b.op("Softmax", ["x"], axis=-1)))
