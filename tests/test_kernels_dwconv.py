@@ -189,3 +189,15 @@ def test_errors(rng):
         T.dwconv(x, w, act="swish")
     with pytest.raises(rt.IsaError):
         T.dwconv(x, w, isa="sse9")
+
+
+def test_concurrent_calls_match_serial(isa, rng):
+    """The binding releases the GIL and the kernels keep no shared state."""
+    from concurrent.futures import ThreadPoolExecutor
+    xs = [rng.standard_normal((15, 14, 40)).astype(np.float32) for _ in range(6)]
+    w = rng.standard_normal((40, 1, 3, 3)).astype(np.float32)
+    run = lambda x: T.dwconv(x, w, act="gelu", strides=(2, 2), pads=(1, 1, 1, 1), isa=isa)
+    serial = [run(x) for x in xs]
+    with ThreadPoolExecutor(4) as ex:
+        for got, want in zip(ex.map(run, xs * 3), serial * 3):
+            np.testing.assert_array_equal(got, want)
