@@ -10,7 +10,17 @@ import pytest
 import pyruntime as rt
 from pyruntime import _core
 
+from conftest import SUPPORTED_ISAS, isa_params
+
 T = _core.testing
+
+
+@pytest.fixture(params=isa_params() + [pytest.param(
+    "avx2w16", marks=pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="CPU lacks avx2"))])
+def isa(request) -> str:
+    """Every ISA, plus avx2w16: the 16-lane (AVX-512) template logic built from AVX2 halves,
+    so the width-16 tails and blocking are tested on machines without AVX-512."""
+    return request.param
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
@@ -150,10 +160,10 @@ def test_mobilenet_sized(isa, rng, H, C, s):
 
 
 def test_all_isas_agree(rng):
-    from conftest import SUPPORTED_ISAS
     x = rng.standard_normal((11, 12, 37)).astype(np.float32)
     w = rng.standard_normal((37, 1, 3, 3)).astype(np.float32)
-    outs = [T.dwconv(x, w, pads=(1, 1, 1, 1), isa=i) for i in SUPPORTED_ISAS]
+    outs = [T.dwconv(x, w, pads=(1, 1, 1, 1), isa=i) for i in SUPPORTED_ISAS + ("avx2w16",)
+            if i != "avx2w16" or "avx2" in SUPPORTED_ISAS]
     for o in outs[1:]:
         np.testing.assert_allclose(o, outs[0], rtol=1e-5, atol=1e-5)
 
@@ -179,3 +189,15 @@ def test_errors(rng):
         T.dwconv(x, w, act="swish")
     with pytest.raises(rt.IsaError):
         T.dwconv(x, w, isa="sse9")
+
+
+def test_concurrent_calls_match_serial(isa, rng):
+    """The binding releases the GIL and the kernels keep no shared state."""
+    from concurrent.futures import ThreadPoolExecutor
+    xs = [rng.standard_normal((15, 14, 40)).astype(np.float32) for _ in range(6)]
+    w = rng.standard_normal((40, 1, 3, 3)).astype(np.float32)
+    run = lambda x: T.dwconv(x, w, act="gelu", strides=(2, 2), pads=(1, 1, 1, 1), isa=isa)
+    serial = [run(x) for x in xs]
+    with ThreadPoolExecutor(4) as ex:
+        for got, want in zip(ex.map(run, xs * 3), serial * 3):
+            np.testing.assert_array_equal(got, want)

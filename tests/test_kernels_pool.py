@@ -8,7 +8,17 @@ import pytest
 import pyruntime as rt
 from pyruntime import _core
 
+from conftest import SUPPORTED_ISAS, isa_params
+
 T = _core.testing
+
+
+@pytest.fixture(params=isa_params() + [pytest.param(
+    "avx2w16", marks=pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="CPU lacks avx2"))])
+def isa(request) -> str:
+    """Every ISA, plus avx2w16: the 16-lane (AVX-512) template logic built from AVX2 halves,
+    so the width-16 tails and blocking are tested on machines without AVX-512."""
+    return request.param
 
 
 def windows(x, kernel, strides, pads, dilations, fill):
