@@ -1,5 +1,5 @@
 """LoadBalancer: results, batching, routing policies, weights, priorities, deadlines,
-backpressure, async, arguments and metrics. Every wait is bounded (serve_fakes.WAIT)."""
+backpressure, async, arguments and metrics. Every wait is bounded (test_serve_fakes.WAIT)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 import pyruntime as rt
 from pyruntime import serve
-from serve_fakes import WAIT, Fake, req, wait_until
+from test_serve_fakes import WAIT, Fake, req, wait_until
 
 
 def _lb(fakes, **kw):

@@ -13,7 +13,7 @@ import pytest
 
 import pyruntime as rt
 from pyruntime import serve
-from serve_fakes import WAIT, Fake, req, wait_until
+from test_serve_fakes import WAIT, Fake, req, wait_until
 
 
 def _all_end(futs, timeout=WAIT):

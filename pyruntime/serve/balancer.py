@@ -262,8 +262,16 @@ class LoadBalancer:
         error. Raises at once: `Closed` after close, `Overloaded` when `max_queue`
         requests wait, `ReplicaFailed` when no replica is in service, input errors."""
         x, timeout, priority = self._validate(x, timeout, priority)
+        return self._submit(x, timeout, priority, time.monotonic())
+
+    def _note_arrival(self, now: float) -> None:
+        gap = now - self._last_arrival
+        self._gap += 0.125 * (min(gap, 0.1) - self._gap)
+        self._last_arrival = now
+
+    def _submit(self, x: np.ndarray, timeout: float | None, priority: int,
+                now: float) -> Future:
         fut: Future = Future()
-        now = time.monotonic()
         req = Request(x, fut, None if timeout is None else now + timeout, priority,
                       next(self._seq), now)
         with self._lock:
@@ -280,9 +288,7 @@ class LoadBalancer:
             else:
                 err = None
                 self._submitted += 1
-                gap = now - self._last_arrival
-                self._gap += 0.125 * (min(gap, 0.1) - self._gap)
-                self._last_arrival = now
+                self._note_arrival(now)
                 self._pending.add(req)
                 self._enqueue(req)
                 if req.deadline is not None:
@@ -294,8 +300,36 @@ class LoadBalancer:
         return fut
 
     def infer(self, x: Any, timeout: float | None = None, priority: int = 0) -> Any:
-        """submit(x) and wait for its result (raises its error)."""
-        return self.submit(x, timeout, priority).result()
+        """submit(x) and wait for its result (raises its error).
+
+        With the shared policy, when nothing waits and a replica is idle, the batch runs
+        in the calling thread on that replica (held exactly as its worker would hold
+        it): the same result and bookkeeping without two thread hand-offs."""
+        if not self._policy.pull:
+            return self.submit(x, timeout, priority).result()
+        x, timeout, priority = self._validate(x, timeout, priority)
+        now = time.monotonic()
+        with self._lock:
+            r = None
+            if not self._closing and self._queued == 0:
+                for o in self._replicas:
+                    if o.state == _IN and not o.busy:
+                        r = o
+                        break
+            if r is not None:
+                q = Request(x, Future(), None if timeout is None else now + timeout,
+                            priority, next(self._seq), now)
+                q.state = TAKEN
+                q.replica = r.index
+                r.busy = True
+                self._running += 1
+                self._submitted += 1
+                self._note_arrival(now)
+                self._pending.add(q)
+        if r is None:
+            return self._submit(x, timeout, priority, now).result()
+        self._run_batch(r, [q])
+        return q.future.result()
 
     async def infer_async(self, x: Any, timeout: float | None = None, priority: int = 0) -> Any:
         """Awaitable infer: the event loop is not blocked while the request runs."""
@@ -467,6 +501,9 @@ class LoadBalancer:
                 return "stop", [], []
             if self._closing and self._queued == 0 and self._running == 0:
                 return "stop", [], []
+            if r.busy:          # held by a caller running its batch inline (infer)
+                r.cond.wait()
+                continue
             now = time.monotonic()
             if r.state == _OUT:
                 if now >= r.probe_at and not self._closing:
@@ -607,8 +644,10 @@ class LoadBalancer:
                     done.append(self._finish(q, err))
             else:
                 done += self._fail_batch(r, live, err)
-            if self._closing or self._policy.pull:
-                self._wake_all() if self._closing else r.cond.notify_all()
+            if self._closing:
+                self._wake_all()
+            elif self._queued and r.thread is not threading.current_thread():
+                r.cond.notify_all()     # an inline run ends: its worker may take what waits
         self._resolve(done)
 
     def _fail_batch(self, r: _Replica, live: list[Request], err: BaseException) -> list:
