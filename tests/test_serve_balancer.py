@@ -254,6 +254,7 @@ def test_shared_queue_weight_scales_batch_size():
         assert fs[0].entered.wait(WAIT) and fs[1].entered.wait(WAIT)
         futs += [lb.submit(req(i)) for i in range(2, 40)]
         fs[0].gate.set()
+        assert wait_until(lambda: len(fs[0].batches) >= 2)
         fs[1].gate.set()
         for i, fu in enumerate(futs):
             np.testing.assert_array_equal(fu.result(timeout=WAIT), req(i) * 2)

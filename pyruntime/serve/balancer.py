@@ -74,7 +74,7 @@ def _pos_float(name: str, v: Any, allow_zero: bool) -> float:
 
 
 class _Replica:
-    __slots__ = ("index", "target", "weight", "queue", "cond", "state", "consecutive",
+    __slots__ = ("index", "target", "weight", "queue", "cond", "wake", "state", "consecutive",
                  "probe_at", "outstanding", "busy", "metrics", "thread", "cap")
 
     def __init__(self, index: int, target: Any, weight: float, queue: BatchQueue,
@@ -83,7 +83,8 @@ class _Replica:
         self.target = target
         self.weight = weight
         self.queue = queue
-        self.cond = cond
+        self.cond = cond          # idle in-service workers wait here for work (shared)
+        self.wake = threading.Condition(cond._lock)  # this worker alone: fill, probe, held
         self.state = _IN
         self.consecutive = 0      # failures in a row
         self.probe_at = 0.0
@@ -112,7 +113,7 @@ class LoadBalancer:
     `max_batch_size` rows (a larger request runs alone); results are split back per
     request. An idle replica takes what waits at once; it waits up to `max_delay_ms`
     to fill its batch only while other requests are in flight and requests keep
-    arriving (so a lone caller at low load never waits). Higher `priority` first,
+    arriving (so a lone caller at low load never waits; `max_delay_ms=0` never waits). Higher `priority` first,
     then oldest first.
 
     `timeout` (seconds) bounds the time until a request's compute starts: past it the
@@ -192,7 +193,8 @@ class LoadBalancer:
                      max(1, round(self.max_batch_size * w[i] / wmax)) if self._policy.pull
                      else self.max_batch_size)
             for i, tgt in enumerate(targets)]
-        self._conds = list({id(r.cond): r.cond for r in self._replicas}.values())
+        self._conds = list({id(r.cond): r.cond for r in self._replicas}.values()) + \
+            [r.wake for r in self._replicas]
         # The model's input check, done at submit when every replica is our Session.
         self._spec = None
         if all(isinstance(t, Session) for t in targets):
@@ -302,8 +304,8 @@ class LoadBalancer:
     def infer(self, x: Any, timeout: float | None = None, priority: int = 0) -> Any:
         """submit(x) and wait for its result (raises its error).
 
-        With the shared policy, when nothing waits and a replica is idle, the batch runs
-        in the calling thread on that replica (held exactly as its worker would hold
+        With the shared policy, when no other request is in flight (low load), the batch
+        runs in the calling thread on an idle replica (held exactly as its worker would hold
         it): the same result and bookkeeping without two thread hand-offs."""
         if not self._policy.pull:
             return self.submit(x, timeout, priority).result()
@@ -311,7 +313,7 @@ class LoadBalancer:
         now = time.monotonic()
         with self._lock:
             r = None
-            if not self._closing and self._queued == 0:
+            if not self._closing and not self._pending:   # nothing else in flight
                 for o in self._replicas:
                     if o.state == _IN and not o.busy:
                         r = o
@@ -426,7 +428,10 @@ class LoadBalancer:
         req.replica = r.index
         r.queue.push(req, front)
         self._queued += 1
-        r.cond.notify_all()
+        if req.failed_on:
+            r.cond.notify_all()   # some workers may not take it: wake every one
+        else:
+            r.cond.notify()       # any idle worker can take it: wake one
 
     def _wake_all(self) -> None:
         for c in self._conds:
@@ -502,13 +507,17 @@ class LoadBalancer:
             if self._closing and self._queued == 0 and self._running == 0:
                 return "stop", [], []
             if r.busy:          # held by a caller running its batch inline (infer)
-                r.cond.wait()
+                if self._queued:
+                    r.cond.notify()   # pass on a wake-up this worker cannot use
+                r.wake.wait()
                 continue
             now = time.monotonic()
             if r.state == _OUT:
                 if now >= r.probe_at and not self._closing:
                     return "probe", [], []
-                r.cond.wait(None if self._closing else r.probe_at - now)
+                if self._queued and self._policy.pull:
+                    r.cond.notify()   # pass on a wake-up this worker cannot use
+                r.wake.wait(None if self._closing else r.probe_at - now)
                 continue
             elig = self._eligible(r)
             batch, expired = r.queue.take(r.cap, elig, None, now)
@@ -522,9 +531,10 @@ class LoadBalancer:
             r.busy = True
             self._running += 1
             rows = sum(q.rows for q in batch)
-            if rows < r.cap and self._max_delay > 0 and (len(batch) > 1 or self._running > 1) \
-                    and not (self._policy.pull and any(
-                        o.state == _IN and not o.busy for o in self._replicas)):
+            # Fill only while other requests are in flight (their callers come back
+            # soon): a lone caller never waits. Each wait slice is ~2 arrival gaps; a
+            # slice without an arrival ends the wait.
+            if rows < r.cap and self._max_delay > 0 and len(self._pending) > len(batch):
                 end = min(q.t_submit for q in batch) + self._max_delay
                 for q in batch:
                     if q.deadline is not None:
@@ -535,7 +545,8 @@ class LoadBalancer:
                     if now >= end:
                         break
                     last = self._last_arrival
-                    r.cond.wait(min(end - now, max(2 * self._gap, 5e-5)))
+                    # not woken per arrival: sleep the slice, then take all that came
+                    r.wake.wait(min(end - now, max(2 * self._gap, 1e-4)))
                     more, exp = r.queue.take(r.cap - rows, elig, key, time.monotonic())
                     self._queued -= len(more) + len(exp)
                     done += [self._expire(q) for q in exp]
@@ -647,7 +658,7 @@ class LoadBalancer:
             if self._closing:
                 self._wake_all()
             elif self._queued and r.thread is not threading.current_thread():
-                r.cond.notify_all()     # an inline run ends: its worker may take what waits
+                r.wake.notify()         # an inline run ends: its worker may take what waits
         self._resolve(done)
 
     def _fail_batch(self, r: _Replica, live: list[Request], err: BaseException) -> list:
