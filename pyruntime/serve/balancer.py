@@ -24,7 +24,7 @@ from .batching import BatchQueue
 from .errors import Closed, DeadlineExceeded, Overloaded, ReplicaFailed
 from .metrics import Metrics, prometheus
 from .policies import Policy, make_policy
-from .request import DONE, QUEUED, TAKEN, Request, pack, split
+from .request import DONE, QUEUED, TAKEN, Request, Waiter, pack, split
 
 __all__ = ["LoadBalancer", "default_layout"]
 
@@ -200,7 +200,8 @@ class LoadBalancer:
         if all(isinstance(t, Session) for t in targets):
             ins = targets[0].inputs
             if len(ins) == 1:
-                self._spec = (ins[0].shape, ins[0].name)
+                self._spec = (ins[0].shape, ins[0].name, len(ins[0].shape),
+                              tuple(ins[0].shape[1:]))
         self.metrics = Metrics()
         self._queued = 0
         self._running = 0               # batches held by replicas
@@ -213,6 +214,7 @@ class LoadBalancer:
         self._sample: np.ndarray | None = None
         self._overloaded = 0
         self._submitted = 0
+        self._n_in = n                  # replicas in service
         self._closing = False
         self._stopping = False
         self._closed = threading.Event()
@@ -249,8 +251,8 @@ class LoadBalancer:
             raise ShapeError(f"request: expected an array with at least 1 row (first dim), "
                              f"got shape {x.shape}")
         if self._spec is not None:
-            shape, name = self._spec
-            if x.ndim != len(shape) or x.shape[1:] != tuple(shape[1:]):
+            shape, name, rank, tail = self._spec
+            if x.ndim != rank or x.shape[1:] != tail:
                 raise ShapeError(f"request for input {name!r}: expected shape {shape}, "
                                  f"got {x.shape}")
         if timeout is not None:
@@ -272,8 +274,9 @@ class LoadBalancer:
         self._last_arrival = now
 
     def _submit(self, x: np.ndarray, timeout: float | None, priority: int,
-                now: float) -> Future:
-        fut: Future = Future()
+                now: float, fut: Any = None) -> Any:
+        if fut is None:
+            fut = Future()
         req = Request(x, fut, None if timeout is None else now + timeout, priority,
                       next(self._seq), now)
         with self._lock:
@@ -284,7 +287,7 @@ class LoadBalancer:
                 self._overloaded += 1
                 err = Overloaded(f"queue full: {self._queued} requests waiting (max_queue="
                                  f"{self.max_queue}); retry later or add replicas")
-            elif not any(r.state == _IN for r in self._replicas):
+            elif not self._n_in:
                 err = ReplicaFailed("no replica is in service (all failed repeatedly); "
                                     "they are probed and rejoin when they work again")
             else:
@@ -307,9 +310,9 @@ class LoadBalancer:
         With the shared policy, when no other request is in flight (low load), the batch
         runs in the calling thread on an idle replica (held exactly as its worker would hold
         it): the same result and bookkeeping without two thread hand-offs."""
-        if not self._policy.pull:
-            return self.submit(x, timeout, priority).result()
         x, timeout, priority = self._validate(x, timeout, priority)
+        if not self._policy.pull:
+            return self._submit(x, timeout, priority, time.monotonic(), Waiter()).result()
         now = time.monotonic()
         with self._lock:
             r = None
@@ -319,7 +322,7 @@ class LoadBalancer:
                         r = o
                         break
             if r is not None:
-                q = Request(x, Future(), None if timeout is None else now + timeout,
+                q = Request(x, Waiter(), None if timeout is None else now + timeout,
                             priority, next(self._seq), now)
                 q.state = TAKEN
                 q.replica = r.index
@@ -329,7 +332,7 @@ class LoadBalancer:
                 self._note_arrival(now)
                 self._pending.add(q)
         if r is None:
-            return self._submit(x, timeout, priority, now).result()
+            return self._submit(x, timeout, priority, now, Waiter()).result()
         self._run_batch(r, [q])
         return q.future.result()
 
@@ -380,7 +383,8 @@ class LoadBalancer:
     def stats(self) -> dict[str, Any]:
         """Counters and percentiles (ms; recent window) per replica and overall."""
         with self._lock:
-            overall = self.metrics.as_dict()
+            overall = Metrics.overall(self.metrics.counts,
+                                      [r.metrics for r in self._replicas]).as_dict()
             overall.update(submitted=self._submitted, overloaded=self._overloaded,
                            queued=self._queued, running=self._running,
                            pending=len(self._pending))
@@ -402,7 +406,8 @@ class LoadBalancer:
                       "overloaded_total": self._overloaded}
             rg = [{"in_service": int(r.state == _IN), "outstanding": r.outstanding,
                    "weight": r.weight} for r in self._replicas]
-            return prometheus(self.metrics, [r.metrics for r in self._replicas], gauges, rg)
+            parts = [r.metrics for r in self._replicas]
+            return prometheus(Metrics.overall(self.metrics.counts, parts), parts, gauges, rg)
 
     def __repr__(self) -> str:
         return (f"LoadBalancer({len(self._replicas)} replicas, policy={self._policy.name!r}, "
@@ -581,6 +586,7 @@ class LoadBalancer:
             r.metrics.counts["probes"] += 1
             if ok:
                 r.state = _IN
+                self._n_in += 1
                 # With no known-good input, the next real batch is the probe.
                 r.consecutive = 0 if sample is not None else self.evict_after - 1
                 r.metrics.counts["recoveries"] += 1
@@ -633,22 +639,22 @@ class LoadBalancer:
             done = []
             if live:
                 rows = sum(q.rows for q in live)
-                for m in (r.metrics, self.metrics):
-                    m.counts["batches"] += 1
-                    m.counts["requests"] += len(live)
-                    m.counts["rows"] += rows
-                    m.batch.add(rows)
-                    m.compute.add(t1 - t0)
+                for c in (r.metrics.counts, self.metrics.counts):
+                    c["batches"] += 1
+                    c["requests"] += len(live)
+                    c["rows"] += rows
+                r.metrics.batch.add(rows)
+                r.metrics.compute.add(t1 - t0)
             if err is None:
                 if live:
                     r.consecutive = 0
                     if self._sample is None:
                         self._sample = np.array(live[0].x[:1], copy=True)
                 r.metrics.counts["completed"] += len(live)
+                qa, la = r.metrics.queue.add, r.metrics.latency.add
                 for q, o in zip(live, outs):
-                    for m in (r.metrics, self.metrics):
-                        m.queue.add(q.t_start - q.t_submit)
-                        m.latency.add(end - q.t_submit)
+                    qa(q.t_start - q.t_submit)
+                    la(end - q.t_submit)
                     done.append(self._finish(q, result=o))
             elif isinstance(err, _INPUT_ERRORS):
                 for q in live:
@@ -669,6 +675,7 @@ class LoadBalancer:
         self.metrics.counts["failures"] += 1
         if r.consecutive >= self.evict_after and r.state == _IN:
             r.state = _OUT
+            self._n_in -= 1
             r.probe_at = time.monotonic() + self.probe_interval_s
             r.metrics.counts["evictions"] += 1
             self.metrics.counts["evictions"] += 1

@@ -65,7 +65,8 @@ class BatchQueue:
         """Remove and return (batch, expired): a batch of up to `max_rows` rows (see the
         module doc), and the requests found past their deadline on the way (state DONE,
         for the caller to fail). `key` restricts the batch to that key (to add to a batch
-        being filled)."""
+        being filled). `eligible` is asked only about retried requests (the others may
+        run anywhere)."""
         taken: list[Request] = []
         expired: list[Request] = []
         rows = 0
@@ -90,7 +91,7 @@ class BatchQueue:
                         keep = list(lane)[: i - 1]
                     continue
                 ok = rows < max_rows and (key is None or r.key == key) \
-                    and (eligible is None or eligible(r)) \
+                    and (not r.failed_on or eligible is None or eligible(r)) \
                     and (rows + r.rows <= max_rows or not taken)
                 if ok:
                     if key is None:

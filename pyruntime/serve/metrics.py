@@ -22,6 +22,15 @@ class Series:
         self.count = 0
         self.total = 0.0
 
+    @classmethod
+    def merged(cls, parts: list["Series"]) -> "Series":
+        """One series holding every part's recent samples and totals (overall view)."""
+        out = cls()
+        out.samples = deque((v for p in parts for v in p.samples), maxlen=None)
+        out.count = sum(p.count for p in parts)
+        out.total = sum(p.total for p in parts)
+        return out
+
     def add(self, v: float) -> None:
         self.samples.append(v)
         self.count += 1
@@ -52,6 +61,16 @@ class Metrics:
         self.compute = Series()   # one batch's run(), seconds
         self.latency = Series()   # submit -> result, seconds (successes)
         self.batch = Series()     # rows per batch
+
+    @classmethod
+    def overall(cls, counts: dict[str, int], parts: list["Metrics"]) -> "Metrics":
+        """The balancer-wide view: its own counters, series merged from the replicas'
+        (samples are recorded once, per replica, to keep the per-request cost low)."""
+        out = cls()
+        out.counts = dict(counts)
+        for attr in ("queue", "compute", "latency", "batch"):
+            setattr(out, attr, Series.merged([getattr(p, attr) for p in parts]))
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = dict(self.counts)
