@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import DTypeError, Error, InputError, ShapeError
+from ..errors import DTypeError, InputError, ShapeError
 from .batching import BatchQueue
 from .errors import Closed, DeadlineExceeded, Overloaded, ReplicaFailed
 from .metrics import Metrics, prometheus
