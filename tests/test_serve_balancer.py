@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -402,3 +404,18 @@ def test_replica_input_error_fails_batch_without_retry_or_eviction():
         np.testing.assert_array_equal(lb.infer(req(2)), req(2) * 2)
         st = lb.stats()
     assert st["overall"]["failures"] == 0 and st["replicas"][0]["state"] == "in"
+
+
+# ----------------------------------------------------------------- README
+def test_readme_serving_block_runs(tmp_path, monkeypatch):
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
+              if "rt.serve.LoadBalancer" in b] if readme.exists() else []
+    if not blocks:
+        pytest.skip("README has no serving section yet")
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), ns)  # noqa: S102 - our own README
+    assert ns["y"].shape == (1, 10) and ns["y5"].shape == (5, 10) and ns["ya"].shape == (2, 10)
+    assert ns["stats"]["overall"]["completed"] == 3
+    assert "pyruntime_serve_latency_seconds" in ns["text"]
