@@ -166,3 +166,15 @@ def test_cancelled_future_is_not_computed():
         np.testing.assert_array_equal(b.result(timeout=WAIT), req(2) * 2)
         assert lb.stats()["overall"]["cancelled"] == 1
     assert 1 not in f.ids()
+
+
+def test_failed_request_is_not_retried_past_its_deadline():
+    f = Fake(delay=0.05)
+    f.broken = True
+    with serve.LoadBalancer([f, Fake(hold_first=True)], policy="round_robin",
+                            max_delay_ms=0, max_retries=5, evict_after=10) as lb:
+        fu = lb.submit(req(1), timeout=0.02)       # round robin: replica 0 first
+        with pytest.raises(serve.DeadlineExceeded, match="before its retry after 1 failed"):
+            fu.result(timeout=WAIT)
+        lb.replicas[1].gate.set()
+    assert f.ids() == [1] and lb.replicas[1].ids() == []

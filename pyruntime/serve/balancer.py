@@ -479,9 +479,11 @@ class LoadBalancer:
 
     def _expire(self, req: Request) -> tuple[Future, Any, bool]:
         waited = time.monotonic() - req.t_submit
+        what = (f"before its retry after {req.attempts} failed tries" if req.attempts
+                else "before compute started")
         return self._finish(req, DeadlineExceeded(
-            f"deadline passed after {waited * 1e3:.1f} ms before compute started "
-            f"(timeout {(req.deadline - req.t_submit) * 1e3:.1f} ms); not computed"))
+            f"deadline passed after {waited * 1e3:.1f} ms {what} (timeout "
+            f"{(req.deadline - req.t_submit) * 1e3:.1f} ms); not computed"))
 
     def _eligible(self, r: _Replica) -> Callable[[Request], bool]:
         def ok(req: Request) -> bool:
@@ -692,7 +694,9 @@ class LoadBalancer:
             if not self._policy.pull:
                 r.outstanding -= 1
                 q.replica = -1
-            if q.attempts > self.max_retries or self._stopping or not serving:
+            if q.deadline is not None and time.monotonic() >= q.deadline:
+                done.append(self._expire(q))   # a retry would start past its deadline
+            elif q.attempts > self.max_retries or self._stopping or not serving:
                 why = (f"failed on replica(s) {sorted(q.failed_on)} in {q.attempts} "
                        f"tries: {type(err).__name__}: {err}")
                 e = ReplicaFailed(why)

@@ -98,7 +98,8 @@ def prometheus(overall: Metrics, replicas: list[Metrics], gauges: dict[str, floa
         for lab, m in scopes():
             lines.append(f"{name}{{{lab}}} {m.counts[c]}" if lab else f"{name} {m.counts[c]}")
     for g, v in gauges.items():
-        lines.append(f"# TYPE {prefix}_{g} gauge")
+        kind = "counter" if g.endswith("_total") else "gauge"
+        lines.append(f"# TYPE {prefix}_{g} {kind}")
         lines.append(f"{prefix}_{g} {v}")
     for g in (replica_gauges[0] if replica_gauges else {}):
         lines.append(f"# TYPE {prefix}_replica_{g} gauge")
