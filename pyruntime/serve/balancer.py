@@ -382,7 +382,10 @@ class LoadBalancer:
 
     # ------------------------------------------------------------------ metrics
     def stats(self) -> dict[str, Any]:
-        """Counters and percentiles (ms; recent window) per replica and overall."""
+        """Counters and percentiles (ms; recent window) per replica and overall.
+        `requests`, `rows`, `batches` count runs (a retried request counts again);
+        `completed` counts results delivered; `queue_ms` is submit -> compute start,
+        `latency_ms` submit -> result."""
         with self._lock:
             overall = Metrics.overall(self.metrics.counts,
                                       [r.metrics for r in self._replicas]).as_dict()
