@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -419,3 +420,22 @@ def test_readme_serving_block_runs(tmp_path, monkeypatch):
     assert ns["y"].shape == (1, 10) and ns["y5"].shape == (5, 10) and ns["ya"].shape == (2, 10)
     assert ns["stats"]["overall"]["completed"] == 3
     assert "pyruntime_serve_latency_seconds" in ns["text"]
+
+
+@pytest.mark.parametrize("policy", ["shared", "round_robin"])
+def test_replicas_run_at_the_same_time(policy):
+    # Each run waits at a barrier for the other replica's run: serialized replicas
+    # would break the barrier (timeout) and fail every request.
+    barrier = threading.Barrier(2, timeout=WAIT)
+
+    class Meet(Fake):
+        def run(self, x):
+            barrier.wait()
+            return super().run(x)
+
+    fs = [Meet(), Meet()]
+    with _lb(fs, policy=policy, max_batch_size=1) as lb:
+        futs = [lb.submit(req(i)) for i in range(8)]
+        for i, fu in enumerate(futs):
+            np.testing.assert_array_equal(fu.result(timeout=WAIT), req(i) * 2)
+    assert len(fs[0].batches) == len(fs[1].batches) == 4
