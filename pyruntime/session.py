@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, NamedTuple
 
@@ -16,6 +17,8 @@ __all__ = ["Session", "compile", "IOInfo"]
 
 _F32 = np.dtype(np.float32)
 _MAX_THREADS = 1024
+_MAX_GEOM = 1 << 31  # largest stride, pad, dilation or kernel size
+_MEMORY_CAP = 1 << 36  # bytes; the plan's working-memory cap (Plan::kMemoryCap)
 
 
 class IOInfo(NamedTuple):
@@ -131,17 +134,25 @@ class Session:
             except (ValueError, TypeError) as e:
                 raise InputError(f"input {self._in_names[i]!r}: cannot convert "
                                  f"{type(x).__name__} to an array: {e}") from None
-        if x.dtype != _F32:
-            if x.dtype.kind not in "iuf":
-                raise DTypeError(f"input {self._in_names[i]!r}: expected float32 (or another "
-                                 f"integer/float dtype, converted), got {x.dtype}")
-            x = x.astype(_F32)
+        if x.dtype != _F32 and x.dtype.kind not in "iuf":
+            raise DTypeError(f"input {self._in_names[i]!r}: expected float32 (or another "
+                             f"integer/float dtype, converted), got {x.dtype}")
         if x.ndim != rank or x.shape[1:] != tail or (first is not None and x.shape[0] != first):
             raise ShapeError(f"input {self._in_names[i]!r}: expected shape "
                              f"{self.inputs[i].shape}, got {x.shape}")
-        if not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x)
+        if x.dtype != _F32 or not x.flags.c_contiguous:
+            # Size checks before the copy: a zero-stride view can claim any batch.
+            self._check_batch(x)
+            x = np.ascontiguousarray(x, dtype=_F32)
         return x
+
+    def _check_batch(self, x: np.ndarray) -> None:
+        if x.size > _MEMORY_CAP // 4:
+            raise ShapeError(f"batch {x.shape[0]} is too large: input {x.shape} needs "
+                             f"{x.size * 4 >> 20} MiB, more than the cap of "
+                             f"{_MEMORY_CAP >> 20} MiB")
+        if not self._static:
+            self.arena_bytes(x.shape[0])
 
     def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         if self._static:
@@ -198,6 +209,23 @@ def _threads(threads: Any) -> int:
     return int(threads)
 
 
+def _check_sizes(g: Graph, shapes: dict[str, tuple]) -> None:
+    """Sizes the native plan cannot hold -> ShapeError before anything is allocated (the
+    plan works in 64-bit sizes; huge dims would overflow them or the memory cap)."""
+    for name, s in shapes.items():
+        n = math.prod(d for d in s if d is not None)
+        if n > _MEMORY_CAP // 4:
+            raise ShapeError(f"value {name!r} with shape {s} is too large: {n} elements per "
+                             f"sample, more than the {_MEMORY_CAP // 4} (the {_MEMORY_CAP >> 30} "
+                             f"GiB memory cap) the CPU runtime can hold")
+    for node in g.nodes:
+        for k in ("strides", "pads", "dilations", "kernel_shape"):
+            v = node.attrs.get(k)
+            if v is not None and any(int(d) > _MAX_GEOM for d in v):
+                raise ShapeError(f"node {node.name!r} ({node.op}): {k} {tuple(v)} is too large "
+                                 f"(each value at most {_MAX_GEOM})")
+
+
 def compile(graph: Graph, device: str = "cpu", threads: int | None = None,
             isa: str | None = None) -> Session:
     """Validate and optimize `graph`, then build its native plan (weights packed for the
@@ -216,6 +244,7 @@ def compile(graph: Graph, device: str = "cpu", threads: int | None = None,
     shp.validate(graph)
     g = passes.optimize(graph)
     shapes = shp.infer_shapes(g)
+    _check_sizes(g, shapes)
     try:
         low = lower(g, shapes, isa_name, n)
     except RuntimeError as e:

@@ -1,0 +1,375 @@
+"""The bad-input matrix: one row per distinct bad input across the public API.
+
+Every row names the call, the typed `pyruntime.Error` subclass it must raise (or, for
+inputs with a documented result, a check of that result) and a regex the message must
+match, so the error says what was wrong. A crash, a hang, an untyped exception or a
+silently wrong answer fails the row. `test_matrix_size` keeps the table at >= 40 rows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+import pyruntime as rt
+from pyruntime import _core, fileformat
+from pyruntime.graph import Graph, Node, ValueInfo, Weight
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+# ---------------------------------------------------------------- fixtures (built once)
+
+_CACHE: dict[str, Any] = {}
+
+
+def _once(key: str, make: Callable[[], Any]) -> Any:
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def mlp() -> rt.Session:
+    """Input "input" [N, 8] -> [N, 4]."""
+    return _once("mlp", lambda: rt.compile(rt.zoo.mlp((8, 16, 4), seed=1), threads=1))
+
+
+def cnn() -> rt.Session:
+    return _once("cnn", lambda: rt.compile(rt.zoo.tiny_cnn(input_shape=(3, 8, 8)), threads=1))
+
+
+def two_in() -> rt.Session:
+    """Inputs a, b [N, 5] -> Add -> [N, 5]."""
+    def make():
+        g = Graph([ValueInfo("a", (None, 5)), ValueInfo("b", (None, 5))], ["y"],
+                  [Node("Add", ["a", "b"], ["y"], name="add")])
+        return rt.compile(g, threads=1)
+    return _once("two", make)
+
+
+def x8(n: int = 3) -> np.ndarray:
+    return np.random.default_rng(n).standard_normal((n, 8)).astype(np.float32)
+
+
+def gemm_graph(w_shape=(8, 4), in_shape=(None, 8), **attrs) -> Graph:
+    w = np.ones(w_shape, np.float32)
+    return Graph([ValueInfo("x", in_shape)], ["y"],
+                 [Node("Gemm", ["x", "w"], ["y"], attrs, name="fc")], {"w": Weight.f32(w)})
+
+
+def relu_graph(in_shape) -> Graph:
+    return Graph([ValueInfo("x", in_shape)], ["y"], [Node("Relu", ["x"], ["y"], name="r")])
+
+
+def model_bytes() -> bytes:
+    return _once("bytes", lambda: fileformat.dumps(rt.zoo.mlp((8, 16, 4), seed=1)))
+
+
+def rewrite_header(data: bytes, edit: Callable[[dict], None]) -> bytes:
+    """A .pyrt file whose JSON header went through `edit`, re-checksummed and re-aligned,
+    so only the edited field is wrong (the loader's checks past the CRC are reached)."""
+    magic, ver, flags, hlen, _crc, res = fileformat._PREFIX.unpack_from(data)
+    start = fileformat._PREFIX.size
+    old_data_start = -(-(start + hlen) // 64) * 64
+    header = json.loads(data[start:start + hlen])
+    edit(header)
+    h = json.dumps(header).encode()
+    prefix = fileformat._PREFIX.pack(magic, ver, flags, len(h), zlib.crc32(h), res)
+    body = prefix + h
+    body += b"\0" * (-len(body) % 64)
+    return body + data[old_data_start:]
+
+
+def onnx_model(nodes, inits=(), in_shape=("N", 8), out_shape=("N", 4), opset=13) -> bytes:
+    g = helper.make_graph(
+        list(nodes), "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))],
+        initializer=[numpy_helper.from_array(np.asarray(a, np.float32), n) for n, a in inits])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def onnx_gemm(**attrs) -> bytes:
+    return onnx_model([helper.make_node("Gemm", ["x", "w"], ["y"], **attrs)],
+                      [("w", np.ones((8, 4)))])
+
+
+# ---------------------------------------------------------------- result checks
+
+def same_as_contiguous(out: np.ndarray, x: np.ndarray) -> None:
+    assert np.array_equal(out, mlp().run(np.ascontiguousarray(x, np.float32)))
+
+
+def check_batch0(out: np.ndarray) -> None:
+    assert out.shape == (0, 4) and out.dtype == np.float32
+
+
+def check_readonly(x: np.ndarray) -> Callable[[Any], None]:
+    before = x.copy()
+
+    def check(out: np.ndarray) -> None:
+        assert np.array_equal(x, before) and not x.flags.writeable
+        assert np.array_equal(out, mlp().run(before))
+    return check
+
+
+def check_nan_rows(out: np.ndarray) -> None:
+    # Row 1 holds a NaN: every output of that row is NaN, the others are finite and
+    # equal the clean run's.
+    clean = mlp().run(x8(3))
+    assert np.isnan(out[1]).all()
+    assert np.array_equal(out[[0, 2]], clean[[0, 2]])
+
+
+def check_inf_rows(out: np.ndarray) -> None:
+    clean = mlp().run(x8(3))
+    assert not np.isfinite(out[2]).all()
+    assert np.array_equal(out[:2], clean[:2])
+
+
+def with_nan() -> np.ndarray:
+    x = x8(3)
+    x[1, 3] = np.nan
+    return x
+
+
+def with_inf() -> np.ndarray:
+    x = x8(3)
+    x[2, :] = np.inf
+    return x
+
+
+def readonly() -> np.ndarray:
+    x = x8(3)
+    x.flags.writeable = False
+    return x
+
+
+def huge_batch_view(dtype=np.float32) -> np.ndarray:
+    """A (2**40, 8) array that costs 32 bytes: a zero-stride broadcast view."""
+    return np.broadcast_to(np.ones((1, 8), dtype), (1 << 40, 8))
+
+
+# ---------------------------------------------------------------- the matrix
+
+@dataclass
+class Row:
+    id: str
+    call: Callable[[], Any]
+    error: type | None          # the typed error, or None for a documented result
+    match: str = ""             # regex on the message (errors)
+    check: Callable[[Any], None] | None = None  # for documented results
+
+
+def _isa_lacking() -> str | None:
+    for isa in ("avx512", "avx2"):
+        if not _core.isa_supported(isa):
+            return isa
+    return None
+
+
+R = Row
+ROWS: list[Row] = [
+    # ---- Session.run: dtype
+    R("run-bool", lambda: mlp().run(np.ones((2, 8), bool)), rt.DTypeError, r"float32.*bool"),
+    R("run-complex", lambda: mlp().run(np.ones((2, 8), np.complex64)), rt.DTypeError, r"complex64"),
+    R("run-object", lambda: mlp().run(np.full((2, 8), None, object)), rt.DTypeError, r"object"),
+    R("run-string", lambda: mlp().run(np.full((2, 8), "a")), rt.DTypeError, r"<U1"),
+    R("run-float64-converted", lambda: mlp().run(x8(3).astype(np.float64)), None,
+      check=lambda o: np.testing.assert_array_equal(o, mlp().run(x8(3)))),
+    R("run-int-converted", lambda: mlp().run(np.arange(16, dtype=np.int64).reshape(2, 8)), None,
+      check=lambda o: np.testing.assert_array_equal(
+          o, mlp().run(np.arange(16, dtype=np.float32).reshape(2, 8)))),
+    # ---- rank / shape / batch
+    R("run-rank-low", lambda: mlp().run(np.ones(8, np.float32)), rt.ShapeError,
+      r"'input'.*\(None, 8\).*\(8,\)"),
+    R("run-rank-high", lambda: mlp().run(np.ones((2, 8, 1), np.float32)), rt.ShapeError,
+      r"'input'.*expected shape \(None, 8\).*\(2, 8, 1\)"),
+    R("run-wrong-dim", lambda: mlp().run(np.ones((2, 7), np.float32)), rt.ShapeError,
+      r"\(None, 8\).*\(2, 7\)"),
+    R("run-scalar", lambda: mlp().run(np.float32(1.0)), rt.ShapeError, r"got \(\)"),
+    R("run-cnn-nhwc", lambda: cnn().run(np.ones((1, 8, 8, 3), np.float32)), rt.ShapeError,
+      r"\(None, 3, 8, 8\).*\(1, 8, 8, 3\)"),
+    R("run-batch0", lambda: mlp().run(np.ones((0, 8), np.float32)), None, check=check_batch0),
+    R("run-mixed-batch", lambda: two_in().run({"a": np.ones((2, 5), np.float32),
+                                               "b": np.ones((3, 5), np.float32)}),
+      rt.ShapeError, r"same batch size.*a: 2.*b: 3"),
+    # ---- memory layout
+    R("run-noncontiguous", lambda: mlp().run(x8(6)[::2]), None,
+      check=lambda o: same_as_contiguous(o, x8(6)[::2])),
+    R("run-fortran-order", lambda: mlp().run(np.asfortranarray(x8(5))), None,
+      check=lambda o: same_as_contiguous(o, x8(5))),
+    R("run-readonly", lambda: mlp().run(_CACHE.setdefault("ro", readonly())), None,
+      check=lambda o: check_readonly(_CACHE["ro"])(o)),
+    # ---- values
+    R("run-nan", lambda: mlp().run(with_nan()), None, check=check_nan_rows),
+    R("run-inf", lambda: mlp().run(with_inf()), None, check=check_inf_rows),
+    # ---- huge sizes in run inputs (checked before any allocation or copy)
+    R("run-huge-batch-f32", lambda: mlp().run(huge_batch_view()), rt.ShapeError,
+      r"batch 1099511627776 is too large"),
+    R("run-huge-batch-f64", lambda: mlp().run(huge_batch_view(np.float64)), rt.ShapeError,
+      r"batch 1099511627776 is too large"),
+    R("arena-huge-batch", lambda: mlp().arena_bytes(1 << 62), rt.ShapeError,
+      r"too large.*overflow"),
+    # ---- names
+    R("run-unknown-name", lambda: mlp().run({"inptu": x8()}), rt.InputError,
+      r"expected inputs \['input'\].*unknown \['inptu'\].*missing \['input'\]"),
+    R("run-missing-input", lambda: two_in().run({"a": np.ones((2, 5), np.float32)}),
+      rt.InputError, r"missing \['b'\]"),
+    R("run-bare-array-multi-input", lambda: two_in().run(np.ones((2, 5), np.float32)),
+      rt.InputError, r"2 inputs \['a', 'b'\].*dict"),
+    R("run-ragged-list", lambda: mlp().run([[1.0] * 8, [1.0] * 7]), rt.InputError,
+      r"cannot convert list"),
+    # ---- compile arguments
+    R("threads-zero", lambda: rt.compile(rt.zoo.mlp((4, 2)), threads=0), rt.InputError,
+      r"threads.*got 0"),
+    R("threads-negative", lambda: rt.compile(rt.zoo.mlp((4, 2)), threads=-3), rt.InputError,
+      r"threads.*got -3"),
+    R("threads-huge", lambda: rt.compile(rt.zoo.mlp((4, 2)), threads=1 << 40), rt.InputError,
+      r"threads: expected 1\.\.1024"),
+    R("threads-str", lambda: rt.compile(rt.zoo.mlp((4, 2)), threads="2"), rt.InputError,
+      r"threads.*'2'"),
+    R("threads-bool", lambda: rt.compile(rt.zoo.mlp((4, 2)), threads=True), rt.InputError,
+      r"threads.*True"),
+    R("threads-float", lambda: rt.compile(rt.zoo.mlp((4, 2)), threads=2.0), rt.InputError,
+      r"threads.*2\.0"),
+    R("isa-unknown", lambda: rt.compile(rt.zoo.mlp((4, 2)), isa="sse9"), rt.IsaError,
+      r"unknown ISA 'sse9'"),
+    pytest.param(R("isa-cpu-lacks", lambda: rt.compile(rt.zoo.mlp((4, 2)), isa=_isa_lacking()),
+                   rt.IsaError, r"not supported by this CPU"),
+                 marks=pytest.mark.skipif(_isa_lacking() is None, reason="CPU has every ISA")),
+    R("device-unknown", lambda: rt.compile(rt.zoo.mlp((4, 2)), device="cuda"), rt.InputError,
+      r"device 'cuda'"),
+    R("compile-not-graph", lambda: rt.compile("model.onnx"), rt.InputError,
+      r"expected a pyruntime.Graph, got str"),
+    # ---- malformed graphs
+    R("graph-cycle", lambda: rt.compile(Graph(
+        [ValueInfo("x", (None, 4))], ["b"],
+        [Node("Add", ["x", "b"], ["a"], name="n1"), Node("Relu", ["a"], ["b"], name="n2")])),
+      rt.GraphError, r"cycle"),
+    R("graph-dangling-input", lambda: rt.compile(Graph(
+        [ValueInfo("x", (None, 4))], ["y"], [Node("Relu", ["nowhere"], ["y"], name="r")])),
+      rt.GraphError, r"nowhere"),
+    R("graph-dangling-output", lambda: rt.compile(Graph(
+        [ValueInfo("x", (None, 4))], ["ghost"], [Node("Relu", ["x"], ["y"], name="r")])),
+      rt.GraphError, r"ghost"),
+    R("graph-duplicate-producer", lambda: rt.compile(Graph(
+        [ValueInfo("x", (None, 4))], ["y"],
+        [Node("Relu", ["x"], ["y"], name="a"), Node("Tanh", ["x"], ["y"], name="b")])),
+      rt.GraphError, r"'y'"),
+    R("graph-unsupported-op", lambda: rt.compile(Graph(
+        [ValueInfo("x", (None, 4))], ["y"], [Node("LSTM", ["x"], ["y"], name="l")])),
+      rt.UnsupportedOpError, r"LSTM"),
+    R("graph-gemm-weight-shape", lambda: rt.compile(gemm_graph(w_shape=(7, 4))),
+      rt.WeightShapeError, r"fc.*\(7, 4\)"),
+    R("graph-conv-weight-shape", lambda: rt.compile(Graph(
+        [ValueInfo("x", (None, 3, 8, 8))], ["y"],
+        [Node("Conv", ["x", "w"], ["y"], name="c")],
+        {"w": Weight.f32(np.ones((4, 2, 3, 3)))})), rt.WeightShapeError, r"'c'.*\(4, 2, 3, 3\)"),
+    R("graph-bad-stride", lambda: rt.compile(Graph(
+        [ValueInfo("x", (None, 3, 8, 8))], ["y"],
+        [Node("Conv", ["x", "w"], ["y"], {"strides": (0, 1)}, name="c")],
+        {"w": Weight.f32(np.ones((4, 3, 3, 3)))})), rt.GraphError, r"strides"),
+    R("graph-bad-activation", lambda: rt.compile(gemm_graph(activation="swish")),
+      rt.GraphError, r"swish"),
+    R("graph-softmax-axis", lambda: rt.compile(Graph(
+        [ValueInfo("x", (None, 4))], ["y"], [Node("Softmax", ["x"], ["y"], {"axis": 5}, name="s")])),
+      rt.Error, r"axis"),
+    R("graph-negative-dim", lambda: rt.compile(relu_graph((None, -4))), rt.GraphError,
+      r"'x'.*positive integers.*\(None, -4\)"),
+    R("graph-none-inner-dim", lambda: rt.compile(relu_graph((None, None))), rt.GraphError,
+      r"'x'.*None allowed only as the first"),
+    R("graph-huge-pads", lambda: rt.compile(Graph(
+        [ValueInfo("x", (None, 3, 8, 8))], ["y"],
+        [Node("Conv", ["x", "w"], ["y"], {"strides": (1 << 62, 1), "pads": (1 << 62, 0, 1 << 62, 0)},
+              name="c")], {"w": Weight.f32(np.ones((4, 3, 3, 3)))})), rt.ShapeError,
+      r"'c'.*too large"),
+    R("graph-huge-dims", lambda: rt.compile(relu_graph((None, 1 << 40, 1 << 40))),
+      rt.ShapeError, r"too large|overflow"),
+    R("graph-huge-static", lambda: rt.compile(relu_graph((1 << 31, 1 << 31, 1 << 31))),
+      rt.ShapeError, r"too large|overflow"),
+    R("graph-huge-flatten", lambda: rt.compile(Graph(
+        [ValueInfo("x", (None, 1 << 21, 1 << 21, 1 << 21))], ["y"],
+        [Node("Flatten", ["x"], ["y"], name="f")])), rt.ShapeError, r"too large|overflow"),
+    # ---- model files (rt.load)
+    R("load-empty", lambda: rt.load(b""), rt.ModelFormatError, r"truncated|empty|too short"),
+    R("load-truncated", lambda: rt.load(model_bytes()[:-100]), rt.ModelFormatError,
+      r"truncated|ends|size"),
+    R("load-bitflip-data", lambda: rt.load(model_bytes()[:-20] + bytes([model_bytes()[-20] ^ 1])
+                                           + model_bytes()[-19:]),
+      rt.ModelFormatError, r"checksum|padding"),
+    R("load-bitflip-header", lambda: rt.load(model_bytes()[:40] + b"#" + model_bytes()[41:]),
+      rt.ModelFormatError, r"header.*(CRC|checksum)"),
+    R("load-foreign-onnx", lambda: rt.load(onnx_gemm()), rt.ModelFormatError, r"ONNX|not a"),
+    R("load-foreign-zip", lambda: rt.load(b"PK\x03\x04" + b"\0" * 60), rt.ModelFormatError,
+      r"zip|not a"),
+    R("load-foreign-pickle", lambda: rt.load(b"\x80\x04\x95" + b"\0" * 60), rt.ModelFormatError,
+      r"pickle|not a"),
+    R("load-future-version", lambda: rt.load(model_bytes()[:8] + struct.pack("<I", 99)
+                                             + model_bytes()[12:]),
+      rt.ModelFormatError, r"version 99"),
+    R("load-huge-weight-dims", lambda: rt.load(rewrite_header(model_bytes(), lambda h: h[
+        "weights"][0]["arrays"][0].__setitem__("shape", [1 << 40, 1 << 40]))),
+      rt.ModelFormatError, r"shape|nbytes|bytes"),
+    R("load-huge-input-dims", lambda: rt.compile(rt.load(rewrite_header(
+        model_bytes(), lambda h: h["inputs"][0].__setitem__("shape", [None, 1 << 62])))),
+      rt.Error, r"(?i)too large|overflow|shape|expected"),
+    R("load-huge-offset", lambda: rt.load(rewrite_header(model_bytes(), lambda h: h[
+        "weights"][0]["arrays"][0].__setitem__("offset", 1 << 62))), rt.ModelFormatError,
+      r"outside the data section"),
+    R("load-wrong-weight-shape", lambda: rt.load(rewrite_header(model_bytes(), lambda h: h[
+        "weights"][0]["arrays"][0].__setitem__("shape", h["weights"][0]["arrays"][0]["shape"][::-1]))),
+      rt.ModelFormatError, r"invalid|shape"),
+    R("load-bad-json", lambda: rt.load(rewrite_header(model_bytes(), lambda h: h.__setitem__(
+        "nodes", "oops"))), rt.ModelFormatError, r"nodes.*JSON array"),
+    R("load-missing-file", lambda: rt.load("/nonexistent/model.pyrt"), FileNotFoundError,
+      r"nonexistent"),
+    # ---- ONNX import
+    R("onnx-unsupported-op", lambda: rt.load_onnx(onnx_model(
+        [helper.make_node("Einsum", ["x", "x"], ["y"], equation="ij,ij->ij")],
+        out_shape=("N", 8))), rt.UnsupportedOpError, r"Einsum"),
+    R("onnx-bad-attribute", lambda: rt.load_onnx(onnx_model(
+        [helper.make_node("Flatten", ["x"], ["y"], axis=5)], out_shape=("N", 8))),
+      rt.Error, r"axis"),
+    R("onnx-garbage", lambda: rt.load_onnx(b"\xff\x00garbage" * 10), rt.ModelFormatError,
+      r"(?i)onnx|parse|protobuf"),
+    R("onnx-truncated", lambda: rt.load_onnx(onnx_gemm()[:-30]), rt.ModelFormatError,
+      r"(?i)onnx|parse|truncat"),
+    R("onnx-wrong-weight-shape", lambda: rt.load_onnx(onnx_model(
+        [helper.make_node("Gemm", ["x", "w"], ["y"])], [("w", np.ones((5, 4)))])),
+      rt.Error, r"\(5, 4\)|5"),
+    R("onnx-huge-dim", lambda: rt.compile(rt.load_onnx(onnx_model(
+        [helper.make_node("Relu", ["x"], ["y"])], in_shape=("N", 1 << 40, 1 << 40),
+        out_shape=("N", 1 << 40, 1 << 40)))), rt.ShapeError, r"too large|overflow"),
+]
+
+
+def _id(r: Any) -> str:
+    return (r.values[0] if hasattr(r, "values") else r).id
+
+
+@pytest.mark.parametrize("row", ROWS, ids=_id)
+def test_bad_input(row: Row) -> None:
+    if row.error is None:
+        out = row.call()
+        assert row.check is not None
+        row.check(out)
+        return
+    with pytest.raises(row.error, match=row.match) as ei:
+        row.call()
+    if row.error is not FileNotFoundError:
+        assert isinstance(ei.value, rt.Error)
+
+
+def test_matrix_size() -> None:
+    ids = [_id(r) for r in ROWS]
+    assert len(ids) == len(set(ids)) and len(ids) >= 40

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Sanitizer lane: build pyruntime._core with sanitizers into build/<kind> and run tests
+# against a staging copy of the package there, so the normal dev build is never touched.
+#
+#   tools/sanitize.sh [asan|tsan] [pytest args...]
+#     asan (default): -fsanitize=address,undefined, UBSan non-recoverable, every report
+#                     fatal (halt_on_error), leak checking off (CPython "leaks" by design).
+#     tsan:           -fsanitize=thread (see README "Reliability" for what TSan can and
+#                     cannot say about an OpenMP + CPython process).
+#   Default pytest args: the kernel, executor (session/concurrency/stress), loader and
+#   bad-input tests. Exit status is pytest's; any sanitizer report aborts the process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind="${1:-asan}"; shift || true
+case "$kind" in
+  asan) flags="address,undefined" ;;
+  tsan) flags="thread" ;;
+  *) echo "usage: tools/sanitize.sh [asan|tsan] [pytest args...]" >&2; exit 2 ;;
+esac
+bdir="build/$kind"
+py="$(command -v python3 || command -v python)"
+cmake -S . -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPYRUNTIME_SANITIZE="$flags" \
+  -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$py" >/dev/null
+cmake --build "$bdir" -j"$(nproc)"
+stage="$bdir/stage"
+rm -rf "$stage" && mkdir -p "$stage"
+cp -r pyruntime tests "$stage"/
+rm -f "$stage"/pyruntime/_core*.so
+cp "$bdir"/_core*.so "$stage"/pyruntime/
+[ -f pyproject.toml ] && cp pyproject.toml "$stage"/
+
+if [ "$kind" = asan ]; then
+  export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+  export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1:detect_stack_use_after_return=0:${ASAN_OPTIONS:-}"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
+else
+  export LD_PRELOAD="$(gcc -print-file-name=libtsan.so)"
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
+fi
+if [ "$#" -eq 0 ]; then
+  set -- tests/test_kernels_gemm.py tests/test_kernels_dwconv.py tests/test_kernels_eltwise.py \
+         tests/test_kernels_pool.py tests/test_session.py tests/test_concurrency.py \
+         tests/test_fileformat.py tests/test_bad_inputs.py tests/test_stress_concurrency.py \
+         tests/test_fuzz_properties.py
+fi
+cd "$stage"
+# The staged package (with the sanitized _core) comes first on the path; -p no:cacheprovider
+# keeps the stage read-only apart from our own files.
+export PYTHONPATH="$PWD"
+export PYRUNTIME_SANITIZED="$kind"
+exec "$py" -m pytest -q -p no:cacheprovider -x "$@"
