@@ -1,0 +1,65 @@
+"""Shared pieces of the atheris fuzz targets: seed inputs and the one property.
+
+Coverage: atheris instruments the pyruntime Python modules (loader, importer, session
+checks). The C++ core is not libFuzzer-instrumented (that needs clang's
+-fsanitize=fuzzer-no-link; the project builds with GCC), so native bugs are caught by
+running the targets against the sanitizer build (PYTHONPATH=build/asan/stage, LD_PRELOAD
+as tools/sanitize.sh sets it), not steered towards by coverage.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def seed_models():
+    """Small valid graphs: an MLP, a CNN touching every op the builder has."""
+    import pyruntime as rt
+    return [rt.zoo.mlp((6, 5, 3), seed=0), rt.zoo.tiny_cnn(seed=0, input_shape=(3, 6, 6))]
+
+
+def onnx_seeds() -> list[bytes]:
+    """Serialized ONNX models, exported from the seed graphs."""
+    from pyruntime import onnx_export
+    return [onnx_export.to_onnx(g).SerializeToString() for g in seed_models()]
+
+
+def write_seeds(corpus: str, seeds: list[bytes]) -> None:
+    os.makedirs(corpus, exist_ok=True)
+    if not os.listdir(corpus):
+        for i, s in enumerate(seeds):
+            with open(os.path.join(corpus, f"seed{i}"), "wb") as f:
+                f.write(s)
+
+
+def use_graph(g) -> None:
+    """A graph that loaded must compile (or fail typed) and run on a small input."""
+    import pyruntime as rt
+    try:
+        sess = rt.compile(g, threads=1)
+    except rt.Error:
+        return
+    feeds = {}
+    for i in sess.inputs:
+        shape = tuple(2 if d is None else d for d in i.shape)
+        if int(np.prod(shape)) > 1 << 16:
+            return
+        feeds[i.name] = np.ones(shape, np.float32)
+    sess.run(feeds)
+
+
+def main(test_one_input, seeds, argv=None) -> None:
+    """Run atheris. argv as libFuzzer takes it; the first non-flag argument is the corpus
+    directory (created and seeded when empty)."""
+    import atheris
+    argv = list(sys.argv if argv is None else argv)
+    dirs = [a for a in argv[1:] if not a.startswith("-")]
+    if dirs:
+        write_seeds(dirs[0], seeds())
+    atheris.Setup(argv, test_one_input)
+    atheris.Fuzz()
