@@ -404,8 +404,10 @@ def run_isolated(runner: str, cache_dir: str | os.PathLike | None = None,
             cmd += ["--cache", str(cache_dir)] if cache_dir is not None else []
             cmd += ["--after", after] if after is not None else []
             try:
+                # cwd: a fresh directory, so `-m` cannot pick up a source checkout
+                # (without the compiled module) instead of the package that imported us.
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                      env=env, check=False)
+                                      env=env, check=False, cwd=d)
                 rc = proc.returncode
                 why = (f"killed by {signal.Signals(-rc).name}" if rc < 0 and
                        -rc in signal.valid_signals() else f"exit status {rc}")
