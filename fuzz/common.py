@@ -59,7 +59,7 @@ def main(test_one_input, seeds, argv=None) -> None:
     import atheris
     argv = list(sys.argv if argv is None else argv)
     dirs = [a for a in argv[1:] if not a.startswith("-")]
-    if dirs:
+    if dirs and not os.path.isfile(dirs[0]):  # a file argument: replay that input
         write_seeds(dirs[0], seeds())
     atheris.Setup(argv, test_one_input)
     atheris.Fuzz()
