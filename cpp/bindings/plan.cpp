@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -20,6 +21,32 @@ namespace pyrt {
 namespace {
 
 using FArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// Sizes from the caller are untrusted: products are checked (no signed overflow) and
+// every count must be non-negative.
+int64_t mul(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  if (a < 0 || b < 0) throw std::invalid_argument(std::string(what) + ": negative size");
+  if (__builtin_mul_overflow(a, b, &r)) throw SizeError(std::string(what) + ": size overflows");
+  return r;
+}
+int64_t mul(std::initializer_list<int64_t> xs, const char* what) {
+  int64_t r = 1;
+  for (int64_t x : xs) r = mul(r, x, what);
+  return r;
+}
+// A step reading `x` and writing `y` must see exactly these per-sample sizes.
+void check_sizes(Plan& p, int x, int64_t nx, int y, int64_t ny, const char* what) {
+  if (p.per_sample(x) != nx || p.per_sample(y) != ny)
+    throw std::invalid_argument(std::string(what) + ": sizes do not match the values (" +
+                                std::to_string(p.per_sample(x)) + " -> " +
+                                std::to_string(p.per_sample(y)) + " per sample, expected " +
+                                std::to_string(nx) + " -> " + std::to_string(ny) + ")");
+}
+void check_residual(Plan& p, int residual, int y) {
+  if (residual >= 0 && p.per_sample(residual) != p.per_sample(y))
+    throw std::invalid_argument("residual: size does not match the output");
+}
 
 struct PyPlan {
   std::unique_ptr<Plan> plan;
@@ -64,12 +91,17 @@ ConvGeom geom(const std::vector<int64_t>& g) {
   if (g.size() != 15) throw std::invalid_argument("conv geometry needs 15 integers");
   for (int64_t v : g)
     if (v < 0) throw std::invalid_argument("conv geometry must be non-negative");
+  // Kernel, strides, pads and dilations bounded so index math (oh * sh - pt + kh * dh)
+  // stays far inside int64.
+  for (size_t i = 6; i < 14; ++i)
+    if (g[i] > (int64_t(1) << 31)) throw SizeError("conv geometry: kernel/stride/pad/dilation too large");
   return ConvGeom{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14]};
 }
 
 // The conv/pool geometry must describe exactly the sizes of the values it reads/writes.
 void check_geom(Plan& p, int x, int y, const ConvGeom& q, int64_t oc) {
-  if (q.images * q.H * q.W * q.C != p.per_sample(x) || q.images * q.OH * q.OW * oc != p.per_sample(y))
+  if (mul({q.images, q.H, q.W, q.C}, "conv input") != p.per_sample(x) ||
+      mul({q.images, q.OH, q.OW, oc}, "conv output") != p.per_sample(y))
     throw std::invalid_argument("conv/pool geometry does not match the value sizes");
   if (q.sh < 1 || q.sw < 1 || q.dh < 1 || q.dw < 1 || q.KH < 1 || q.KW < 1)
     throw std::invalid_argument("conv/pool strides, dilations and kernel must be >= 1");
@@ -97,7 +129,7 @@ py::list run_plan(PyPlan& self, const py::sequence& feeds, std::vector<double>* 
     if (batch >= 0 && b != batch)
       throw std::invalid_argument("all inputs must have the same batch size");
     batch = b;
-    if (a.size() != b * p.input_per_sample(i))
+    if (a.size() != mul(b, p.input_per_sample(i), "input"))
       throw std::invalid_argument("input " + std::to_string(i) + ": expected " +
                                   std::to_string(p.input_per_sample(i)) + " values per sample");
     in[i] = static_cast<const float*>(a.data());
@@ -146,24 +178,28 @@ void bind_plan(py::module_& m) {
       })
       .def("add_alias", [](PyPlan& s, int v) { return s.p().add_alias(v); })
       .def("mark_output", [](PyPlan& s, int v, std::vector<py::ssize_t> tail) {
-        py::ssize_t n = 1;
-        for (auto d : tail) n *= d;
+        int64_t n = 1;
+        for (auto d : tail) n = mul(n, d, "output shape");
         if (n != s.p().per_sample(v)) throw std::invalid_argument("output shape does not match its value");
         s.p().mark_output(v);
         s.out_tails.push_back(std::move(tail));
       })
       .def("copy", [](PyPlan& s, int x, int y) {
+        check_sizes(s.p(), x, s.p().per_sample(x), y, s.p().per_sample(x), "copy");
         s.p().add_step(make_copy_step(x, y, s.p().per_sample(x)));
       })
       .def("transpose", [](PyPlan& s, int x, int y, int64_t R, int64_t S, int64_t images) {
-        if (images * R * S != s.p().per_sample(x) || images * R * S != s.p().per_sample(y))
+        const int64_t n = mul({images, R, S}, "transpose");
+        if (n != s.p().per_sample(x) || n != s.p().per_sample(y))
           throw std::invalid_argument("transpose: images * R * S must equal the per-sample size");
         s.p().add_step(make_transpose_step(s.p().threads(), x, y, R, S, images));
       }, py::arg("x"), py::arg("y"), py::arg("R"), py::arg("S"), py::arg("images") = 1)
       .def("gemm", [](PyPlan& s, int x, int y, int64_t rows, int64_t K, int64_t N,
                       const py::object& W, const py::object& bias, int residual, int act,
                       float lo, float hi, bool after) {
-        FArray w = weight(W, K * N, "gemm weight");
+        check_sizes(s.p(), x, mul(rows, K, "gemm input"), y, mul(rows, N, "gemm output"), "gemm");
+        check_residual(s.p(), residual, y);
+        FArray w = weight(W, mul(K, N, "gemm weight"), "gemm weight");
         auto st = make_gemm_step(s.p().kernels(), s.p().threads(), x, y, rows, K, N, w.data(),
                                  epilogue(bias, N, residual, act, lo, hi, after));
         s.p().add_step(std::move(st));
@@ -172,7 +208,8 @@ void bind_plan(py::module_& m) {
                       const py::object& bias, int residual, int act, float lo, float hi, bool after) {
         const ConvGeom q = geom(g);
         check_geom(s.p(), x, y, q, q.OC);
-        FArray w = weight(W, q.OC * q.C * q.KH * q.KW, "conv weight");
+        check_residual(s.p(), residual, y);
+        FArray w = weight(W, mul({q.OC, q.C, q.KH, q.KW}, "conv weight"), "conv weight");
         s.p().add_step(make_conv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
                                       epilogue(bias, q.OC, residual, act, lo, hi, after)));
       })
@@ -180,7 +217,9 @@ void bind_plan(py::module_& m) {
                         const py::object& bias, int residual, int act, float lo, float hi, bool after) {
         const ConvGeom q = geom(g);
         check_geom(s.p(), x, y, q, q.C);
-        FArray w = weight(W, q.C * q.KH * q.KW, "depthwise weight");
+        if (q.OC != q.C) throw std::invalid_argument("depthwise conv: OC must equal C");
+        check_residual(s.p(), residual, y);
+        FArray w = weight(W, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
         s.p().add_step(make_dwconv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
                                         epilogue(bias, q.C, residual, act, lo, hi, after)));
       })
@@ -190,6 +229,8 @@ void bind_plan(py::module_& m) {
         s.p().add_step(make_pool_step(s.p().kernels(), s.p().threads(), x, y, q, is_max, cip));
       })
       .def("global_avgpool", [](PyPlan& s, int x, int y, int64_t HW, int64_t C, int64_t images) {
+        check_sizes(s.p(), x, mul({images, HW, C}, "global_avgpool"), y, mul(images, C, "global_avgpool"),
+                    "global_avgpool");
         s.p().add_step(make_global_avgpool_step(s.p().kernels(), s.p().threads(), x, y, HW, C, images));
       }, py::arg("x"), py::arg("y"), py::arg("HW"), py::arg("C"), py::arg("images") = 1)
       .def("add", [](PyPlan& s, int a, int b, int y, std::vector<int64_t> dims,
@@ -200,9 +241,10 @@ void bind_plan(py::module_& m) {
         int64_t ny = 1, ra = 0, rb = 0;
         for (size_t i = 1; i < dims.size(); ++i) {
           if (dims[i] < 1 || sa[i] < 0 || sb[i] < 0) throw std::invalid_argument("add: bad dims");
-          ny *= dims[i];
-          ra += (dims[i] - 1) * sa[i];
-          rb += (dims[i] - 1) * sb[i];
+          ny = mul(ny, dims[i], "add");
+          if (__builtin_add_overflow(ra, mul(dims[i] - 1, sa[i], "add"), &ra) ||
+              __builtin_add_overflow(rb, mul(dims[i] - 1, sb[i], "add"), &rb))
+            throw SizeError("add: strides overflow");
         }
         auto size_of = [&](int v) { return s.p().per_sample(v); };
         if (ny != size_of(y) || ra >= std::max<int64_t>(size_of(a), 1) || rb >= std::max<int64_t>(size_of(b), 1) ||
@@ -214,14 +256,19 @@ void bind_plan(py::module_& m) {
       })
       .def("activation", [](PyPlan& s, int x, int y, int act, float lo, float hi) {
         if (act < 1 || act > static_cast<int>(Act::Gelu)) throw std::invalid_argument("unknown activation code");
+        check_sizes(s.p(), x, s.p().per_sample(x), y, s.p().per_sample(x), "activation");
         s.p().add_step(make_activation_step(s.p().kernels(), s.p().threads(), x, y,
                                             s.p().per_sample(x), static_cast<Act>(act), lo, hi));
       })
       .def("softmax", [](PyPlan& s, int x, int y, int64_t rows, int64_t cols) {
+        const int64_t n = mul(rows, cols, "softmax");
+        check_sizes(s.p(), x, n, y, n, "softmax");
         s.p().add_step(make_softmax_step(s.p().kernels(), s.p().threads(), x, y, rows, cols));
       })
       .def("affine", [](PyPlan& s, int x, int y, int64_t rows, int64_t C, const py::object& scale,
                         const py::object& bias) {
+        const int64_t n = mul(rows, C, "affine");
+        check_sizes(s.p(), x, n, y, n, "affine");
         FArray sc = weight(scale, C, "scale"), b = weight(bias, C, "bias");
         s.p().add_step(make_affine_step(s.p().threads(), x, y, rows, C,
                                         std::vector<float>(sc.data(), sc.data() + C),

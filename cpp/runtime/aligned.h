@@ -1,6 +1,7 @@
 // 64-byte aligned heap buffers (RAII) for packed weights and run arenas.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -18,7 +19,10 @@ inline void* aligned_alloc64(size_t bytes) {
 class AlignedFloats {
  public:
   AlignedFloats() = default;
-  explicit AlignedFloats(size_t n) : p_(static_cast<float*>(aligned_alloc64(n * sizeof(float)))), n_(n) {}
+  explicit AlignedFloats(size_t n)
+      : p_(static_cast<float*>(aligned_alloc64(n > SIZE_MAX / sizeof(float) ? throw std::bad_alloc()
+                                                                          : n * sizeof(float)))),
+        n_(n) {}
   AlignedFloats(AlignedFloats&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
   AlignedFloats& operator=(AlignedFloats&& o) noexcept {
     if (this != &o) {

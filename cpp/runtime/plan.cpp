@@ -40,6 +40,9 @@ void Plan::check_value(int v) const {
 int Plan::add_value(int64_t per_sample) {
   if (final_) throw std::logic_error("plan is finalized");
   if (per_sample < 0) throw std::invalid_argument("plan: negative value size");
+  if (static_cast<uint64_t>(per_sample) > kMemoryCap / sizeof(float))
+    throw SizeError("plan: a value of " + std::to_string(per_sample) +
+                    " floats per sample is more than the memory cap");
   Value v;
   v.per_sample = per_sample;
   values_.push_back(std::move(v));
