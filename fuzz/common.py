@@ -3,8 +3,11 @@
 Coverage: atheris instruments the pyruntime Python modules (loader, importer, session
 checks). The C++ core is not libFuzzer-instrumented (that needs clang's
 -fsanitize=fuzzer-no-link; the project builds with GCC), so native bugs are caught by
-running the targets against the sanitizer build (PYTHONPATH=build/asan/stage, LD_PRELOAD
-as tools/sanitize.sh sets it), not steered towards by coverage.
+running the targets against the sanitizer build and by the property tests that
+tools/sanitize.sh runs under ASan/UBSan, not steered towards by coverage.
+
+pyruntime is imported from the path: the installed package, or the source tree with
+`PYTHONPATH=$PWD` after tools/devbuild.sh.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import os
 import sys
 
 import numpy as np
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
 def seed_models():

@@ -19,7 +19,10 @@ case "$kind" in
 esac
 bdir="build/$kind"
 py="$(command -v python3 || command -v python)"
-cmake -S . -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPYRUNTIME_SANITIZE="$flags" \
+# -O1 -g1: the usual sanitizer trade-off (fast enough to run the tests, line numbers in
+# reports) at about half the compile time of -O2 -g; asserts stay on (no -DNDEBUG).
+cmake -S . -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
+  -DPYRUNTIME_SANITIZE="$flags" \
   -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$py" >/dev/null
 cmake --build "$bdir" -j"$(nproc)"
 stage="$bdir/stage"
