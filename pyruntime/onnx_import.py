@@ -237,19 +237,26 @@ class _Importer:
                                    "(opset_import has no '' / 'ai.onnx' entry)")
         return int(versions[0])
 
+    def tensor(self, t: Any, what: str) -> np.ndarray:
+        """A TensorProto's values. External data is refused: onnx.load(path) has already
+        read it from beside the model file, so what is left would be read relative to the
+        process's working directory (bytes from a stranger naming local files)."""
+        if t.data_location == self.onnx.TensorProto.EXTERNAL or len(t.external_data):
+            loc = next((e.value for e in t.external_data if e.key == "location"), "?")
+            raise ModelFormatError(f"{what} refers to external data {loc!r}: external data "
+                                   f"is only read when the model is loaded from its file path")
+        try:
+            return np.asarray(self.onnx.numpy_helper.to_array(t))
+        except Exception as e:
+            raise ModelFormatError(f"{what} cannot be decoded: {type(e).__name__}: {e}") from None
+
     def _read_initializers(self) -> None:
-        nh = self.onnx.numpy_helper
         for t in self.g.initializer:
             if not t.name:
                 raise ModelFormatError("an initializer has an empty name")
             if t.name in self.consts:
                 raise ModelFormatError(f"initializer {t.name!r} is defined twice")
-            try:
-                arr = nh.to_array(t)
-            except Exception as e:
-                raise ModelFormatError(f"initializer {t.name!r} cannot be decoded: "
-                                       f"{type(e).__name__}: {e}") from None
-            self.consts[t.name] = np.asarray(arr)
+            self.consts[t.name] = self.tensor(t, f"initializer {t.name!r}")
             self.names.add(t.name)
         for st in self.g.sparse_initializer:
             self.issues.append(f"sparse initializer {st.values.name!r}: sparse initializers "
@@ -541,10 +548,9 @@ class _Importer:
     # ------------------------------------------------------------ constants
     def _constant(self, node: Any) -> None:
         a = self.attrs(node)
-        nh = self.onnx.numpy_helper
         out = self.only_output(node)
         if "value" in a:
-            val = nh.to_array(a["value"])
+            val = self.tensor(a["value"], f"{_node_label(node, 0)} value")
         elif "value_float" in a:
             val = np.array(a["value_float"], dtype=np.float32)
         elif "value_floats" in a:
