@@ -474,6 +474,12 @@ PLAN_ROWS = [
         *_plan(8, 8, 8)), ValueError, r"overflow|outside"),
     ("output-shape-overflow", lambda: (lambda p, v: p.mark_output(v[0], [1 << 40, 1 << 40]))(*_plan(8)),
      _core.SizeError, r"overflow"),
+    ("testing-dwconv-huge-dilation", lambda: _core.testing.dwconv(
+        np.ones((4, 4, 2), np.float32), np.ones((2, 1, 3, 3), np.float32), dilations=(1 << 62, 1)),
+     rt.InputError, r"dilations: 4611686018427387904 is too large"),
+    ("testing-pool-huge-pads", lambda: _core.testing.maxpool(
+        np.ones((4, 4, 2), np.float32), kernel=(2, 2), pads=(1 << 62, 0, 1 << 62, 0)),
+     rt.InputError, r"pads.*too large"),
 ]
 
 

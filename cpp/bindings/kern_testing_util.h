@@ -83,6 +83,10 @@ inline std::vector<ptrdiff_t> ints(const py::sequence& seq, size_t n, const char
   std::vector<ptrdiff_t> out;
   for (auto item : seq) {
     const ptrdiff_t v = item.cast<ptrdiff_t>();
+    // Bounded so kernel-extent and output-size arithmetic (d * (K - 1) + 1, H + pads)
+    // cannot overflow.
+    if (v > (ptrdiff_t(1) << 31))
+      raise("InputError", std::string(what) + ": " + std::to_string(v) + " is too large (at most 2**31)");
     if (v < min_value)
       raise("InputError", std::string(what) + ": expected integers >= " +
                               std::to_string(min_value) + ", got " + std::to_string(v));
