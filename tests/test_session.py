@@ -254,6 +254,11 @@ def test_plan_summary_and_memory(rng):
     assert 0 < sess.arena_bytes(1) < sess.arena_bytes(100)
     with pytest.raises(rt.ShapeError, match="too large|overflow"):
         sess.arena_bytes(10**15)
+    # Output-only sizes count too: a Gemm whose output is 10**6 floats per sample.
+    b2 = GB(rng, {"x": (None, 1)})
+    big = rt.compile(b2.graph(b2.gemm("x", 1, 10**6, bias=False)), threads=1)
+    with pytest.raises(rt.ShapeError, match="too large"):
+        big.run(np.zeros((20000, 1), np.float32))  # 80 GB of output
 
 
 # ---------------------------------------------------------------- defined outcomes

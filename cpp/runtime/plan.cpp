@@ -169,6 +169,17 @@ std::shared_ptr<const Plan::Layout> Plan::plan_layout(ptrdiff_t batch) const {
   lay->offset.assign(nv, 0);
   struct Item { int v; size_t size; };
   std::vector<Item> items;
+  // Inputs and outputs live outside the arena but must fit the same cap.
+  for (const Value& v : values_) {
+    if (v.kind == ValueKind::Const) continue;
+    const size_t bytes = checked_mul(checked_mul(static_cast<size_t>(v.per_sample),
+                                                 static_cast<size_t>(batch), "value"),
+                                     sizeof(float), "value");
+    if (bytes > kMemoryCap)
+      throw SizeError("batch " + std::to_string(batch) + " makes a tensor of " +
+                      std::to_string(bytes >> 20) + " MiB, more than the cap of " +
+                      std::to_string(kMemoryCap >> 20) + " MiB");
+  }
   for (int v = 0; v < nv; ++v) {
     if (values_[v].kind != ValueKind::Arena || values_[v].alias_of >= 0) continue;
     if (live_last_[v] < 0) continue;  // never used
