@@ -434,3 +434,27 @@ def test_arena_reuses_buffers(rng):
     sess = check(g, x_of(rng, 100, 64), "scalar")
     one = 64 * 4 * 100
     assert sess.arena_bytes(100) <= 3 * one
+
+
+def test_pyruntime_isa_env():
+    """PYRUNTIME_ISA picks the kernels of isa=None sessions; a bad value is an IsaError."""
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, pyruntime as rt\n"
+            "from pyruntime.graph import Graph, Node, ValueInfo\n"
+            "g = Graph([ValueInfo('x', (None, 3))], ['y'], [Node('Relu', ['x'], ['y'])])\n"
+            "try:\n"
+            "    s = rt.compile(g, threads=1)\n"
+            "    print(s.isa, s.run(np.array([[-1, 0, 2]], np.float32)).tolist())\n"
+            "except rt.IsaError:\n"
+            "    print('IsaError')\n")
+    env = dict(os.environ)
+
+    def run(value):
+        env["PYRUNTIME_ISA"] = value
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120).stdout.strip()
+
+    assert run("scalar") == "scalar [[0.0, 0.0, 2.0]]"
+    assert run("nonsense") == "IsaError"
