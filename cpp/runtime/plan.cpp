@@ -2,10 +2,13 @@
 #include "plan.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 
+#include "parallel.h"
 #include "steps.h"
 
 namespace pyrt {
@@ -29,6 +32,16 @@ size_t checked_add(size_t a, size_t b, const char* what) {
 size_t align_up(size_t n) { return checked_add(n, kAlign - 1, "buffer") / kAlign * kAlign; }
 
 }  // namespace
+
+double min_parallel_work() {
+  static const double w = [] {
+    const char* p = std::getenv("OMP_WAIT_POLICY");
+    std::string s = p ? p : "";
+    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s == "passive" ? double(1 << 20) : 65536.0;
+  }();
+  return w;
+}
 
 Plan::Plan(const KernelTable& kt, int threads) : kt_(kt), threads_(threads < 1 ? 1 : threads) {}
 
