@@ -404,7 +404,11 @@ def test_static_graph_mixes_first_dim(isa, rng):
     a = b.op("Add", ["x", "v"])                               # lower-rank computed operand
     a2 = b.op("Add", ["x", b.w((2, 1, 4, 1))])
     r = b.op("Reshape", [b.op("MaxPool", ["x"], kernel_shape=(2, 2))], shape=(-1, 3))
-    g = b.graph(f0, f2, s0, a, a2, r)
+    # A weight as the fused residual (only possible with static shapes): added separately,
+    # before the activation.
+    w, rw = b.w((2, 3, 1, 1)), b.w((2, 2, 4, 5))
+    cr = b.op("Conv", ["x", w, "", rw], activation="tanh", residual=True)
+    g = b.graph(f0, f2, s0, a, a2, r, cr)
     sess = check(g, {"x": x_of(rng, 2, 3, 4, 5), "v": x_of(rng, 5)}, isa)
     assert sess.outputs[0].shape == (1, 120)
     with pytest.raises(rt.ShapeError):
