@@ -457,8 +457,9 @@ def test_pyruntime_isa_env():
 
     def run(value):
         env["PYRUNTIME_ISA"] = value
+        # cwd: the tests' folder, so `-c` imports the installed package, not the source tree
         return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                              text=True, timeout=120).stdout.strip()
+                              text=True, timeout=120, cwd=os.path.dirname(__file__)).stdout.strip()
 
     assert run("scalar") == "scalar [[0.0, 0.0, 2.0]]"
     assert run("nonsense") == "IsaError"
