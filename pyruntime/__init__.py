@@ -3,6 +3,16 @@ faster to serve. See README.md for the tour; DESIGN.md for the map."""
 
 from __future__ import annotations
 
+import os as _os
+
+# OpenMP worker threads sleep instead of spinning between parallel steps. Spinning wins a
+# few microseconds per step on an idle machine but, when the cores are shared (a serving
+# process with other work, a busy CI box), spinning workers starve the thread they wait
+# for and a 2-thread MobileNet took 20x longer here. libgomp reads this when it loads, so
+# it is set before the native core is imported; export OMP_WAIT_POLICY=ACTIVE to choose
+# spinning on a dedicated machine.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .errors import (
     DTypeError,
     Error,

@@ -172,7 +172,10 @@ class Session:
             rank, tail = self._fast
             if feeds.dtype is _F32 and feeds.ndim == rank and feeds.shape[1:] == tail \
                     and feeds.flags.c_contiguous:
-                outs = self._run([feeds])
+                try:
+                    outs = self._run([feeds])
+                except _core.SizeError as e:
+                    raise ShapeError(f"batch {feeds.shape[0]} is too large: {e}") from None
                 return outs[0] if len(outs) == 1 else dict(zip(self._out_names, outs))
         if isinstance(feeds, dict):
             unknown = [k for k in feeds if k not in self._in_index]

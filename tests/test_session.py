@@ -254,6 +254,11 @@ def test_plan_summary_and_memory(rng):
     assert 0 < sess.arena_bytes(1) < sess.arena_bytes(100)
     with pytest.raises(rt.ShapeError, match="too large|overflow"):
         sess.arena_bytes(10**15)
+    # Output-only sizes count too: a Gemm whose output is 10**6 floats per sample.
+    b2 = GB(rng, {"x": (None, 1)})
+    big = rt.compile(b2.graph(b2.gemm("x", 1, 10**6, bias=False)), threads=1)
+    with pytest.raises(rt.ShapeError, match="too large"):
+        big.run(np.zeros((20000, 1), np.float32))  # 80 GB of output
 
 
 # ---------------------------------------------------------------- defined outcomes
@@ -399,7 +404,11 @@ def test_static_graph_mixes_first_dim(isa, rng):
     a = b.op("Add", ["x", "v"])                               # lower-rank computed operand
     a2 = b.op("Add", ["x", b.w((2, 1, 4, 1))])
     r = b.op("Reshape", [b.op("MaxPool", ["x"], kernel_shape=(2, 2))], shape=(-1, 3))
-    g = b.graph(f0, f2, s0, a, a2, r)
+    # A weight as the fused residual (only possible with static shapes): added separately,
+    # before the activation.
+    w, rw = b.w((2, 3, 1, 1)), b.w((2, 2, 4, 5))
+    cr = b.op("Conv", ["x", w, "", rw], activation="tanh", residual=True)
+    g = b.graph(f0, f2, s0, a, a2, r, cr)
     sess = check(g, {"x": x_of(rng, 2, 3, 4, 5), "v": x_of(rng, 5)}, isa)
     assert sess.outputs[0].shape == (1, 120)
     with pytest.raises(rt.ShapeError):
@@ -429,3 +438,28 @@ def test_arena_reuses_buffers(rng):
     sess = check(g, x_of(rng, 100, 64), "scalar")
     one = 64 * 4 * 100
     assert sess.arena_bytes(100) <= 3 * one
+
+
+def test_pyruntime_isa_env():
+    """PYRUNTIME_ISA picks the kernels of isa=None sessions; a bad value is an IsaError."""
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, pyruntime as rt\n"
+            "from pyruntime.graph import Graph, Node, ValueInfo\n"
+            "g = Graph([ValueInfo('x', (None, 3))], ['y'], [Node('Relu', ['x'], ['y'])])\n"
+            "try:\n"
+            "    s = rt.compile(g, threads=1)\n"
+            "    print(s.isa, s.run(np.array([[-1, 0, 2]], np.float32)).tolist())\n"
+            "except rt.IsaError:\n"
+            "    print('IsaError')\n")
+    env = dict(os.environ)
+
+    def run(value):
+        env["PYRUNTIME_ISA"] = value
+        # cwd: the tests' folder, so `-c` imports the installed package, not the source tree
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120, cwd=os.path.dirname(__file__)).stdout.strip()
+
+    assert run("scalar") == "scalar [[0.0, 0.0, 2.0]]"
+    assert run("nonsense") == "IsaError"

@@ -35,6 +35,14 @@ void parallel_for(int threads, ptrdiff_t n, const F& f) {
   for (ptrdiff_t i = 0; i < n; ++i) f(i, 0);
 }
 
+// Work (multiply-adds or element operations) below which a step runs on one thread:
+// 64K normally; 1M when OMP_WAIT_POLICY=passive, where every parallel region pays a
+// wake-up of sleeping threads (tens of microseconds). Read once.
+double min_parallel_work();
+inline int threads_for(int threads, double work) {
+  return work < min_parallel_work() ? 1 : threads;
+}
+
 inline ptrdiff_t ceil_div(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
 
 }  // namespace pyrt

@@ -2,10 +2,13 @@
 #include "plan.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 
+#include "parallel.h"
 #include "steps.h"
 
 namespace pyrt {
@@ -29,6 +32,16 @@ size_t checked_add(size_t a, size_t b, const char* what) {
 size_t align_up(size_t n) { return checked_add(n, kAlign - 1, "buffer") / kAlign * kAlign; }
 
 }  // namespace
+
+double min_parallel_work() {
+  static const double w = [] {
+    const char* p = std::getenv("OMP_WAIT_POLICY");
+    std::string s = p ? p : "";
+    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s == "passive" ? double(1 << 20) : 65536.0;
+  }();
+  return w;
+}
 
 Plan::Plan(const KernelTable& kt, int threads) : kt_(kt), threads_(threads < 1 ? 1 : threads) {}
 
@@ -172,6 +185,17 @@ std::shared_ptr<const Plan::Layout> Plan::plan_layout(ptrdiff_t batch) const {
   lay->offset.assign(nv, 0);
   struct Item { int v; size_t size; };
   std::vector<Item> items;
+  // Inputs and outputs live outside the arena but must fit the same cap.
+  for (const Value& v : values_) {
+    if (v.kind == ValueKind::Const) continue;
+    const size_t bytes = checked_mul(checked_mul(static_cast<size_t>(v.per_sample),
+                                                 static_cast<size_t>(batch), "value"),
+                                     sizeof(float), "value");
+    if (bytes > kMemoryCap)
+      throw SizeError("batch " + std::to_string(batch) + " makes a tensor of " +
+                      std::to_string(bytes >> 20) + " MiB, more than the cap of " +
+                      std::to_string(kMemoryCap >> 20) + " MiB");
+  }
   for (int v = 0; v < nv; ++v) {
     if (values_[v].kind != ValueKind::Arena || values_[v].alias_of >= 0) continue;
     if (live_last_[v] < 0) continue;  // never used

@@ -15,7 +15,7 @@ void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, p
                    const Epilogue& ep) {
   if (M <= 0 || N <= 0) return;
   const double work = double(M) * double(N) * double(K > 0 ? K : 1);
-  if (threads <= 1 || work < 65536.0) {
+  if (threads_for(threads, work) <= 1) {
     g.run(M, N, K, A, lda, packed, C, ldc, &ep, 0, N);
     return;
   }
@@ -152,7 +152,8 @@ struct ConvStep final : Step {
     if (ceil_div(P, t) < threads) t = std::max<ptrdiff_t>(g.mr, ceil_div(ceil_div(P, threads), g.mr) * g.mr);
     t = std::min<ptrdiff_t>(t, tile);
     const ptrdiff_t tasks = ceil_div(P, t);
-    parallel_for(threads, tasks, [&](ptrdiff_t i, int tid) {
+    const int nt = threads_for(threads, double(P) * double(Kd) * double(geo.OC));
+    parallel_for(nt, tasks, [&](ptrdiff_t i, int tid) {
       const ptrdiff_t p0 = i * t, rows = std::min(t, P - p0);
       float* buf = c.scratch + size_t(tid) * size_t(tile) * size_t(Kd);
       im2col(x, p0, rows, buf);

@@ -29,8 +29,9 @@ struct DwConvStep final : Step {
     const float* res = eps.residual >= 0 ? c.ptr[eps.residual] : nullptr;
     const ptrdiff_t in_img = geo.H * geo.W * geo.C, out_img = geo.OH * geo.OW * geo.C;
     const ptrdiff_t nimg = c.batch * geo.images;
-    const ptrdiff_t cpi = chunks_per_image(threads, nimg, geo.OH);
-    parallel_for(threads, nimg * cpi, [&](ptrdiff_t t, int) {
+    const int nt = threads_for(threads, double(nimg * geo.OH * geo.OW * geo.C) * double(geo.KH * geo.KW));
+    const ptrdiff_t cpi = chunks_per_image(nt, nimg, geo.OH);
+    parallel_for(nt, nimg * cpi, [&](ptrdiff_t t, int) {
       const ptrdiff_t n = t / cpi, ch = t % cpi;
       const ptrdiff_t oh0 = ch * geo.OH / cpi, oh1 = (ch + 1) * geo.OH / cpi;
       Epilogue e{};
@@ -59,8 +60,9 @@ struct PoolStep final : Step {
     float* y = c.ptr[writes[0]];
     const ptrdiff_t in_img = geo.H * geo.W * geo.C, out_img = geo.OH * geo.OW * geo.C;
     const ptrdiff_t nimg = c.batch * geo.images;
-    const ptrdiff_t cpi = chunks_per_image(threads, nimg, geo.OH);
-    parallel_for(threads, nimg * cpi, [&](ptrdiff_t t, int) {
+    const int nt = threads_for(threads, double(nimg * geo.OH * geo.OW * geo.C) * double(geo.KH * geo.KW));
+    const ptrdiff_t cpi = chunks_per_image(nt, nimg, geo.OH);
+    parallel_for(nt, nimg * cpi, [&](ptrdiff_t t, int) {
       const ptrdiff_t n = t / cpi, ch = t % cpi;
       const ptrdiff_t oh0 = ch * geo.OH / cpi, oh1 = (ch + 1) * geo.OH / cpi;
       PoolArgs a{x + n * in_img, geo.H, geo.W, geo.C, geo.KH, geo.KW, geo.sh, geo.sw,
@@ -79,7 +81,7 @@ struct GapStep final : Step {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     const ptrdiff_t nimg = c.batch * images;
-    const int t = double(nimg) * double(HW * C) < 65536.0 ? 1 : threads;
+    const int t = threads_for(threads, double(nimg) * double(HW * C));
     parallel_for(t, nimg, [&](ptrdiff_t n, int) { fn(x + n * HW * C, HW, C, y + n * C); });
   }
 };
