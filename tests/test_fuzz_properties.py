@@ -197,6 +197,8 @@ def test_load_mutated_bytes(data):
     b = bytearray(_valid_file())
     for _ in range(data.draw(st.integers(1, 4))):
         what = data.draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
+        if not b:
+            break
         pos = data.draw(st.integers(0, max(0, len(b) - 1)))
         if what == "flip":
             b[pos] ^= 1 << data.draw(st.integers(0, 7))
