@@ -3,7 +3,7 @@
 # bytes), rt.load_onnx (ONNX bytes), Session.run (shapes/dtypes/strides).
 #
 #   tools/fuzz.sh [RUNS] [SECONDS]     each target: at most RUNS executions / SECONDS
-#                                      (defaults 20000 / 40: the CI size)
+#                                      (defaults 50000 / 60: the CI size)
 #   tools/fuzz.sh 0 3600               the long run: an hour per target, no run limit
 #
 # Corpora persist in $FUZZ_DIR (default build/fuzz/<target>); a crash writes its input to
@@ -11,7 +11,7 @@
 # Prints one "fuzz <target>: <executions> executions" line per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs="${1:-20000}"; secs="${2:-40}"
+runs="${1:-50000}"; secs="${2:-60}"
 dir="${FUZZ_DIR:-build/fuzz}"
 py="$(command -v python3 || command -v python)"
 mkdir -p "$dir"
