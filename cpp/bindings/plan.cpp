@@ -158,7 +158,7 @@ void bind_plan(py::module_& m) {
       .def("transpose", [](PyPlan& s, int x, int y, int64_t R, int64_t S, int64_t images) {
         if (images * R * S != s.p().per_sample(x) || images * R * S != s.p().per_sample(y))
           throw std::invalid_argument("transpose: images * R * S must equal the per-sample size");
-        s.p().add_step(make_transpose_step(s.p().threads(), x, y, R, S, images));
+        s.p().add_step(make_transpose_step(s.p().kernels(), s.p().threads(), x, y, R, S, images));
       }, py::arg("x"), py::arg("y"), py::arg("R"), py::arg("S"), py::arg("images") = 1)
       .def("gemm", [](PyPlan& s, int x, int y, int64_t rows, int64_t K, int64_t N,
                       const py::object& W, const py::object& bias, int residual, int act,
