@@ -62,8 +62,8 @@ def main() -> None:
         return f"| {name} | {params:,} | {np.mean(accs):.4f} | {per} |"
 
     print()
-    print(f"| model | params | test accuracy (mean) | per seed |")
-    print(f"|---|---:|---:|---|")
+    print("| model | params | test accuracy (mean) | per seed |")
+    print("|---|---:|---:|---|")
     print(row("teacher CNN", tp, [t_acc]))
     print(row("student alone", sp, alone))
     print(row(f"student distilled (T={args.temperature:g}, alpha={args.alpha:g})", sp,

@@ -13,7 +13,7 @@ module does not import JAX; calling without it raises rt.MissingDependencyError.
 from __future__ import annotations
 
 from .core import History, default_trainable, fit, logits_value
-from .distill import accuracy, distill, predict, teacher_logits
+from .distill import accuracy, distill, distillation_loss, predict, teacher_logits
 
-__all__ = ["fit", "distill", "History", "accuracy", "predict", "teacher_logits",
+__all__ = ["fit", "distill", "distillation_loss", "History", "accuracy", "predict", "teacher_logits",
            "default_trainable", "logits_value"]

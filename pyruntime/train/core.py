@@ -26,11 +26,12 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, Iterable, Mapping
 
 import numpy as np
 
-from ..errors import DTypeError, GraphError, InputError, ShapeError, WeightShapeError
+from ..errors import DTypeError, InputError, ShapeError, WeightShapeError
 from ..graph import Graph, ValueInfo, Weight
 from ..shapes import infer_shapes, node_attrs, producers
 from ..xla._deps import require
@@ -154,6 +155,67 @@ LossFn = Callable[[Any, Mapping[str, Any]], Any]
 """per-example loss: (logits [B, ...], targets {name: [B, ...]}) -> [B] jax array."""
 
 
+_CACHE: "OrderedDict[Hashable, tuple]" = OrderedDict()
+_CACHE_SIZE = 8
+
+
+def _structure(graph: Graph) -> Hashable:
+    """Everything about a graph that its lowered function depends on, except weight values."""
+    return (tuple((n.op, tuple(n.inputs), tuple(n.outputs), repr(sorted(n.attrs.items())))
+                  for n in graph.nodes),
+            tuple((v.name, tuple(v.shape)) for v in graph.inputs), tuple(graph.outputs),
+            tuple((k, tuple(w.shape)) for k, w in graph.weights.items()))
+
+
+def _programs(graph: Graph, output: str, names: list[str], masked: list[str], lr: float,
+              wd: float, loss_fn: LossFn, loss_key: Hashable | None,
+              labels_key: str | None) -> tuple[Any, Any, Any]:
+    """(optimizer, jitted step, jitted evaluate); reused across calls when `loss_key` says
+    the loss is the same, so repeated fits of one architecture compile once."""
+    key = None if loss_key is None else (_structure(graph), output, tuple(names),
+                                         tuple(masked), lr, wd, loss_key, labels_key)
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    jax = require("jax")
+    jnp = jax.numpy
+    optax = require("optax")
+    fn, _ = lower(graph, outputs=[output])
+    decay = {k: len(graph.weights[k].shape) >= 2 for k in names}
+    opt = optax.adamw(lr, weight_decay=wd, mask=decay)
+    in_name = graph.inputs[0].name
+
+    # Every batch is padded to `batch_size` rows with weight 0, so step and evaluate
+    # compile once each (a ragged last batch would compile a second program).
+    def objective(tp, fp, xb, tb, wb):
+        y = fn({**fp, **tp}, {in_name: xb})[output]
+        return jnp.sum(loss_fn(y, tb) * wb) / jnp.maximum(jnp.sum(wb), 1.0)
+
+    @jax.jit
+    def step(tp, opt_state, fp, mk, xb, tb, wb):
+        loss, grads = jax.value_and_grad(objective)(tp, fp, xb, tb, wb)
+        grads = {k: (jnp.where(mk[k], g, 0.0) if k in mk else g) for k, g in grads.items()}
+        updates, opt_state = opt.update(grads, opt_state, tp)
+        tp = optax.apply_updates(tp, updates)
+        tp = {k: (jnp.where(mk[k], p, 0.0) if k in mk else p) for k, p in tp.items()}
+        return tp, opt_state, loss
+
+    @jax.jit
+    def evaluate(tp, fp, xb, tb, wb):
+        y = fn({**fp, **tp}, {in_name: xb})[output]
+        total = jnp.sum(loss_fn(y, tb) * wb)
+        correct = (jnp.sum((jnp.argmax(y, axis=-1) == tb[labels_key]) * wb)
+                   if labels_key is not None else jnp.zeros(()))
+        return total, correct
+
+    out = (opt, step, evaluate)
+    if key is not None:
+        _CACHE[key] = out
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return out
+
+
 def train_loop(graph: Graph, x: np.ndarray, targets: Mapping[str, np.ndarray],
                loss_fn: LossFn, *, output: str, labels_key: str | None = None,
                val: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None,
@@ -161,13 +223,15 @@ def train_loop(graph: Graph, x: np.ndarray, targets: Mapping[str, np.ndarray],
                weight_decay: float = 1e-4, patience: int | None = None,
                min_delta: float = 0.0, restore_best: bool = True, masks: Any = None,
                trainable: Iterable[str] | None = None, seed: int = 0, progress: bool = True,
-               desc: str = "train") -> tuple[Graph, History]:
+               desc: str = "train", loss_key: Hashable | None = None
+               ) -> tuple[Graph, History]:
     """Minimise mean(loss_fn(graph value `output`, targets)) over the weights; returns
     (new Graph, History). `x` and every target array are aligned on axis 0; `val` is an
-    already split (x, targets) pair or None. Public wrappers: `fit` and `distill`."""
-    jax = require("jax")
-    jnp = jax.numpy
-    optax = require("optax")
+    already split (x, targets) pair or None. Public wrappers: `fit` and `distill`.
+    loss_key: a hashable that identifies `loss_fn` completely; with it the compiled
+    training programs are reused by later calls on a graph of the same structure."""
+    jnp = require("jax").numpy
+    require("optax")
     epochs = _pos_int(epochs, "epochs")
     batch_size = _pos_int(batch_size, "batch_size")
     lr = _nonneg_float(learning_rate, "learning_rate")
@@ -191,40 +255,15 @@ def train_loop(graph: Graph, x: np.ndarray, targets: Mapping[str, np.ndarray],
     if not names:
         raise InputError(f"graph {graph.name!r} has no trainable weights")
     mask_np = _masks(graph, masks, names)
-    fn, _ = lower(graph, outputs=[output])
     init = dense_weights(graph)
     for k, m in mask_np.items():
         init[k] = np.where(m, init[k], np.float32(0.0))
     tp = {k: jnp.asarray(init[k]) for k in names}
     fp = {k: jnp.asarray(v) for k, v in init.items() if k not in tp}
     mk = {k: jnp.asarray(m) for k, m in mask_np.items()}
-    decay = {k: init[k].ndim >= 2 for k in names}
-    opt = optax.adamw(lr, weight_decay=wd, mask=decay)
+    opt, step, evaluate = _programs(graph, output, names, sorted(mk), lr, wd, loss_fn,
+                                    loss_key, labels_key)
     opt_state = opt.init(tp)
-    in_name = graph.inputs[0].name
-
-    # Every batch is padded to `batch_size` rows with weight 0, so step and evaluate
-    # compile once each (a ragged last batch would compile a second program).
-    def objective(tp, fp, xb, tb, wb):
-        y = fn({**fp, **tp}, {in_name: xb})[output]
-        return jnp.sum(loss_fn(y, tb) * wb) / jnp.maximum(jnp.sum(wb), 1.0)
-
-    @jax.jit
-    def step(tp, opt_state, fp, xb, tb, wb):
-        loss, grads = jax.value_and_grad(objective)(tp, fp, xb, tb, wb)
-        grads = {k: (jnp.where(mk[k], g, 0.0) if k in mk else g) for k, g in grads.items()}
-        updates, opt_state = opt.update(grads, opt_state, tp)
-        tp = optax.apply_updates(tp, updates)
-        tp = {k: (jnp.where(mk[k], p, 0.0) if k in mk else p) for k, p in tp.items()}
-        return tp, opt_state, loss
-
-    @jax.jit
-    def evaluate(tp, fp, xb, tb, wb):
-        y = fn({**fp, **tp}, {in_name: xb})[output]
-        total = jnp.sum(loss_fn(y, tb) * wb)
-        correct = (jnp.sum((jnp.argmax(y, axis=-1) == tb[labels_key]) * wb)
-                   if labels_key is not None else jnp.zeros(()))
-        return total, correct
 
     def val_metrics(tp) -> tuple[float, float]:
         vx, vt = val
@@ -250,7 +289,7 @@ def train_loop(graph: Graph, x: np.ndarray, targets: Mapping[str, np.ndarray],
             total = 0.0
             for s in range(0, n, batch_size):
                 idx = perm[s:s + batch_size]
-                tp, opt_state, loss = step(tp, opt_state, fp,
+                tp, opt_state, loss = step(tp, opt_state, fp, mk,
                                            *_batch(x, targets, idx, batch_size))
                 total = total + loss * len(idx)
             hist.loss.append(float(total) / n)
@@ -408,5 +447,6 @@ def fit(graph: Graph, x: Any, y: Any, *, loss: str | LossFn = "cross_entropy",
                          epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                          weight_decay=weight_decay, patience=patience, min_delta=min_delta,
                          restore_best=restore_best, masks=masks, trainable=trainable,
-                         seed=int(seed), progress=progress, desc=f"fit {graph.name}")
+                         seed=int(seed), progress=progress, desc=f"fit {graph.name}",
+                         loss_key=("fit", loss) if isinstance(loss, str) else None)
     return (g, hist) if return_history else g

@@ -22,7 +22,7 @@ from ..shapes import infer_shapes, producers
 from ..xla._deps import require
 from .core import History, _labels, check_x, logits_value, split, train_loop
 
-__all__ = ["distill", "teacher_logits", "predict", "accuracy"]
+__all__ = ["distill", "distillation_loss", "teacher_logits", "predict", "accuracy"]
 
 
 def _logits_graph(graph: Graph) -> Graph:
@@ -86,6 +86,24 @@ def accuracy(model: Graph | Callable[[np.ndarray], Any], x: Any, y: Any, *,
     return float(np.mean(np.argmax(p, axis=1) == y))
 
 
+def distillation_loss(student_logits: Any, teacher_logits: Any, labels: Any = None, *,
+                      temperature: float = 4.0, alpha: float = 0.5) -> Any:
+    """Per-example Hinton loss (a JAX function, differentiable in student_logits):
+    alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(labels, s);
+    the soft term alone when labels is None."""
+    jax = require("jax")
+    jnp = jax.numpy
+    T = float(temperature)
+    log_ps = jax.nn.log_softmax(student_logits / T, axis=-1)
+    log_pt = jax.nn.log_softmax(teacher_logits / T, axis=-1)
+    soft = (T * T) * jnp.sum(jnp.exp(log_pt) * (log_pt - log_ps), axis=-1)
+    if labels is None:
+        return soft
+    ce = -jnp.take_along_axis(jax.nn.log_softmax(student_logits, axis=-1),
+                              jnp.asarray(labels)[:, None], axis=-1)[:, 0]
+    return alpha * soft + (1.0 - alpha) * ce
+
+
 def distill(teacher: Graph | Callable[[np.ndarray], Any], student: Graph, x: Any,
             y: Any = None, *, temperature: float = 4.0, alpha: float = 0.5,
             epochs: int = 20, batch_size: int = 64, learning_rate: float = 1e-3,
@@ -105,8 +123,7 @@ def distill(teacher: Graph | Callable[[np.ndarray], Any], student: Graph, x: Any
     by T^2. The other arguments are those of `pyruntime.train.fit` (validation split,
     early stopping on the validation objective, masks, seed, progress bar).
     """
-    jax = require("jax")
-    jnp = jax.numpy
+    require("jax")
     require("optax")
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
             or not 0.0 < float(temperature) < math.inf:
@@ -132,17 +149,8 @@ def distill(teacher: Graph | Callable[[np.ndarray], Any], student: Graph, x: Any
     if y is not None:
         targets["y"] = _labels(y, n, classes[1])
         labels_key = "y"
-    hard = y is not None
-
     def loss_fn(s, tb):
-        log_ps = jax.nn.log_softmax(s / T, axis=-1)
-        log_pt = jax.nn.log_softmax(tb["teacher"] / T, axis=-1)
-        soft = (T * T) * jnp.sum(jnp.exp(log_pt) * (log_pt - log_ps), axis=-1)
-        if not hard:
-            return soft
-        ce = -jnp.take_along_axis(jax.nn.log_softmax(s, axis=-1), tb["y"][:, None],
-                                  axis=-1)[:, 0]
-        return a * soft + (1.0 - a) * ce
+        return distillation_loss(s, tb["teacher"], tb.get("y"), temperature=T, alpha=a)
 
     seed_ok = isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0
     if not seed_ok:
@@ -154,5 +162,6 @@ def distill(teacher: Graph | Callable[[np.ndarray], Any], student: Graph, x: Any
                          batch_size=batch_size, learning_rate=learning_rate,
                          weight_decay=weight_decay, patience=patience, min_delta=min_delta,
                          restore_best=restore_best, masks=masks, trainable=trainable,
-                         seed=int(seed), progress=progress, desc=f"distill {student.name}")
+                         seed=int(seed), progress=progress, desc=f"distill {student.name}",
+                         loss_key=("distill", T, a, y is not None))
     return (g, hist) if return_history else g
