@@ -79,6 +79,9 @@ def check_x(graph: Graph, x: Any, what: str = "x") -> np.ndarray:
     if x.dtype.kind not in "iuf":
         raise DTypeError(f"{what}: expected a float or integer array, got {x.dtype}")
     want = tuple(graph.inputs[0].shape)
+    if want[0] is not None:
+        raise ShapeError(f"training needs a symbolic batch: input {graph.inputs[0].name!r} "
+                         f"has the fixed shape {want}")
     if x.ndim != len(want) or any(d is not None and d != s
                                   for d, s in zip(want[1:], x.shape[1:])):
         raise ShapeError(f"{what}: expected shape {(None,) + want[1:]} (batch first), got "

@@ -84,7 +84,8 @@ def lower(graph: Graph, *, outputs: Sequence[str] | None = None,
         if o not in shapes:
             raise GraphError(f"{o!r} is not an input or node output of graph {graph.name!r}")
     params = {k: jnp.asarray(v) for k, v in dense_weights(graph).items()}
-    nodes = list(graph.nodes)
+    nodes = [n.copy() for n in graph.nodes]     # fn holds structure only, no weight arrays
+    weight_names = list(graph.weights)
 
     def fn(params: Mapping[str, Any], x: Any) -> Any:
         single = not isinstance(x, Mapping)
@@ -95,13 +96,13 @@ def lower(graph: Graph, *, outputs: Sequence[str] | None = None,
             x = {in_names[0]: x}
         if set(x) != set(in_names):
             raise InputError(f"expected inputs {in_names}, got {sorted(x)}")
-        missing = [k for k in graph.weights if k not in params]
+        missing = [k for k in weight_names if k not in params]
         if missing:
             raise InputError(f"params lack weight(s) {missing}")
         env: dict[str, Any] = {}
         for name in in_names:
             env[name] = _check_input(jnp, name, x[name], in_shapes[name])
-        for k in graph.weights:
+        for k in weight_names:
             env[k] = params[k]
         for node, a in zip(nodes, attrs):
             args = [env[i] if i else None for i in node.inputs]
