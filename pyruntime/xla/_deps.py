@@ -30,7 +30,11 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        dist, why = _WHY.get(module, (module, "this function"))
+        if module.split(".")[0] == "sklearn":   # only the digits example data needs it
+            raise MissingDependencyError(
+                f"the digits data set needs scikit-learn, which is not installed ({e}); "
+                f"install it with `pip install scikit-learn`") from None
+        dist, why = _WHY.get(module.split(".")[0], (module, "this function"))
         raise MissingDependencyError(
             f"{why} needs the optional package {dist!r}, which is not installed "
             f"({e}); install it with `pip install pyruntime[{EXTRA}]` "
