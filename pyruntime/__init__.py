@@ -20,13 +20,13 @@ from .info import info
 from .fileformat import load, save
 from .onnx_import import load_onnx
 from .session import Session, compile
-from . import nn, passes, zoo
+from . import nn, passes, serve, zoo
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DTypeError", "Error", "GraphError", "InputError", "IsaError", "MissingDependencyError",
     "ModelFormatError", "ShapeError", "UnsupportedOpError", "WeightShapeError", "Graph", "Node", "ValueInfo",
-    "Weight", "info", "load", "save", "load_onnx", "Session", "compile", "nn", "passes", "zoo",
+    "Weight", "info", "load", "save", "load_onnx", "Session", "compile", "nn", "passes", "serve", "zoo",
     "__version__",
 ]

@@ -24,17 +24,29 @@ _UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Gelu": "gelu", 
 
 @dataclass
 class _Val:
-    """A value in the plan: its id and its public shape (dim 0 is the batch)."""
+    """A value in the plan: its id and public shape. Dim 0 is the run's batch, except in
+    a static graph (every input has a fixed first dim), which runs as ONE sample holding
+    everything: then dim 0 is just a dim (`images` NHWC images per sample)."""
     id: int
     shape: tuple
+    static: bool = False
 
     @property
     def per_sample(self) -> int:
-        return math.prod(self.shape[1:])
+        return math.prod(self.shape if self.static else self.shape[1:])
+
+    @property
+    def images(self) -> int:
+        return int(self.shape[0]) if self.static else 1
 
     @property
     def nhwc(self) -> bool:
         return len(self.shape) == 4
+
+    def storage_dims(self) -> list[int]:
+        """Public dims in storage order, without the batch dim of a dynamic graph."""
+        order = list(_storage_perm(len(self.shape)))
+        return order if self.static else order[1:]
 
 
 def _nhwc_trivial(shape: tuple) -> bool:
@@ -57,6 +69,7 @@ class Lowerer:
         self.consts: dict[str, np.ndarray] = {n: w.numpy() for n, w in graph.weights.items()}
         self.step_nodes: list[str] = []
         self._where = ""
+        self.static = all(shapes[v.name][0] is not None for v in graph.inputs)
 
     # ------------------------------------------------------------ helpers
     def _step(self, fn: str, *args) -> None:
@@ -64,7 +77,9 @@ class Lowerer:
         self.step_nodes.append(self._where)
 
     def _new(self, shape: tuple) -> _Val:
-        return _Val(self.plan.add_value(math.prod(shape[1:])), tuple(shape))
+        v = _Val(-1, tuple(shape), self.static)
+        v.id = self.plan.add_value(v.per_sample)
+        return v
 
     def _act(self, name: str) -> _Val:
         if name in self.consts:
@@ -77,16 +92,16 @@ class Lowerer:
         if not v.nhwc or _nhwc_trivial(v.shape):
             return v
         n, c, h, w = v.shape
-        t = _Val(self.plan.add_value(v.per_sample), v.shape)
-        self._step("transpose", v.id, t.id, h * w, c)
+        t = self._new(v.shape)
+        self._step("transpose", v.id, t.id, h * w, c, v.images)
         return t
 
     def _to_nhwc(self, src_id: int, shape: tuple) -> _Val:
         """A value of public 4-D `shape` from per-sample NCHW-ordered data at src_id."""
         if _nhwc_trivial(shape):
-            return _Val(self.plan.add_alias(src_id), shape)
+            return _Val(self.plan.add_alias(src_id), shape, self.static)
         t = self._new(shape)
-        self._step("transpose", src_id, t.id, shape[1], shape[2] * shape[3])
+        self._step("transpose", src_id, t.id, shape[1], shape[2] * shape[3], t.images)
         return t
 
     # ------------------------------------------------------------ driver
@@ -94,17 +109,22 @@ class Lowerer:
         for vi in self.g.inputs:
             shape = self.shapes[vi.name]
             self._where = f"input {vi.name!r}"
-            raw = self.plan.add_input(math.prod(shape[1:]))
-            self.vals[vi.name] = self._to_nhwc(raw, shape) if len(shape) == 4 else _Val(raw, shape)
+            v = _Val(-1, shape, self.static)
+            v.id = self.plan.add_input(v.per_sample)
+            self.vals[vi.name] = self._to_nhwc(v.id, shape) if len(shape) == 4 else v
         for i, node in enumerate(self.g.nodes):
             self._where = node_label(node, i)
             self._node(node, node_attrs(node, i))
         for name in self.g.outputs:
             self._where = f"output {name!r}"
+            if name not in self.vals:
+                raise UnsupportedOpError(f"graph output {name!r} is computed from weights "
+                                         f"only (a constant without a batch dimension); the "
+                                         f"CPU backend needs outputs that depend on an input")
             v = self.vals[name]
             if v.nhwc and not _nhwc_trivial(v.shape):
                 v = self._flat_nchw(v)
-            self.plan.mark_output(v.id, [int(d) for d in v.shape[1:]])
+            self.plan.mark_output(v.id, [int(d) for d in (v.shape if v.static else v.shape[1:])])
         self.plan.finalize()
         return self
 
@@ -133,7 +153,8 @@ class Lowerer:
         elif op == "GlobalAveragePool":
             x = self._act(n.inputs[0])
             y = self._new(self.shapes[out])
-            self._step("global_avgpool", x.id, y.id, x.shape[2] * x.shape[3], x.shape[1])
+            self._step("global_avgpool", x.id, y.id, x.shape[2] * x.shape[3], x.shape[1],
+                       x.images)
             self.vals[out] = y
         elif op == "Add":
             self.vals[out] = self._add(n.inputs[0], n.inputs[1], self.shapes[out])
@@ -171,13 +192,14 @@ class Lowerer:
         after = bool(a["residual_after_act"])
         if n.op == "Gemm":
             k, nn = w.shape
-            self._step("gemm", x.id, y.id, 1, k, nn, w, bias, res_id, code, lo, hi, after)
+            self._step("gemm", x.id, y.id, x.images, k, nn, w, bias, res_id, code, lo, hi,
+                       after)
         else:
             _, c, h, wd = x.shape
             o, _, kh, kw = w.shape
             (sh, sw), (dh, dw) = a["strides"], a["dilations"]
             pt, pl = a["pads"][0], a["pads"][1]
-            geom = [h, wd, c, yshape[2], yshape[3], o, kh, kw, sh, sw, pt, pl, dh, dw]
+            geom = [h, wd, c, yshape[2], yshape[3], o, kh, kw, sh, sw, pt, pl, dh, dw, x.images]
             if a["group"] == 1:
                 self._step("conv", x.id, y.id, geom, w, bias, res_id, code, lo, hi, after)
             else:
@@ -216,20 +238,27 @@ class Lowerer:
         self.vals[n.outputs[0]] = y
 
     def _softmax(self, n: Node, a: dict) -> None:
+        """Softmax over any non-batch axis: a contiguous innermost axis directly, others
+        between two transposes that move the axis last and back."""
         x = self._act(n.inputs[0])
         r = len(x.shape)
         axis = a["axis"] + r if a["axis"] < 0 else a["axis"]
-        want = 1 if r == 4 else r - 1
-        if axis != want:
-            raise UnsupportedOpError(
-                f"{self._where}: Softmax over axis {a['axis']} of a rank-{r} tensor; the CPU "
-                f"backend supports the channel axis 1 of NCHW tensors and the last axis "
-                f"otherwise")
-        if axis == 0:
-            raise UnsupportedOpError(f"{self._where}: Softmax over the batch axis")
-        cols = x.shape[axis]
+        dims = x.storage_dims()
+        if axis not in dims:
+            raise UnsupportedOpError(f"{self._where}: Softmax over the batch axis 0")
+        p = dims.index(axis)
+        before = math.prod(int(x.shape[d]) for d in dims[:p])
+        cols = int(x.shape[axis])
+        after = math.prod(int(x.shape[d]) for d in dims[p + 1:])
         y = self._new(x.shape)
-        self._step("softmax", x.id, y.id, x.per_sample // cols, cols)
+        if after == 1:
+            self._step("softmax", x.id, y.id, x.per_sample // cols, cols)
+        else:
+            t = self._new(x.shape)
+            u = self._new(x.shape)
+            self._step("transpose", x.id, t.id, cols, after, before)
+            self._step("softmax", t.id, u.id, x.per_sample // cols, cols)
+            self._step("transpose", u.id, y.id, after, cols, before)
         self.vals[n.outputs[0]] = y
 
     def _pool(self, n: Node, a: dict) -> None:
@@ -240,7 +269,7 @@ class Lowerer:
         (sh, sw) = a["strides"]
         dh, dw = a.get("dilations", (1, 1))
         pt, pl = a["pads"][0], a["pads"][1]
-        geom = [h, w, c, yshape[2], yshape[3], c, kh, kw, sh, sw, pt, pl, dh, dw]
+        geom = [h, w, c, yshape[2], yshape[3], c, kh, kw, sh, sw, pt, pl, dh, dw, x.images]
         y = self._new(yshape)
         self._step("pool", x.id, y.id, geom, n.op == "MaxPool",
                    bool(a.get("count_include_pad", 0)))
@@ -249,9 +278,8 @@ class Lowerer:
     def _reshape(self, n: Node) -> None:
         x = self._act(n.inputs[0])
         yshape = self.shapes[n.outputs[0]]
-        ps = math.prod(yshape[1:])
-        if (yshape[0] is None) != (x.shape[0] is None) or (
-                x.shape[0] is not None and yshape[0] != x.shape[0]) or ps != x.per_sample:
+        ps = math.prod(yshape if self.static else yshape[1:])
+        if ps != x.per_sample or (not self.static and yshape[0] != x.shape[0]):
             raise UnsupportedOpError(
                 f"{self._where}: {n.op} from {x.shape} to {yshape} moves data across the "
                 f"batch dimension; the CPU backend needs the first dim kept")
@@ -259,42 +287,51 @@ class Lowerer:
         if len(yshape) == 4:
             self.vals[n.outputs[0]] = self._to_nhwc(flat.id, yshape)
         else:
-            self.vals[n.outputs[0]] = _Val(self.plan.add_alias(flat.id), yshape)
+            self.vals[n.outputs[0]] = _Val(self.plan.add_alias(flat.id), yshape, self.static)
 
     def _add(self, an: str, bn: str, oshape: tuple) -> _Val:
-        """y = a + b with numpy broadcasting, in storage order, on contiguous runs."""
+        """y = a + b with numpy broadcasting, in y's storage order, on contiguous runs.
+
+        The C++ step gets y's dims in storage order behind a leading batch dim (-1) and
+        each operand's element strides per dim (0 where it broadcasts)."""
+        y = self._new(oshape)
         r = len(oshape)
-        perm = _storage_perm(r)
-        dims = [-1] + [int(oshape[p]) for p in perm[1:]]
+        order = y.storage_dims()  # public dims of y, in storage order
+        dims = [-1] + [int(oshape[d]) for d in order]
         ids, strides, full = [], [], []
         for name in (an, bn):
             if name in self.consts:
                 c = self.consts[name]
-                cs = (1,) * (r - c.ndim) + c.shape
-                if cs[0] != 1:
+                cs = (1,) * (r - c.ndim) + tuple(c.shape)
+                if not self.static and cs[0] != 1:
                     raise UnsupportedOpError(
                         f"{self._where}: Add of a weight of shape {c.shape} whose first dim "
                         f"would broadcast over the batch of {oshape}")
-                cst = np.ascontiguousarray(c.reshape(cs).transpose(perm)[0], dtype=np.float32)
-                st = [0] + _row_strides(cst.shape)
-                st = [0 if (i > 0 and cst.shape[i - 1] == 1) else s for i, s in enumerate(st)]
+                # Stored in y's storage order so the runs stay contiguous.
+                cst = np.ascontiguousarray(c.reshape(cs).transpose(_storage_perm(r)),
+                                           dtype=np.float32)
+                pst = dict(zip(_storage_perm(r), _row_strides(cst.shape)))
+                st = [0] + [0 if cs[d] == 1 else pst[d] for d in order]
                 ids.append(self.plan.add_const(cst.ravel()))
                 strides.append(st)
                 full.append(False)
                 continue
             v = self.vals[name]
-            if len(v.shape) != r:
+            k = len(v.shape)
+            if not self.static and k != r:
                 raise UnsupportedOpError(
                     f"{self._where}: Add broadcasting a computed tensor of shape {v.shape} "
-                    f"against {oshape}; the CPU backend needs computed operands of equal rank")
-            sperm = [v.shape[p] for p in perm]
-            st = [v.per_sample] + _row_strides(sperm[1:])
-            st = [s if (i == 0 or sperm[i] != 1 or dims[i] == 1) else 0
-                  for i, s in enumerate(st)]
+                    f"against {oshape} would mix its batch with another dim")
+            # v's element strides per public dim, from its own storage order.
+            vdims = list(_storage_perm(k))
+            vst = dict(zip(vdims, _row_strides([v.shape[d] or 1 for d in vdims])))
+            st = [v.per_sample]
+            for d in order:
+                j = d - (r - k)  # v's dim aligned with y's dim d (numpy rule)
+                st.append(0 if j < 0 or v.shape[j] == 1 else vst[j])
             ids.append(v.id)
             strides.append(st)
-            full.append(v.per_sample == math.prod(oshape[1:]))
-        y = self._new(oshape)
+            full.append(v.per_sample == y.per_sample and k == r)
         self._step("add", ids[0], ids[1], y.id, dims, strides[0], strides[1], full[0], full[1])
         return y
 

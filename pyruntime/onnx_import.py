@@ -14,6 +14,30 @@ Policy:
   shapes) raise ModelFormatError; unusable input shapes raise ShapeError.
 - Graph inputs run as float32. The first dimension may be symbolic (dim_param, 0 or
   missing -> None, the batch); other dimensions must be concrete.
+
+Canonical forms worth knowing:
+- Gemm: W = alpha * op(B) stored [K, N]; beta * C becomes the bias when it broadcasts as
+  [N] (scalar, [1], [N], [1, N]), else a following Add (weight [M, N]/[M, 1], or a
+  run-time C when beta == 1). transA only on constants (folded).
+- MatMul(X, W const 2-D) -> Gemm; MatMul/Gemm + Add of a [N] weight -> one Gemm.
+- Conv/pools: auto_pad becomes explicit (top, left, bottom, right) pads (SAME as in the
+  spec, for the dilated kernel); pool ceil_mode is kept only where it changes the output.
+  Pools with SAME padding and dilation are refused: onnxruntime pads those for the
+  undilated kernel, the spec for the dilated one.
+- Clip: opset < 11 defaults are +-FLT_MAX (the spec's), opset >= 11 absent bounds are
+  +-inf; min > max becomes min = max (ONNX: every element is max).
+- Softmax: opset >= 13 single axis as is; opset < 13 only where its "flatten from axis"
+  equals a single axis (the last axis, or trailing dims of size 1).
+- MaxPool storage_order is accepted when the Indices output is absent (it only affects
+  Indices); Dropout is the inference identity (ratio ignored; training_mode must be
+  false, or ratio 0); unused optional outputs are ignored, used ones are refused.
+- GlobalMaxPool -> MaxPool with one H x W window.
+- Nodes that no graph output depends on are dropped before conversion.
+- Pad (constant mode) of H/W merges into the pads of the Conv / AveragePool (value 0)
+  or MaxPool (value -inf) that consumes it; any other use of Pad is refused.
+- Shape of a run-time tensor may feed data-movement ops (Gather, Unsqueeze, Concat,
+  Slice, Cast to int64, ...) into a Reshape target: PyTorch's `x.view(x.size(0), -1)`
+  becomes Reshape(0, -1). Any arithmetic on the batch size is refused.
 """
 
 from __future__ import annotations
@@ -33,8 +57,8 @@ __all__ = ["load_onnx", "SUPPORTED_OPS"]
 #: ONNX ops (default domain) the importer understands, in at least some variants.
 SUPPORTED_OPS = (
     "Add", "AveragePool", "BatchNormalization", "Clip", "Constant", "Conv", "Dropout",
-    "Flatten", "Gelu", "Gemm", "GlobalAveragePool", "Identity", "MatMul", "MaxPool",
-    "Relu", "Reshape", "Sigmoid", "Softmax", "Tanh",
+    "Flatten", "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul",
+    "MaxPool", "Relu", "Reshape", "Sigmoid", "Softmax", "Tanh",
 )
 
 # Attributes each op may carry (anything else is reported, never silently ignored).
@@ -53,6 +77,7 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
     "Gelu": {"approximate"},
     "Gemm": {"alpha", "beta", "transA", "transB", "broadcast"},
     "GlobalAveragePool": set(),
+    "GlobalMaxPool": set(),
     "Identity": set(),
     "MatMul": set(),
     "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
@@ -62,15 +87,17 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
     "Sigmoid": {"consumed_inputs"},
     "Softmax": {"axis"},
     "Tanh": {"consumed_inputs"},
+    "Shape": {"start", "end"},   # only feeding Reshape targets (see _shape_of)
+    "Pad": {"mode", "pads", "value"},   # only merged into a following Conv/pool
 }
 
 # How many inputs each op takes in ONNX (min, max), "" placeholders included.
 _ARITY: dict[str, tuple[int, int]] = {
     "Add": (2, 2), "AveragePool": (1, 1), "BatchNormalization": (5, 5), "Clip": (1, 3),
     "Constant": (0, 0), "Conv": (2, 3), "Dropout": (1, 3), "Flatten": (1, 1), "Gelu": (1, 1),
-    "Gemm": (2, 3), "GlobalAveragePool": (1, 1), "Identity": (1, 1), "MatMul": (2, 2),
+    "Gemm": (2, 3), "GlobalAveragePool": (1, 1), "GlobalMaxPool": (1, 1), "Identity": (1, 1), "MatMul": (2, 2),
     "MaxPool": (1, 1), "Relu": (1, 1), "Reshape": (1, 2), "Sigmoid": (1, 1),
-    "Softmax": (1, 1), "Tanh": (1, 1),
+    "Softmax": (1, 1), "Tanh": (1, 1), "Shape": (1, 1), "Pad": (1, 4),
 }
 
 # The ONNX type of every attribute we read (a wrong type is a malformed model).
@@ -84,14 +111,23 @@ _ATTR_TYPES: dict[str, str] = {
     "dilations": "INTS", "group": "INT", "kernel_shape": "INTS", "pads": "INTS",
     "strides": "INTS", "ratio": "FLOAT", "seed": "INT", "approximate": "STRING",
     "ceil_mode": "INT", "count_include_pad": "INT", "storage_order": "INT",
-    "shape": "INTS", "allowzero": "INT",
+    "shape": "INTS", "allowzero": "INT", "start": "INT", "end": "INT",
+    "mode": "STRING",
 }
+_OP_ATTR_TYPES: dict[tuple[str, str], str] = {("Pad", "value"): "FLOAT"}
 
 # Ops whose outputs are random or otherwise must not be constant-folded.
 _NO_FOLD = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
             "Multinomial", "Bernoulli"}
 
 _FLT_MAX = float(np.finfo(np.float32).max)
+
+# Inside shape tensors (Shape of a run-time tensor), the symbolic batch size is this
+# sentinel. Only data-movement ops may touch such tensors (they carry it through
+# unchanged); Reshape then reads it back as "copy dim 0" (ONNX's 0).
+_BATCH = -(2 ** 62)
+_SHAPE_MOVES = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Identity", "Reshape",
+                "Cast", "Flatten"}
 
 
 class _Unsupported(Exception):
@@ -181,6 +217,9 @@ class _Importer:
         self.g = model.graph
         self.opset = self._default_opset()
         self.consts: dict[str, np.ndarray] = {}      # name -> constant value (any dtype)
+        self.symbolic: set[str] = set()              # int64 consts holding _BATCH
+        # Pad outputs waiting to merge into a Conv/pool: name -> (source, [t, l, b, r], value)
+        self.pending_pads: dict[str, tuple[str, list[int], float]] = {}
         self.shapes: dict[str, tuple] = {}           # name -> dims (int or None); no key = unknown
         self.nodes: list[Node] = []
         self.weights: dict[str, Weight] = {}
@@ -337,6 +376,9 @@ class _Importer:
             except _Unsupported as e:
                 self.issues.append(f"{label}: {e}")
         for o in self.graph_outputs:
+            if o in self.pending_pads:
+                self.issues.append(f"graph output {o!r} comes from a Pad; Pad is supported only "
+                                   "where it merges into a following Conv/pool")
             if o in self.consts:
                 self.issues.append(f"graph output {o!r} is a constant (computed from "
                                    "initializers only); pyruntime graphs compute outputs from "
@@ -375,8 +417,21 @@ class _Importer:
             self._check_attrs(node)
             self._constant(node)
             return
+        if op == "Shape" and present and present[0] not in self.consts:
+            self._check_attrs(node)
+            self._shape_of(node)
+            return
         if present and all(x in self.consts for x in present) and op not in _NO_FOLD:
+            sym = [x for x in present if x in self.symbolic]
+            if sym and (op not in _SHAPE_MOVES or (op == "Cast" and self.attrs(node).get(
+                    "to") != self.onnx.TensorProto.INT64)):
+                raise _Unsupported(f"op {op} computes with the run-time batch size (via "
+                                   f"{sym}); only data movement of shape values (Gather, "
+                                   "Concat, Unsqueeze, Slice, ... into a Reshape) is supported")
             self._fold(node)
+            if sym:
+                self.symbolic.update(o for o in node.output
+                                     if o and np.any(self.consts[o] == _BATCH))
             return
         fn: Callable[[Any], None] | None = getattr(self, f"_op_{op}", None)
         if fn is None or op not in _KNOWN_ATTRS:
@@ -397,7 +452,7 @@ class _Importer:
         ap = self.onnx.AttributeProto
         out = {}
         for a in node.attribute:
-            want = _ATTR_TYPES.get(a.name)
+            want = _OP_ATTR_TYPES.get((node.op_type, a.name), _ATTR_TYPES.get(a.name))
             if want is not None and a.type != getattr(ap, want):
                 got = ap.AttributeType.Name(a.type) if a.type in ap.AttributeType.values() \
                     else str(a.type)
@@ -415,12 +470,17 @@ class _Importer:
 
     def act(self, name: str, node: Any, what: str = "input") -> str:
         """A runtime-tensor input; constants are not accepted where a tensor is computed."""
+        if name in self.pending_pads:
+            raise _Unsupported(f"{what} {name!r} is the output of a Pad; Pad is supported "
+                               "only where it merges into the pads of the Conv/pool after it")
         if name in self.consts:
             raise _Unsupported(f"{what} {name!r} is a constant, but pyruntime computes this "
                                "operand at run time (only parameter inputs may be constant)")
         return name
 
     def const(self, name: str, what: str) -> np.ndarray:
+        if name in self.symbolic:
+            raise _Unsupported(f"{what} {name!r} depends on the run-time batch size")
         if name not in self.consts:
             raise _Unsupported(f"{what} {name!r} must be a constant (initializer or Constant "
                                "node); run-time values are not supported here")
@@ -499,6 +559,23 @@ class _Importer:
             raise ModelFormatError(f"Constant node {node.name!r} has no value attribute")
         self.consts[out] = np.asarray(val)
 
+    def _shape_of(self, node: Any) -> None:
+        """Shape of a run-time tensor: its dims, with _BATCH for the symbolic batch."""
+        x = node.input[0]
+        s = self.shapes.get(x)
+        if s is None:
+            raise _Unsupported(f"Shape of {x!r}, whose rank is unknown here")
+        a = self.attrs(node)
+        r = len(s)
+        dims = [(_BATCH if i == 0 else None) if d is None else int(d) for i, d in enumerate(s)]
+        dims = dims[int(a.get("start", 0)):int(a.get("end", r))]
+        if any(d is None for d in dims):
+            raise _Unsupported(f"Shape of {x!r} {self._shape_str(x)} has unknown dims")
+        out = self.only_output(node)
+        self.consts[out] = np.array(dims, dtype=np.int64)
+        if _BATCH in dims:
+            self.symbolic.add(out)
+
     def _fold(self, node: Any) -> None:
         """Evaluate a node whose inputs are all constant with onnx's reference evaluator."""
         oh = self.onnx.helper
@@ -558,8 +635,7 @@ class _Importer:
                 if ratio != 0.0:
                     raise _Unsupported(f"training_mode=True with ratio={ratio:g} is random; "
                                        "only inference Dropout is supported")
-        elif ratio_name:
-            self.const(ratio_name, "ratio")  # value irrelevant in inference
+        # In inference the ratio is irrelevant (even when it is a run-time input).
         self.emit("Dropout", [x], [self.only_output(node)], name=node.name)
 
     def _op_Clip(self, node: Any) -> None:
@@ -649,11 +725,19 @@ class _Importer:
             sname = self.inp(node, 1)
             if not sname:
                 raise ModelFormatError(f"Reshape node {node.name!r} has no shape input")
-            arr = np.asarray(self.const(sname, "shape"))
+            arr = np.asarray(self.consts[sname] if sname in self.symbolic
+                             else self.const(sname, "shape"))
             if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
                 raise ModelFormatError(f"Reshape node {node.name!r}: shape {sname!r} must be a "
                                        f"1-D int64 tensor, got {arr.dtype} {arr.shape}")
             shape = [int(v) for v in arr]
+            if _BATCH in shape:
+                xs = self.shapes.get(x)
+                if shape.index(_BATCH) != 0 or shape.count(_BATCH) != 1 or xs is None \
+                        or not xs or xs[0] is not None:
+                    raise _Unsupported(f"target shape {sname!r} uses the run-time batch size "
+                                       "other than as dim 0 of a batched input")
+                shape[0] = 0  # ONNX's "copy this dim from the input": the batch
         if int(a.get("allowzero", 0)) and 0 in shape:
             raise _Unsupported(f"allowzero=1 with a 0 in the target {shape} (literal "
                                "zero-size dims) is not supported")
@@ -684,6 +768,12 @@ class _Importer:
                 else:
                     ins.append(self.weight(nm, arr))
             else:
+                if self.opset < 7 and at.get("broadcast", 0) and "axis" in at and \
+                        nm == b_name:
+                    ra, rb = self.rank(a_name), self.rank(b_name)
+                    if ra is None or rb is None or int(at["axis"]) % ra + rb != ra:
+                        raise _Unsupported("legacy broadcast=1 with axis on a run-time B "
+                                           "that is not aligned with A's trailing dims")
                 ins.append(nm)
         self.emit("Add", ins, [self.only_output(node)], name=node.name)
 
@@ -721,6 +811,17 @@ class _Importer:
             raise _Unsupported(f"input of rank {r}; only 2-D spatial inputs [N, C, H, W] "
                                "are supported")
         self.emit("GlobalAveragePool", [x], [self.only_output(node)], name=node.name)
+
+    def _op_GlobalMaxPool(self, node: Any) -> None:
+        """MaxPool with one window covering H x W (the IR has no GlobalMaxPool)."""
+        x = self.act(node.input[0], node)
+        hw = self._spatial(node, x)
+        if hw is None:
+            raise _Unsupported("GlobalMaxPool needs the input's spatial size, which is "
+                               "unknown here")
+        self.emit("MaxPool", [x], [self.only_output(node)],
+                  {"kernel_shape": hw, "strides": (1, 1), "pads": (0, 0, 0, 0),
+                   "dilations": (1, 1), "ceil_mode": 0}, node.name)
 
     # ---- Gemm / MatMul
     def _op_Gemm(self, node: Any) -> None:
@@ -845,6 +946,64 @@ class _Importer:
             for w in [w for w in self.weights if w not in used]:
                 del self.weights[w]
 
+    # ---- Pad (merged into the next Conv / pool)
+    def _op_Pad(self, node: Any) -> None:
+        x = self.act(node.input[0], node)
+        a = self.attrs(node)
+        mode = a.get("mode", "constant")
+        if mode != "constant":
+            raise _Unsupported(f"mode={mode!r}; only constant padding (merged into a "
+                               "following Conv/pool) is supported")
+        r = self.rank(x)
+        if self.opset < 11:
+            if "pads" not in a:
+                raise ModelFormatError(f"Pad node {node.name!r} has no pads attribute")
+            pads = [int(v) for v in a["pads"]]
+            value = float(a.get("value", 0.0))
+        else:
+            pads = [int(v) for v in np.asarray(self.const(self.inp(node, 1), "pads"))
+                    .reshape(-1)] if self.inp(node, 1) else []
+            value = 0.0
+            if self.inp(node, 2):
+                v = np.asarray(self.const(self.inp(node, 2), "constant_value"))
+                if v.size != 1:
+                    raise ModelFormatError(f"Pad node {node.name!r}: constant_value must be "
+                                           f"a scalar, got shape {v.shape}")
+                value = float(v.reshape(-1)[0])
+            if self.inp(node, 3):
+                if r is None:
+                    raise _Unsupported("Pad with axes on an input of unknown rank")
+                axes = [int(v) % r for v in np.asarray(self.const(self.inp(node, 3), "axes"))
+                        .reshape(-1)]
+                if len(pads) != 2 * len(axes):
+                    raise ModelFormatError(f"Pad node {node.name!r}: {len(pads)} pads for "
+                                           f"{len(axes)} axes")
+                full = [0] * (2 * r)
+                for j, ax in enumerate(axes):
+                    full[ax], full[ax + r] = pads[j], pads[j + len(axes)]
+                pads = full
+        if r is not None and len(pads) != 2 * r:
+            raise ModelFormatError(f"Pad node {node.name!r}: {len(pads)} pads for a rank-{r} "
+                                   "input")
+        if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+            raise _Unsupported(f"pads {pads}; only non-negative padding of H and W of an "
+                               "[N, C, H, W] tensor merges into a Conv/pool")
+        self.pending_pads[self.only_output(node)] = (x, [pads[2], pads[3], pads[6], pads[7]],
+                                                     value)
+
+    def _padded_input(self, node: Any, name: str, need: str) -> tuple[str, list[int]]:
+        """(source, extra pads) when `name` is a pending Pad with value `need`, else
+        (name, zeros). need: "zero" or "-inf"."""
+        if name not in self.pending_pads:
+            return self.act(name, node, "X"), [0, 0, 0, 0]
+        src, extra, value = self.pending_pads[name]
+        ok = value == 0.0 if need == "zero" else value == -math.inf
+        if not ok:
+            raise _Unsupported(f"input {name!r} is a Pad with value {value:g}; only "
+                               f"{'0' if need == 'zero' else '-inf'} padding merges into "
+                               f"{node.op_type}")
+        return src, extra
+
     # ---- Conv and pooling
     def _spatial(self, node: Any, x: str) -> tuple[int, int] | None:
         s = self.shapes.get(x)
@@ -889,7 +1048,8 @@ class _Importer:
 
     def _op_Conv(self, node: Any) -> None:
         a = self.attrs(node)
-        x = self.act(node.input[0], node, "X")
+        x = node.input[0]
+        src, extra = self._padded_input(node, x, "zero")
         if len(node.input) < 2:
             raise ModelFormatError(f"Conv node {node.name!r} has no weight input")
         w = self.float_const(node.input[1], node, "W")
@@ -919,8 +1079,8 @@ class _Importer:
                     else f"grouped convolution with group={group}")
             raise _Unsupported(f"{kind} (W {list(w.shape)}); only group=1 or depthwise "
                                "group=C_in=C_out is supported")
-        pads = self._pads(node, a, x, kernel, strides, dil)
-        ins = [x, self.weight(node.input[1], w)]
+        pads = [p + q for p, q in zip(self._pads(node, a, x, kernel, strides, dil), extra)]
+        ins = [src, self.weight(node.input[1], w)]
         bname = self.inp(node, 2)
         if bname:
             b = self.float_const(bname, node, "B")
@@ -934,7 +1094,8 @@ class _Importer:
 
     def _pool(self, node: Any, op: str) -> None:
         a = self.attrs(node)
-        x = self.act(node.input[0], node, "X")
+        x = node.input[0]
+        src, extra = self._padded_input(node, x, "-inf" if op == "MaxPool" else "zero")
         outs = list(node.output)
         if len(outs) > 1 and outs[1]:
             raise _Unsupported("the Indices output (second output) is not supported")
@@ -966,6 +1127,18 @@ class _Importer:
                     _pool_overhang(size, k, s, d, pads[i], pads[i + 2])
                     for i, (size, k, s, d) in enumerate(zip(hw, kernel, strides, dil))):
                 ceil = 0  # ceil and floor give the same windows: canonical form is floor
+        if any(extra):
+            if op == "AveragePool" and not cip:
+                if any(pads):
+                    raise _Unsupported("a Pad before an AveragePool with its own pads and "
+                                       "count_include_pad=0 (the Pad's zeros count, the "
+                                       "pool's pads do not)")
+                cip = 1  # the Pad's zeros are data: they count in every average
+            pads = [p + q for p, q in zip(pads, extra)]
+            ext = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+            if any(pads[i] >= ext[i % 2] for i in range(4)):
+                raise _Unsupported(f"Pad merged into {op} gives pads {pads}, not smaller than "
+                                   f"the window {ext} (a window would see padding only)")
         attrs: dict[str, Any] = {"kernel_shape": kernel, "strides": strides,
                                  "pads": tuple(pads), "ceil_mode": ceil}
         if op == "MaxPool":
@@ -973,7 +1146,7 @@ class _Importer:
             # storage_order only changes the Indices output, rejected above.
         else:
             attrs["count_include_pad"] = cip
-        self.emit(op, [x], [outs[0]], attrs, node.name)
+        self.emit(op, [src], [outs[0]], attrs, node.name)
 
     def _op_MaxPool(self, node: Any) -> None:
         self._pool(node, "MaxPool")

@@ -39,18 +39,19 @@ class Session:
       bool, complex, object, string or structured arrays -> `DTypeError`.
     - Shape: the rank and every non-batch dim must match `inputs[i].shape`, and a fixed
       first dim must match exactly -> otherwise `ShapeError` naming the input, the expected
-      and the given shape. All inputs must share one batch size.
+      and the given shape. All inputs must share one batch size. A model whose inputs all
+      have a fixed first dim is static: it runs exactly those shapes (its ops may then
+      mix the first dim with others, e.g. Flatten(axis=0)).
     - Batch 0: allowed; returns outputs with a first dim of 0 without running anything.
     - A batch whose working memory would pass 64 GiB (or whose sizes overflow) ->
       `ShapeError` before anything is allocated.
     - Non-contiguous arrays are copied to a contiguous buffer; read-only arrays are read
       in place (inputs are never written).
-    - NaN and Inf propagate through arithmetic as IEEE math does (a NaN input gives NaN
-      in every output element that depends on it through a sum, product, exp, tanh, ...).
-      relu/clip and max pooling follow the kernels' max/min instructions, which do NOT
-      propagate NaN consistently: relu(NaN) and clip(NaN) may give NaN or the bound, and
-      a window max that contains NaN may give NaN or ignore it, depending on the ISA and
-      the position. Do not rely on NaN surviving relu/clip/max pool.
+    - NaN and Inf follow IEEE float32 math, as numpy would: a NaN input gives NaN in
+      every output element that depends on it (sums, products, exp, tanh, softmax rows).
+      relu(NaN) and clip(NaN) are NaN (like np.maximum/np.minimum), and a max-pool
+      window holding a NaN gives NaN. Inf - Inf and 0 * Inf give NaN; a softmax row with
+      +Inf or NaN is all NaN.
     - Outputs are new float32 arrays owned by the caller, public layout (NCHW for 4-D).
     """
 
@@ -67,6 +68,10 @@ class Session:
         # (rank, fixed first dim or None, tail dims) per input, for the fast checks.
         self._in_spec = [(len(s), s[0], tuple(s[1:])) for s in (i.shape for i in self.inputs)]
         self._step_nodes = step_nodes
+        # A static graph (all inputs with a fixed first dim) runs as one sample.
+        self._static = all(i.shape[0] is not None for i in self.inputs)
+        self._fast = (self._in_spec[0][0], self._in_spec[0][2]) \
+            if len(self.inputs) == 1 and not self._static and self._in_spec[0][1] is None else None
 
     # ------------------------------------------------------------ facts
     @property
@@ -87,6 +92,22 @@ class Session:
             node = self._step_nodes[i] if i < len(self._step_nodes) else "output copy"
             out.append({"op": op, "kernel": kernel, "node": node})
         return out
+
+    def profile(self, feeds: Any, repeat: int = 10) -> list[dict[str, Any]]:
+        """plan_summary() with the median seconds of every step over `repeat` runs."""
+        if isinstance(feeds, dict):
+            arrays = [self._check(i, feeds[n]) for i, n in enumerate(self._in_names)]
+        else:
+            if len(self._in_names) != 1:
+                raise InputError(f"this model has inputs {self._in_names}: pass a dict")
+            arrays = [self._check(0, feeds)]
+        if self._static:
+            arrays = [a[None] for a in arrays]
+        times = [self._plan.run_profiled(arrays)[1] for _ in range(max(1, int(repeat)))]
+        rows = self.plan_summary()
+        for i, r in enumerate(rows):
+            r["seconds"] = sorted(t[i] for t in times)[len(times) // 2] if times[0] else 0.0
+        return rows
 
     def arena_bytes(self, batch: int = 1) -> int:
         """Working memory (bytes) one run with this batch size uses, besides inputs/outputs."""
@@ -123,6 +144,8 @@ class Session:
         return x
 
     def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if self._static:
+            return [o[0] for o in self._run([a[None] for a in arrays])]
         if len(arrays) > 1 and len({a.shape[0] for a in arrays}) > 1:
             raise ShapeError("all inputs must have the same batch size, got " + ", ".join(
                 f"{n}: {a.shape[0]}" for n, a in zip(self._in_names, arrays)))
@@ -133,6 +156,16 @@ class Session:
 
     def run(self, feeds: Any) -> Any:
         """Run the whole model in one native call (GIL released). See the class doc."""
+        if type(feeds) is np.ndarray and self._fast is not None:
+            # Fast path: one dynamic-batch input, already float32 C-contiguous, right dims.
+            rank, tail = self._fast
+            if feeds.dtype is _F32 and feeds.ndim == rank and feeds.shape[1:] == tail \
+                    and feeds.flags.c_contiguous:
+                try:
+                    outs = self._run([feeds])
+                except _core.SizeError as e:
+                    raise ShapeError(f"batch {feeds.shape[0]} is too large: {e}") from None
+                return outs[0] if len(outs) == 1 else dict(zip(self._out_names, outs))
         if isinstance(feeds, dict):
             unknown = [k for k in feeds if k not in self._in_index]
             missing = [n for n in self._in_names if n not in feeds]

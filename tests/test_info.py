@@ -46,8 +46,10 @@ def test_kernel_names_per_isa(isa):
 def _info_in_subprocess(env_isa: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYRUNTIME_ISA=env_isa)
     code = "import pyruntime as rt, json; print(json.dumps(rt.info()['isa']))"
+    # cwd: the tests' own folder, so `-c` imports the package under test, never a source
+    # checkout without its compiled module.
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, cwd=os.path.dirname(__file__))
 
 
 @pytest.mark.parametrize("isa", SUPPORTED_ISAS)

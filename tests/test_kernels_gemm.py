@@ -110,7 +110,7 @@ def test_avx512_shape_mirror_matches_the_avx512_kernel():
 SHAPES = [  # (M, N, K): 1, primes, non-multiples of every vector width, both tails at once
     (1, 1, 1), (1, 7, 3), (2, 17, 13), (3, 33, 31), (7, 13, 64), (13, 100, 17),
     (17, 31, 257), (33, 64, 100), (64, 257, 33), (100, 3, 7), (257, 65, 2), (31, 1, 257),
-    (6, 16, 256), (12, 32, 300), (14, 48, 1), (15, 47, 513), (1, 1000, 1024), (2, 129, 777),
+    (6, 16, 256), (12, 32, 300), (14, 48, 1), (15, 47, 513), (1, 1000, 1024), (2, 129, 777), (29, 37, 2100), (3, 5, 1500),
 ]
 
 
@@ -135,8 +135,8 @@ def test_empty_m_and_n(isa, rng):
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("after", [False, True])
 def test_every_epilogue(isa, rng, act, after):
-    M, N, K = 19, 43, 29
-    A, B = rand(rng, M, K), rand(rng, K, N)
+    M, N, K = 19, 43, 1029  # two K blocks: the epilogue follows partial sums in C
+    A, B = rand(rng, M, K), rand(rng, K, N) / 16
     bias, res = rand(rng, N), rand(rng, M, N, lo=-2, hi=2)
     kw = dict(bias=bias, residual=res, act=act, lo=-0.3, hi=0.45, residual_after_act=after)
     C = T.gemm(A, B, isa=isa, **kw)
@@ -173,7 +173,7 @@ def test_nan_propagates_through_relu_and_clip(isa, rng):
 
 @pytest.mark.parametrize("m_split,n_split", [(2, 1), (1, 3), (3, 4), (5, 7), (40, 2)])
 def test_block_grid_like_the_executor(isa, rng, m_split, n_split):
-    M, N, K = 37, 301, 301  # K > every kernel's K block: partial sums pass through C
+    M, N, K = 37, 301, 1100  # K > every kernel's K block: partial sums pass through C
     A, B = rand(rng, M, K), rand(rng, K, N)
     bias, res = rand(rng, N), rand(rng, M, N)
     kw = dict(bias=bias, residual=res, act="relu")
@@ -200,7 +200,7 @@ def test_strided_rows_and_untouched_padding(isa, rng):
 
 def test_in_place_residual(isa, rng):
     """The executor may write the output over its residual input."""
-    M, N, K = 29, 83, 300
+    M, N, K = 29, 83, 1300  # K blocked unless the kernel notices the alias
     A, B = rand(rng, M, K), rand(rng, K, N)
     for after in (False, True):
         res = rand(rng, M, N)
@@ -217,6 +217,13 @@ def test_large_gemm_and_gemv(isa, rng):
     check(T.gemm(A[:1], B, bias=bias, isa=isa), reference(A[:1], B, bias=bias))
 
 
+def test_repeat_recomputes_the_same_result(isa, rng):
+    """repeat= (for timing) reruns the whole grid; the result must not accumulate."""
+    A, B, bias = rand(rng, 20, 50), rand(rng, 50, 33), rand(rng, 33)
+    np.testing.assert_array_equal(T.gemm(A, B, bias=bias, isa=isa, repeat=3, m_split=2),
+                                  T.gemm(A, B, bias=bias, isa=isa, m_split=2))
+
+
 def test_pack_holds_every_weight_once(isa, rng):
     cfg = T.gemm_config(isa)
     for K, N in [(1, 1), (5, 3), (13, 37), (64, 2 * cfg["nr"] + 1)]:
@@ -230,43 +237,50 @@ def test_pack_holds_every_weight_once(isa, rng):
 
 
 def test_bad_input_raises_typed_errors(rng):
+    def gemm(*args, **kw):  # scalar runs everywhere; the checks come before any kernel
+        return T.gemm(*args, **{"isa": "scalar", **kw})
+
     A, B = rand(rng, 4, 5), rand(rng, 5, 6)
     with pytest.raises(rt.DTypeError, match="float32"):
-        T.gemm(A.astype(np.float64), B)
+        gemm(A.astype(np.float64), B)
     with pytest.raises(rt.DTypeError, match="numpy"):
-        T.gemm(A.tolist(), B)
+        gemm(A.tolist(), B)
     with pytest.raises(rt.ShapeError, match="2-D"):
-        T.gemm(A.ravel(), B)
+        gemm(A.ravel(), B)
     with pytest.raises(rt.ShapeError, match="5 rows"):
-        T.gemm(A, B[:4])
+        gemm(A, B[:4])
     with pytest.raises(rt.InputError, match="unit stride"):
-        T.gemm(np.ascontiguousarray(A.T).T, B)  # Fortran order
+        gemm(np.ascontiguousarray(A.T).T, B)  # Fortran order
     with pytest.raises(rt.InputError, match="unit stride"):
-        T.gemm(rand(rng, 4, 10)[:, ::2], B)
+        gemm(rand(rng, 4, 10)[:, ::2], B)
     with pytest.raises(rt.ShapeError, match=r"bias must have shape \(6,\)"):
-        T.gemm(A, B, bias=rand(rng, 5))
+        gemm(A, B, bias=rand(rng, 5))
     with pytest.raises(rt.DTypeError, match="bias"):
-        T.gemm(A, B, bias=np.zeros(6))
+        gemm(A, B, bias=np.zeros(6))
     with pytest.raises(rt.ShapeError, match="residual"):
-        T.gemm(A, B, residual=rand(rng, 6, 4))
+        gemm(A, B, residual=rand(rng, 6, 4))
     with pytest.raises(rt.InputError, match="act must be one of"):
-        T.gemm(A, B, act="swish")
+        gemm(A, B, act="swish")
     with pytest.raises(rt.IsaError, match="unknown ISA"):
-        T.gemm(A, B, isa="sse9")
+        gemm(A, B, isa="sse9")
     with pytest.raises(rt.InputError, match="n_split"):
-        T.gemm(A, B, n_split=0)
+        gemm(A, B, n_split=0)
+    with pytest.raises(rt.InputError, match="repeat"):
+        gemm(A, B, repeat=0)
+    with pytest.raises(rt.IsaError, match="unknown ISA"):
+        T.gemm_config("avx1024", check_cpu=False)
     with pytest.raises(rt.InputError, match="overlap"):
         buf = rand(rng, 4, 12)
-        T.gemm(buf[:, :5], B, out=buf[:, 4:10])
+        gemm(buf[:, :5], B, out=buf[:, 4:10])
     ro = np.zeros((4, 6), np.float32)
     ro.flags.writeable = False
     with pytest.raises(rt.InputError, match="writable"):
-        T.gemm(A, B, out=ro)
+        gemm(A, B, out=ro)
     # ValueError/TypeError callers keep working
     with pytest.raises(ValueError):
-        T.gemm(A, B[:4])
+        gemm(A, B[:4])
     with pytest.raises(TypeError):
-        T.gemm(A.astype(np.float16), B)
+        gemm(A.astype(np.float16), B)
 
 
 def test_unsupported_isa_is_a_clear_error(rng):

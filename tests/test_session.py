@@ -254,6 +254,11 @@ def test_plan_summary_and_memory(rng):
     assert 0 < sess.arena_bytes(1) < sess.arena_bytes(100)
     with pytest.raises(rt.ShapeError, match="too large|overflow"):
         sess.arena_bytes(10**15)
+    # Output-only sizes count too: a Gemm whose output is 10**6 floats per sample.
+    b2 = GB(rng, {"x": (None, 1)})
+    big = rt.compile(b2.graph(b2.gemm("x", 1, 10**6, bias=False)), threads=1)
+    with pytest.raises(rt.ShapeError, match="too large"):
+        big.run(np.zeros((20000, 1), np.float32))  # 80 GB of output
 
 
 # ---------------------------------------------------------------- defined outcomes
@@ -319,6 +324,18 @@ def test_nan_inf_propagate(mlp_sess):
     assert np.isfinite(y[2]).all()
 
 
+def test_nan_through_relu_and_maxpool(isa, rng):
+    b = GB(rng, {"x": (None, 3, 6, 6)})
+    y = b.op("MaxPool", [b.op("Relu", ["x"])], kernel_shape=(2, 2), strides=(2, 2))
+    sess = rt.compile(b.graph(y), threads=1, isa=isa)
+    x = -np.abs(x_of(rng, 2, 3, 6, 6))
+    x[0, 1, 2, 3] = np.nan
+    y = sess.run(x)
+    nan = np.isnan(y)
+    assert nan[0, 1, 1, 1] and nan.sum() == 1
+    assert (y[~nan] == 0).all()
+
+
 def test_input_names(rng):
     b = GB(rng, {"a": (None, 3), "b": (None, 3)})
     g = b.graph(b.op("Add", ["a", "b"]))
@@ -355,7 +372,93 @@ def test_compile_errors(rng):
     assert rt.compile(g).threads >= 1
 
 
-def test_unsupported_softmax_axis(rng):
+def test_constant_output_unsupported(rng):
+    b = GB(rng, {"x": (None, 3)})
+    c = b.op("Add", [b.w((3,)), b.w((3,))])
+    with pytest.raises(rt.UnsupportedOpError, match="constant"):
+        rt.compile(b.graph(b.op("Add", ["x", c]), c))
+    # Folded constants feeding computed values are fine.
+    check(b.graph(b.op("Add", ["x", c])), x_of(rng, 2, 3), "scalar")
+
+
+@pytest.mark.parametrize("shape,axis", [((None, 2, 3, 4), -1), ((None, 2, 3, 4), 2),
+                                        ((None, 5, 3), 1), ((None, 5, 3), -1)])
+def test_softmax_any_axis(isa, rng, shape, axis):
+    b = GB(rng, {"x": shape})
+    g = b.graph(b.op("Softmax", ["x"], axis=axis))
+    check(g, x_of(rng, 3, *shape[1:]) * 3, isa)
+
+
+def test_softmax_batch_axis_unsupported(rng):
     b = GB(rng, {"x": (None, 2, 3, 4)})
     with pytest.raises(rt.UnsupportedOpError, match="Softmax"):
-        rt.compile(b.graph(b.op("Softmax", ["x"], axis=-1)))
+        rt.compile(b.graph(b.op("Softmax", ["x"], axis=0)))
+
+
+def test_static_graph_mixes_first_dim(isa, rng):
+    """All inputs with a fixed first dim: ops may mix it with the others."""
+    b = GB(rng, {"x": (2, 3, 4, 5), "v": (5,)})
+    f0 = b.op("Flatten", ["x"], axis=0)                       # (1, 120)
+    f2 = b.op("Flatten", [b.conv("x", 3, 4, 3, pads=(1, 1, 1, 1))], axis=2)   # (8, 20)
+    s0 = b.op("Softmax", ["x"], axis=0)
+    a = b.op("Add", ["x", "v"])                               # lower-rank computed operand
+    a2 = b.op("Add", ["x", b.w((2, 1, 4, 1))])
+    r = b.op("Reshape", [b.op("MaxPool", ["x"], kernel_shape=(2, 2))], shape=(-1, 3))
+    # A weight as the fused residual (only possible with static shapes): added separately,
+    # before the activation.
+    w, rw = b.w((2, 3, 1, 1)), b.w((2, 2, 4, 5))
+    cr = b.op("Conv", ["x", w, "", rw], activation="tanh", residual=True)
+    g = b.graph(f0, f2, s0, a, a2, r, cr)
+    sess = check(g, {"x": x_of(rng, 2, 3, 4, 5), "v": x_of(rng, 5)}, isa)
+    assert sess.outputs[0].shape == (1, 120)
+    with pytest.raises(rt.ShapeError):
+        sess.run({"x": x_of(rng, 3, 3, 4, 5), "v": x_of(rng, 5)})
+
+
+# ---------------------------------------------------------------- zoo models, memory
+
+def test_zoo_models(isa, rng):
+    from pyruntime import zoo
+    check(zoo.mlp(), x_of(rng, 3, 784), isa)
+    check(zoo.tiny_cnn(), x_of(rng, 3, 3, 16, 16), isa)
+    g = zoo.mobilenetv2_style(input_shape=(3, 32, 32), width=0.35, num_classes=10)
+    for batch in (1, 2):
+        check(g, x_of(rng, batch, 3, 32, 32), isa)
+
+
+def test_arena_reuses_buffers(rng):
+    """A chain of 12 same-size layers needs about two live buffers, not twelve."""
+    b = GB(rng, {"x": (None, 64)})
+    h = "x"
+    for _ in range(12):
+        h = b.gemm(h, 64, 64, activation="tanh")
+    x = b.op("Sigmoid", [h])                    # unfused elementwise: runs in place
+    y = b.op("Add", [b.op("Tanh", [x]), x])
+    g = b.graph(y)
+    sess = check(g, x_of(rng, 100, 64), "scalar")
+    one = 64 * 4 * 100
+    assert sess.arena_bytes(100) <= 3 * one
+
+
+def test_pyruntime_isa_env():
+    """PYRUNTIME_ISA picks the kernels of isa=None sessions; a bad value is an IsaError."""
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, pyruntime as rt\n"
+            "from pyruntime.graph import Graph, Node, ValueInfo\n"
+            "g = Graph([ValueInfo('x', (None, 3))], ['y'], [Node('Relu', ['x'], ['y'])])\n"
+            "try:\n"
+            "    s = rt.compile(g, threads=1)\n"
+            "    print(s.isa, s.run(np.array([[-1, 0, 2]], np.float32)).tolist())\n"
+            "except rt.IsaError:\n"
+            "    print('IsaError')\n")
+    env = dict(os.environ)
+
+    def run(value):
+        env["PYRUNTIME_ISA"] = value
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120).stdout.strip()
+
+    assert run("scalar") == "scalar [[0.0, 0.0, 2.0]]"
+    assert run("nonsense") == "IsaError"

@@ -15,6 +15,11 @@
 #include "pyrt/kernels.h"
 
 namespace pyrt {
+
+// Test-only 16-lane AVX2 build of the dwconv/pool/eltwise templates
+// (cpp/kernels/f32_w16check_avx2.cpp): runs the AVX-512 logic on AVX2 machines.
+void register_all__avx2w16_testing(KernelTable& t);
+
 namespace kt {
 
 namespace py = pybind11;
@@ -28,9 +33,20 @@ using farray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 }
 
 // The kernel table for `isa` (None = the one in use); IsaError when unusable.
+// "avx2w16" (tests only) is the avx2 table with dwconv/pool/eltwise replaced by their
+// 16-lane AVX2 build.
 inline const KernelTable& table(const std::optional<std::string>& isa) {
   try {
     if (!isa) return kernel_table();
+    if (*isa == "avx2w16") {
+      static const KernelTable t = [] {
+        KernelTable k = kernel_table_for(Isa::Avx2);
+        register_all__avx2w16_testing(k);
+        k.isa_name = "avx2w16";
+        return k;
+      }();
+      return t;
+    }
     return kernel_table_for(parse_isa(*isa));
   } catch (const std::exception& e) {
     raise("IsaError", e.what());

@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -58,14 +59,23 @@ EpilogueSpec epilogue(const py::object& bias, int64_t n, int residual, int act, 
   return e;
 }
 
+// [H, W, C, OH, OW, OC, KH, KW, sh, sw, pt, pl, dh, dw, images]
 ConvGeom geom(const std::vector<int64_t>& g) {
-  if (g.size() != 14) throw std::invalid_argument("conv geometry needs 14 integers");
+  if (g.size() != 15) throw std::invalid_argument("conv geometry needs 15 integers");
   for (int64_t v : g)
     if (v < 0) throw std::invalid_argument("conv geometry must be non-negative");
-  return ConvGeom{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13]};
+  return ConvGeom{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14]};
 }
 
-py::list run_plan(PyPlan& self, const py::sequence& feeds) {
+// The conv/pool geometry must describe exactly the sizes of the values it reads/writes.
+void check_geom(Plan& p, int x, int y, const ConvGeom& q, int64_t oc) {
+  if (q.images * q.H * q.W * q.C != p.per_sample(x) || q.images * q.OH * q.OW * oc != p.per_sample(y))
+    throw std::invalid_argument("conv/pool geometry does not match the value sizes");
+  if (q.sh < 1 || q.sw < 1 || q.dh < 1 || q.dw < 1 || q.KH < 1 || q.KW < 1)
+    throw std::invalid_argument("conv/pool strides, dilations and kernel must be >= 1");
+}
+
+py::list run_plan(PyPlan& self, const py::sequence& feeds, std::vector<double>* times) {
   Plan& p = self.p();
   const size_t ni = p.num_inputs();
   if (static_cast<size_t>(py::len(feeds)) != ni)
@@ -106,7 +116,7 @@ py::list run_plan(PyPlan& self, const py::sequence& feeds) {
   }
   {
     py::gil_scoped_release release;
-    p.run(batch, in.data(), out.data());
+    p.run(batch, in.data(), out.data(), times);
   }
   py::list r;
   for (auto& o : outs) r.append(o);
@@ -145,11 +155,11 @@ void bind_plan(py::module_& m) {
       .def("copy", [](PyPlan& s, int x, int y) {
         s.p().add_step(make_copy_step(x, y, s.p().per_sample(x)));
       })
-      .def("transpose", [](PyPlan& s, int x, int y, int64_t R, int64_t S) {
-        if (R * S != s.p().per_sample(x) || R * S != s.p().per_sample(y))
-          throw std::invalid_argument("transpose: R * S must equal the per-sample size");
-        s.p().add_step(make_transpose_step(s.p().threads(), x, y, R, S));
-      })
+      .def("transpose", [](PyPlan& s, int x, int y, int64_t R, int64_t S, int64_t images) {
+        if (images * R * S != s.p().per_sample(x) || images * R * S != s.p().per_sample(y))
+          throw std::invalid_argument("transpose: images * R * S must equal the per-sample size");
+        s.p().add_step(make_transpose_step(s.p().threads(), x, y, R, S, images));
+      }, py::arg("x"), py::arg("y"), py::arg("R"), py::arg("S"), py::arg("images") = 1)
       .def("gemm", [](PyPlan& s, int x, int y, int64_t rows, int64_t K, int64_t N,
                       const py::object& W, const py::object& bias, int residual, int act,
                       float lo, float hi, bool after) {
@@ -161,6 +171,7 @@ void bind_plan(py::module_& m) {
       .def("conv", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, const py::object& W,
                       const py::object& bias, int residual, int act, float lo, float hi, bool after) {
         const ConvGeom q = geom(g);
+        check_geom(s.p(), x, y, q, q.OC);
         FArray w = weight(W, q.OC * q.C * q.KH * q.KW, "conv weight");
         s.p().add_step(make_conv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
                                       epilogue(bias, q.OC, residual, act, lo, hi, after)));
@@ -168,18 +179,36 @@ void bind_plan(py::module_& m) {
       .def("dwconv", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, const py::object& W,
                         const py::object& bias, int residual, int act, float lo, float hi, bool after) {
         const ConvGeom q = geom(g);
+        check_geom(s.p(), x, y, q, q.C);
         FArray w = weight(W, q.C * q.KH * q.KW, "depthwise weight");
         s.p().add_step(make_dwconv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
                                         epilogue(bias, q.C, residual, act, lo, hi, after)));
       })
       .def("pool", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, bool is_max, bool cip) {
-        s.p().add_step(make_pool_step(s.p().kernels(), s.p().threads(), x, y, geom(g), is_max, cip));
+        const ConvGeom q = geom(g);
+        check_geom(s.p(), x, y, q, q.C);
+        s.p().add_step(make_pool_step(s.p().kernels(), s.p().threads(), x, y, q, is_max, cip));
       })
-      .def("global_avgpool", [](PyPlan& s, int x, int y, int64_t HW, int64_t C) {
-        s.p().add_step(make_global_avgpool_step(s.p().kernels(), s.p().threads(), x, y, HW, C));
-      })
+      .def("global_avgpool", [](PyPlan& s, int x, int y, int64_t HW, int64_t C, int64_t images) {
+        s.p().add_step(make_global_avgpool_step(s.p().kernels(), s.p().threads(), x, y, HW, C, images));
+      }, py::arg("x"), py::arg("y"), py::arg("HW"), py::arg("C"), py::arg("images") = 1)
       .def("add", [](PyPlan& s, int a, int b, int y, std::vector<int64_t> dims,
                      std::vector<int64_t> sa, std::vector<int64_t> sb, bool a_full, bool b_full) {
+        // Every read must stay inside its operand, and y must be exactly covered.
+        if (dims.empty() || sa.size() != dims.size() || sb.size() != dims.size() || dims[0] != -1)
+          throw std::invalid_argument("add: dims must start with -1 (batch), strides match dims");
+        int64_t ny = 1, ra = 0, rb = 0;
+        for (size_t i = 1; i < dims.size(); ++i) {
+          if (dims[i] < 1 || sa[i] < 0 || sb[i] < 0) throw std::invalid_argument("add: bad dims");
+          ny *= dims[i];
+          ra += (dims[i] - 1) * sa[i];
+          rb += (dims[i] - 1) * sb[i];
+        }
+        auto size_of = [&](int v) { return s.p().per_sample(v); };
+        if (ny != size_of(y) || ra >= std::max<int64_t>(size_of(a), 1) || rb >= std::max<int64_t>(size_of(b), 1) ||
+            (!s.p().is_const(a) && sa[0] != size_of(a)) || (!s.p().is_const(b) && sb[0] != size_of(b)) ||
+            (s.p().is_const(a) && sa[0] != 0) || (s.p().is_const(b) && sb[0] != 0))
+          throw std::invalid_argument("add: strides reach outside an operand");
         s.p().add_step(make_add_step(s.p().kernels(), s.p().threads(), a, b, y, std::move(dims),
                                      std::move(sa), std::move(sb), a_full, b_full));
       })
@@ -199,8 +228,14 @@ void bind_plan(py::module_& m) {
                                         std::vector<float>(b.data(), b.data() + C)));
       })
       .def("finalize", [](PyPlan& s) { s.p().finalize(); })
-      .def("run", &run_plan, py::arg("feeds"),
+      .def("run", [](PyPlan& s, const py::sequence& feeds) { return run_plan(s, feeds, nullptr); },
+           py::arg("feeds"),
            "Run the plan on C-contiguous float32 arrays (one per input); returns the outputs.")
+      .def("run_profiled", [](PyPlan& s, const py::sequence& feeds) {
+             std::vector<double> t;
+             py::list outs = run_plan(s, feeds, &t);
+             return py::make_tuple(outs, t);
+           }, py::arg("feeds"), "Like run, also returning the seconds spent in every step.")
       .def("arena_bytes", [](PyPlan& s, int64_t batch) { return s.p().arena_bytes(batch); })
       .def("packed_weight_bytes", [](PyPlan& s) { return s.p().packed_weight_bytes(); })
       .def("summary", [](PyPlan& s) {

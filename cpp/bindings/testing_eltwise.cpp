@@ -18,8 +18,8 @@ const EltwiseConfig& eltwise_of(const std::optional<std::string>& isa) {
 }
 
 // y[i] = a[i*sa] + b[i*sb]; an operand with stride 0 must hold exactly one element.
-py::array add(farray a, farray b, ptrdiff_t sa, ptrdiff_t sb, std::optional<ptrdiff_t> n_opt,
-              std::optional<std::string> isa) {
+py::array add(farray a, farray b, ptrdiff_t sa, ptrdiff_t sb, std::optional<std::string> isa,
+              std::optional<ptrdiff_t> n_opt) {
   const EltwiseConfig& k = eltwise_of(isa);
   if ((sa != 0 && sa != 1) || (sb != 0 && sb != 1))
     raise("InputError", "add: sa and sb must be 0 (broadcast) or 1, got " + std::to_string(sa) +
@@ -44,8 +44,8 @@ py::array add(farray a, farray b, ptrdiff_t sa, ptrdiff_t sb, std::optional<ptrd
   return std::move(y);
 }
 
-py::array activation(farray x, const std::string& act_name, float lo, float hi, bool inplace,
-                     std::optional<std::string> isa) {
+py::array activation(farray x, const std::string& act_name, float lo, float hi,
+                     std::optional<std::string> isa, bool inplace) {
   const EltwiseConfig& k = eltwise_of(isa);
   const Act act = parse_act(act_name);
   std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
@@ -69,7 +69,7 @@ py::array activation(farray x, const std::string& act_name, float lo, float hi, 
 // the residual) so strides other than cols are exercised.
 py::array epilogue(farray y2d, std::optional<farray> bias, std::optional<farray> residual,
                    const std::string& act_name, float lo, float hi, bool residual_after_act,
-                   ptrdiff_t ld_pad, std::optional<std::string> isa) {
+                   std::optional<std::string> isa, ptrdiff_t ld_pad) {
   const EltwiseConfig& k = eltwise_of(isa);
   const Act act = parse_act(act_name);
   if (y2d.ndim() != 2) raise("ShapeError", "epilogue: y must be 2-D, got shape " + shape_str(y2d));
@@ -113,7 +113,7 @@ py::array epilogue(farray y2d, std::optional<farray> bias, std::optional<farray>
   return std::move(y);
 }
 
-py::array softmax(farray x, bool inplace, std::optional<std::string> isa) {
+py::array softmax(farray x, std::optional<std::string> isa, bool inplace) {
   const EltwiseConfig& k = eltwise_of(isa);
   if (x.ndim() != 2) raise("ShapeError", "softmax: x must be 2-D (rows, cols), got shape " + shape_str(x));
   const ptrdiff_t rows = x.shape(0), cols = x.shape(1);
@@ -137,18 +137,18 @@ py::array softmax(farray x, bool inplace, std::optional<std::string> isa) {
 void bind_testing_eltwise(py::module_& testing) {
   const float inf = std::numeric_limits<float>::infinity();
   testing.def("add", &add, py::arg("a"), py::arg("b"), py::arg("sa") = 1, py::arg("sb") = 1,
-              py::arg("n") = py::none(), py::arg("isa") = py::none(),
+              py::arg("isa") = py::none(), py::arg("n") = py::none(),
               "y[i] = a[i*sa] + b[i*sb] (flat); a stride-0 operand holds one element.");
   testing.def("activation", &activation, py::arg("x"), py::arg("act"), py::arg("lo") = -inf,
-              py::arg("hi") = inf, py::arg("inplace") = false, py::arg("isa") = py::none(),
+              py::arg("hi") = inf, py::arg("isa") = py::none(), py::arg("inplace") = false,
               "Elementwise activation of any-shaped x.");
   testing.def("epilogue", &epilogue, py::arg("y"), py::arg("bias") = py::none(),
               py::arg("residual") = py::none(), py::arg("act") = "none", py::arg("lo") = -inf,
-              py::arg("hi") = inf, py::arg("residual_after_act") = false, py::arg("ld_pad") = 0,
-              py::arg("isa") = py::none(),
+              py::arg("hi") = inf, py::arg("residual_after_act") = false,
+              py::arg("isa") = py::none(), py::arg("ld_pad") = 0,
               "Applies an Epilogue (bias -> residual -> act -> residual) to a 2-D block.");
-  testing.def("softmax", &softmax, py::arg("x"), py::arg("inplace") = false,
-              py::arg("isa") = py::none(), "Softmax over the last axis of a 2-D array.");
+  testing.def("softmax", &softmax, py::arg("x"), py::arg("isa") = py::none(),
+              py::arg("inplace") = false, "Softmax over the last axis of a 2-D array.");
 }
 
 }  // namespace pyrt

@@ -22,7 +22,8 @@ void dw_pack(const float* w_src, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C, float*
 
 void dw_run(const DwConvArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
   const ptrdiff_t C = a->C;
-  const Epilogue& ep = *a->ep;
+  const Epilogue none{};
+  const Epilogue& ep = a->ep ? *a->ep : none;  // nullptr = no epilogue
   for (ptrdiff_t oh = oh0; oh < oh1; ++oh) {
     for (ptrdiff_t ow = 0; ow < a->OW; ++ow) {
       const ptrdiff_t pix = oh * a->OW + ow;

@@ -18,6 +18,7 @@ void activation(ptrdiff_t n, const float* x, float* y, Act act, float lo, float 
 }
 
 void epilogue(ptrdiff_t rows, ptrdiff_t cols, float* y, ptrdiff_t ld, const Epilogue* ep) {
+  if (!ep) return;
   for (ptrdiff_t r = 0; r < rows; ++r)
     epilogue_strip_scalar(y + r * ld, cols, 0, ep->residual ? ep->residual + r * ep->ldr : nullptr,
                           *ep);

@@ -42,8 +42,8 @@ namespace tile6x16 {
 namespace {
 constexpr int kMr = 6;
 constexpr int kNr = 16;
-constexpr ptrdiff_t kKc = 256;  // 16 KiB sliver of B per panel
-constexpr ptrdiff_t kMc = 144;  // 144 x 256 floats of A: 144 KiB
+constexpr ptrdiff_t kKc = 1024;  // B panel of up to 64 KiB, kept in L2
+constexpr ptrdiff_t kMc = 240;
 constexpr const char* kName = "f32_gemm_6x16__avx2";
 #include "f32_gemm_impl.inc"
 }  // namespace
@@ -57,8 +57,8 @@ namespace tile12x16 {
 namespace {
 constexpr int kMr = 12;
 constexpr int kNr = 16;
-constexpr ptrdiff_t kKc = 192;
-constexpr ptrdiff_t kMc = 144;
+constexpr ptrdiff_t kKc = 1024;
+constexpr ptrdiff_t kMc = 240;
 constexpr const char* kName = "f32_gemm_12x16__avx2";
 #include "f32_gemm_impl.inc"
 }  // namespace

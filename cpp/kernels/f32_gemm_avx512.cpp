@@ -37,10 +37,12 @@ struct V {
   static inline reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
 };
 
+// tile12x16 in f32_gemm_avx2.cpp mirrors this shape for tests: keep kMr, kKc, kMc and
+// two vectors per row in step with it.
 constexpr int kMr = 12;
 constexpr int kNr = 32;
-constexpr ptrdiff_t kKc = 192;  // 24 KiB sliver of B per panel
-constexpr ptrdiff_t kMc = 144;  // 144 x 192 floats of A: 108 KiB
+constexpr ptrdiff_t kKc = 1024;  // B panel of up to 128 KiB, kept in L2
+constexpr ptrdiff_t kMc = 240;
 constexpr const char* kName = "f32_gemm_12x32__avx512";
 
 #include "f32_gemm_impl.inc"

@@ -2,9 +2,13 @@
 #include "plan.h"
 
 #include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 
+#include "parallel.h"
 #include "steps.h"
 
 namespace pyrt {
@@ -28,6 +32,16 @@ size_t checked_add(size_t a, size_t b, const char* what) {
 size_t align_up(size_t n) { return checked_add(n, kAlign - 1, "buffer") / kAlign * kAlign; }
 
 }  // namespace
+
+double min_parallel_work() {
+  static const double w = [] {
+    const char* p = std::getenv("OMP_WAIT_POLICY");
+    std::string s = p ? p : "";
+    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s == "passive" ? double(1 << 20) : 65536.0;
+  }();
+  return w;
+}
 
 Plan::Plan(const KernelTable& kt, int threads) : kt_(kt), threads_(threads < 1 ? 1 : threads) {}
 
@@ -168,6 +182,17 @@ std::shared_ptr<const Plan::Layout> Plan::plan_layout(ptrdiff_t batch) const {
   lay->offset.assign(nv, 0);
   struct Item { int v; size_t size; };
   std::vector<Item> items;
+  // Inputs and outputs live outside the arena but must fit the same cap.
+  for (const Value& v : values_) {
+    if (v.kind == ValueKind::Const) continue;
+    const size_t bytes = checked_mul(checked_mul(static_cast<size_t>(v.per_sample),
+                                                 static_cast<size_t>(batch), "value"),
+                                     sizeof(float), "value");
+    if (bytes > kMemoryCap)
+      throw SizeError("batch " + std::to_string(batch) + " makes a tensor of " +
+                      std::to_string(bytes >> 20) + " MiB, more than the cap of " +
+                      std::to_string(kMemoryCap >> 20) + " MiB");
+  }
   for (int v = 0; v < nv; ++v) {
     if (values_[v].kind != ValueKind::Arena || values_[v].alias_of >= 0) continue;
     if (live_last_[v] < 0) continue;  // never used
@@ -225,7 +250,8 @@ size_t Plan::arena_bytes(ptrdiff_t batch) const {
   return layout_for(batch)->total;
 }
 
-void Plan::run(ptrdiff_t batch, const float* const* inputs, float* const* outputs) const {
+void Plan::run(ptrdiff_t batch, const float* const* inputs, float* const* outputs,
+               std::vector<double>* step_seconds) const {
   if (!final_) throw std::logic_error("plan is not finalized");
   if (batch < 0) throw std::invalid_argument("negative batch");
   if (batch == 0) return;
@@ -266,7 +292,16 @@ void Plan::run(ptrdiff_t batch, const float* const* inputs, float* const* output
     }
   }
   ExecCtx c{batch, threads_, ptr, reinterpret_cast<float*>(base + lay->scratch_offset)};
-  for (const auto& st : steps_) st->run(c);
+  if (step_seconds) {
+    step_seconds->assign(steps_.size(), 0.0);
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      steps_[i]->run(c);
+      (*step_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+  } else {
+    for (const auto& st : steps_) st->run(c);
+  }
 
   std::lock_guard<std::mutex> g(mu_);
   if (arena->capacity() <= kKeepArenaBytes) arenas_.push_back(std::move(arena));

@@ -88,7 +88,9 @@ class Plan {
 
   // ---- running (thread-safe after finalize)
   // inputs[i]: batch * input_per_sample(i) floats; outputs[i]: batch * output_per_sample(i).
-  void run(ptrdiff_t batch, const float* const* inputs, float* const* outputs) const;
+  // When step_seconds is given, it receives the wall time of every step (profiling).
+  void run(ptrdiff_t batch, const float* const* inputs, float* const* outputs,
+           std::vector<double>* step_seconds = nullptr) const;
   // Working memory a run with this batch needs (bytes); throws SizeError past the cap.
   size_t arena_bytes(ptrdiff_t batch) const;
 

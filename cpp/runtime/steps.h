@@ -20,8 +20,11 @@ struct EpilogueSpec {
 };
 
 // Spatial geometry of a conv/pool on NHWC images.
+// `images`: NHWC images per sample (1, or N of a graph with a fixed batch, which runs
+// as one sample).
 struct ConvGeom {
   int64_t H, W, C, OH, OW, OC, KH, KW, sh, sw, pt, pl, dh, dw;
+  int64_t images = 1;
 };
 
 // Multithreaded C = ep(A @ packed): splits M (multiples of mr) and N (multiples of nr).
@@ -30,8 +33,9 @@ void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, p
                    const Epilogue& ep);
 
 std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample);
-// Per sample, a row-major [R, S] matrix -> [S, R] (NCHW <-> NHWC).
-std::unique_ptr<Step> make_transpose_step(int threads, int x, int y, int64_t R, int64_t S);
+// Per sample, `images` row-major [R, S] matrices -> [S, R] (NCHW <-> NHWC).
+std::unique_ptr<Step> make_transpose_step(int threads, int x, int y, int64_t R, int64_t S,
+                                          int64_t images = 1);
 // y[rows, N] = ep(x[rows, K] @ W[K, N]) with rows = batch * rows_per_sample.
 std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, int y,
                                      int64_t rows_per_sample, int64_t K, int64_t N,
@@ -45,7 +49,7 @@ std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x
 std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
                                      const ConvGeom& g, bool is_max, bool count_include_pad);
 std::unique_ptr<Step> make_global_avgpool_step(const KernelTable& kt, int threads, int x, int y,
-                                               int64_t HW, int64_t C);
+                                               int64_t HW, int64_t C, int64_t images = 1);
 // y = a + b with broadcasting. dims: output dims in storage order, dims[0] = -1 for the
 // batch dimension (filled at run time); sa/sb: element strides of a and b per dim (0 =
 // broadcast; for dims[0] = -1 the per-sample size or 0).

@@ -10,10 +10,8 @@
 namespace pyrt {
 namespace {
 
-constexpr ptrdiff_t kGrain = 1 << 15;  // elements per task below which threads don't pay
-
 // Number of tasks for n elements: 1 when small, else one per thread.
-ptrdiff_t tasks_for(int threads, double n) { return n < 2.0 * kGrain ? 1 : threads; }
+ptrdiff_t tasks_for(int threads, double n) { return threads_for(threads, n); }
 
 void check_elt(const EltwiseConfig& e) {
   if (!e.add || !e.activation || !e.softmax)
@@ -32,14 +30,15 @@ struct CopyStep final : Step {
 
 struct TransposeStep final : Step {
   int threads;
-  int64_t R, S;
+  int64_t R, S, images;
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     constexpr ptrdiff_t B = 32;
     const ptrdiff_t rb = ceil_div(R, B);
-    const ptrdiff_t n = c.batch * rb;
-    const int t = double(c.batch) * double(R * S) < 2.0 * kGrain ? 1 : threads;
+    const ptrdiff_t nimg = c.batch * images;
+    const ptrdiff_t n = nimg * rb;
+    const int t = threads_for(threads, double(nimg) * double(R * S));
     parallel_for(t, n, [&](ptrdiff_t task, int) {
       const ptrdiff_t b = task / rb, r0 = (task % rb) * B, r1 = std::min<ptrdiff_t>(R, r0 + B);
       const float* xs = x + b * R * S;
@@ -91,7 +90,7 @@ struct AddStep final : Step {
     const bool vec = (da[nd - 1] == 0 || da[nd - 1] == 1) && (db[nd - 1] == 0 || db[nd - 1] == 1);
     ptrdiff_t outer = 1;
     for (int i = 0; i < nd - 1; ++i) outer *= dd[i];
-    const int t = double(outer) * double(inner) < 2.0 * kGrain ? 1 : threads;
+    const int t = threads_for(threads, double(outer) * double(inner));
     const ptrdiff_t tasks = std::min<ptrdiff_t>(outer, t);
     parallel_for(t, tasks, [&](ptrdiff_t task, int) {
       const ptrdiff_t o0 = task * outer / tasks, o1 = (task + 1) * outer / tasks;
@@ -193,13 +192,15 @@ std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample) {
   return s;
 }
 
-std::unique_ptr<Step> make_transpose_step(int threads, int x, int y, int64_t R, int64_t S) {
+std::unique_ptr<Step> make_transpose_step(int threads, int x, int y, int64_t R, int64_t S,
+                                          int64_t images) {
   auto s = std::make_unique<TransposeStep>();
   s->op = "transpose";
   s->kernel = "transpose_blocked";
   s->threads = threads;
   s->R = R;
   s->S = S;
+  s->images = images;
   s->reads = {x};
   s->writes = {y};
   return s;

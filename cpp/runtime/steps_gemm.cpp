@@ -15,21 +15,29 @@ void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, p
                    const Epilogue& ep) {
   if (M <= 0 || N <= 0) return;
   const double work = double(M) * double(N) * double(K > 0 ? K : 1);
-  if (threads <= 1 || work < 65536.0) {
+  if (threads_for(threads, work) <= 1) {
     g.run(M, N, K, A, lda, packed, C, ldc, &ep, 0, N);
     return;
   }
   const ptrdiff_t mr = g.mr, nr = g.nr;
   const ptrdiff_t mt = ceil_div(M, mr), nt = ceil_div(N, nr);
-  // Choose an nm x nn grid (nm * nn = threads) minimising the largest task; ties prefer
-  // splitting N (each task then streams only its part of the packed weights).
+  // Choose an nm x nn grid (nm * nn = target tasks) minimising the largest task: its
+  // multiply-adds per K (rows * cols) plus what it streams per K (rows of A, columns of
+  // the packed B), weighted as 8 flops per float. Small M then splits N (each task reads
+  // part of the weights); tall M splits M (each task reads part of A).
+  // Up to 4 tasks per thread when there is enough work, so threads the OS delays
+  // leave work to the others (parallel_for hands tasks out dynamically).
+  const int per = static_cast<int>(std::clamp(work / (double(threads) * 524288.0), 1.0, 4.0));
+  const int target = threads * per;
   ptrdiff_t best_nm = 1, best_nn = 1;
   double best = 1e300;
-  for (ptrdiff_t nm = 1; nm <= threads; ++nm) {
-    if (threads % nm) continue;
-    const ptrdiff_t nn = threads / nm;
+  for (ptrdiff_t nm = 1; nm <= target; ++nm) {
+    if (target % nm) continue;
+    const ptrdiff_t nn = target / nm;
     const ptrdiff_t a = std::min(nm, mt), b = std::min(nn, nt);
-    const double cost = double(ceil_div(mt, a)) * double(ceil_div(nt, b)) + 1e-3 * double(nm);
+    const double rows = double(std::min(M, ceil_div(mt, a) * mr));
+    const double cols = double(std::min(N, ceil_div(nt, b) * nr));
+    const double cost = rows * cols + 8.0 * (rows + cols);
     if (cost < best) {
       best = cost;
       best_nm = a;
@@ -139,12 +147,13 @@ struct ConvStep final : Step {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     const Epilogue e0 = make_ep(eps, eps.bias.empty() ? nullptr : eps.bias.data(), c, geo.OC);
-    const ptrdiff_t P = c.batch * geo.OH * geo.OW;
+    const ptrdiff_t P = c.batch * geo.images * geo.OH * geo.OW;
     ptrdiff_t t = tile;
     if (ceil_div(P, t) < threads) t = std::max<ptrdiff_t>(g.mr, ceil_div(ceil_div(P, threads), g.mr) * g.mr);
     t = std::min<ptrdiff_t>(t, tile);
     const ptrdiff_t tasks = ceil_div(P, t);
-    parallel_for(threads, tasks, [&](ptrdiff_t i, int tid) {
+    const int nt = threads_for(threads, double(P) * double(Kd) * double(geo.OC));
+    parallel_for(nt, tasks, [&](ptrdiff_t i, int tid) {
       const ptrdiff_t p0 = i * t, rows = std::min(t, P - p0);
       float* buf = c.scratch + size_t(tid) * size_t(tile) * size_t(Kd);
       im2col(x, p0, rows, buf);
@@ -191,7 +200,8 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
   const bool pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1 && q.pt == 0 &&
                          q.pl == 0 && q.OH == q.H && q.OW == q.W;
   if (pointwise) {
-    auto s = make_gemm_step(kt, threads, x, y, q.H * q.W, q.C, q.OC, B.data(), std::move(ep));
+    auto s = make_gemm_step(kt, threads, x, y, q.images * q.H * q.W, q.C, q.OC, B.data(),
+                            std::move(ep));
     s->op = "conv1x1";
     return s;
   }

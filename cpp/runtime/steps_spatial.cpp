@@ -28,8 +28,10 @@ struct DwConvStep final : Step {
     float* y = c.ptr[writes[0]];
     const float* res = eps.residual >= 0 ? c.ptr[eps.residual] : nullptr;
     const ptrdiff_t in_img = geo.H * geo.W * geo.C, out_img = geo.OH * geo.OW * geo.C;
-    const ptrdiff_t cpi = chunks_per_image(threads, c.batch, geo.OH);
-    parallel_for(threads, c.batch * cpi, [&](ptrdiff_t t, int) {
+    const ptrdiff_t nimg = c.batch * geo.images;
+    const int nt = threads_for(threads, double(nimg * geo.OH * geo.OW * geo.C) * double(geo.KH * geo.KW));
+    const ptrdiff_t cpi = chunks_per_image(nt, nimg, geo.OH);
+    parallel_for(nt, nimg * cpi, [&](ptrdiff_t t, int) {
       const ptrdiff_t n = t / cpi, ch = t % cpi;
       const ptrdiff_t oh0 = ch * geo.OH / cpi, oh1 = (ch + 1) * geo.OH / cpi;
       Epilogue e{};
@@ -57,8 +59,10 @@ struct PoolStep final : Step {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     const ptrdiff_t in_img = geo.H * geo.W * geo.C, out_img = geo.OH * geo.OW * geo.C;
-    const ptrdiff_t cpi = chunks_per_image(threads, c.batch, geo.OH);
-    parallel_for(threads, c.batch * cpi, [&](ptrdiff_t t, int) {
+    const ptrdiff_t nimg = c.batch * geo.images;
+    const int nt = threads_for(threads, double(nimg * geo.OH * geo.OW * geo.C) * double(geo.KH * geo.KW));
+    const ptrdiff_t cpi = chunks_per_image(nt, nimg, geo.OH);
+    parallel_for(nt, nimg * cpi, [&](ptrdiff_t t, int) {
       const ptrdiff_t n = t / cpi, ch = t % cpi;
       const ptrdiff_t oh0 = ch * geo.OH / cpi, oh1 = (ch + 1) * geo.OH / cpi;
       PoolArgs a{x + n * in_img, geo.H, geo.W, geo.C, geo.KH, geo.KW, geo.sh, geo.sw,
@@ -72,12 +76,13 @@ struct PoolStep final : Step {
 struct GapStep final : Step {
   void (*fn)(const float*, ptrdiff_t, ptrdiff_t, float*);
   int threads;
-  int64_t HW, C;
+  int64_t HW, C, images;
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
-    const int t = double(c.batch) * double(HW * C) < 65536.0 ? 1 : threads;
-    parallel_for(t, c.batch, [&](ptrdiff_t n, int) { fn(x + n * HW * C, HW, C, y + n * C); });
+    const ptrdiff_t nimg = c.batch * images;
+    const int t = threads_for(threads, double(nimg) * double(HW * C));
+    parallel_for(t, nimg, [&](ptrdiff_t n, int) { fn(x + n * HW * C, HW, C, y + n * C); });
   }
 };
 
@@ -120,7 +125,7 @@ std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, 
 }
 
 std::unique_ptr<Step> make_global_avgpool_step(const KernelTable& kt, int threads, int x, int y,
-                                               int64_t HW, int64_t C) {
+                                               int64_t HW, int64_t C, int64_t images) {
   if (!kt.pool.global_avgpool) throw std::runtime_error("no pooling kernel is registered for this ISA");
   auto s = std::make_unique<GapStep>();
   s->op = "global_avgpool";
@@ -129,6 +134,7 @@ std::unique_ptr<Step> make_global_avgpool_step(const KernelTable& kt, int thread
   s->threads = threads;
   s->HW = HW;
   s->C = C;
+  s->images = images;
   s->reads = {x};
   s->writes = {y};
   return s;

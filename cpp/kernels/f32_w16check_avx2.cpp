@@ -1,0 +1,33 @@
+// Test-only: the dwconv, pool and eltwise templates instantiated with simd_avx2x2.inc
+// (16-lane vectors made of two AVX2 halves), so the width-16 logic that AVX-512 runs is
+// tested on AVX2-only machines. Never placed in the dispatch table; reached only through
+// _core.testing with isa="avx2w16".
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "pyrt/kernels.h"
+
+namespace pyrt {
+namespace avx2w16 {
+namespace {
+#include "simd_avx2x2.inc"
+#include "vmath_impl.inc"
+#include "f32_dwconv_impl.inc"
+#include "f32_pool_impl.inc"
+#include "f32_eltwise_impl.inc"
+}  // namespace
+}  // namespace avx2w16
+
+// Declared in cpp/bindings/kern_testing_util.h.
+void register_all__avx2w16_testing(KernelTable& t) {
+  t.dwconv = DwConvConfig{"f32_dwconv__avx2w16", avx2w16::dw_packed_size, avx2w16::dw_pack,
+                          avx2w16::dw_run};
+  t.pool = PoolConfig{"f32_pool__avx2w16", avx2w16::maxpool, avx2w16::avgpool,
+                      avx2w16::global_avgpool};
+  t.eltwise = EltwiseConfig{"f32_eltwise__avx2w16", avx2w16::add, avx2w16::activation,
+                            avx2w16::epilogue, avx2w16::softmax};
+}
+
+}  // namespace pyrt
