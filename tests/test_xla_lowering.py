@@ -212,9 +212,10 @@ def test_op_parity(case):
         _compare(got, run_reference(g, x)[g.outputs[0]], f"{case} batch {batch} vs reference")
         if sess is not None:
             _compare(got, sess.run(x), f"{case} batch {batch} vs Session", 2 * TOL)
-    # the CPU Session refuses these three (batch-mixing reshapes, softmax over W):
-    # the float64 reference is their only judge
-    assert (sess is None) == (case in ("softmax_last_4d", "flatten_axis2", "reshape_m1_15"))
+    # the CPU Session may refuse only these (batch-mixing reshapes; softmax over W in
+    # older builds): then the float64 reference is their only judge
+    if sess is None:
+        assert case in ("softmax_last_4d", "flatten_axis2", "reshape_m1_15"), case
 
 
 def test_every_op_is_covered():
