@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -59,3 +62,10 @@ def ref_act(v: np.ndarray, act: str, lo: float = -np.inf, hi: float = np.inf) ->
             g = 0.5 * v * (1.0 + _erf(v / math.sqrt(2.0)))
             return np.where(v == -np.inf, 0.0, g)
     raise AssertionError(act)
+
+
+def run_python(code: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `python -c code` in a child process. Its cwd is this folder, so it imports the
+    package under test, never a source checkout that lacks the compiled module."""
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=os.path.dirname(os.path.abspath(__file__)))

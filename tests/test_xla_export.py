@@ -154,13 +154,12 @@ def test_missing_jax_gives_clear_error(monkeypatch, graph, tmp_path):
 
 def test_modules_import_without_jax():
     """pyruntime.xla and pyruntime.train import with JAX absent; calls then name the extra."""
-    import subprocess
+    from conftest import run_python
     code = ("import sys; sys.modules['jax'] = None; sys.modules['optax'] = None\n"
             "import pyruntime as rt, pyruntime.xla, pyruntime.train\n"
             "assert 'jax' not in {k for k, v in sys.modules.items() if v is not None}\n"
             "try:\n    pyruntime.train.distill(None, None, None)\n"
             "except rt.MissingDependencyError as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    out = run_python(code)
     assert out.returncode == 0, out.stderr
     assert "pip install pyruntime[xla]" in out.stdout
