@@ -30,13 +30,14 @@ from .info import info
 from .fileformat import load, save
 from .onnx_import import load_onnx
 from .session import Session, compile
-from . import nn, passes, serve, zoo
+from . import nn, passes, serve, train, xla, zoo
+from .train import distill
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DTypeError", "Error", "GraphError", "InputError", "IsaError", "MissingDependencyError",
     "ModelFormatError", "ShapeError", "UnsupportedOpError", "WeightShapeError", "Graph", "Node", "ValueInfo",
-    "Weight", "info", "load", "save", "load_onnx", "Session", "compile", "nn", "passes", "serve", "zoo",
+    "Weight", "info", "load", "save", "load_onnx", "Session", "compile", "nn", "passes", "serve", "train", "xla", "zoo", "distill",
     "__version__",
 ]

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
 import pyruntime as rt
 from pyruntime import _core
-from conftest import ALL_ISAS, SUPPORTED_ISAS
+from conftest import ALL_ISAS, SUPPORTED_ISAS, run_python
 
 
 def test_info_fields():
@@ -46,10 +45,7 @@ def test_kernel_names_per_isa(isa):
 def _info_in_subprocess(env_isa: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYRUNTIME_ISA=env_isa)
     code = "import pyruntime as rt, json; print(json.dumps(rt.info()['isa']))"
-    # cwd: the tests' own folder, so `-c` imports the package under test, never a source
-    # checkout without its compiled module.
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=os.path.dirname(__file__))
+    return run_python(code, env=env)
 
 
 @pytest.mark.parametrize("isa", SUPPORTED_ISAS)

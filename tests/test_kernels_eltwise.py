@@ -6,7 +6,6 @@ clip(NaN) = NaN); softmax of a row holding NaN or +inf is NaN for the whole row.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -14,38 +13,17 @@ import pytest
 import pyruntime as rt
 from pyruntime import _core
 
-from conftest import SUPPORTED_ISAS, isa_params
+from conftest import SUPPORTED_ISAS, isa_w16_params, ref_act
 
 T = _core.testing
 
 
-@pytest.fixture(params=isa_params() + [pytest.param(
-    "avx2w16", marks=pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="CPU lacks avx2"))])
+@pytest.fixture(params=isa_w16_params())
 def isa(request) -> str:
-    """Every ISA, plus avx2w16: the 16-lane (AVX-512) template logic built from AVX2 halves,
-    so the width-16 tails and blocking are tested on machines without AVX-512."""
+    """Every ISA plus avx2w16 (see conftest.isa_w16_params)."""
     return request.param
-_erf = np.vectorize(math.erf, otypes=[np.float64])
 ACTS = ["none", "relu", "clip", "sigmoid", "tanh", "gelu"]
 
-
-def ref_act(v: np.ndarray, act: str, lo: float, hi: float) -> np.ndarray:
-    v = v.astype(np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        if act == "none":
-            return v
-        if act == "relu":
-            return np.where(v < 0, 0.0, v)
-        if act == "clip":
-            return np.clip(v, lo, hi)
-        if act == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-v))
-        if act == "tanh":
-            return np.tanh(v)
-        if act == "gelu":
-            g = 0.5 * v * (1.0 + _erf(v / math.sqrt(2.0)))
-            return np.where(v == -np.inf, 0.0, g)
-    raise AssertionError(act)
 
 
 def wide_inputs(rng) -> np.ndarray:

@@ -15,28 +15,14 @@ import pytest
 import pyruntime as rt
 from pyruntime import _core
 
+from conftest import ref_act
+
 T = _core.testing
 #: Test-only kernel: AVX2 vectors in the AVX-512 kernel's tile shape (12 rows, two
 #: vectors per row, same blocking), so the template paths AVX-512 takes run here.
 AVX512_SHAPE = "avx2_12x16"
 ACTS = ("none", "relu", "clip", "sigmoid", "tanh", "gelu")
 
-
-def _act64(v: np.ndarray, act: str, lo: float, hi: float) -> np.ndarray:
-    if act == "none":
-        return v
-    if act == "relu":
-        return np.maximum(v, 0.0)
-    if act == "clip":
-        return np.minimum(np.maximum(v, lo), hi)
-    if act == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-v))
-    if act == "tanh":
-        return np.tanh(v)
-    if act == "gelu":
-        erf = np.vectorize(math.erf, otypes=[np.float64])
-        return 0.5 * v * (1.0 + erf(v / math.sqrt(2.0)))
-    raise AssertionError(act)
 
 
 def reference(A, B, bias=None, residual=None, act="none", lo=0.0, hi=0.0,
@@ -52,7 +38,7 @@ def reference(A, B, bias=None, residual=None, act="none", lo=0.0, hi=0.0,
         scale = scale + np.abs(residual)
         if not residual_after_act:
             v = v + residual.astype(np.float64)
-    v = _act64(v, act, lo, hi)
+    v = ref_act(v, act, lo, hi)
     if residual is not None and residual_after_act:
         v = v + residual.astype(np.float64)
     # gelu's slope reaches ~1.13, the others are <= 1: one bound serves all.

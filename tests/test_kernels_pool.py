@@ -8,16 +8,14 @@ import pytest
 import pyruntime as rt
 from pyruntime import _core
 
-from conftest import SUPPORTED_ISAS, isa_params
+from conftest import isa_w16_params
 
 T = _core.testing
 
 
-@pytest.fixture(params=isa_params() + [pytest.param(
-    "avx2w16", marks=pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="CPU lacks avx2"))])
+@pytest.fixture(params=isa_w16_params())
 def isa(request) -> str:
-    """Every ISA, plus avx2w16: the 16-lane (AVX-512) template logic built from AVX2 halves,
-    so the width-16 tails and blocking are tested on machines without AVX-512."""
+    """Every ISA plus avx2w16 (see conftest.isa_w16_params)."""
     return request.param
 
 

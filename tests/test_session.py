@@ -443,8 +443,8 @@ def test_arena_reuses_buffers(rng):
 def test_pyruntime_isa_env():
     """PYRUNTIME_ISA picks the kernels of isa=None sessions; a bad value is an IsaError."""
     import os
-    import subprocess
-    import sys
+
+    from conftest import run_python
     code = ("import numpy as np, pyruntime as rt\n"
             "from pyruntime.graph import Graph, Node, ValueInfo\n"
             "g = Graph([ValueInfo('x', (None, 3))], ['y'], [Node('Relu', ['x'], ['y'])])\n"
@@ -457,9 +457,7 @@ def test_pyruntime_isa_env():
 
     def run(value):
         env["PYRUNTIME_ISA"] = value
-        # cwd: the tests' folder, so `-c` imports the installed package, not the source tree
-        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                              text=True, timeout=120, cwd=os.path.dirname(__file__)).stdout.strip()
+        return run_python(code, env=env).stdout.strip()
 
     assert run("scalar") == "scalar [[0.0, 0.0, 2.0]]"
     assert run("nonsense") == "IsaError"

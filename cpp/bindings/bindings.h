@@ -9,6 +9,7 @@ void bind_testing_gemm(pybind11::module_& testing);
 void bind_testing_dwconv(pybind11::module_& testing);
 void bind_testing_pool(pybind11::module_& testing);
 void bind_testing_eltwise(pybind11::module_& testing);
+void bind_testing_transpose(pybind11::module_& testing);
 // Peak FLOP/s probe used by bench/.
 void bind_testing_peak(pybind11::module_& testing);
 // The compiled plan and its executor.

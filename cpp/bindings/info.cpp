@@ -27,6 +27,7 @@ py::dict kernels_of(const KernelTable& t) {
   d["dwconv"] = t.dwconv.name ? t.dwconv.name : "";
   d["pool"] = t.pool.name ? t.pool.name : "";
   d["eltwise"] = t.eltwise.name ? t.eltwise.name : "";
+  d["transpose"] = t.transpose.name ? t.transpose.name : "";
   return d;
 }
 }  // namespace

@@ -192,7 +192,7 @@ void bind_plan(py::module_& m) {
         const int64_t n = mul({images, R, S}, "transpose");
         if (n != s.p().per_sample(x) || n != s.p().per_sample(y))
           throw std::invalid_argument("transpose: images * R * S must equal the per-sample size");
-        s.p().add_step(make_transpose_step(s.p().threads(), x, y, R, S, images));
+        s.p().add_step(make_transpose_step(s.p().kernels(), s.p().threads(), x, y, R, S, images));
       }, py::arg("x"), py::arg("y"), py::arg("R"), py::arg("S"), py::arg("images") = 1)
       .def("gemm", [](PyPlan& s, int x, int y, int64_t rows, int64_t K, int64_t N,
                       const py::object& W, const py::object& bias, int residual, int act,

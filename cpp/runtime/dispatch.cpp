@@ -53,6 +53,7 @@ KernelTable build_table(Isa isa) {
   register_dwconv__scalar(t);
   register_pool__scalar(t);
   register_eltwise__scalar(t);
+  register_transpose__scalar(t);
   if (isa >= Isa::Avx2) {
     t.isa = Isa::Avx2;
     t.isa_name = "avx2";
@@ -60,6 +61,7 @@ KernelTable build_table(Isa isa) {
     register_dwconv__avx2(t);
     register_pool__avx2(t);
     register_eltwise__avx2(t);
+    register_transpose__avx2(t);
   }
   if (isa >= Isa::Avx512) {
     t.isa = Isa::Avx512;

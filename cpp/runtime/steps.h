@@ -34,7 +34,7 @@ void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, p
 
 std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample);
 // Per sample, `images` row-major [R, S] matrices -> [S, R] (NCHW <-> NHWC).
-std::unique_ptr<Step> make_transpose_step(int threads, int x, int y, int64_t R, int64_t S,
+std::unique_ptr<Step> make_transpose_step(const KernelTable& kt, int threads, int x, int y, int64_t R, int64_t S,
                                           int64_t images = 1);
 // y[rows, N] = ep(x[rows, K] @ W[K, N]) with rows = batch * rows_per_sample.
 std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, int y,

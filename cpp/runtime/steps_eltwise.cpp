@@ -29,25 +29,21 @@ struct CopyStep final : Step {
 };
 
 struct TransposeStep final : Step {
+  void (*transpose)(ptrdiff_t, ptrdiff_t, const float*, ptrdiff_t, float*, ptrdiff_t);
   int threads;
   int64_t R, S, images;
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
+    // Tasks are 32-row strips of one image's R x S matrix; each writes whole 32-float
+    // segments of the output rows.
     constexpr ptrdiff_t B = 32;
     const ptrdiff_t rb = ceil_div(R, B);
     const ptrdiff_t nimg = c.batch * images;
-    const ptrdiff_t n = nimg * rb;
     const int t = threads_for(threads, double(nimg) * double(R * S));
-    parallel_for(t, n, [&](ptrdiff_t task, int) {
+    parallel_for(t, nimg * rb, [&](ptrdiff_t task, int) {
       const ptrdiff_t b = task / rb, r0 = (task % rb) * B, r1 = std::min<ptrdiff_t>(R, r0 + B);
-      const float* xs = x + b * R * S;
-      float* ys = y + b * R * S;
-      for (ptrdiff_t s0 = 0; s0 < S; s0 += B) {
-        const ptrdiff_t s1 = std::min<ptrdiff_t>(S, s0 + B);
-        for (ptrdiff_t r = r0; r < r1; ++r)
-          for (ptrdiff_t s = s0; s < s1; ++s) ys[s * R + r] = xs[r * S + s];
-      }
+      transpose(r1 - r0, S, x + b * R * S + r0 * S, S, y + b * R * S + r0, R);
     });
   }
 };
@@ -192,11 +188,13 @@ std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample) {
   return s;
 }
 
-std::unique_ptr<Step> make_transpose_step(int threads, int x, int y, int64_t R, int64_t S,
-                                          int64_t images) {
+std::unique_ptr<Step> make_transpose_step(const KernelTable& kt, int threads, int x, int y,
+                                          int64_t R, int64_t S, int64_t images) {
+  if (!kt.transpose.transpose) throw std::invalid_argument("no transpose kernel in the table");
   auto s = std::make_unique<TransposeStep>();
   s->op = "transpose";
-  s->kernel = "transpose_blocked";
+  s->kernel = kt.transpose.name;
+  s->transpose = kt.transpose.transpose;
   s->threads = threads;
   s->R = R;
   s->S = S;

@@ -99,6 +99,15 @@ struct EltwiseConfig {
   void (*softmax)(ptrdiff_t rows, ptrdiff_t cols, const float* x, float* y);
 };
 
+// ------------------------------------------------------------- layout
+// y[c * ldy + r] = x[r * ldx + c] for r < rows, c < cols: the NCHW <-> NHWC boundary
+// transposes. Single-threaded; the executor splits rows.
+struct TransposeConfig {
+  const char* name;
+  void (*transpose)(ptrdiff_t rows, ptrdiff_t cols, const float* x, ptrdiff_t ldx, float* y,
+                    ptrdiff_t ldy);
+};
+
 // ------------------------------------------------------------ the table
 struct KernelTable {
   Isa isa;
@@ -107,6 +116,7 @@ struct KernelTable {
   DwConvConfig dwconv;
   PoolConfig pool;
   EltwiseConfig eltwise;
+  TransposeConfig transpose;
 };
 
 // Each kernel family file defines one of these per ISA; it overwrites its entry.
@@ -122,5 +132,8 @@ void register_pool__avx512(KernelTable& t);
 void register_eltwise__scalar(KernelTable& t);
 void register_eltwise__avx2(KernelTable& t);
 void register_eltwise__avx512(KernelTable& t);
+// Memory-bound 8x8 AVX2 blocks already saturate bandwidth: no AVX-512 variant.
+void register_transpose__scalar(KernelTable& t);
+void register_transpose__avx2(KernelTable& t);
 
 }  // namespace pyrt
