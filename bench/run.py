@@ -36,8 +36,12 @@ except ImportError:  # progress bars are optional
 
 # ----------------------------------------------------------------------------- timing
 def time_alternating(engines: dict[str, Callable[[], object]], *, blocks: int, calls: int,
-                     pause: float = 0.05, min_block_s: float = 0.0) -> dict[str, float]:
-    """Median seconds per call of each engine, timed in alternating blocks of calls."""
+                     pause: float = 0.3, min_block_s: float = 0.0) -> dict[str, float]:
+    """Median seconds per call of each engine, timed in alternating blocks of calls.
+
+    The pause between blocks outlasts the other engines' spinning workers: OpenBLAS
+    threads spin about 2**28 cycles (~0.1 s) after a call, onnxruntime's and OpenMP's
+    less, so each block starts with the cores free."""
     for fn in engines.values():  # warm up: plans, caches, thread pools
         for _ in range(3):
             fn()

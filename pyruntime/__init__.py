@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os as _os
 
-# OpenMP worker threads sleep instead of spinning between parallel steps. Spinning wins a
-# few microseconds per step on an idle machine but, when the cores are shared (a serving
-# process with other work, a busy CI box), spinning workers starve the thread they wait
-# for and a 2-thread MobileNet took 20x longer here. libgomp reads this when it loads, so
-# it is set before the native core is imported; export OMP_WAIT_POLICY=ACTIVE to choose
-# spinning on a dedicated machine.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP workers spin briefly, then sleep. A run's steps follow each other within
+# microseconds, so a short spin keeps the workers hot through a run (sleeping between
+# steps cost a MobileNet 50% here: every region paid a wake-up); sleeping soon after a
+# run keeps idle workers from starving other threads when cores are shared (libgomp's
+# default spins ~10x longer; spinning forever starved the thread they waited for and a
+# 2-thread MobileNet took 20x longer on a busy 2-core box). libgomp reads this when it
+# loads, so it is set before the native core is imported; set OMP_WAIT_POLICY or
+# GOMP_SPINCOUNT yourself to choose otherwise.
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ.setdefault("GOMP_SPINCOUNT", "30000")
 
 from .errors import (
     DTypeError,
