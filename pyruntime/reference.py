@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError, ShapeError
 from .graph import Graph, Node
-from .shapes import infer_shapes, node_attrs
+from .shapes import infer_shapes, node_attrs, pool_extent, window_out
 
 __all__ = ["run_reference", "gelu", "sigmoid", "apply_activation"]
 
@@ -117,12 +117,6 @@ def _eval(node: Node, a: dict, args: list) -> np.ndarray:
     raise AssertionError(op)
 
 
-def _out(size: int, k: int, s: int, d: int, p0: int, p1: int, ceil: bool) -> int:
-    span = size + p0 + p1 - d * (k - 1) - 1
-    out = (-(-span // s) if ceil else span // s) + 1
-    if ceil and (out - 1) * s >= size + p0:
-        out -= 1
-    return out
 
 
 def _taps(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, a: dict):
@@ -140,7 +134,7 @@ def _conv(x: np.ndarray, w: np.ndarray, a: dict) -> np.ndarray:
     g = a["group"]
     pt, pl, pb, pr = a["pads"]
     (sh, sw), (dh, dw) = a["strides"], a["dilations"]
-    oh, ow = _out(h, kh, sh, dh, pt, pb, False), _out(wd, kw, sw, dw, pl, pr, False)
+    oh, ow = window_out(h, kh, sh, dh, pt, pb), window_out(wd, kw, sw, dw, pl, pr)
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     y = np.zeros((n, g, o // g, oh, ow))
     wg = w.reshape(g, o // g, cg, kh, kw)
@@ -153,12 +147,8 @@ def _pool(x: np.ndarray, a: dict, is_max: bool) -> np.ndarray:
     n, c, h, w = x.shape
     kh, kw = a["kernel_shape"]
     pt, pl, pb, pr = a["pads"]
-    (sh, sw), (dh, dw) = a["strides"], a.get("dilations", (1, 1))
-    ceil = bool(a["ceil_mode"])
-    oh, ow = _out(h, kh, sh, dh, pt, pb, ceil), _out(w, kw, sw, dw, pl, pr, ceil)
     # Pad enough for every window (ceil mode may overhang past the explicit pads).
-    eb = max(pb, (oh - 1) * sh + dh * (kh - 1) + 1 - h - pt)
-    er = max(pr, (ow - 1) * sw + dw * (kw - 1) + 1 - w - pl)
+    oh, ow, eb, er = pool_extent(h, w, a)
     pad = ((0, 0), (0, 0), (pt, eb), (pl, er))
     inside = np.pad(np.ones((1, 1, h, w)), pad)  # 1 on real input elements
     in_pads = np.zeros_like(inside)  # 1 on input + explicit pads, 0 on ceil overhang

@@ -376,16 +376,35 @@ def _same(a: tuple, b: tuple) -> bool:
     return len(a) == len(b) and all(p == q for p, q in zip(a, b))
 
 
-def _out_size(where: str, size: int, k: int, s: int, d: int, p0: int, p1: int,
-              ceil: bool = False) -> int:
+def window_out(size: int, k: int, s: int, d: int, p0: int, p1: int, ceil: bool = False) -> int:
+    """Output length of one conv/pool axis (ONNX rule; ceil_mode drops a last window that
+    would start past the input and its leading pad)."""
     span = size + p0 + p1 - d * (k - 1) - 1
-    if span < 0:
-        _fail(where, "spatial size", f"input + pads >= dilated kernel {d * (k - 1) + 1}",
-              f"{size} + {p0} + {p1}")
     out = (-(-span // s) if ceil else span // s) + 1
-    if ceil and (out - 1) * s >= size + p0:  # last window must start inside input or pad
+    if ceil and (out - 1) * s >= size + p0:
         out -= 1
     return out
+
+
+def pool_extent(h: int, w: int, a: dict) -> tuple[int, int, int, int]:
+    """(oh, ow, bottom, right) of a pool node's attrs on an h x w input: the output size and
+    the bottom/right padding every window needs (ceil mode may overhang the explicit pads)."""
+    kh, kw = a["kernel_shape"]
+    pt, pl, pb, pr = a["pads"]
+    (sh, sw), (dh, dw) = a["strides"], a.get("dilations", (1, 1))
+    ceil = bool(a.get("ceil_mode", 0))
+    oh, ow = window_out(h, kh, sh, dh, pt, pb, ceil), window_out(w, kw, sw, dw, pl, pr, ceil)
+    eb = max(pb, (oh - 1) * sh + dh * (kh - 1) + 1 - h - pt)
+    er = max(pr, (ow - 1) * sw + dw * (kw - 1) + 1 - w - pl)
+    return oh, ow, eb, er
+
+
+def _out_size(where: str, size: int, k: int, s: int, d: int, p0: int, p1: int,
+              ceil: bool = False) -> int:
+    if size + p0 + p1 - d * (k - 1) - 1 < 0:
+        _fail(where, "spatial size", f"input + pads >= dilated kernel {d * (k - 1) + 1}",
+              f"{size} + {p0} + {p1}")
+    return window_out(size, k, s, d, p0, p1, ceil)
 
 
 def _conv(where: str, a: dict, x: tuple, w: tuple) -> tuple:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import DTypeError, GraphError, InputError, ShapeError, UnsupportedOpError
 from ..graph import Graph, Node
-from ..shapes import infer_shapes, node_attrs
+from ..shapes import infer_shapes, node_attrs, pool_extent
 from ._deps import require
 
 __all__ = ["lower", "dense_weights", "PRECISIONS"]
@@ -200,13 +200,6 @@ def _eval(jax: Any, prec: Any, node: Node, a: dict, args: list) -> Any:
     raise UnsupportedOpError(f"op {op!r} has no XLA lowering")  # validate() rejects it first
 
 
-def _out(size: int, k: int, s: int, d: int, p0: int, p1: int, ceil: bool) -> int:
-    """Output size of one pooled axis (ONNX rule, as shapes.py)."""
-    span = size + p0 + p1 - d * (k - 1) - 1
-    out = (-(-span // s) if ceil else span // s) + 1
-    if ceil and (out - 1) * s >= size + p0:
-        out -= 1
-    return out
 
 
 def _pool(jax: Any, x: Any, a: dict, is_max: bool) -> Any:
@@ -215,11 +208,8 @@ def _pool(jax: Any, x: Any, a: dict, is_max: bool) -> Any:
     kh, kw = a["kernel_shape"]
     pt, pl, pb, pr = a["pads"]
     (sh, sw), (dh, dw) = a["strides"], a.get("dilations", (1, 1))
-    ceil = bool(a["ceil_mode"])
-    oh, ow = _out(h, kh, sh, dh, pt, pb, ceil), _out(w, kw, sw, dw, pl, pr, ceil)
     # Ceil mode may need windows that overhang past the explicit bottom/right pads.
-    eb = max(pb, (oh - 1) * sh + dh * (kh - 1) + 1 - h - pt)
-    er = max(pr, (ow - 1) * sw + dw * (kw - 1) + 1 - w - pl)
+    oh, ow, eb, er = pool_extent(h, w, a)
     pad = ((0, 0), (0, 0), (pt, eb), (pl, er))
     dims, strides, dil = (1, 1, kh, kw), (1, 1, sh, sw), (1, 1, dh, dw)
     if is_max:
