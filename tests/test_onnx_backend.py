@@ -107,8 +107,8 @@ def test_summary_counts_and_table() -> None:
 def test_cli_prints_table_and_writes_json(tmp_path, capsys, pytestconfig) -> None:
     import json
 
-    cache = pytestconfig.cache.mkdir("pyruntime-onnx-node-cases") if pytestconfig.cache \
-        else None
+    cache = getattr(pytestconfig, "cache", None)  # absent under -p no:cacheprovider
+    cache = cache.mkdir("pyruntime-onnx-node-cases") if cache is not None else None
     out = tmp_path / "r.json"
     args = ["--runner", "reference", "--json", str(out)] + (["--cache", str(cache)]
                                                              if cache else [])
