@@ -40,7 +40,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DTypeError", "Error", "GraphError", "InputError", "IsaError", "MissingDependencyError",
-    "ModelFormatError", "ShapeError", "UnsupportedOpError", "WeightShapeError", "Graph", "Node", "ValueInfo",
-    "Weight", "info", "load", "save", "load_onnx", "Session", "compile", "nn", "passes", "serve", "train", "xla", "zoo", "distill",
+    "ModelFormatError", "ShapeError", "UnsupportedOpError", "WeightShapeError",
+    "Graph", "Node", "ValueInfo", "Weight",
+    "info", "load", "save", "load_onnx", "Session", "compile", "distill",
+    "nn", "passes", "serve", "train", "xla", "zoo",
     "__version__",
 ]
