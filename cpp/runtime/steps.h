@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "plan.h"
@@ -18,6 +20,19 @@ struct EpilogueSpec {
   float lo = 0.f, hi = 0.f;
   bool residual_after_act = false;
 };
+
+// What every step factory starts with: a step of type S with its op and kernel names and
+// the values it reads and writes.
+template <class S>
+std::unique_ptr<S> new_step(std::string op, std::string kernel, std::vector<int> reads,
+                            std::vector<int> writes) {
+  auto s = std::make_unique<S>();
+  s->op = std::move(op);
+  s->kernel = std::move(kernel);
+  s->reads = std::move(reads);
+  s->writes = std::move(writes);
+  return s;
+}
 
 // Spatial geometry of a conv/pool on NHWC images.
 // `images`: NHWC images per sample (1, or N of a graph with a fixed batch, which runs

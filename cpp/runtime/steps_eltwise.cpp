@@ -179,28 +179,20 @@ struct AffineStep final : Step {
 }  // namespace
 
 std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample) {
-  auto s = std::make_unique<CopyStep>();
-  s->op = "copy";
-  s->kernel = "memcpy";
+  auto s = new_step<CopyStep>("copy", "memcpy", {x}, {y});
   s->per_sample = per_sample;
-  s->reads = {x};
-  s->writes = {y};
   return s;
 }
 
 std::unique_ptr<Step> make_transpose_step(const KernelTable& kt, int threads, int x, int y,
                                           int64_t R, int64_t S, int64_t images) {
   if (!kt.transpose.transpose) throw std::invalid_argument("no transpose kernel in the table");
-  auto s = std::make_unique<TransposeStep>();
-  s->op = "transpose";
-  s->kernel = kt.transpose.name;
+  auto s = new_step<TransposeStep>("transpose", kt.transpose.name, {x}, {y});
   s->transpose = kt.transpose.transpose;
   s->threads = threads;
   s->R = R;
   s->S = S;
   s->images = images;
-  s->reads = {x};
-  s->writes = {y};
   return s;
 }
 
@@ -210,16 +202,12 @@ std::unique_ptr<Step> make_add_step(const KernelTable& kt, int threads, int a, i
   check_elt(kt.eltwise);
   if (dims.empty() || dims.size() > 16 || sa.size() != dims.size() || sb.size() != dims.size())
     throw std::invalid_argument("add: dims and strides must have the same rank (1..16)");
-  auto s = std::make_unique<AddStep>();
-  s->op = "add";
-  s->kernel = kt.eltwise.name;
+  auto s = new_step<AddStep>("add", kt.eltwise.name, {a, b}, {y});
   s->add = kt.eltwise.add;
   s->threads = threads;
   s->dims = std::move(dims);
   s->sa = std::move(sa);
   s->sb = std::move(sb);
-  s->reads = {a, b};
-  s->writes = {y};
   if (a_full) s->inplace_candidates.push_back(0);
   if (b_full) s->inplace_candidates.push_back(1);
   return s;
@@ -228,17 +216,13 @@ std::unique_ptr<Step> make_add_step(const KernelTable& kt, int threads, int a, i
 std::unique_ptr<Step> make_activation_step(const KernelTable& kt, int threads, int x, int y,
                                            int64_t per_sample, Act act, float lo, float hi) {
   check_elt(kt.eltwise);
-  auto s = std::make_unique<ActStep>();
-  s->op = "activation";
-  s->kernel = kt.eltwise.name;
+  auto s = new_step<ActStep>("activation", kt.eltwise.name, {x}, {y});
   s->fn = kt.eltwise.activation;
   s->threads = threads;
   s->per_sample = per_sample;
   s->act = act;
   s->lo = lo;
   s->hi = hi;
-  s->reads = {x};
-  s->writes = {y};
   s->inplace_candidates = {0};
   return s;
 }
@@ -246,15 +230,11 @@ std::unique_ptr<Step> make_activation_step(const KernelTable& kt, int threads, i
 std::unique_ptr<Step> make_softmax_step(const KernelTable& kt, int threads, int x, int y,
                                         int64_t rows_per_sample, int64_t cols) {
   check_elt(kt.eltwise);
-  auto s = std::make_unique<SoftmaxStep>();
-  s->op = "softmax";
-  s->kernel = kt.eltwise.name;
+  auto s = new_step<SoftmaxStep>("softmax", kt.eltwise.name, {x}, {y});
   s->fn = kt.eltwise.softmax;
   s->threads = threads;
   s->rows = rows_per_sample;
   s->cols = cols;
-  s->reads = {x};
-  s->writes = {y};
   s->inplace_candidates = {0};
   return s;
 }
@@ -263,16 +243,12 @@ std::unique_ptr<Step> make_affine_step(int threads, int x, int y, int64_t rows_p
                                        int64_t C, std::vector<float> scale, std::vector<float> bias) {
   if (scale.size() != size_t(C) || bias.size() != size_t(C))
     throw std::invalid_argument("affine: scale and bias need one value per channel");
-  auto s = std::make_unique<AffineStep>();
-  s->op = "batchnorm";
-  s->kernel = "affine_scalar";
+  auto s = new_step<AffineStep>("batchnorm", "affine_scalar", {x}, {y});
   s->threads = threads;
   s->rows = rows_per_sample;
   s->C = C;
   s->scale = std::move(scale);
   s->bias = std::move(bias);
-  s->reads = {x};
-  s->writes = {y};
   s->inplace_candidates = {0};
   return s;
 }

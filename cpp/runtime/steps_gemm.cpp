@@ -170,18 +170,14 @@ std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, 
                                      int64_t rows_per_sample, int64_t K, int64_t N,
                                      const float* W, EpilogueSpec ep) {
   check_gemm(kt.gemm);
-  auto s = std::make_unique<GemmStep>();
-  s->op = "gemm";
-  s->kernel = kt.gemm.name;
+  auto s = new_step<GemmStep>("gemm", kt.gemm.name, {x}, {y});
   s->g = kt.gemm;
   s->threads = threads;
   s->rows = rows_per_sample;
   s->K = K;
   s->N = N;
   s->packed = pack_gemm(kt.gemm, K, N, W, N);
-  s->reads = {x};
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
-  s->writes = {y};
   s->eps = std::move(ep);
   return s;
 }
@@ -205,9 +201,7 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
     s->op = "conv1x1";
     return s;
   }
-  auto s = std::make_unique<ConvStep>();
-  s->op = "conv";
-  s->kernel = std::string("im2col+") + kt.gemm.name;
+  auto s = new_step<ConvStep>("conv", std::string("im2col+") + kt.gemm.name, {x}, {y});
   s->g = kt.gemm;
   s->threads = threads;
   s->geo = q;
@@ -217,9 +211,7 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
   tile = std::clamp<int64_t>(tile, 64, 256);
   s->tile = std::max<int64_t>(mr, tile / mr * mr);
   s->packed = pack_gemm(kt.gemm, Kd, q.OC, B.data(), q.OC);
-  s->reads = {x};
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
-  s->writes = {y};
   s->eps = std::move(ep);
   return s;
 }

@@ -93,17 +93,13 @@ std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x
   const DwConvConfig& k = kt.dwconv;
   if (!k.run || !k.pack || !k.packed_size)
     throw std::runtime_error("no depthwise conv kernel is registered for this ISA");
-  auto s = std::make_unique<DwConvStep>();
-  s->op = "dwconv";
-  s->kernel = k.name;
+  auto s = new_step<DwConvStep>("dwconv", k.name, {x}, {y});
   s->k = k;
   s->threads = threads;
   s->geo = g;
   s->packed = AlignedFloats(k.packed_size(g.KH, g.KW, g.C));
   k.pack(W, g.KH, g.KW, g.C, s->packed.get());
-  s->reads = {x};
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
-  s->writes = {y};
   s->eps = std::move(ep);
   return s;
 }
@@ -112,31 +108,23 @@ std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, 
                                      const ConvGeom& g, bool is_max, bool count_include_pad) {
   auto fn = is_max ? kt.pool.maxpool : kt.pool.avgpool;
   if (!fn) throw std::runtime_error("no pooling kernel is registered for this ISA");
-  auto s = std::make_unique<PoolStep>();
-  s->op = is_max ? "maxpool" : "avgpool";
-  s->kernel = kt.pool.name;
+  auto s = new_step<PoolStep>(is_max ? "maxpool" : "avgpool", kt.pool.name, {x}, {y});
   s->fn = fn;
   s->threads = threads;
   s->geo = g;
   s->count_include_pad = count_include_pad;
-  s->reads = {x};
-  s->writes = {y};
   return s;
 }
 
 std::unique_ptr<Step> make_global_avgpool_step(const KernelTable& kt, int threads, int x, int y,
                                                int64_t HW, int64_t C, int64_t images) {
   if (!kt.pool.global_avgpool) throw std::runtime_error("no pooling kernel is registered for this ISA");
-  auto s = std::make_unique<GapStep>();
-  s->op = "global_avgpool";
-  s->kernel = kt.pool.name;
+  auto s = new_step<GapStep>("global_avgpool", kt.pool.name, {x}, {y});
   s->fn = kt.pool.global_avgpool;
   s->threads = threads;
   s->HW = HW;
   s->C = C;
   s->images = images;
-  s->reads = {x};
-  s->writes = {y};
   return s;
 }
 
