@@ -24,58 +24,57 @@ inline void tap_range(ptrdiff_t o, ptrdiff_t s, ptrdiff_t p, ptrdiff_t d, ptrdif
   *k1 = hi;
 }
 
-void maxpool(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
-  const ptrdiff_t C = a->C;
+// Walks output rows [oh0, oh1): for each output pixel, init(yp) once, tap(yp, xp) for
+// every window tap inside the image, then finish(yp, taps inside).
+template <class Init, class Tap, class Finish>
+void for_each_window(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1, Init init, Tap tap,
+                     Finish finish) {
   for (ptrdiff_t oh = oh0; oh < oh1; ++oh) {
     ptrdiff_t kh0, kh1;
     tap_range(oh, a->sh, a->pt, a->dh, a->KH, a->H, &kh0, &kh1);
     for (ptrdiff_t ow = 0; ow < a->OW; ++ow) {
       ptrdiff_t kw0, kw1;
       tap_range(ow, a->sw, a->pl, a->dw, a->KW, a->W, &kw0, &kw1);
-      float* yp = a->y + (oh * a->OW + ow) * C;
-      for (ptrdiff_t c = 0; c < C; ++c) yp[c] = -__builtin_inff();
+      float* yp = a->y + (oh * a->OW + ow) * a->C;
+      init(yp);
       for (ptrdiff_t kh = kh0; kh < kh1; ++kh) {
         const ptrdiff_t ih = oh * a->sh - a->pt + kh * a->dh;
         for (ptrdiff_t kw = kw0; kw < kw1; ++kw) {
           const ptrdiff_t iw = ow * a->sw - a->pl + kw * a->dw;
-          const float* xp = a->x + (ih * a->W + iw) * C;
-          for (ptrdiff_t c = 0; c < C; ++c) {
-            const float v = xp[c];
-            if (v > yp[c] || v != v) {
-              if (yp[c] == yp[c]) yp[c] = v;  // once NaN, stays NaN
-            }
-          }
+          tap(yp, a->x + (ih * a->W + iw) * a->C);
         }
       }
+      finish(yp, (kh1 - kh0) * (kw1 - kw0));
     }
   }
 }
 
+void maxpool(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
+  const ptrdiff_t C = a->C;
+  for_each_window(
+      a, oh0, oh1, [C](float* yp) { for (ptrdiff_t c = 0; c < C; ++c) yp[c] = -__builtin_inff(); },
+      [C](float* yp, const float* xp) {
+        for (ptrdiff_t c = 0; c < C; ++c) {
+          const float v = xp[c];
+          if (v > yp[c] || v != v) {
+            if (yp[c] == yp[c]) yp[c] = v;  // once NaN, stays NaN
+          }
+        }
+      },
+      [](float*, ptrdiff_t) {});
+}
+
 void avgpool(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
   const ptrdiff_t C = a->C;
-  for (ptrdiff_t oh = oh0; oh < oh1; ++oh) {
-    ptrdiff_t kh0, kh1;
-    tap_range(oh, a->sh, a->pt, a->dh, a->KH, a->H, &kh0, &kh1);
-    for (ptrdiff_t ow = 0; ow < a->OW; ++ow) {
-      ptrdiff_t kw0, kw1;
-      tap_range(ow, a->sw, a->pl, a->dw, a->KW, a->W, &kw0, &kw1);
-      float* yp = a->y + (oh * a->OW + ow) * C;
-      for (ptrdiff_t c = 0; c < C; ++c) yp[c] = 0.0f;
-      for (ptrdiff_t kh = kh0; kh < kh1; ++kh) {
-        const ptrdiff_t ih = oh * a->sh - a->pt + kh * a->dh;
-        for (ptrdiff_t kw = kw0; kw < kw1; ++kw) {
-          const ptrdiff_t iw = ow * a->sw - a->pl + kw * a->dw;
-          const float* xp = a->x + (ih * a->W + iw) * C;
-          for (ptrdiff_t c = 0; c < C; ++c) yp[c] += xp[c];
-        }
-      }
-      const ptrdiff_t count =
-          a->count_include_pad ? a->KH * a->KW : (kh1 - kh0) * (kw1 - kw0);
-      if (count == 0) continue;  // empty window: 0
-      const float inv = 1.0f / static_cast<float>(count);
-      for (ptrdiff_t c = 0; c < C; ++c) yp[c] *= inv;
-    }
-  }
+  for_each_window(
+      a, oh0, oh1, [C](float* yp) { for (ptrdiff_t c = 0; c < C; ++c) yp[c] = 0.0f; },
+      [C](float* yp, const float* xp) { for (ptrdiff_t c = 0; c < C; ++c) yp[c] += xp[c]; },
+      [a, C](float* yp, ptrdiff_t inside) {
+        const ptrdiff_t count = a->count_include_pad ? a->KH * a->KW : inside;
+        if (count == 0) return;  // empty window: 0
+        const float inv = 1.0f / static_cast<float>(count);
+        for (ptrdiff_t c = 0; c < C; ++c) yp[c] *= inv;
+      });
 }
 
 void global_avgpool(const float* x, ptrdiff_t HW, ptrdiff_t C, float* y) {
