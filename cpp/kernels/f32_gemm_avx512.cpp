@@ -43,6 +43,7 @@ constexpr int kMr = 12;
 constexpr int kNr = 32;
 constexpr ptrdiff_t kKc = 1024;  // B panel of up to 128 KiB, kept in L2
 constexpr ptrdiff_t kMc = 240;
+constexpr ptrdiff_t kNc = 8;     // panels per N chunk (C block 240 x 256 beside A in L2)
 constexpr const char* kName = "f32_gemm_12x32__avx512";
 
 #include "f32_gemm_impl.inc"
