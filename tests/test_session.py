@@ -119,6 +119,14 @@ def test_conv(isa, rng, cin, cout, k, stride, pads, dil, batch):
     check(b.graph(y), x_of(rng, batch, cin, 11, 9), isa)
 
 
+def test_thin_images_cross_the_layout_boundary_in_strips(isa, rng):
+    """3-channel input and 5-channel output images large enough that the NCHW<->NHWC
+    transposes cut them into column strips (and ragged 8x8 tiles) across threads."""
+    b = GB(rng, {"x": (None, 3, 97, 101)})
+    y = b.conv("x", 3, 5, 1)
+    check(b.graph(y), x_of(rng, 3, 3, 97, 101), isa)
+
+
 def test_conv_large_batch_residual_clip(isa, rng):
     b = GB(rng, {"x": (None, 8, 7, 7)})
     r = b.conv("x", 8, 8, 1)

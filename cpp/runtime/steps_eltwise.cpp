@@ -35,15 +35,20 @@ struct TransposeStep final : Step {
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
-    // Tasks are 32-row strips of one image's R x S matrix; each writes whole 32-float
-    // segments of the output rows.
+    // Tasks are 32-row strips of one image's R x S matrix (each writes whole 32-float
+    // segments of the output rows), cut into column strips of >= 16K elements when the
+    // strips are long (a 3-channel NCHW image is one 3-row strip).
     constexpr ptrdiff_t B = 32;
     const ptrdiff_t rb = ceil_div(R, B);
+    const ptrdiff_t cw = std::max<ptrdiff_t>(64, ceil_div(16384 / std::min<ptrdiff_t>(R, B), 8) * 8);
+    const ptrdiff_t cb = ceil_div(S, cw);
     const ptrdiff_t nimg = c.batch * images;
     const int t = threads_for(threads, double(nimg) * double(R * S));
-    parallel_for(t, nimg * rb, [&](ptrdiff_t task, int) {
-      const ptrdiff_t b = task / rb, r0 = (task % rb) * B, r1 = std::min<ptrdiff_t>(R, r0 + B);
-      transpose(r1 - r0, S, x + b * R * S + r0 * S, S, y + b * R * S + r0, R);
+    parallel_for(t, nimg * rb * cb, [&](ptrdiff_t task, int) {
+      const ptrdiff_t b = task / (rb * cb), rest = task % (rb * cb);
+      const ptrdiff_t r0 = (rest / cb) * B, r1 = std::min<ptrdiff_t>(R, r0 + B);
+      const ptrdiff_t s0 = (rest % cb) * cw, s1 = std::min<ptrdiff_t>(S, s0 + cw);
+      transpose(r1 - r0, s1 - s0, x + b * R * S + r0 * S + s0, S, y + b * R * S + s0 * R + r0, R);
     });
   }
 };
