@@ -16,6 +16,7 @@ import pytest
 
 import pyruntime as rt
 from pyruntime import serve
+from pyruntime.serve.batching import BatchCost
 from test_serve_fakes import WAIT, Fake, req, wait_until
 
 
@@ -140,6 +141,40 @@ def test_waits_to_fill_only_while_requests_arrive():
                 fu.result(timeout=WAIT)
         st = lb.stats()["overall"]
     assert st["requests"] == 48 and st["batches"] < 48 / 2
+
+
+def test_no_fill_wait_that_cannot_pay_off():
+    """Two closed-loop callers, two cheap replicas and a long max_delay_ms: the requests
+    in flight run on the other replica, and their callers come back only after it;
+    waiting for them would idle one replica (and used to add up to max_delay_ms per
+    request). A batch waits at most its replica's per-batch cost, and never while
+    another replica idles."""
+    fs = [Fake(delay=0.002), Fake(delay=0.002)]
+    with _lb(fs, max_batch_size=8, max_delay_ms=200) as lb:
+        def client(k):
+            return [lb.infer(req(k * 100 + j)) for j in range(25)]
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(2) as ex:
+            for fu in [ex.submit(client, k) for k in range(2)]:
+                fu.result(timeout=WAIT)
+        wall = time.monotonic() - t0
+    assert wall < 0.75, wall  # ~0.1 s; the wait used to make it ~1.5 s
+
+
+def test_batch_cost_fit():
+    c = BatchCost()
+    assert c.fixed() == 0.0
+    for rows in [1, 4, 2, 8, 3, 16, 1, 5] * 5:
+        c.add(rows, 0.002 + 0.0001 * rows)
+    assert c.fixed() == pytest.approx(0.002, rel=1e-6)
+    same = BatchCost()
+    for _ in range(10):
+        same.add(4, 0.01)           # no spread in sizes: half the batch time
+    assert same.fixed() == pytest.approx(0.005)
+    flat = BatchCost()
+    for rows in [1, 9] * 4:
+        flat.add(rows, 0.003)       # size does not matter: all of it is per batch
+    assert flat.fixed() == pytest.approx(0.003)
 
 
 # ----------------------------------------------------------------- priorities

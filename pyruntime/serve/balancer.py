@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import DTypeError, InputError, ShapeError
-from .batching import BatchQueue
+from .batching import BatchCost, BatchQueue
 from .errors import Closed, DeadlineExceeded, Overloaded, ReplicaFailed
 from .metrics import Metrics, prometheus
 from .policies import Policy, make_policy
@@ -75,7 +75,7 @@ def _pos_float(name: str, v: Any, allow_zero: bool) -> float:
 
 class _Replica:
     __slots__ = ("index", "target", "weight", "queue", "cond", "wake", "state", "consecutive",
-                 "probe_at", "outstanding", "busy", "metrics", "thread", "cap")
+                 "probe_at", "outstanding", "busy", "metrics", "thread", "cap", "cost")
 
     def __init__(self, index: int, target: Any, weight: float, queue: BatchQueue,
                  cond: threading.Condition, cap: int) -> None:
@@ -93,6 +93,7 @@ class _Replica:
         self.metrics = Metrics()
         self.thread: threading.Thread | None = None
         self.cap = cap            # largest batch (rows) it takes
+        self.cost = BatchCost()   # compute time fit, for how long filling may wait
 
 
 class LoadBalancer:
@@ -114,8 +115,11 @@ class LoadBalancer:
     `max_batch_size` rows (a larger request runs alone); results are split back per
     request. An idle replica takes what waits at once; it waits up to `max_delay_ms`
     to fill its batch only while other requests are in flight and requests keep
-    arriving (so a lone caller at low load never waits; `max_delay_ms=0` never waits). Higher `priority` first,
-    then oldest first.
+    arriving, in slices no longer than its measured per-batch cost (what a fuller batch
+    saves), and never while another replica of the shared queue idles. So a lone caller
+    never waits, cheap CPU batches wait little, and replicas with a large per-batch cost
+    (GPU launches) fill up; `max_delay_ms=0` never waits. Higher `priority` first, then
+    oldest first.
 
     `timeout` (seconds) bounds the time until a request's compute starts: past it the
     request is dropped with `DeadlineExceeded` (a TimeoutError), never computed late.
@@ -489,6 +493,12 @@ class LoadBalancer:
             f"deadline passed after {waited * 1e3:.1f} ms {what} (timeout "
             f"{(req.deadline - req.t_submit) * 1e3:.1f} ms); not computed"))
 
+    def _other_idle(self, r: _Replica) -> bool:
+        """Shared queue: another in-service replica waits for work."""
+        if not self._policy.pull:
+            return False
+        return any(o is not r and o.state == _IN and not o.busy for o in self._replicas)
+
     def _eligible(self, r: _Replica) -> Callable[[Request], bool]:
         def ok(req: Request) -> bool:
             if r.index not in req.failed_on:
@@ -543,9 +553,16 @@ class LoadBalancer:
             self._running += 1
             rows = sum(q.rows for q in batch)
             # Fill only while other requests are in flight (their callers come back
-            # soon): a lone caller never waits. Each wait slice is ~2 arrival gaps; a
-            # slice without an arrival ends the wait.
-            if rows < r.cap and self._max_delay > 0 and len(self._pending) > len(batch):
+            # soon): a lone caller never waits. A wait slice lasts the replica's fixed
+            # per-batch cost (what a fuller batch saves; at most ~2 arrival gaps), and
+            # only when an arrival is likely within it; a slice without an arrival ends
+            # the wait. So CPU replicas with cheap batches wait little, and replicas
+            # with a large per-batch cost (GPU launches) wait up to max_delay.
+            # With a shared queue, never while another replica idles: it would take
+            # the arrivals at once, so waiting here only adds latency.
+            fixed = r.cost.fixed()
+            if rows < r.cap and self._max_delay > 0 and len(self._pending) > len(batch) \
+                    and fixed >= 0.5 * self._gap and not self._other_idle(r):
                 end = min(q.t_submit for q in batch) + self._max_delay
                 for q in batch:
                     if q.deadline is not None:
@@ -557,14 +574,14 @@ class LoadBalancer:
                         break
                     last = self._last_arrival
                     # not woken per arrival: sleep the slice, then take all that came
-                    r.wake.wait(min(end - now, max(2 * self._gap, 1e-4)))
+                    r.wake.wait(min(end - now, 2 * self._gap, fixed))
                     more, exp = r.queue.take(r.cap - rows, elig, key, time.monotonic())
                     self._queued -= len(more) + len(exp)
                     done += [self._expire(q) for q in exp]
                     batch += more
                     rows += sum(q.rows for q in more)
-                    if not more and self._last_arrival == last:
-                        break   # nothing arrived: stop waiting
+                    if not more and self._last_arrival == last or self._other_idle(r):
+                        break   # nothing arrived, or another replica is free: run now
             return "run", batch, done
 
     # ------------------------------------------------------------------ threads
@@ -651,6 +668,7 @@ class LoadBalancer:
                     c["rows"] += rows
                 r.metrics.batch.add(rows)
                 r.metrics.compute.add(t1 - t0)
+                r.cost.add(rows, t1 - t0)
             if err is None:
                 if live:
                     r.consecutive = 0

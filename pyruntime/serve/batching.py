@@ -127,3 +127,34 @@ class BatchQueue:
         self.size = 0
         self._dead = 0
         return out
+
+
+class BatchCost:
+    """Online fit of a replica's batch compute time as `fixed + per_row * rows`
+    (least squares with exponential forgetting). `fixed` is the per-batch cost that
+    waiting to fill a batch can amortize: a replica never idles longer than that."""
+
+    __slots__ = ("_n", "_b", "_bb", "_t", "_bt")
+
+    def __init__(self) -> None:
+        self._n = self._b = self._bb = self._t = self._bt = 0.0
+
+    def add(self, rows: int, seconds: float, decay: float = 0.98) -> None:
+        self._n = decay * self._n + 1.0
+        self._b = decay * self._b + rows
+        self._bb = decay * self._bb + rows * rows
+        self._t = decay * self._t + seconds
+        self._bt = decay * self._bt + rows * seconds
+
+    def fixed(self) -> float:
+        """Estimated per-batch seconds (0 before any sample). With too little spread in
+        batch sizes to fit a slope, half the mean batch time."""
+        n = self._n
+        if n == 0.0:
+            return 0.0
+        mb, mt = self._b / n, self._t / n
+        var = self._bb / n - mb * mb
+        if var < 0.25:
+            return 0.5 * mt
+        slope = max(0.0, (self._bt / n - mb * mt) / var)
+        return min(mt, max(0.0, mt - slope * mb))
