@@ -14,4 +14,6 @@ void bind_testing_transpose(pybind11::module_& testing);
 void bind_testing_peak(pybind11::module_& testing);
 // The compiled plan and its executor.
 void bind_plan(pybind11::module_& m);
+// The native serving engine (pyruntime.serve on compiled CPU Sessions).
+void bind_serve(pybind11::module_& m);
 }  // namespace pyrt

@@ -13,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
   pyrt::bind_testing_transpose(testing);
   pyrt::bind_testing_peak(testing);
   pyrt::bind_plan(m);
+  pyrt::bind_serve(m);
 }

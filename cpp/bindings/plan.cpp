@@ -13,6 +13,7 @@
 #include "../runtime/plan.h"
 #include "../runtime/steps.h"
 #include "bindings.h"
+#include "pyplan.h"
 #include "pyrt/dispatch.h"
 
 namespace py = pybind11;
@@ -48,12 +49,6 @@ void check_residual(Plan& p, int residual, int y) {
     throw std::invalid_argument("residual: size does not match the output");
 }
 
-struct PyPlan {
-  std::unique_ptr<Plan> plan;
-  std::vector<std::vector<py::ssize_t>> out_tails;  // output shapes without the batch
-
-  Plan& p() { return *plan; }
-};
 
 const KernelTable& table_for(const py::object& isa) {
   if (isa.is_none()) return kernel_table();

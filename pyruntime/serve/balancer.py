@@ -23,6 +23,7 @@ from ..errors import DTypeError, InputError, ShapeError
 from .batching import BatchCost, BatchQueue
 from .errors import Closed, DeadlineExceeded, Overloaded, ReplicaFailed
 from .metrics import Metrics, prometheus
+from .native import NativeLane, native_capable
 from .policies import Policy, make_policy
 from .request import DONE, QUEUED, TAKEN, Request, Waiter, pack, split
 
@@ -142,7 +143,7 @@ class LoadBalancer:
                  max_delay_ms: float = 2.0, max_queue: int = 1024,
                  policy: str | Policy = "shared", weights: Sequence[float] | None = None,
                  max_retries: int = 2, evict_after: int = 3,
-                 probe_interval_s: float = 1.0) -> None:
+                 probe_interval_s: float = 1.0, engine: str = "auto") -> None:
         from ..graph import Graph
         from ..session import Session, compile as rt_compile
 
@@ -188,6 +189,12 @@ class LoadBalancer:
                 raise InputError(f"weights: expected {n} numbers (one per replica), got {len(w)}")
             w = [_pos_float(f"weights[{i}]", v, False) for i, v in enumerate(w)]
         self._policy = make_policy(policy, n)
+        if engine not in ("auto", "native", "python"):
+            raise InputError(f"engine: expected 'auto', 'native' or 'python', got {engine!r}")
+        why = native_capable(targets) if self._policy.pull else \
+            f"policy {self._policy.name!r} routes in Python (only 'shared' runs natively)"
+        if engine == "native" and why is not None:
+            raise InputError(f"engine='native' cannot serve these replicas: {why}")
         self._lock = threading.Lock()
         shared_q = BatchQueue() if self._policy.pull else None
         shared_c = threading.Condition(self._lock) if self._policy.pull else None
@@ -223,6 +230,12 @@ class LoadBalancer:
         self._closing = False
         self._stopping = False
         self._closed = threading.Event()
+        self._native: NativeLane | None = None
+        if engine != "python" and why is None:
+            self._native = NativeLane(targets, [r.cap for r in self._replicas], self._max_delay,
+                                      self.max_queue, self.max_retries, self.evict_after,
+                                      self.probe_interval_s)
+            return
         for r in self._replicas:
             r.thread = threading.Thread(target=self._worker, args=(r,), daemon=True,
                                         name=f"pyruntime-serve-replica-{r.index}")
@@ -271,6 +284,8 @@ class LoadBalancer:
         error. Raises at once: `Closed` after close, `Overloaded` when `max_queue`
         requests wait, `ReplicaFailed` when no replica is in service, input errors."""
         x, timeout, priority = self._validate(x, timeout, priority)
+        if self._native is not None:
+            return self._native.submit(x, timeout, priority)
         return self._submit(x, timeout, priority, time.monotonic())
 
     def _note_arrival(self, now: float) -> None:
@@ -316,6 +331,8 @@ class LoadBalancer:
         runs in the calling thread on an idle replica (held exactly as its worker would hold
         it): the same result and bookkeeping without two thread hand-offs."""
         x, timeout, priority = self._validate(x, timeout, priority)
+        if self._native is not None:
+            return self._native.infer(x, timeout, priority)
         if not self._policy.pull:
             return self._submit(x, timeout, priority, time.monotonic(), Waiter()).result()
         now = time.monotonic()
@@ -349,6 +366,14 @@ class LoadBalancer:
         """Stop taking requests. drain=True: finish everything queued (retries too);
         drain=False: fail what waits with `Closed` and finish only the running batches.
         Joins the worker threads; idempotent."""
+        if self._native is not None:
+            with self._lock:
+                first = not self._closing
+                self._closing = True
+            self._native.close(drain)
+            if first:
+                self._closed.set()
+            return
         with self._lock:
             first = not self._closing
             self._closing = True
@@ -390,32 +415,47 @@ class LoadBalancer:
         `requests`, `rows`, `batches` count runs (a retried request counts again);
         `completed` counts results delivered; `queue_ms` is submit -> compute start,
         `latency_ms` submit -> result."""
-        with self._lock:
-            overall = Metrics.overall(self.metrics.counts,
-                                      [r.metrics for r in self._replicas]).as_dict()
-            overall.update(submitted=self._submitted, overloaded=self._overloaded,
-                           queued=self._queued, running=self._running,
-                           pending=len(self._pending))
-            reps = []
-            for r in self._replicas:
-                d = r.metrics.as_dict()
-                d.update(index=r.index, state=r.state, weight=r.weight,
-                         outstanding=r.outstanding, max_batch_rows=r.cap)
-                reps.append(d)
+        counts, parts, states, gauges = self._scopes()
+        overall = Metrics.overall(counts, parts).as_dict()
+        overall.update(gauges)
+        reps = []
+        for r, m, st in zip(self._replicas, parts, states):
+            d = m.as_dict()
+            d.update(index=r.index, state=st, weight=r.weight,
+                     outstanding=r.outstanding, max_batch_rows=r.cap)
+            reps.append(d)
         return {"policy": self._policy.name, "max_batch_size": self.max_batch_size,
                 "max_delay_ms": self._max_delay * 1e3, "threads_per_replica":
                 self.threads_per_replica, "overall": overall, "replicas": reps}
 
     def prometheus(self) -> str:
         """stats() in Prometheus text format (metrics prefixed `pyruntime_serve_`)."""
+        counts, parts, states, g = self._scopes()
+        gauges = {"queued": g["queued"], "running_batches": g["running"],
+                  "pending": g["pending"], "submitted_total": g["submitted"],
+                  "overloaded_total": g["overloaded"]}
+        rg = [{"in_service": int(st == _IN), "outstanding": r.outstanding,
+               "weight": r.weight} for r, st in zip(self._replicas, states)]
+        return prometheus(Metrics.overall(counts, parts), parts, gauges, rg)
+
+    def _scopes(self) -> tuple[dict[str, int], list[Metrics], list[str], dict[str, int]]:
+        """(overall counts, per-replica Metrics, replica states, gauges): a consistent
+        copy, from the native engine or from the Python workers' records."""
+        if self._native is not None:
+            counts, parts, in_service, gauges = self._native.metrics()
+            return counts, parts, [_IN if i else _OUT for i in in_service], gauges
         with self._lock:
-            gauges = {"queued": self._queued, "running_batches": self._running,
-                      "pending": len(self._pending), "submitted_total": self._submitted,
-                      "overloaded_total": self._overloaded}
-            rg = [{"in_service": int(r.state == _IN), "outstanding": r.outstanding,
-                   "weight": r.weight} for r in self._replicas]
-            parts = [r.metrics for r in self._replicas]
-            return prometheus(Metrics.overall(self.metrics.counts, parts), parts, gauges, rg)
+            parts = []
+            for r in self._replicas:
+                m = Metrics()
+                m.counts = dict(r.metrics.counts)
+                for attr in ("queue", "compute", "latency", "batch"):
+                    setattr(m, attr, getattr(r.metrics, attr).copy())
+                parts.append(m)
+            gauges = {"submitted": self._submitted, "overloaded": self._overloaded,
+                      "queued": self._queued, "running": self._running,
+                      "pending": len(self._pending)}
+            return dict(self.metrics.counts), parts, [r.state for r in self._replicas], gauges
 
     def __repr__(self) -> str:
         return (f"LoadBalancer({len(self._replicas)} replicas, policy={self._policy.name!r}, "

@@ -67,6 +67,7 @@ class BatchQueue:
         for the caller to fail). `key` restricts the batch to that key (to add to a batch
         being filled). `eligible` is asked only about retried requests (the others may
         run anywhere)."""
+        filling = key is not None   # adding to a batch: never past max_rows
         taken: list[Request] = []
         expired: list[Request] = []
         rows = 0
@@ -92,7 +93,7 @@ class BatchQueue:
                     continue
                 ok = rows < max_rows and (key is None or r.key == key) \
                     and (not r.failed_on or eligible is None or eligible(r)) \
-                    and (rows + r.rows <= max_rows or not taken)
+                    and (rows + r.rows <= max_rows or (not taken and not filling))
                 if ok:
                     if key is None:
                         key = r.key

@@ -31,6 +31,12 @@ class Series:
         out.total = sum(p.total for p in parts)
         return out
 
+    def copy(self) -> "Series":
+        out = Series()
+        out.samples.extend(self.samples)
+        out.count, out.total = self.count, self.total
+        return out
+
     def add(self, v: float) -> None:
         self.samples.append(v)
         self.count += 1
