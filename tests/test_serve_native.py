@@ -180,6 +180,19 @@ def test_failed_batch_is_retried_on_another_replica():
     assert st["failures"] == 2 and st["retries"] >= 1 and st["completed"] == 6
 
 
+def test_low_load_run_in_the_callers_thread_fails_over_too():
+    """At low load infer runs on an idle replica in the calling thread; a fault there is
+    retried by the other replica's worker like any batch."""
+    with lb_of(2) as lb:
+        sess = lb.replicas[0]
+        x = rows(3, 2)
+        engine(lb).inject_failures(0, 1)
+        np.testing.assert_array_equal(lb.infer(x, timeout=5.0), sess.run(x))
+        st = lb.stats()
+    assert st["overall"]["failures"] == 1 and st["overall"]["retries"] == 1
+    assert st["replicas"][0]["failures"] == 1 and st["replicas"][1]["completed"] == 1
+
+
 def test_evicted_after_repeated_failures_then_probed_back():
     with lb_of(2, evict_after=2, probe_interval_s=0.05) as lb:
         engine(lb).inject_failures(0, 2)

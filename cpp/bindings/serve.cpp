@@ -117,7 +117,7 @@ void bind_serve(py::module_& m) {
            py::arg("plans"), py::arg("caps"), py::arg("max_delay"), py::arg("max_queue"),
            py::arg("max_retries"), py::arg("evict_after"), py::arg("probe_interval"))
       .def("submit", [](py::object self, const py::array& x, const py::object& timeout,
-                        int priority, bool notify) {
+                        int priority, bool notify, bool inline_ok) {
              PyEngine& pe = self.cast<PyEngine&>();
              if (!pe.e) throw std::invalid_argument("serve engine is closed");
              if (!x.dtype().is(py::dtype::of<float>()) || !(x.flags() & py::array::c_style) ||
@@ -127,8 +127,15 @@ void bind_serve(py::module_& m) {
                                            "of the model's input");
              const double t = timeout.is_none() ? -1.0 : timeout.cast<double>();
              try {
-               auto r = pe.e->submit(static_cast<const float*>(x.data()), x.shape(0), t, priority,
-                                     notify);
+               auto r = pe.e->make_request(static_cast<const float*>(x.data()), x.shape(0), t,
+                                           priority, notify);
+               const int rep = inline_ok ? pe.e->claim_inline(r) : -1;
+               if (rep >= 0) {
+                 py::gil_scoped_release release;
+                 pe.e->run_inline(r, rep);
+               } else {
+                 pe.e->enqueue(r);
+               }
                return PyTicket{std::move(r), self};
              } catch (const serve::SubmitError& err) {  // -> rt.serve.<the typed error>
                static const char* const names[] = {"Closed", "Overloaded", "ReplicaFailed"};
@@ -137,7 +144,9 @@ void bind_serve(py::module_& m) {
                throw py::error_already_set();
              }
            }, py::arg("x"), py::arg("timeout") = py::none(), py::arg("priority") = 0,
-           py::arg("notify") = false)
+           py::arg("notify") = false, py::arg("inline_ok") = false,
+           "Queue rows (copied in); inline_ok: at low load (nothing in flight, a replica "
+           "idle) run them in this thread instead, with the GIL released.")
       .def("close", [](PyEngine& pe, bool drain) {
         if (!pe.e) return;
         py::gil_scoped_release release;

@@ -98,18 +98,20 @@ Engine::Engine(std::vector<const Plan*> plans, Options opt) : opt_(std::move(opt
 
 Engine::~Engine() { close(false); }
 
-std::shared_ptr<Request> Engine::submit(const float* x, int64_t rows, double timeout,
-                                        int priority, bool notify) {
+std::shared_ptr<Request> Engine::make_request(const float* x, int64_t rows, double timeout,
+                                              int priority, bool notify) const {
   if (rows < 1) throw std::invalid_argument("serve engine: a request needs at least one row");
   auto q = std::make_shared<Request>();
   q->x.assign(x, x + rows * in_floats_);  // before the lock: the copy is the big part
   q->rows = rows;
   q->priority = priority;
   q->notify = notify;
-  const double now = now_seconds();
-  q->t_submit = now;
-  if (timeout >= 0) q->deadline = now + timeout;
-  std::unique_lock<std::mutex> lk(mu_);
+  q->t_submit = now_seconds();
+  if (timeout >= 0) q->deadline = q->t_submit + timeout;
+  return q;
+}
+
+void Engine::admit(const std::shared_ptr<Request>& q) {
   if (closing_) throw SubmitError(SubmitError::Closed, "submit after close(): the balancer takes no new requests");
   if (queued_ >= opt_.max_queue) {
     ++overloaded_;
@@ -124,9 +126,14 @@ std::shared_ptr<Request> Engine::submit(const float* x, int64_t rows, double tim
   q->seq = seq_++;
   ++submitted_;
   ++pending_;
-  const double gap = std::min(now - last_arrival_, 0.1);
+  const double gap = std::min(q->t_submit - last_arrival_, 0.1);
   gap_ += 0.125 * (gap - gap_);
-  last_arrival_ = now;
+  last_arrival_ = q->t_submit;
+}
+
+void Engine::enqueue(const std::shared_ptr<Request>& q) {
+  std::unique_lock<std::mutex> lk(mu_);
+  admit(q);
   const bool wake_all = push(q, false);
   if (q->deadline < kNever) {
     const bool first = deadlines_.empty() || q->deadline < deadlines_.begin()->first;
@@ -141,7 +148,43 @@ std::shared_ptr<Request> Engine::submit(const float* x, int64_t rows, double tim
     work_cv_.notify_all();
   else
     work_cv_.notify_one();
-  return q;
+}
+
+int Engine::claim_inline(const std::shared_ptr<Request>& q) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (closing_ || paused_ || pending_ != 0) return -1;
+  for (size_t i = 0; i < reps_.size(); ++i) {
+    Replica& rep = *reps_[i];
+    if (!rep.in_service || rep.busy || rep.filling) continue;
+    admit(q);
+    if (q->deadline < kNever) deadlines_.emplace(q->deadline, q);  // if it is retried
+    q->state = Request::Taken;
+    q->t_start = q->t_submit;
+    rep.busy = true;
+    ++running_;
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void Engine::run_inline(const std::shared_ptr<Request>& q, int r) {
+  Replica& rep = *reps_.at(size_t(r));
+  bool fail;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    fail = rep.inject > 0;
+    if (fail) --rep.inject;
+  }
+  thread_local Buffers buf;
+  const std::vector<std::shared_ptr<Request>> batch{q};
+  const double t0 = now_seconds();
+  const std::string err = run_batch(rep, batch, fail, buf);
+  const double t1 = now_seconds();
+  std::unique_lock<std::mutex> lk(mu_);
+  book_batch(rep, r, batch, t0, t1, err);
+  rep.wake.notify_all();   // its worker waits while the caller holds the replica
+  if (queued_) work_cv_.notify_all();
+  flush(lk);
 }
 
 bool Engine::push(const std::shared_ptr<Request>& q, bool front) {
@@ -297,18 +340,118 @@ bool Engine::probe(Replica& rep) {
   }
 }
 
+std::string Engine::run_batch(Replica& rep, const std::vector<std::shared_ptr<Request>>& batch,
+                              bool fail, Buffers& buf) {
+  const size_t nout = out_floats_.size();
+  int64_t rows = 0;
+  for (auto& q : batch) rows += q->rows;
+  try {
+    if (fail) throw std::runtime_error("injected replica fault");
+    buf.x.resize(size_t(rows * in_floats_));
+    int64_t o = 0;
+    for (auto& q : batch) {
+      std::memcpy(buf.x.data() + o * in_floats_, q->x.data(), q->x.size() * sizeof(float));
+      o += q->rows;
+    }
+    buf.y.resize(nout);
+    buf.yp.resize(nout);
+    for (size_t i = 0; i < nout; ++i) {
+      buf.y[i].resize(size_t(rows * out_floats_[i]));
+      buf.yp[i] = buf.y[i].data();
+    }
+    const float* ip = buf.x.data();
+    rep.plan->run(rows, &ip, buf.yp.data());
+    o = 0;
+    for (auto& q : batch) {
+      q->out.resize(nout);
+      for (size_t i = 0; i < nout; ++i)
+        q->out[i].assign(buf.y[i].begin() + o * out_floats_[i],
+                         buf.y[i].begin() + (o + q->rows) * out_floats_[i]);
+      o += q->rows;
+    }
+  } catch (const std::exception& e) {
+    return std::string("RuntimeError: ") + e.what();
+  } catch (...) {
+    return "RuntimeError: unknown error";
+  }
+  return "";
+}
+
+void Engine::book_batch(Replica& rep, int r, const std::vector<std::shared_ptr<Request>>& batch,
+                        double t0, double t1, const std::string& err) {
+  int64_t rows = 0;
+  for (auto& q : batch) rows += q->rows;
+  --running_;
+  rep.busy = false;
+  if (!batch.empty()) {
+    for (ScopeStats* s : {&rep.st, &overall_}) {
+      ++s->counts[kBatches];
+      s->counts[kRequests] += batch.size();
+      s->counts[kRows] += uint64_t(rows);
+    }
+    rep.st.batch.add(double(rows));
+    rep.st.compute.add(t1 - t0);
+    const double d = 0.98;
+    rep.cost_n = d * rep.cost_n + 1;
+    rep.cost_b = d * rep.cost_b + double(rows);
+    rep.cost_bb = d * rep.cost_bb + double(rows) * double(rows);
+    rep.cost_t = d * rep.cost_t + (t1 - t0);
+    rep.cost_bt = d * rep.cost_bt + double(rows) * (t1 - t0);
+    if (err.empty()) {
+      rep.consecutive = 0;
+      if (sample_.empty()) sample_.assign(batch[0]->x.begin(), batch[0]->x.begin() + in_floats_);
+      rep.st.counts[kCompleted] += batch.size();
+      for (auto& q : batch) {
+        rep.st.queue.add(q->t_start - q->t_submit);
+        rep.st.latency.add(t1 - q->t_submit);
+        finish(q, Status::Ok, "");
+      }
+    } else {
+      ++rep.consecutive;
+      ++rep.st.counts[kFailures];
+      ++overall_.counts[kFailures];
+      if (rep.consecutive >= opt_.evict_after && rep.in_service) {
+        rep.in_service = false;
+        --n_in_;
+        rep.probe_at = now_seconds() + opt_.probe_interval;
+        ++rep.st.counts[kEvictions];
+        ++overall_.counts[kEvictions];
+      }
+      const bool serving = n_in_ > 0;
+      const double tnow = now_seconds();
+      for (auto& q : batch) {
+        ++q->attempts;
+        q->failed_on |= uint64_t(1) << r;
+        if (tnow >= q->deadline) {
+          expire(q, tnow);
+        } else if (q->attempts > opt_.max_retries || stopping_ || !serving) {
+          std::string who;
+          for (size_t i = 0; i < reps_.size(); ++i)
+            if (q->failed_on & (uint64_t(1) << i)) who += (who.empty() ? "" : ", ") + std::to_string(i);
+          finish(q, Status::ReplicaFailed,
+                 "failed on replica(s) [" + who + "] in " + std::to_string(q->attempts) +
+                     " tries: " + err);
+        } else {
+          ++rep.st.counts[kRetries];
+          ++overall_.counts[kRetries];
+          if (push(q, true)) work_cv_.notify_all();
+        }
+      }
+      if (!serving)
+        fail_all_queued("no replica is in service (all failed repeatedly); last error: " + err);
+    }
+  }
+}
+
 void Engine::work(int r) {
   Replica& rep = *reps_[r];
-  const size_t nout = out_floats_.size();
-  std::vector<float> xin;
-  std::vector<std::vector<float>> yout(nout);
-  std::vector<float*> op(nout);
+  Buffers buf;
   std::vector<std::shared_ptr<Request>> batch, more, expired;
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     if (stopping_) return;
     if (closing_ && queued_ == 0 && running_ == 0) return;
-    if (paused_) {
+    if (paused_ || rep.busy) {  // busy here: a caller runs its request on it (inline)
       rep.wake.wait(lk);
       continue;
     }
@@ -394,101 +537,11 @@ void Engine::work(int r) {
     lk.unlock();
 
     std::string err;
-    rows = 0;
-    for (auto& q : batch) rows += q->rows;
     const double t0 = now_seconds();
-    if (!batch.empty()) {
-      try {
-        if (fail) throw std::runtime_error("injected replica fault");
-        xin.resize(size_t(rows * in_floats_));
-        int64_t o = 0;
-        for (auto& q : batch) {
-          std::memcpy(xin.data() + o * in_floats_, q->x.data(), q->x.size() * sizeof(float));
-          o += q->rows;
-        }
-        for (size_t i = 0; i < nout; ++i) {
-          yout[i].resize(size_t(rows * out_floats_[i]));
-          op[i] = yout[i].data();
-        }
-        const float* ip = xin.data();
-        rep.plan->run(rows, &ip, op.data());
-        o = 0;
-        for (auto& q : batch) {
-          q->out.resize(nout);
-          for (size_t i = 0; i < nout; ++i)
-            q->out[i].assign(yout[i].begin() + o * out_floats_[i],
-                             yout[i].begin() + (o + q->rows) * out_floats_[i]);
-          o += q->rows;
-        }
-      } catch (const std::exception& e) {
-        err = std::string("RuntimeError: ") + e.what();
-      } catch (...) {
-        err = "RuntimeError: unknown error";
-      }
-    }
+    if (!batch.empty()) err = run_batch(rep, batch, fail, buf);
     const double t1 = now_seconds();
-
     lk.lock();
-    --running_;
-    rep.busy = false;
-    if (!batch.empty()) {
-      for (ScopeStats* s : {&rep.st, &overall_}) {
-        ++s->counts[kBatches];
-        s->counts[kRequests] += batch.size();
-        s->counts[kRows] += uint64_t(rows);
-      }
-      rep.st.batch.add(double(rows));
-      rep.st.compute.add(t1 - t0);
-      const double d = 0.98;
-      rep.cost_n = d * rep.cost_n + 1;
-      rep.cost_b = d * rep.cost_b + double(rows);
-      rep.cost_bb = d * rep.cost_bb + double(rows) * double(rows);
-      rep.cost_t = d * rep.cost_t + (t1 - t0);
-      rep.cost_bt = d * rep.cost_bt + double(rows) * (t1 - t0);
-      if (err.empty()) {
-        rep.consecutive = 0;
-        if (sample_.empty()) sample_.assign(batch[0]->x.begin(), batch[0]->x.begin() + in_floats_);
-        rep.st.counts[kCompleted] += batch.size();
-        for (auto& q : batch) {
-          rep.st.queue.add(q->t_start - q->t_submit);
-          rep.st.latency.add(t1 - q->t_submit);
-          finish(q, Status::Ok, "");
-        }
-      } else {
-        ++rep.consecutive;
-        ++rep.st.counts[kFailures];
-        ++overall_.counts[kFailures];
-        if (rep.consecutive >= opt_.evict_after && rep.in_service) {
-          rep.in_service = false;
-          --n_in_;
-          rep.probe_at = now_seconds() + opt_.probe_interval;
-          ++rep.st.counts[kEvictions];
-          ++overall_.counts[kEvictions];
-        }
-        const bool serving = n_in_ > 0;
-        const double tnow = now_seconds();
-        for (auto& q : batch) {
-          ++q->attempts;
-          q->failed_on |= uint64_t(1) << r;
-          if (tnow >= q->deadline) {
-            expire(q, tnow);
-          } else if (q->attempts > opt_.max_retries || stopping_ || !serving) {
-            std::string who;
-            for (size_t i = 0; i < reps_.size(); ++i)
-              if (q->failed_on & (uint64_t(1) << i)) who += (who.empty() ? "" : ", ") + std::to_string(i);
-            finish(q, Status::ReplicaFailed,
-                   "failed on replica(s) [" + who + "] in " + std::to_string(q->attempts) +
-                       " tries: " + err);
-          } else {
-            ++rep.st.counts[kRetries];
-            ++overall_.counts[kRetries];
-            if (push(q, true)) work_cv_.notify_all();
-          }
-        }
-        if (!serving)
-          fail_all_queued("no replica is in service (all failed repeatedly); last error: " + err);
-      }
-    }
+    book_batch(rep, r, batch, t0, t1, err);
     if (closing_) {
       work_cv_.notify_all();
       for (auto& o : reps_) o->wake.notify_all();

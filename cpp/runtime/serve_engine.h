@@ -103,9 +103,15 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Queue `rows` rows at `x`; timeout < 0: none. Throws SubmitError.
-  std::shared_ptr<Request> submit(const float* x, int64_t rows, double timeout, int priority,
-                                  bool notify);
+  // A request for `rows` rows at `x` (copied); timeout < 0: none. Then either
+  // enqueue(q) (throws SubmitError), or, at low load, claim_inline(q) >= 0 and
+  // run_inline(q, r): the caller's thread runs it on idle replica r (no two thread
+  // hand-offs; the caller releases the GIL around run_inline).
+  std::shared_ptr<Request> make_request(const float* x, int64_t rows, double timeout,
+                                        int priority, bool notify) const;
+  void enqueue(const std::shared_ptr<Request>& q);
+  int claim_inline(const std::shared_ptr<Request>& q);  // -1: not now (enqueue it)
+  void run_inline(const std::shared_ptr<Request>& q, int r);
   // Still queued -> Cancelled (never computed) and true; else false.
   bool cancel(const std::shared_ptr<Request>& r);
   // Stop taking requests; drain: finish the queue, else fail it with Closed. Joins.
@@ -145,7 +151,20 @@ class Engine {
     std::condition_variable wake;  // this worker alone (fill waits, probes)
     std::thread thread;
   };
+  struct Buffers {  // a worker's batch input/outputs, reused across batches
+    std::vector<float> x;
+    std::vector<std::vector<float>> y;
+    std::vector<float*> yp;
+  };
   void work(int r);
+  void admit(const std::shared_ptr<Request>& q);  // lock held: refusals, seq, counts
+  // Runs a batch (no lock); fills each request's outputs; returns the error or "".
+  std::string run_batch(Replica& rep, const std::vector<std::shared_ptr<Request>>& batch,
+                        bool fail, Buffers& buf);
+  // Lock held: metrics, then finish, retry or fail the batch's requests (evicting the
+  // replica after repeated failures); frees the replica.
+  void book_batch(Replica& rep, int r, const std::vector<std::shared_ptr<Request>>& batch,
+                  double t0, double t1, const std::string& err);
   // Under the lock: up to max_rows rows for replica r, highest priority then oldest
   // (`first`: a batch's first take, where one oversized request may run alone). Requests
   // found past their deadline fail and are appended to `expired`.

@@ -85,7 +85,7 @@ class NativeLane:
         return outs[0] if len(outs) == 1 else dict(zip(self._out_names, outs))
 
     def infer(self, x: np.ndarray, timeout: float | None, priority: int) -> Any:
-        t = self.engine.submit(self._prepare(x), timeout, priority, False)
+        t = self.engine.submit(self._prepare(x), timeout, priority, False, True)
         while not t.wait(0.2):   # in slices, so signals (Ctrl-C) are handled meanwhile
             pass
         status, message, outs = t.outcome()
