@@ -110,8 +110,14 @@ class LoadBalancer:
     each replica its own work); only `replicas` -> threads = cpus // replicas; only
     `threads_per_replica` -> replicas = cpus // threads. Both given -> as given.
 
-    Requests are numpy arrays whose first dim is rows (array-likes are converted; a
-    request is not copied, so leave it unchanged until its future ends).
+    `engine`: "auto" (default) runs the queue, batching and workers natively (C++, no
+    GIL; see serve/native.py) when every replica is a compiled CPU Session with one
+    dynamic-batch input and the policy is "shared"; "native" requires that (else
+    InputError); "python" always uses Python worker threads.
+
+    Requests are numpy arrays whose first dim is rows (array-likes are converted; the
+    native engine copies a request at submit, the Python workers do not, so leave it
+    unchanged until its future ends).
     Requests with the same trailing shape and dtype are packed into batches of up to
     `max_batch_size` rows (a larger request runs alone); results are split back per
     request. An idle replica takes what waits at once; it waits up to `max_delay_ms`
