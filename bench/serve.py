@@ -3,6 +3,8 @@
 1. 1-row requests from many client threads: no batching (max_batch_size=1) vs dynamic
    batching, both with the default layout (one 1-thread replica per CPU): throughput
    and client-side p50/p99 latency. Target: dynamic batching >= 3x the throughput.
+   Both run on the native engine; the same pair with Python worker threads
+   (engine="python") is shown for reference.
 2. The balancer's own overhead at low load: one client calling `lb.infer(x)` (1 row)
    vs calling `session.run(x)` directly on the same Session. Target: p50 difference
    under 50 us.
@@ -125,7 +127,7 @@ def main() -> None:
     x1 = rng.standard_normal((1, 784)).astype(np.float32)
     x64 = rng.standard_normal((64, 784)).astype(np.float32)
     n_rep, n_thr = serve.default_layout(None, None)
-    total = a.blocks * 2 * 3
+    total = a.blocks * (4 + 2 + 2)
     bar = tqdm(total=total, desc="serve bench", disable=a.no_progress) if tqdm else None
     load_start = load_avg()
     results: dict = {}
@@ -133,19 +135,28 @@ def main() -> None:
     # 1. no batching vs dynamic batching, 1-row requests, many clients
     nob = serve.LoadBalancer(g, max_batch_size=1, max_delay_ms=0)
     dyn = serve.LoadBalancer(g, max_batch_size=a.max_batch, max_delay_ms=a.max_delay_ms)
-    for lb in (nob, dyn):
+    # the same two with Python worker threads instead of the native engine, for reference
+    nob_py = serve.LoadBalancer(g, max_batch_size=1, max_delay_ms=0, engine="python")
+    dyn_py = serve.LoadBalancer(g, max_batch_size=a.max_batch, max_delay_ms=a.max_delay_ms,
+                                engine="python")
+    lbs = {"no batching": nob, "dynamic batching": dyn, "no batching (Python workers)": nob_py,
+           "dynamic batching (Python workers)": dyn_py}
+    for lb in lbs.values():
         for _ in range(50):
             lb.infer(x1)
-    r = alternating({"no batching": lambda: run_clients(lambda: nob.infer(x1), a.clients, a.block_s),
-                     "dynamic batching": lambda: run_clients(lambda: dyn.infer(x1), a.clients, a.block_s)},
-                    a.blocks, bar)
-    s_nob, s_dyn = summarize(r["no batching"], 1), summarize(r["dynamic batching"], 1)
-    s_dyn["mean_batch_rows"] = dyn.stats()["overall"]["batch_rows"]["mean"]
-    s_nob["mean_batch_rows"] = nob.stats()["overall"]["batch_rows"]["mean"]
-    nob.close()
-    dyn.close()
+    r = alternating({k: (lambda lb=lb: run_clients(lambda: lb.infer(x1), a.clients, a.block_s))
+                     for k, lb in lbs.items()}, a.blocks, bar)
+    summ = {}
+    for k, lb in lbs.items():
+        summ[k] = summarize(r[k], 1)
+        summ[k]["mean_batch_rows"] = lb.stats()["overall"]["batch_rows"]["mean"]
+        summ[k]["engine"] = "python" if lb._native is None else "native"
+        lb.close()
+    s_nob, s_dyn = summ["no batching"], summ["dynamic batching"]
     results["batching"] = {"no_batching": s_nob, "dynamic": s_dyn,
-                           "speedup": s_dyn["req_per_s"] / s_nob["req_per_s"], "target": 3.0}
+                           "speedup": s_dyn["req_per_s"] / s_nob["req_per_s"], "target": 3.0,
+                           "python_workers": {"no_batching": summ["no batching (Python workers)"],
+                                              "dynamic": summ["dynamic batching (Python workers)"]}}
 
     # 2. overhead at low load: one client, lb.infer vs session.run on the same Session
     sess = rt.compile(g, threads=1)
@@ -205,12 +216,18 @@ def main() -> None:
                 "max_delay_ms": a.max_delay_ms, "default_layout": [n_rep, n_thr]}
 
     b, o, rp = results["batching"], results["overhead"], results["replicas"]
+    bp = b["python_workers"]
     rows = [
         ("1-row, no batching", f"{b['no_batching']['req_per_s']:,.0f} req/s",
          f"{b['no_batching']['p50_us']:,.0f}", f"{b['no_batching']['p99_us']:,.0f}", "", ""),
         ("1-row, dynamic batching", f"{b['dynamic']['req_per_s']:,.0f} req/s",
          f"{b['dynamic']['p50_us']:,.0f}", f"{b['dynamic']['p99_us']:,.0f}",
          f"{b['speedup']:.2f}x", ">= 3x"),
+        ("1-row, no batching, Python workers", f"{bp['no_batching']['req_per_s']:,.0f} req/s",
+         f"{bp['no_batching']['p50_us']:,.0f}", f"{bp['no_batching']['p99_us']:,.0f}", "", ""),
+        ("1-row, dynamic batching, Python workers", f"{bp['dynamic']['req_per_s']:,.0f} req/s",
+         f"{bp['dynamic']['p50_us']:,.0f}", f"{bp['dynamic']['p99_us']:,.0f}",
+         f"{bp['dynamic']['req_per_s'] / bp['no_batching']['req_per_s']:.2f}x", ""),
         ("low load, session.run", f"{o['direct']['req_per_s']:,.0f} req/s",
          f"{o['direct_p50_us']:,.1f}", f"{o['direct']['p99_us']:,.0f}", "", ""),
         ("low load, lb.infer", f"{o['lb']['req_per_s']:,.0f} req/s", f"{o['lb_p50_us']:,.1f}",
@@ -221,7 +238,8 @@ def main() -> None:
          f"{rp['2x1']['p50_us']:,.0f}", f"{rp['2x1']['p99_us']:,.0f}",
          f"{rp['speedup']:.2f}x", ">= 1.7x"),
     ]
-    cores = [b["no_batching"], b["dynamic"], o["direct"], o["lb"], rp["1x1"], rp["2x1"]]
+    cores = [b["no_batching"], b["dynamic"], bp["no_batching"], bp["dynamic"], o["direct"],
+             o["lb"], rp["1x1"], rp["2x1"]]
     rows = [row[:4] + (f"{c['cores_used']:.2f}",) + row[4:] for row, c in zip(rows, cores)]
     head = ("case", "throughput", "p50 us", "p99 us", "CPU cores used", "result", "target")
     print(f"\nMLP 784-512-256-10, {os.cpu_count()} CPUs ({sess.isa}), default layout "
@@ -233,7 +251,9 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print(f"mean batch rows: no batching {b['no_batching']['mean_batch_rows']:.1f}, "
-          f"dynamic {b['dynamic']['mean_batch_rows']:.1f}")
+          f"dynamic {b['dynamic']['mean_batch_rows']:.1f} (Python workers: "
+          f"{bp['dynamic']['mean_batch_rows']:.1f}); engine of the Graph cases: "
+          f"{s_dyn['engine']}")
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

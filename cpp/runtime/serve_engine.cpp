@@ -127,7 +127,7 @@ void Engine::admit(const std::shared_ptr<Request>& q) {
   ++submitted_;
   ++pending_;
   const double gap = std::min(q->t_submit - last_arrival_, 0.1);
-  gap_ += 0.125 * (gap - gap_);
+  gap_ += (gap - gap_) / 64;  // mean gap over ~64 arrivals: 1 / rate, even for bursts
   last_arrival_ = q->t_submit;
 }
 
@@ -499,7 +499,7 @@ void Engine::work(int r) {
     // replica's per-batch cost, never while another replica idles (see balancer.py).
     const double fixed = fixed_cost(rep);
     if (rows < rep.cap && opt_.max_delay > 0 && pending_ > int64_t(batch.size()) &&
-        fixed >= gap_ && !other_idle(r)) {
+        fixed >= 2 * gap_ && !other_idle(r)) {
       double end = kNever;
       for (auto& q : batch) end = std::min({end, q->t_submit + opt_.max_delay, q->deadline});
       // Natively an arrival wakes the filling worker at once (no GIL to thrash), so

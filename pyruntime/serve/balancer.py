@@ -296,7 +296,7 @@ class LoadBalancer:
 
     def _note_arrival(self, now: float) -> None:
         gap = now - self._last_arrival
-        self._gap += 0.125 * (min(gap, 0.1) - self._gap)
+        self._gap += (min(gap, 0.1) - self._gap) / 64   # ~1 / rate, even for bursts
         self._last_arrival = now
 
     def _submit(self, x: np.ndarray, timeout: float | None, priority: int,
@@ -601,14 +601,14 @@ class LoadBalancer:
             # Fill only while other requests are in flight (their callers come back
             # soon): a lone caller never waits. A wait slice lasts the replica's fixed
             # per-batch cost (what a fuller batch saves; at most ~2 arrival gaps), and
-            # only when an arrival is likely within it; a slice without an arrival ends
-            # the wait. So CPU replicas with cheap batches wait little, and replicas
+            # only when about 2 arrivals are due within it (mean rate over ~64
+            # arrivals); a slice without an arrival ends the wait. So CPU replicas with cheap batches wait little, and replicas
             # with a large per-batch cost (GPU launches) wait up to max_delay.
             # With a shared queue, never while another replica idles: it would take
             # the arrivals at once, so waiting here only adds latency.
             fixed = r.cost.fixed()
             if rows < r.cap and self._max_delay > 0 and len(self._pending) > len(batch) \
-                    and fixed >= 0.5 * self._gap and not self._other_idle(r):
+                    and fixed >= 2 * self._gap and not self._other_idle(r):
                 end = min(q.t_submit for q in batch) + self._max_delay
                 for q in batch:
                     if q.deadline is not None:
