@@ -474,3 +474,70 @@ def test_replicas_run_at_the_same_time(policy):
         for i, fu in enumerate(futs):
             np.testing.assert_array_equal(fu.result(timeout=WAIT), req(i) * 2)
     assert len(fs[0].batches) == len(fs[1].batches) == 4
+
+
+# ----------------------------------------------------------------- several inputs
+def _two_input_model():
+    from pyruntime.graph import Graph, Node, ValueInfo, Weight
+    rng = np.random.default_rng(3)
+    nodes = [Node("Add", ["a", "b"], ["s"], name="add"),
+             Node("Gemm", ["s", "W"], ["y"], name="fc")]
+    return Graph([ValueInfo("a", (None, 6)), ValueInfo("b", (None, 6))], ["y"], nodes,
+                 {"W": Weight.f32(rng.standard_normal((6, 3)))}, name="two_inputs")
+
+
+def test_dict_requests_for_a_model_with_several_inputs():
+    g = _two_input_model()
+    sess = rt.compile(g, threads=1)
+    rng = np.random.default_rng(0)
+    feeds = [{"a": rng.standard_normal((k, 6)).astype(np.float32),
+              "b": rng.standard_normal((k, 6)).astype(np.float32)}
+             for k in rng.integers(1, 5, size=40)]
+    with serve.LoadBalancer(g, replicas=2, threads_per_replica=1, max_batch_size=8,
+                            max_delay_ms=1) as lb:
+        assert lb._native is None          # several inputs: the Python lane
+        with ThreadPoolExecutor(6) as ex:
+            got = list(ex.map(lambda f: lb.infer(f, timeout=WAIT), feeds))
+        st = lb.stats()["overall"]
+        with pytest.raises(rt.InputError, match="pass a dict"):
+            lb.submit(feeds[0]["a"])
+        with pytest.raises(rt.InputError, match=r"expected inputs \['a', 'b'\]"):
+            lb.submit({"a": feeds[0]["a"]})
+        with pytest.raises(rt.ShapeError, match="same rows"):
+            lb.submit({"a": np.ones((2, 6), np.float32), "b": np.ones((3, 6), np.float32)})
+        with pytest.raises(rt.ShapeError, match="input 'b'"):
+            lb.submit({"a": np.ones((2, 6), np.float32), "b": np.ones((2, 5), np.float32)})
+    for f, y in zip(feeds, got):     # dict feeds give dict outputs, as Session.run does
+        assert set(y) == {"y"}
+        np.testing.assert_allclose(y["y"], sess.run(f)["y"], rtol=1e-6, atol=1e-6)
+    assert st["completed"] == len(feeds)
+
+
+def test_dict_requests_batch_together_and_split_back():
+    f = _DictFake(hold_first=True)
+    with _lb([f], max_batch_size=16) as lb:
+        first = lb.submit({"p": req(0), "q": req(0)})
+        assert f.entered.wait(WAIT)
+        futs = [lb.submit({"p": req(i, rows=2), "q": req(i + 100, rows=2)}) for i in range(1, 5)]
+        f.gate.set()
+        first.result(WAIT)
+        for i, fu in enumerate(futs, 1):
+            y = fu.result(WAIT)
+            assert set(y) == {"p", "q"}
+            np.testing.assert_array_equal(y["p"], req(i, rows=2) * 2)
+            np.testing.assert_array_equal(y["q"], req(i + 100, rows=2) * 2)
+    assert f.rows() == [1, 8]               # the four waiting dict requests: one batch
+
+
+class _DictFake(Fake):
+    """A replica taking and returning dicts (a model with several inputs and outputs)."""
+
+    def run(self, x):
+        rows = {v.shape[0] for v in x.values()}
+        assert len(rows) == 1
+        with self._lock:
+            self.batches.append((time.monotonic(), [], rows.pop(), (), ""))
+        self.entered.set()
+        if not self.gate.wait(WAIT):
+            raise RuntimeError("test gate never opened")
+        return {k: v * 2 for k, v in x.items()}

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from .errors import Closed, DeadlineExceeded, Overloaded, ReplicaFailed
 from .metrics import Metrics, prometheus
 from .native import NativeLane, native_capable
 from .policies import Policy, make_policy
-from .request import DONE, QUEUED, TAKEN, Request, Waiter, pack, split
+from .request import DONE, QUEUED, TAKEN, Request, Waiter, first_rows, pack, split
 
 __all__ = ["LoadBalancer", "default_layout"]
 
@@ -117,7 +117,8 @@ class LoadBalancer:
 
     Requests are numpy arrays whose first dim is rows (array-likes are converted; the
     native engine copies a request at submit, the Python workers do not, so leave it
-    unchanged until its future ends).
+    unchanged until its future ends); for a model with several inputs, dicts
+    {name: array} with the same rows in each (results come back as dicts).
     Requests with the same trailing shape and dtype are packed into batches of up to
     `max_batch_size` rows (a larger request runs alone); results are split back per
     request. An idle replica takes what waits at once; it waits up to `max_delay_ms`
@@ -213,13 +214,11 @@ class LoadBalancer:
             for i, tgt in enumerate(targets)]
         self._conds = list({id(r.cond): r.cond for r in self._replicas}.values()) + \
             [r.wake for r in self._replicas]
-        # The model's input check, done at submit when every replica is our Session.
-        self._spec = None
+        # The model's inputs {name: shape}, checked at submit when every replica is our
+        # Session (a model with several inputs takes dict requests).
+        self._spec: dict[str, tuple] | None = None
         if all(isinstance(t, Session) for t in targets):
-            ins = targets[0].inputs
-            if len(ins) == 1:
-                self._spec = (ins[0].shape, ins[0].name, len(ins[0].shape),
-                              tuple(ins[0].shape[1:]))
+            self._spec = {i.name: tuple(i.shape) for i in targets[0].inputs}
         self.metrics = Metrics()
         self._queued = 0
         self._running = 0               # batches held by replicas
@@ -229,7 +228,7 @@ class LoadBalancer:
         self._reaper_cond = threading.Condition(self._lock)
         self._last_arrival = 0.0
         self._gap = 1e-3                # EWMA of the gap between arrivals (seconds)
-        self._sample: np.ndarray | None = None
+        self._sample: Any = None   # one row (array or dict) that ran fine, for probes
         self._overloaded = 0
         self._submitted = 0
         self._n_in = n                  # replicas in service
@@ -260,25 +259,49 @@ class LoadBalancer:
     def policy(self) -> str:
         return self._policy.name
 
-    def _validate(self, x: Any, timeout: Any, priority: Any) -> tuple[np.ndarray, float | None, int]:
+    @staticmethod
+    def _array(x: Any, what: str) -> np.ndarray:
+        """One request array: converted if array-like, numeric, at least one row."""
         if type(x) is not np.ndarray:
             try:
                 x = np.asarray(x)
             except (ValueError, TypeError) as e:
-                raise InputError(f"request: expected a numpy array (first dim = rows), cannot "
+                raise InputError(f"{what}: expected a numpy array (first dim = rows), cannot "
                                  f"convert {type(x).__name__}: {e}") from None
             if x.dtype == np.float64:
                 x = x.astype(np.float32)
         if x.dtype.kind not in "biuf":
-            raise DTypeError(f"request: expected a numeric array, got dtype {x.dtype}")
+            raise DTypeError(f"{what}: expected a numeric array, got dtype {x.dtype}")
         if x.ndim == 0 or x.shape[0] == 0:
-            raise ShapeError(f"request: expected an array with at least 1 row (first dim), "
+            raise ShapeError(f"{what}: expected an array with at least 1 row (first dim), "
                              f"got shape {x.shape}")
-        if self._spec is not None:
-            shape, name, rank, tail = self._spec
-            if x.ndim != rank or x.shape[1:] != tail:
-                raise ShapeError(f"request for input {name!r}: expected shape {shape}, "
-                                 f"got {x.shape}")
+        return x
+
+    def _validate(self, x: Any, timeout: Any, priority: Any) -> tuple[Any, float | None, int]:
+        spec = self._spec
+        if isinstance(x, Mapping):
+            if not x:
+                raise InputError("request: expected a non-empty dict {input name: array}")
+            x = {k: self._array(v, f"request input {k!r}") for k, v in x.items()}
+            rows = {v.shape[0] for v in x.values()}
+            if len(rows) > 1:
+                raise ShapeError(f"request: every input needs the same rows (first dim), got "
+                                 + ", ".join(f"{k}: {v.shape[0]}" for k, v in x.items()))
+            if spec is not None and set(x) != set(spec):
+                raise InputError(f"request: expected inputs {sorted(spec)}, got {sorted(x)}")
+            if len(x) == 1 and spec is not None:
+                x = next(iter(x.values()))      # one input: the plain array form
+        else:
+            x = self._array(x, "request")
+            if spec is not None and len(spec) > 1:
+                raise InputError(f"request: this model has inputs {sorted(spec)}: pass a dict "
+                                 f"{{name: array}}")
+        if spec is not None:
+            for name, a in (x.items() if isinstance(x, dict) else [(next(iter(spec)), x)]):
+                shape = spec[name]
+                if a.ndim != len(shape) or a.shape[1:] != tuple(shape[1:]):
+                    raise ShapeError(f"request for input {name!r}: expected shape {shape}, "
+                                     f"got {a.shape}")
         if timeout is not None:
             timeout = _pos_float("timeout", timeout, False)
         if isinstance(priority, bool) or not isinstance(priority, (int, np.integer)):
@@ -299,7 +322,7 @@ class LoadBalancer:
         self._gap += (min(gap, 0.1) - self._gap) / 64   # ~1 / rate, even for bursts
         self._last_arrival = now
 
-    def _submit(self, x: np.ndarray, timeout: float | None, priority: int,
+    def _submit(self, x: Any, timeout: float | None, priority: int,
                 now: float, fut: Any = None) -> Any:
         if fut is None:
             fut = Future()
@@ -719,7 +742,7 @@ class LoadBalancer:
                 if live:
                     r.consecutive = 0
                     if self._sample is None:
-                        self._sample = np.array(live[0].x[:1], copy=True)
+                        self._sample = first_rows(live[0].x, 1)
                 r.metrics.counts["completed"] += len(live)
                 qa, la = r.metrics.queue.add, r.metrics.latency.add
                 for q, o in zip(live, outs):

@@ -12,19 +12,24 @@ QUEUED, TAKEN, DONE = 0, 1, 2
 
 
 class Request:
-    """A caller's array (first dim = rows) on its way through the balancer.
+    """A caller's array (first dim = rows), or dict of arrays for a model with several
+    inputs, on its way through the balancer.
 
-    `key` (trailing shape, dtype) decides which requests may share a batch: only
-    requests with equal keys are concatenated."""
+    `key` (trailing shapes, dtypes; input names) decides which requests may share a
+    batch: only requests with equal keys are concatenated."""
 
     __slots__ = ("x", "rows", "key", "future", "deadline", "priority", "seq", "t_submit",
                  "t_start", "attempts", "failed_on", "state", "replica", "started")
 
-    def __init__(self, x: np.ndarray, future: Future, deadline: float | None,
+    def __init__(self, x: Any, future: Future, deadline: float | None,
                  priority: int, seq: int, t_submit: float) -> None:
         self.x = x
-        self.rows = int(x.shape[0])
-        self.key = (x.shape[1:], x.dtype)
+        if isinstance(x, dict):   # several inputs: the same rows in each
+            self.rows = int(next(iter(x.values())).shape[0])
+            self.key = tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in x.items()))
+        else:
+            self.rows = int(x.shape[0])
+            self.key = (x.shape[1:], x.dtype)
         self.future = future
         self.deadline = deadline
         self.priority = priority
@@ -38,11 +43,21 @@ class Request:
         self.started = False                # future moved to RUNNING
 
 
-def pack(reqs: list[Request]) -> np.ndarray:
-    """The batch input: requests' rows stacked in order (no copy for one request)."""
+def pack(reqs: list[Request]) -> Any:
+    """The batch input: requests' rows stacked in order (no copy for one request); per
+    input name for dict requests (requests in a batch share their key, so their names)."""
     if len(reqs) == 1:
         return reqs[0].x
+    if isinstance(reqs[0].x, dict):
+        return {k: np.concatenate([r.x[k] for r in reqs], axis=0) for k in reqs[0].x}
     return np.concatenate([r.x for r in reqs], axis=0)
+
+
+def first_rows(x: Any, n: int) -> Any:
+    """A copy of the first `n` rows of a request (array or dict of arrays)."""
+    if isinstance(x, dict):
+        return {k: np.array(v[:n], copy=True) for k, v in x.items()}
+    return np.array(x[:n], copy=True)
 
 
 def split(y: Any, reqs: list[Request]) -> list[Any]:
