@@ -299,3 +299,48 @@ def test_many_callers_never_hang():
     assert not errors, errors[:3]
     st = lb.stats()["overall"]
     assert st["pending"] == 0 and st["queued"] == 0
+
+
+def test_reaper_still_watches_deadlines_after_a_low_load_timed_infer():
+    """A low-load infer(timeout=) runs inline; later queued deadlines still expire on
+    time while every worker is held."""
+    with lb_of(1) as lb:
+        assert lb.infer(rows(1), timeout=0.01).shape == (1, 5)   # inline: never queued
+        time.sleep(0.02)
+        engine(lb).set_paused(True)
+        t0 = time.monotonic()
+        with pytest.raises(serve.DeadlineExceeded):
+            lb.submit(rows(2), timeout=0.05).result(WAIT)
+        assert time.monotonic() - t0 < 2.0
+        engine(lb).set_paused(False)
+
+
+def test_close_from_two_threads_and_during_low_load_runs():
+    g = rt.zoo.mlp((784, 512, 256, 10))
+    x = np.zeros((1, 784), np.float32)
+    for _ in range(3):
+        lb = serve.LoadBalancer(g, replicas=2, threads_per_replica=1, max_delay_ms=0)
+        stop = threading.Event()
+        outcomes: list[str] = []
+
+        def caller():
+            while not stop.is_set():
+                try:
+                    lb.infer(x)          # mostly inline (low load)
+                    outcomes.append("ok")
+                except serve.Closed:
+                    outcomes.append("closed")
+                    return
+
+        th = threading.Thread(target=caller)
+        th.start()
+        time.sleep(0.05)
+        closers = [threading.Thread(target=lb.close, args=(d,)) for d in (True, False)]
+        for c in closers:
+            c.start()
+        for c in closers:
+            c.join(WAIT)
+            assert not c.is_alive(), "close() hung"
+        stop.set()
+        th.join(WAIT)
+        assert not th.is_alive() and outcomes and set(outcomes) <= {"ok", "closed"}

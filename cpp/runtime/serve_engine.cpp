@@ -20,6 +20,12 @@ const char* const kCounterNames[kNumCounters] = {
     "replica_failed", "closed", "cancelled", "evictions", "probes", "recoveries"};
 
 namespace {
+// A wait of `seconds`, clamped to [0, 1 day]: huge or infinite values would overflow the
+// clock conversion inside wait_for (callers loop, so a cap changes nothing else).
+std::chrono::duration<double> span(double seconds) {
+  return std::chrono::duration<double>(seconds > 0 ? (seconds < 86400 ? seconds : 86400) : 0);
+}
+
 std::string fmt_ms(double seconds) {
   char b[32];
   std::snprintf(b, sizeof b, "%.1f", seconds * 1e3);
@@ -42,7 +48,7 @@ bool Request::wait(double seconds) {
     cv.wait(g, [this] { return done; });
     return true;
   }
-  return cv.wait_for(g, std::chrono::duration<double>(seconds), [this] { return done; });
+  return cv.wait_for(g, span(seconds), [this] { return done; });
 }
 
 bool Request::is_done() {
@@ -131,15 +137,18 @@ void Engine::admit(const std::shared_ptr<Request>& q) {
   last_arrival_ = q->t_submit;
 }
 
+void Engine::add_deadline(const std::shared_ptr<Request>& q) {
+  if (q->deadline == kNever) return;
+  const bool first = deadlines_.empty() || q->deadline < deadlines_.begin()->first;
+  deadlines_.emplace(q->deadline, q);
+  if (first) reap_cv_.notify_one();  // the reaper waits for the earliest one
+}
+
 void Engine::enqueue(const std::shared_ptr<Request>& q) {
   std::unique_lock<std::mutex> lk(mu_);
   admit(q);
   const bool wake_all = push(q, false);
-  if (q->deadline < kNever) {
-    const bool first = deadlines_.empty() || q->deadline < deadlines_.begin()->first;
-    deadlines_.emplace(q->deadline, q);
-    if (first) reap_cv_.notify_one();
-  }
+  add_deadline(q);
   if (filling_)
     for (auto& rp : reps_)
       if (rp->filling) rp->wake.notify_one();
@@ -157,8 +166,7 @@ int Engine::claim_inline(const std::shared_ptr<Request>& q) {
     Replica& rep = *reps_[i];
     if (!rep.in_service || rep.busy || rep.filling) continue;
     admit(q);
-    if (q->deadline < kNever) deadlines_.emplace(q->deadline, q);  // if it is retried
-    q->state = Request::Taken;
+    q->state = Request::Taken;  // its deadline is registered only if it is retried
     q->t_start = q->t_submit;
     rep.busy = true;
     ++running_;
@@ -175,15 +183,19 @@ void Engine::run_inline(const std::shared_ptr<Request>& q, int r) {
     fail = rep.inject > 0;
     if (fail) --rep.inject;
   }
-  thread_local Buffers buf;
+  Buffers unused;  // a one-request batch runs on the request's own buffers
   const std::vector<std::shared_ptr<Request>> batch{q};
   const double t0 = now_seconds();
-  const std::string err = run_batch(rep, batch, fail, buf);
+  const std::string err = run_batch(rep, batch, fail, unused);
   const double t1 = now_seconds();
   std::unique_lock<std::mutex> lk(mu_);
   book_batch(rep, r, batch, t0, t1, err);
   rep.wake.notify_all();   // its worker waits while the caller holds the replica
-  if (queued_) work_cv_.notify_all();
+  if (closing_ || queued_) {  // closing: idle workers re-check whether all is done
+    work_cv_.notify_all();
+    if (closing_)
+      for (auto& o : reps_) o->wake.notify_all();
+  }
   flush(lk);
 }
 
@@ -347,6 +359,18 @@ std::string Engine::run_batch(Replica& rep, const std::vector<std::shared_ptr<Re
   for (auto& q : batch) rows += q->rows;
   try {
     if (fail) throw std::runtime_error("injected replica fault");
+    if (batch.size() == 1) {  // no packing: straight from and into the request
+      Request& q = *batch[0];
+      q.out.resize(nout);
+      buf.yp.resize(nout);
+      for (size_t i = 0; i < nout; ++i) {
+        q.out[i].resize(size_t(rows * out_floats_[i]));
+        buf.yp[i] = q.out[i].data();
+      }
+      const float* ip = q.x.data();
+      rep.plan->run(rows, &ip, buf.yp.data());
+      return "";
+    }
     buf.x.resize(size_t(rows * in_floats_));
     int64_t o = 0;
     for (auto& q : batch) {
@@ -416,6 +440,7 @@ void Engine::book_batch(Replica& rep, int r, const std::vector<std::shared_ptr<R
         rep.probe_at = now_seconds() + opt_.probe_interval;
         ++rep.st.counts[kEvictions];
         ++overall_.counts[kEvictions];
+        work_cv_.notify_all();  // retries it failed may now run on the others
       }
       const bool serving = n_in_ > 0;
       const double tnow = now_seconds();
@@ -434,7 +459,9 @@ void Engine::book_batch(Replica& rep, int r, const std::vector<std::shared_ptr<R
         } else {
           ++rep.st.counts[kRetries];
           ++overall_.counts[kRetries];
-          if (push(q, true)) work_cv_.notify_all();
+          push(q, true);
+          add_deadline(q);  // (again, for a queued retry: the reaper skips stale entries)
+          work_cv_.notify_all();
         }
       }
       if (!serving)
@@ -452,6 +479,7 @@ void Engine::work(int r) {
     if (stopping_) return;
     if (closing_ && queued_ == 0 && running_ == 0) return;
     if (paused_ || rep.busy) {  // busy here: a caller runs its request on it (inline)
+      if (queued_ && !paused_) work_cv_.notify_one();  // pass on a wake-up it cannot use
       rep.wake.wait(lk);
       continue;
     }
@@ -475,10 +503,11 @@ void Engine::work(int r) {
         }
         continue;
       }
+      if (queued_) work_cv_.notify_one();  // pass on a wake-up it cannot use
       if (closing_)
         rep.wake.wait_for(lk, std::chrono::milliseconds(50));
       else
-        rep.wake.wait_for(lk, std::chrono::duration<double>(rep.probe_at - now));
+        rep.wake.wait_for(lk, span(rep.probe_at - now));
       continue;
     }
     expired.clear();
@@ -510,7 +539,7 @@ void Engine::work(int r) {
         now = now_seconds();
         if (now >= end) break;
         const double last = last_arrival_;
-        rep.wake.wait_for(lk, std::chrono::duration<double>(std::min(end - now, fixed)));
+        rep.wake.wait_for(lk, span(std::min(end - now, fixed)));
         more = take(r, rep.cap - rows, false, now_seconds(), expired);
         for (auto& q : more) rows += q->rows;
         batch.insert(batch.end(), more.begin(), more.end());
@@ -571,7 +600,7 @@ void Engine::reap() {
     if (deadlines_.empty())
       reap_cv_.wait(lk);
     else
-      reap_cv_.wait_for(lk, std::chrono::duration<double>(deadlines_.begin()->first - now));
+      reap_cv_.wait_for(lk, span(deadlines_.begin()->first - now));
   }
 }
 
@@ -579,6 +608,8 @@ void Engine::close(bool drain) {
   {
     std::unique_lock<std::mutex> lk(mu_);
     if (joined_) return;
+    const bool first = !closer_;
+    closer_ = true;
     closing_ = true;
     paused_ = false;
     if (!drain && !stopping_) {
@@ -592,6 +623,10 @@ void Engine::close(bool drain) {
     work_cv_.notify_all();
     for (auto& r : reps_) r->wake.notify_all();
     flush(lk);
+    if (!first) {  // another thread joins the workers: wait for it
+      done_cv_.wait(lk, [this] { return joined_; });
+      return;
+    }
   }
   for (auto& r : reps_)
     if (r->thread.joinable() && r->thread.get_id() != std::this_thread::get_id()) r->thread.join();
@@ -613,7 +648,7 @@ void Engine::close(bool drain) {
 std::vector<std::shared_ptr<Request>> Engine::completed(double seconds) {
   std::unique_lock<std::mutex> lk(mu_);
   if (completed_.empty() && !joined_)
-    done_cv_.wait_for(lk, std::chrono::duration<double>(std::max(0.0, seconds)),
+    done_cv_.wait_for(lk, span(seconds),
                       [this] { return !completed_.empty() || joined_; });
   std::vector<std::shared_ptr<Request>> out(completed_.begin(), completed_.end());
   completed_.clear();

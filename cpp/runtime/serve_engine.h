@@ -158,6 +158,7 @@ class Engine {
   };
   void work(int r);
   void admit(const std::shared_ptr<Request>& q);  // lock held: refusals, seq, counts
+  void add_deadline(const std::shared_ptr<Request>& q);  // lock held: tell the reaper
   // Runs a batch (no lock); fills each request's outputs; returns the error or "".
   std::string run_batch(Replica& rep, const std::vector<std::shared_ptr<Request>>& batch,
                         bool fail, Buffers& buf);
@@ -204,6 +205,7 @@ class Engine {
   std::vector<float> sample_;            // one row that ran fine (for probes)
   ScopeStats overall_;
   bool closing_ = false, stopping_ = false, paused_ = false, joined_ = false;
+  bool closer_ = false;                  // a close() call is joining the threads
   std::thread reaper_;
 };
 

@@ -63,6 +63,7 @@ class NativeLane:
         self._sess = sessions[0]
         self._out_names = [o.name for o in self._sess.outputs]
         self._max_cap = max(caps)
+        self._sess.arena_bytes(self._max_cap)   # the largest batch fits (else ShapeError)
         self.engine = _core.ServeEngine([s._plan for s in sessions], caps, max_delay,
                                         max_queue, max_retries, evict_after, probe_interval)
         self._futures: dict[int, tuple[Future, Any]] = {}
@@ -108,17 +109,22 @@ class NativeLane:
             for seq in seqs:
                 with self._flock:
                     fut, t = self._futures.pop(seq)
-                t.wait()                         # done is signalled just after the report
-                status, message, outs = t.outcome()
-                if fut.cancelled():
-                    continue
                 try:
+                    t.wait()                     # done is signalled just after the report
+                    status, message, outs = t.outcome()
+                    if fut.cancelled():
+                        continue
                     if status == _OK:
                         fut.set_result(self._result(outs))
                     else:
                         fut.set_exception(_error(status, message))
                 except InvalidStateError:      # cancelled by its caller meanwhile
                     pass
+                except BaseException as e:     # never leave a future hanging
+                    try:
+                        fut.set_exception(e)
+                    except InvalidStateError:
+                        pass
             if not seqs and self._closed:
                 with self._flock:
                     if not self._futures:
