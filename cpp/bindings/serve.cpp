@@ -75,6 +75,22 @@ void bind_serve(py::module_& m) {
            }, py::arg("timeout") = py::none(),
            "Block (GIL released) until done or `timeout` seconds pass; returns done.")
       .def("done", [](PyTicket& t) { return t.r->is_done(); })
+      .def("result", [](PyTicket& t, double slice) {
+        // Wait in slices (GIL released), running Python's signal handlers in between, so
+        // Ctrl-C interrupts a waiting caller; then the outcome.
+        while (!t.r->is_done()) {
+          {
+            py::gil_scoped_release release;
+            if (t.r->wait(slice)) break;
+          }
+          if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        }
+        PyEngine& pe = t.engine.cast<PyEngine&>();
+        const int st = static_cast<int>(t.r->status);
+        return py::make_tuple(st, t.r->message,
+                              t.r->status == serve::Status::Ok ? py::object(outputs_of(pe, *t.r))
+                                                               : py::object(py::none()));
+      }, py::arg("slice") = 0.2, "Wait until done, then outcome().")
       .def_property_readonly("seq", [](PyTicket& t) { return t.r->seq; })
       .def("cancel", [](PyTicket& t) {
         PyEngine& pe = t.engine.cast<PyEngine&>();

@@ -190,7 +190,7 @@ void Engine::run_inline(const std::shared_ptr<Request>& q, int r) {
   const double t1 = now_seconds();
   std::unique_lock<std::mutex> lk(mu_);
   book_batch(rep, r, batch, t0, t1, err);
-  rep.wake.notify_all();   // its worker waits while the caller holds the replica
+  if (rep.held_wait) rep.wake.notify_all();  // its worker waited for the replica
   if (closing_ || queued_) {  // closing: idle workers re-check whether all is done
     work_cv_.notify_all();
     if (closing_)
@@ -480,7 +480,9 @@ void Engine::work(int r) {
     if (closing_ && queued_ == 0 && running_ == 0) return;
     if (paused_ || rep.busy) {  // busy here: a caller runs its request on it (inline)
       if (queued_ && !paused_) work_cv_.notify_one();  // pass on a wake-up it cannot use
+      rep.held_wait = true;
       rep.wake.wait(lk);
+      rep.held_wait = false;
       continue;
     }
     double now = now_seconds();

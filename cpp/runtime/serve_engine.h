@@ -143,6 +143,7 @@ class Engine {
     bool in_service = true;
     bool busy = false;
     bool filling = false;          // waiting to fill its batch (arrivals wake it)
+    bool held_wait = false;        // its worker waits while a caller runs on it inline
     int consecutive = 0;
     double probe_at = 0;
     int inject = 0;

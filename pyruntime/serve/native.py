@@ -24,6 +24,8 @@ from .. import _core
 from .errors import Closed, DeadlineExceeded, ReplicaFailed
 from .metrics import Metrics, Series
 
+_F32 = np.dtype(np.float32)
+
 #: ServeTicket.outcome() status codes
 _OK, _DEADLINE, _FAILED, _CLOSED, _CANCELLED = 1, 2, 3, 4, 5
 
@@ -75,9 +77,11 @@ class NativeLane:
 
     # ------------------------------------------------------------ requests
     def _prepare(self, x: np.ndarray) -> np.ndarray:
-        """The Session's input check and float32 conversion; a request bigger than every
-        batch (it runs alone) must fit in memory."""
-        x = self._sess._check(0, x)
+        """The Session's input check and float32 conversion (the balancer checked the
+        shape already); a request bigger than every batch (it runs alone) must fit in
+        memory."""
+        if x.dtype is not _F32 or not x.flags.c_contiguous:
+            x = self._sess._check(0, x)
         if x.shape[0] > self._max_cap:
             self._sess.arena_bytes(x.shape[0])   # ShapeError when too large
         return x
@@ -87,9 +91,7 @@ class NativeLane:
 
     def infer(self, x: np.ndarray, timeout: float | None, priority: int) -> Any:
         t = self.engine.submit(self._prepare(x), timeout, priority, False, True)
-        while not t.wait(0.2):   # in slices, so signals (Ctrl-C) are handled meanwhile
-            pass
-        status, message, outs = t.outcome()
+        status, message, outs = t.result()
         if status == _OK:
             return self._result(outs)
         raise _error(status, message)
