@@ -8,9 +8,12 @@ with the replicas mostly idle). Here a caller's thread copies its rows in, waits
 the GIL released and builds its result; submit() futures are resolved by one thread.
 
 Same behaviour as the Python workers (priorities, deadlines, backpressure, retries,
-eviction and probing, metrics), with one difference: cancelling a submit() future
-stops its request only while it is still queued; once taken into a batch it is
-computed and the result dropped."""
+eviction and probing, metrics), with these differences: cancelling a submit() future
+stops its request only while it is still queued (once taken into a batch it is
+computed and the result dropped); a ReplicaFailed carries the replica's C++ error in
+its message, not as __cause__; input errors are raised by submit/infer at once; and
+done-callbacks of submit() futures run on the one resolver thread, so a callback must
+not block on another future's result."""
 
 from __future__ import annotations
 
