@@ -269,19 +269,12 @@ class Lowerer:
         (sh, sw) = a["strides"]
         dh, dw = a.get("dilations", (1, 1))
         pt, pl = a["pads"][0], a["pads"][1]
-        if n.op == "AveragePool" and a.get("count_include_pad", 0) and a.get("ceil_mode", 0):
-            # ONNX/ORT divide a window that ceil_mode lets run past the bottom/right
-            # padding by its part inside the padded input; the kernels divide by KH*KW.
-            pb, pr = a["pads"][2], a["pads"][3]
-            if (yshape[2] - 1) * sh - pt + kh > h + pb or (yshape[3] - 1) * sw - pl + kw > w + pr:
-                raise UnsupportedOpError(
-                    f"{self._where}: AveragePool with count_include_pad=1 and ceil_mode=1 whose "
-                    f"last window runs past the padded input is not supported by the CPU "
-                    f"backend (use ceil_mode=0, or pads that cover the last window)")
         geom = [h, w, c, yshape[2], yshape[3], c, kh, kw, sh, sw, pt, pl, dh, dw, x.images]
         y = self._new(yshape)
+        # bottom/right pads: count_include_pad divides a window that ceil_mode lets run
+        # past the padding by its taps inside the padded input (ONNX)
         self._step("pool", x.id, y.id, geom, n.op == "MaxPool",
-                   bool(a.get("count_include_pad", 0)))
+                   bool(a.get("count_include_pad", 0)), a["pads"][2], a["pads"][3])
         self.vals[n.outputs[0]] = y
 
     def _reshape(self, n: Node) -> None:

@@ -18,14 +18,19 @@ def _avgpool(h, w, kernel, strides, pads, ceil, cip):
                                                          count_include_pad=cip), name="pool")])
 
 
-def test_avgpool_ceil_count_include_pad_overhang_is_refused():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_avgpool_ceil_count_include_pad_overhang(threads):
     """test_compile_random_geometry: AveragePool(count_include_pad=1, ceil_mode=1) whose
     last window runs past the padded input divided by KH*KW (0.375) where ONNX Runtime
-    divides by the taps inside the padded input (0.75): a silently wrong answer. Fix:
-    the CPU backend refuses that combination with UnsupportedOpError."""
+    divides by the taps inside the padded input (0.75): a silently wrong answer. First
+    refused with UnsupportedOpError; now the pool kernels take the bottom/right pads and
+    divide by the taps inside the padded input."""
     g = _avgpool(3, 1, (2, 4), (2, 1), (0, 0, 0, 3), 1, 1)
-    with pytest.raises(rt.UnsupportedOpError, match="count_include_pad=1 and ceil_mode=1"):
-        rt.compile(g, threads=1)
+    x = np.arange(1, 4, dtype=np.float32).reshape(1, 1, 3, 1)
+    got = rt.compile(g, threads=threads).run(x)
+    want = run_reference(g, x)["y"]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert abs(float(got.ravel()[-1]) - 0.75) < 1e-6   # 3 / 4 taps inside, not 3 / 8
 
 
 @pytest.mark.parametrize("ceil,cip,h", [(1, 1, 4), (1, 0, 3), (0, 1, 3)])

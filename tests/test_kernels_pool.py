@@ -19,43 +19,56 @@ def isa(request) -> str:
     return request.param
 
 
-def windows(x, kernel, strides, pads, dilations, fill):
-    """Yields (kh, kw, patch, inside) for each tap: the padded, strided view of x and a
-    mask of taps that lie inside the image."""
+def out_size(n, pa, pz, e, s, ceil):
+    """ONNX output size; with ceil_mode a window may start inside the padded input and
+    run past it, but never start inside the bottom/right padding."""
+    if not ceil:
+        return (n + pa + pz - e) // s + 1
+    o = -(-(n + pa + pz - e) // s) + 1
+    return o - 1 if (o - 1) * s >= n + pa else o
+
+
+def windows(x, kernel, strides, pads, dilations, fill, ceil=False):
+    """Yields (patch, inside, in_pad) for each tap: the padded, strided view of x, a mask
+    of taps inside the image and one of taps inside the padded image (ceil mode's last
+    window may run past it)."""
     H, W, C = x.shape
     KH, KW = kernel
     sh, sw = strides
     pt, pl, pb, pr = pads
     dh, dw = dilations
-    OH = (H + pt + pb - dh * (KH - 1) - 1) // sh + 1
-    OW = (W + pl + pr - dw * (KW - 1) - 1) // sw + 1
-    xp = np.pad(x.astype(np.float64), ((pt, pb), (pl, pr), (0, 0)), constant_values=fill)
-    inside = np.pad(np.ones((H, W)), ((pt, pb), (pl, pr)))
+    OH = out_size(H, pt, pb, dh * (KH - 1) + 1, sh, ceil)
+    OW = out_size(W, pl, pr, dw * (KW - 1) + 1, sw, ceil)
+    eh = max(0, (OH - 1) * sh + dh * (KH - 1) + 1 - (H + pt + pb))   # overhang rows
+    ew = max(0, (OW - 1) * sw + dw * (KW - 1) + 1 - (W + pl + pr))
+    xp = np.pad(x.astype(np.float64), ((pt, pb + eh), (pl, pr + ew), (0, 0)),
+                constant_values=fill)
+    inside = np.pad(np.ones((H, W)), ((pt, pb + eh), (pl, pr + ew)))
+    in_pad = np.pad(np.ones((H + pt + pb, W + pl + pr)), ((0, eh), (0, ew)))
     for kh in range(KH):
         for kw in range(KW):
             sl = (slice(kh * dh, kh * dh + sh * (OH - 1) + 1, sh),
                   slice(kw * dw, kw * dw + sw * (OW - 1) + 1, sw))
-            yield xp[sl], inside[sl]
+            yield xp[sl], inside[sl], in_pad[sl]
 
 
 def ref_maxpool(x, kernel, strides, pads, dilations):
     out = None
-    for patch, _ in windows(x, kernel, strides, pads, dilations, -np.inf):
+    for patch, *_ in windows(x, kernel, strides, pads, dilations, -np.inf):
         out = patch.copy() if out is None else np.fmax(out, patch)
     # NaN anywhere in a window propagates (np.fmax ignored it above).
     nan = None
-    for patch, _ in windows(np.isnan(x).astype(np.float64), kernel, strides, pads, dilations, 0):
+    for patch, *_ in windows(np.isnan(x).astype(np.float64), kernel, strides, pads, dilations, 0):
         nan = patch if nan is None else np.maximum(nan, patch)
     return np.where(nan > 0, np.nan, out)
 
 
-def ref_avgpool(x, kernel, strides, pads, dilations, count_include_pad):
+def ref_avgpool(x, kernel, strides, pads, dilations, count_include_pad, ceil=False):
     total = count = None
-    for patch, inside in windows(x, kernel, strides, pads, dilations, 0.0):
+    for patch, inside, in_pad in windows(x, kernel, strides, pads, dilations, 0.0, ceil):
+        c = in_pad if count_include_pad else inside
         total = patch.copy() if total is None else total + patch
-        count = inside.copy() if count is None else count + inside
-    if count_include_pad:
-        count = np.full_like(count, kernel[0] * kernel[1])
+        count = c.copy() if count is None else count + c
     return total / np.maximum(count, 1)[:, :, None]
 
 
@@ -84,6 +97,25 @@ def test_avgpool(isa, rng, kernel, strides, pads, dil, cip):
         got = T.avgpool(x, kernel, strides, pads, dil, count_include_pad=cip, isa=isa)
         np.testing.assert_allclose(got, ref_avgpool(x, kernel, strides, pads, dil, cip),
                                    rtol=1e-5, atol=1e-6, err_msg=f"C={C}")
+
+
+@pytest.mark.parametrize("cip", [False, True])
+@pytest.mark.parametrize("kernel,strides,pads,dil", CASES + [((2, 4), (2, 1), (0, 0, 0, 3), (1, 1)),
+                                                     ((3, 3), (2, 2), (0, 0, 1, 0), (1, 1))])
+def test_avgpool_ceil_mode_divides_by_taps_inside_the_padded_input(isa, rng, kernel, strides,
+                                                                   pads, dil, cip):
+    """ceil_mode's last window may run past the bottom/right padding: count_include_pad
+    then counts only its taps inside the padded input (ONNX, onnxruntime)."""
+    for H, W in [(9, 8), (3, 1), (10, 7)]:
+        for C in (1, 17):
+            if H + pads[0] + pads[2] < dil[0] * (kernel[0] - 1) + 1 or \
+                    W + pads[1] + pads[3] < dil[1] * (kernel[1] - 1) + 1:
+                continue          # the kernel is larger than the padded input
+            x = rng.standard_normal((H, W, C)).astype(np.float32)
+            want = ref_avgpool(x, kernel, strides, pads, dil, cip, ceil=True)
+            got = T.avgpool(x, kernel, strides, pads, dil, count_include_pad=cip, isa=isa,
+                            ceil_mode=True)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"{H}x{W}x{C}")
 
 
 @pytest.mark.parametrize("HW", [1, 2, 5, 7, 13, 14, 28])

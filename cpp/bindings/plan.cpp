@@ -218,11 +218,15 @@ void bind_plan(py::module_& m) {
         s.p().add_step(make_dwconv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
                                         epilogue(bias, q.C, residual, act, lo, hi, after)));
       })
-      .def("pool", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, bool is_max, bool cip) {
+      .def("pool", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, bool is_max, bool cip,
+                      int64_t pb, int64_t pr) {
         const ConvGeom q = geom(g);
         check_geom(s.p(), x, y, q, q.C);
-        s.p().add_step(make_pool_step(s.p().kernels(), s.p().threads(), x, y, q, is_max, cip));
-      })
+        if (pb < 0 || pr < 0 || pb > (int64_t(1) << 31) || pr > (int64_t(1) << 31))
+          throw std::invalid_argument("pool: bottom/right pads must be in [0, 2^31]");
+        s.p().add_step(make_pool_step(s.p().kernels(), s.p().threads(), x, y, q, is_max, cip, pb, pr));
+      }, py::arg("x"), py::arg("y"), py::arg("geom"), py::arg("is_max"), py::arg("count_include_pad"),
+         py::arg("pb") = 0, py::arg("pr") = 0)
       .def("global_avgpool", [](PyPlan& s, int x, int y, int64_t HW, int64_t C, int64_t images) {
         check_sizes(s.p(), x, mul({images, HW, C}, "global_avgpool"), y, mul(images, C, "global_avgpool"),
                     "global_avgpool");

@@ -1,7 +1,7 @@
 // f32 pooling, plain scalar: the reference and fallback. NHWC, one image per call.
 // Max skips padded taps and propagates NaN; an output whose window holds no image pixel
-// is -inf (max) or 0 (avg). Avg divides by the taps inside the image, or by KH*KW when
-// count_include_pad.
+// is -inf (max) or 0 (avg). Avg divides by the taps inside the image, or by the taps
+// inside the padded image when count_include_pad.
 #include <cstddef>
 
 #include "pyrt/kernels.h"
@@ -24,8 +24,16 @@ inline void tap_range(ptrdiff_t o, ptrdiff_t s, ptrdiff_t p, ptrdiff_t d, ptrdif
   *k1 = hi;
 }
 
+// count_include_pad's divisor: window taps inside the padded image (see PoolArgs).
+inline ptrdiff_t padded_taps(const PoolArgs* a, ptrdiff_t oh, ptrdiff_t ow) {
+  ptrdiff_t h0, h1, w0, w1;
+  tap_range(oh, a->sh, 0, a->dh, a->KH, a->H + a->pt + a->pb, &h0, &h1);
+  tap_range(ow, a->sw, 0, a->dw, a->KW, a->W + a->pl + a->pr, &w0, &w1);
+  return (h1 - h0) * (w1 - w0);
+}
+
 // Walks output rows [oh0, oh1): for each output pixel, init(yp) once, tap(yp, xp) for
-// every window tap inside the image, then finish(yp, taps inside).
+// every window tap inside the image, then finish(yp, taps inside, oh, ow).
 template <class Init, class Tap, class Finish>
 void for_each_window(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1, Init init, Tap tap,
                      Finish finish) {
@@ -44,7 +52,7 @@ void for_each_window(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1, Init init,
           tap(yp, a->x + (ih * a->W + iw) * a->C);
         }
       }
-      finish(yp, (kh1 - kh0) * (kw1 - kw0));
+      finish(yp, (kh1 - kh0) * (kw1 - kw0), oh, ow);
     }
   }
 }
@@ -61,7 +69,7 @@ void maxpool(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
           }
         }
       },
-      [](float*, ptrdiff_t) {});
+      [](float*, ptrdiff_t, ptrdiff_t, ptrdiff_t) {});
 }
 
 void avgpool(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
@@ -69,8 +77,8 @@ void avgpool(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
   for_each_window(
       a, oh0, oh1, [C](float* yp) { for (ptrdiff_t c = 0; c < C; ++c) yp[c] = 0.0f; },
       [C](float* yp, const float* xp) { for (ptrdiff_t c = 0; c < C; ++c) yp[c] += xp[c]; },
-      [a, C](float* yp, ptrdiff_t inside) {
-        const ptrdiff_t count = a->count_include_pad ? a->KH * a->KW : inside;
+      [a, C](float* yp, ptrdiff_t inside, ptrdiff_t oh, ptrdiff_t ow) {
+        const ptrdiff_t count = a->count_include_pad ? padded_taps(a, oh, ow) : inside;
         if (count == 0) return;  // empty window: 0
         const float inv = 1.0f / static_cast<float>(count);
         for (ptrdiff_t c = 0; c < C; ++c) yp[c] *= inv;

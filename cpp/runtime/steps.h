@@ -62,7 +62,8 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
 std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x, int y,
                                        const ConvGeom& g, const float* W, EpilogueSpec ep);
 std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
-                                     const ConvGeom& g, bool is_max, bool count_include_pad);
+                                     const ConvGeom& g, bool is_max, bool count_include_pad,
+                                     int64_t pb, int64_t pr);
 std::unique_ptr<Step> make_global_avgpool_step(const KernelTable& kt, int threads, int x, int y,
                                                int64_t HW, int64_t C, int64_t images = 1);
 // y = a + b with broadcasting. dims: output dims in storage order, dims[0] = -1 for the

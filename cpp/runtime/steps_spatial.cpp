@@ -55,6 +55,7 @@ struct PoolStep final : Step {
   int threads;
   ConvGeom geo;
   bool count_include_pad;
+  int64_t pb = 0, pr = 0;  // pads after: count_include_pad's padded extent
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
@@ -67,7 +68,7 @@ struct PoolStep final : Step {
       const ptrdiff_t oh0 = ch * geo.OH / cpi, oh1 = (ch + 1) * geo.OH / cpi;
       PoolArgs a{x + n * in_img, geo.H, geo.W, geo.C, geo.KH, geo.KW, geo.sh, geo.sw,
                  geo.pt, geo.pl, geo.dh, geo.dw, y + n * out_img, geo.OH, geo.OW,
-                 count_include_pad ? 1 : 0};
+                 count_include_pad ? 1 : 0, pb, pr};
       fn(&a, oh0, oh1);
     });
   }
@@ -105,7 +106,8 @@ std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x
 }
 
 std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
-                                     const ConvGeom& g, bool is_max, bool count_include_pad) {
+                                     const ConvGeom& g, bool is_max, bool count_include_pad,
+                                     int64_t pb, int64_t pr) {
   auto fn = is_max ? kt.pool.maxpool : kt.pool.avgpool;
   if (!fn) throw std::runtime_error("no pooling kernel is registered for this ISA");
   auto s = new_step<PoolStep>(is_max ? "maxpool" : "avgpool", kt.pool.name, {x}, {y});
@@ -113,6 +115,8 @@ std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, 
   s->threads = threads;
   s->geo = g;
   s->count_include_pad = count_include_pad;
+  s->pb = pb;
+  s->pr = pr;
   return s;
 }
 

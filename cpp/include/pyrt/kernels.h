@@ -69,12 +69,15 @@ struct DwConvConfig {
 
 // -------------------------------------------------------------- pooling
 // One image, NHWC. Padded positions are skipped by max; avg divides by the number of
-// taps inside the image, or by KH*KW when count_include_pad.
+// taps inside the image, or, when count_include_pad, by the taps inside the padded image
+// (rows [-pt, H + pb), columns [-pl, W + pr)): KH*KW except for a window that ceil mode
+// lets run past the padding, as ONNX defines it.
 struct PoolArgs {
   const float* x; ptrdiff_t H, W, C;
   ptrdiff_t KH, KW, sh, sw, pt, pl, dh, dw;
   float* y; ptrdiff_t OH, OW;
   int32_t count_include_pad;
+  ptrdiff_t pb, pr;  // pads after (bottom, right): only count_include_pad reads them
 };
 struct PoolConfig {
   const char* name;
