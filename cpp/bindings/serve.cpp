@@ -49,6 +49,14 @@ py::list outputs_of(const PyEngine& pe, const serve::Request& r) {
   return outs;
 }
 
+// (status, message, outputs or None) of a finished request.
+py::tuple outcome_of(PyTicket& t) {
+  PyEngine& pe = t.engine.cast<PyEngine&>();
+  const bool ok = t.r->status == serve::Status::Ok;
+  return py::make_tuple(static_cast<int>(t.r->status), t.r->message,
+                        ok ? py::object(outputs_of(pe, *t.r)) : py::object(py::none()));
+}
+
 py::dict scope_dict(const serve::ScopeStats& s) {
   py::dict d, counts;
   for (int c = 0; c < serve::kNumCounters; ++c) counts[serve::kCounterNames[c]] = s.counts[c];
@@ -85,11 +93,7 @@ void bind_serve(py::module_& m) {
           }
           if (PyErr_CheckSignals() != 0) throw py::error_already_set();
         }
-        PyEngine& pe = t.engine.cast<PyEngine&>();
-        const int st = static_cast<int>(t.r->status);
-        return py::make_tuple(st, t.r->message,
-                              t.r->status == serve::Status::Ok ? py::object(outputs_of(pe, *t.r))
-                                                               : py::object(py::none()));
+        return outcome_of(t);
       }, py::arg("slice") = 0.2, "Wait until done, then outcome().")
       .def_property_readonly("seq", [](PyTicket& t) { return t.r->seq; })
       .def("cancel", [](PyTicket& t) {
@@ -98,11 +102,7 @@ void bind_serve(py::module_& m) {
       }, "Queued -> cancelled (never computed): True; else False.")
       .def("outcome", [](PyTicket& t) {
         if (!t.r->is_done()) throw std::logic_error("ServeTicket.outcome() before done");
-        PyEngine& pe = t.engine.cast<PyEngine&>();
-        const int st = static_cast<int>(t.r->status);
-        return py::make_tuple(st, t.r->message,
-                              t.r->status == serve::Status::Ok ? py::object(outputs_of(pe, *t.r))
-                                                               : py::object(py::none()));
+        return outcome_of(t);
       }, "(status, message, outputs or None); status 1 ok, 2 deadline exceeded, 3 replica "
          "failed, 4 closed, 5 cancelled.");
 

@@ -359,39 +359,35 @@ std::string Engine::run_batch(Replica& rep, const std::vector<std::shared_ptr<Re
   for (auto& q : batch) rows += q->rows;
   try {
     if (fail) throw std::runtime_error("injected replica fault");
-    if (batch.size() == 1) {  // no packing: straight from and into the request
-      Request& q = *batch[0];
-      q.out.resize(nout);
-      buf.yp.resize(nout);
-      for (size_t i = 0; i < nout; ++i) {
-        q.out[i].resize(size_t(rows * out_floats_[i]));
-        buf.yp[i] = q.out[i].data();
-      }
-      const float* ip = q.x.data();
-      rep.plan->run(rows, &ip, buf.yp.data());
-      return "";
-    }
-    buf.x.resize(size_t(rows * in_floats_));
-    int64_t o = 0;
-    for (auto& q : batch) {
-      std::memcpy(buf.x.data() + o * in_floats_, q->x.data(), q->x.size() * sizeof(float));
-      o += q->rows;
-    }
-    buf.y.resize(nout);
+    // One request runs straight from and into its own buffers; a batch is packed into
+    // the worker's buffers and its outputs split back.
+    const bool single = batch.size() == 1;
+    std::vector<std::vector<float>>& ys = single ? batch[0]->out : buf.y;
+    ys.resize(nout);
     buf.yp.resize(nout);
     for (size_t i = 0; i < nout; ++i) {
-      buf.y[i].resize(size_t(rows * out_floats_[i]));
-      buf.yp[i] = buf.y[i].data();
+      ys[i].resize(size_t(rows * out_floats_[i]));
+      buf.yp[i] = ys[i].data();
     }
-    const float* ip = buf.x.data();
+    if (!single) {
+      buf.x.resize(size_t(rows * in_floats_));
+      int64_t o = 0;
+      for (auto& q : batch) {
+        std::memcpy(buf.x.data() + o * in_floats_, q->x.data(), q->x.size() * sizeof(float));
+        o += q->rows;
+      }
+    }
+    const float* ip = single ? batch[0]->x.data() : buf.x.data();
     rep.plan->run(rows, &ip, buf.yp.data());
-    o = 0;
-    for (auto& q : batch) {
-      q->out.resize(nout);
-      for (size_t i = 0; i < nout; ++i)
-        q->out[i].assign(buf.y[i].begin() + o * out_floats_[i],
-                         buf.y[i].begin() + (o + q->rows) * out_floats_[i]);
-      o += q->rows;
+    if (!single) {
+      int64_t o = 0;
+      for (auto& q : batch) {
+        q->out.resize(nout);
+        for (size_t i = 0; i < nout; ++i)
+          q->out[i].assign(buf.y[i].begin() + o * out_floats_[i],
+                           buf.y[i].begin() + (o + q->rows) * out_floats_[i]);
+        o += q->rows;
+      }
     }
   } catch (const std::exception& e) {
     return std::string("RuntimeError: ") + e.what();

@@ -279,7 +279,7 @@ class LoadBalancer:
 
     def _validate(self, x: Any, timeout: Any, priority: Any) -> tuple[Any, float | None, int]:
         spec = self._spec
-        if isinstance(x, Mapping):
+        if type(x) is not np.ndarray and isinstance(x, Mapping):
             if not x:
                 raise InputError("request: expected a non-empty dict {input name: array}")
             x = {k: self._array(v, f"request input {k!r}") for k, v in x.items()}
