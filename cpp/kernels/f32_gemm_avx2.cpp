@@ -42,9 +42,10 @@ namespace tile6x16 {
 namespace {
 constexpr int kMr = 6;
 constexpr int kNr = 16;
-constexpr ptrdiff_t kKc = 1024;  // B panel of up to 64 KiB, kept in L2
-constexpr ptrdiff_t kMc = 96;    // 96 x 1024 rows of A (384 KiB) stay in L2 across panels:
-                                 // 240 streamed A from L3 (Zen3: 54 -> 70 GFLOP/s, 1 thread)
+constexpr ptrdiff_t kKc = 256;   // a panel's 16 KiB B slice stays in L1
+constexpr ptrdiff_t kMc = 96;    // 96 rows x kKc of A (96 KiB) stay in L2 across panels
+                                 // (with kKc 1024, 240 rows streamed A from L3: Zen3
+                                 // 54 -> 70 GFLOP/s, 1 thread)
 constexpr ptrdiff_t kNc = 8;     // panels per N chunk: its C block (96 x 128) leaves A in L2
                                  // (all N at once evicted A: Zen3 1 thread 52 -> 71 GFLOP/s)
 constexpr const char* kName = "f32_gemm_6x16__avx2";
