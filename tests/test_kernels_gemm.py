@@ -149,6 +149,27 @@ def test_clip_with_infinite_bound(isa, rng):
     check(T.gemm(A, B, isa=isa, **kw), reference(A, B, **kw))
 
 
+def test_clip_bounds_crossed(isa, rng):
+    """lo > hi gives hi everywhere (np.clip, ONNX Clip), in every kernel alike."""
+    A, B = rand(rng, 13, 9, lo=-3, hi=3), rand(rng, 9, 37)
+    C = T.gemm(A, B, act="clip", lo=2.0, hi=1.0, isa=isa)
+    np.testing.assert_array_equal(C, np.full_like(C, 1.0))
+
+
+def test_activation_of_infinite_sums(isa, rng):
+    """A row of A holding +inf/-inf (B all positive) sends +-inf into the epilogue:
+    gelu(-inf) is its limit 0, not -inf * 0 = NaN; sigmoid and tanh saturate."""
+    A, B = rand(rng, 4, 5), rand(rng, 5, 19, lo=0.5, hi=1.0)
+    A[1, 2], A[2, 3] = np.inf, -np.inf
+    expect = {"gelu": (np.inf, 0.0), "sigmoid": (1.0, 0.0), "tanh": (1.0, -1.0),
+              "relu": (np.inf, 0.0)}
+    for act, (pos, neg) in expect.items():
+        C = T.gemm(A, B, act=act, isa=isa)
+        np.testing.assert_array_equal(C[1], np.full(19, pos, np.float32), err_msg=act)
+        np.testing.assert_array_equal(C[2], np.full(19, neg, np.float32), err_msg=act)
+        assert np.isfinite(C[[0, 3]]).all(), act
+
+
 def test_nan_propagates_through_relu_and_clip(isa, rng):
     A, B = rand(rng, 7, 11), rand(rng, 11, 37)
     A[3, 5] = np.nan

@@ -37,18 +37,7 @@ void pack(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, float* packed
   }
 }
 
-// NaN-propagating, like numpy's maximum/clip.
-float act_value(float v, const Epilogue& ep) {
-  switch (ep.act) {
-    case Act::None: return v;
-    case Act::Relu: return v < 0.0f ? 0.0f : v;
-    case Act::Clip: return v < ep.lo ? ep.lo : (v > ep.hi ? ep.hi : v);
-    case Act::Sigmoid: return 1.0f / (1.0f + std::exp(-v));
-    case Act::Tanh: return std::tanh(v);
-    case Act::Gelu: return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
-  }
-  return v;
-}
+#include "scalar_act.inc"  // act_scalar: the activations shared by the scalar kernels
 
 // One output element through the epilogue (see Epilogue in kernels.h).
 float finish(float acc, ptrdiff_t row, ptrdiff_t col, const Epilogue* ep) {
@@ -57,7 +46,7 @@ float finish(float acc, ptrdiff_t row, ptrdiff_t col, const Epilogue* ep) {
   if (ep->bias) v += ep->bias[col];
   const float* res = ep->residual;
   if (res && !ep->residual_after_act) v += res[row * ep->ldr + col];
-  v = act_value(v, *ep);
+  v = act_scalar(v, ep->act, ep->lo, ep->hi);
   if (res && ep->residual_after_act) v += res[row * ep->ldr + col];
   return v;
 }
