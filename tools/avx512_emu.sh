@@ -4,7 +4,7 @@
 # without AVX-512.
 #
 #   tools/avx512_emu.sh [--isa avx512] [--cpu tigerlake] [--full] [--timeout SECONDS]
-#                       [--megs 512] [--quiet-kernel 0|1]
+#                       [--megs 512] [--quiet-kernel 0|1] [--work DIR]
 #
 # Steps (everything downloaded or built goes to $CACHE, outside the repository):
 #   1. apt-get install bochs bochsbios vgabios isolinux syslinux-common xorriso cpio
@@ -23,6 +23,7 @@ cpu=tigerlake
 small=--small
 timeout_s=3600
 megs=512
+work=""
 quiet=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout_s="$2"; shift 2 ;;
     --megs) megs="$2"; shift 2 ;;
     --quiet-kernel) quiet="$2"; shift 2 ;;
+    --work) work="$2"; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -39,7 +41,7 @@ done
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${PYRUNTIME_EMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyruntime-emu}"
-work="$CACHE/run-$isa-$cpu"
+work="${work:-$CACHE/run-$isa-$cpu}"
 mkdir -p "$CACHE/deb" "$work"
 log() { echo "[avx512_emu $(date +%H:%M:%S)] $*"; }
 
@@ -89,6 +91,16 @@ cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$i
 cp "$vmlinuz" "$iso/vmlinuz"
 cp "$work/initrd.gz" "$iso/initrd.gz"
 kq=""; [ "$quiet" = 1 ] && kq="quiet"
+# Bochs 2.7 (seen with tigerlake) lists PKRU (bit 9) in CPUID 0xd's XCR0 mask but
+# reports a zero-size, zero-offset leaf 0xd/9, and its compacted-format (XSAVES/XSAVEC)
+# sizes do not match what Linux computes from the per-component leaves ("XSAVE
+# consistency problem: size 2432 != kernel_size 2688"). Linux then disables XSAVE
+# altogether: no AVX, no AVX-512 (XCR0 without bits 5-7). Hiding PKU and OSPKE
+# (X86_FEATURE 16*32+3, +4), XSAVES (10*32+3) and XSAVEC (10*32+1) from the kernel makes
+# it use the standard format, which Bochs describes correctly: "x86/fpu: Enabled xstate
+# features 0xe7, context size is 2688 bytes, using 'standard' format." User-space CPUID
+# is unchanged. acpi=off and lpj= skip slow init; the driver powers Bochs off itself.
+kfix="clearcpuid=515,516,323,321"
 # Arguments after "--" go to /init's argv.
 cat > "$iso/isolinux/isolinux.cfg" <<EOF
 DEFAULT k
@@ -96,7 +108,7 @@ PROMPT 0
 TIMEOUT 0
 LABEL k
   KERNEL /vmlinuz
-  APPEND initrd=/initrd.gz console=ttyS0 $kq nosmp noapic mitigations=off lpj=1000000 tsc=reliable nopku noxsaves -- $isa $small
+  APPEND initrd=/initrd.gz console=ttyS0 $kq nosmp noapic mitigations=off lpj=1000000 tsc=reliable acpi=off $kfix -- $isa $small
 EOF
 xorriso -as mkisofs -quiet -o "$work/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
   -no-emul-boot -boot-load-size 4 -boot-info-table "$iso" 2>/dev/null

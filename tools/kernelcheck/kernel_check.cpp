@@ -19,6 +19,7 @@
 // the machine off at the end.
 #include <fcntl.h>
 #include <signal.h>
+#include <termios.h>
 #include <sys/io.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -66,11 +67,16 @@ void finish_and_exit(int code) {
   fflush(stderr);
   if (g_pid1) {
     sync();
-    // Bochs: write "Shutdown" to its BIOS shutdown port 0x8900 in case the ACPI power
-    // off below is not honoured; harmless elsewhere (we only do this as PID 1).
-    reboot(RB_POWER_OFF);
+    // Bochs: writing "Shutdown" to port 0x8900 ends the simulation (it works with
+    // acpi=off, where the power off below only halts). Only ever done as PID 1, i.e. in
+    // the initramfs of tools/avx512_emu.sh.
+    printf("guest: powering off\n");
+    fflush(stdout);
+    tcdrain(1);  // the UART must have sent everything before the machine goes away
+    usleep(100000);
     if (ioperm(0x8900, 1, 1) == 0)
       for (const char* s = "Shutdown"; *s; ++s) outb(static_cast<unsigned char>(*s), 0x8900);
+    reboot(RB_POWER_OFF);
     for (;;) pause();
   }
   exit(code);
