@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs tools/kernelcheck (the AVX-512 kernels against the scalar ones) inside Bochs,
-# which emulates AVX-512 (CPU model tigerlake, or corei7_skylake_x), on machines
-# without AVX-512.
+# which emulates AVX-512 (CPU models corei7_skylake_x, the default, and tigerlake), on
+# machines without AVX-512.
 #
-#   tools/avx512_emu.sh [--isa avx512] [--cpu tigerlake] [--full] [--timeout SECONDS]
-#                       [--megs 512] [--quiet-kernel 0|1] [--work DIR]
+#   tools/avx512_emu.sh [--isa avx512] [--cpu corei7_skylake_x] [--full] [--timeout SECONDS]
+#                       [--megs 512] [--quiet-kernel 0|1] [--acpi 0|1] [--work DIR]
 #
 # Steps (everything downloaded or built goes to $CACHE, outside the repository):
 #   1. apt-get install bochs bochsbios vgabios isolinux syslinux-common xorriso cpio
@@ -19,11 +19,12 @@
 set -euo pipefail
 
 isa=avx512
-cpu=tigerlake
+cpu=corei7_skylake_x  # tigerlake with acpi=off hangs in early boot (guest clock stops)
 small=--small
 timeout_s=3600
 megs=512
 work=""
+acpi=0
 quiet=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     --megs) megs="$2"; shift 2 ;;
     --quiet-kernel) quiet="$2"; shift 2 ;;
     --work) work="$2"; shift 2 ;;
+    --acpi) acpi="$2"; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -79,7 +81,7 @@ fi
 # ---------------------------------------------------------------- 3. driver + initramfs
 drv="$CACHE/build/kernel_check"
 log "building the static driver"
-"$root/tools/kernelcheck/build.sh" "$drv" >/dev/null
+(flock 9; "$root/tools/kernelcheck/build.sh" "$drv" >/dev/null) 9>"$CACHE/build.lock"
 rm -rf "$work/rootfs" && mkdir -p "$work/rootfs"
 cp "$drv" "$work/rootfs/init"
 (cd "$work/rootfs" && find . | cpio -o -H newc --quiet | gzip -1 > "$work/initrd.gz")
@@ -101,6 +103,7 @@ kq=""; [ "$quiet" = 1 ] && kq="quiet"
 # features 0xe7, context size is 2688 bytes, using 'standard' format." User-space CPUID
 # is unchanged. acpi=off and lpj= skip slow init; the driver powers Bochs off itself.
 kfix="clearcpuid=515,516,323,321"
+kacpi=""; [ "$acpi" = 1 ] || kacpi="acpi=off"
 # Arguments after "--" go to /init's argv.
 cat > "$iso/isolinux/isolinux.cfg" <<EOF
 DEFAULT k
@@ -108,7 +111,7 @@ PROMPT 0
 TIMEOUT 0
 LABEL k
   KERNEL /vmlinuz
-  APPEND initrd=/initrd.gz console=ttyS0 $kq nosmp noapic mitigations=off lpj=1000000 tsc=reliable acpi=off $kfix -- $isa $small
+  APPEND initrd=/initrd.gz console=ttyS0 $kq nosmp noapic mitigations=off lpj=1000000 tsc=reliable $kacpi $kfix -- $isa $small
 EOF
 xorriso -as mkisofs -quiet -o "$work/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
   -no-emul-boot -boot-load-size 4 -boot-info-table "$iso" 2>/dev/null
@@ -133,13 +136,21 @@ printf 'c\nquit\n' > "$work/debugger.rc"  # Debian's bochs has the debugger: con
 rm -f "$work/serial.log"
 log "booting Bochs (cpu=$cpu, isa=$isa, ${small:-full sizes}); serial log: $work/serial.log"
 t0=$(date +%s)
+# Notes when the driver starts (boot time) while Bochs runs.
+( while sleep 2; do
+    if grep -aq '^kernel_check:' "$work/serial.log" 2>/dev/null; then
+      log "guest /init (kernel_check) started $(( $(date +%s) - t0 )) s after Bochs start"; break
+    fi
+  done ) &
+watch_pid=$!
 set +e
 timeout "$timeout_s" bochs -q -f "$work/bochsrc" -rc "$work/debugger.rc" </dev/null \
   > "$work/bochs.out" 2>&1
 brc=$?
 set -e
+kill "$watch_pid" 2>/dev/null || true
 t1=$(date +%s)
-log "Bochs exited with $brc after $((t1 - t0)) s"
+log "Bochs exited with $brc after $((t1 - t0)) s ($(grep -a -m1 -o 'Shutdown port: shutdown requested' "$work/bochs.out" || echo 'no shutdown request seen'))"
 
 # ---------------------------------------------------------------- 5. verdict
 if [ ! -s "$work/serial.log" ]; then
