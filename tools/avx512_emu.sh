@@ -158,7 +158,7 @@ if [ ! -s "$work/serial.log" ]; then
   tail -5 "$work/bochs.out" >&2
   exit 1
 fi
-grep -aE '^(kernel_check|CPUID|detected|testing|kernels|\[|  MISMATCH|  KNOWN|FATAL|total|KERNELCHECK|guest)' \
+grep -aE '^(kernel_check|CPUID|detected|testing|kernels|\[[A-Z]|  MISMATCH|  KNOWN|FATAL|total|KERNELCHECK|guest)' \
   "$work/serial.log" | tr -d '\r' || true
 verdict="$(grep -a '^KERNELCHECK ' "$work/serial.log" | tr -d '\r' | tail -1)"
 [ -n "$verdict" ] || { echo "no KERNELCHECK line in $work/serial.log" >&2; tail -20 "$work/serial.log" >&2; exit 1; }
