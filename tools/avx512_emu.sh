@@ -5,6 +5,7 @@
 #
 #   tools/avx512_emu.sh [--isa avx512] [--cpu corei7_skylake_x] [--full] [--timeout SECONDS]
 #                       [--megs 512] [--quiet-kernel 0|1] [--acpi 0|1] [--work DIR]
+#                       [--kernel-args "extra guest kernel parameters"]
 #
 # Steps (everything downloaded or built goes to $CACHE, outside the repository):
 #   1. apt-get install bochs bochsbios vgabios isolinux syslinux-common xorriso cpio
@@ -25,6 +26,7 @@ timeout_s=3600
 megs=512
 work=""
 acpi=0
+kextra=""
 quiet=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
     --quiet-kernel) quiet="$2"; shift 2 ;;
     --work) work="$2"; shift 2 ;;
     --acpi) acpi="$2"; shift 2 ;;
+    --kernel-args) kextra="$2"; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -111,7 +114,7 @@ PROMPT 0
 TIMEOUT 0
 LABEL k
   KERNEL /vmlinuz
-  APPEND initrd=/initrd.gz console=ttyS0 $kq nosmp noapic mitigations=off lpj=1000000 tsc=reliable $kacpi $kfix -- $isa $small
+  APPEND initrd=/initrd.gz console=ttyS0 $kq nosmp noapic mitigations=off lpj=1000000 tsc=reliable $kacpi $kfix $kextra -- $isa $small
 EOF
 xorriso -as mkisofs -quiet -o "$work/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
   -no-emul-boot -boot-load-size 4 -boot-info-table "$iso" 2>/dev/null
