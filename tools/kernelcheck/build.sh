@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds tools/kernelcheck/kernel_check (static, no Python) from the kernel sources with
+# the project's per-file ISA flags (see CMakeLists.txt). Usage: build.sh [OUTPUT]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+out="${1:-$root/build/kernelcheck/kernel_check}"
+obj="$(dirname "$out")/obj"
+mkdir -p "$obj"
+CXX="${CXX:-g++}"
+base=(-std=c++17 -O2 -g0 -fno-plt -Wall -Wextra -I"$root/cpp/include")
+avx2=(-mavx2 -mfma -mf16c)
+avx512=(-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
+        -Wno-maybe-uninitialized -Wno-uninitialized)
+srcs=("$root"/cpp/kernels/*.cpp "$root/cpp/runtime/dispatch.cpp"
+      "$root/tools/kernelcheck/kernel_check.cpp")
+objs=()
+pids=()
+for s in "${srcs[@]}"; do
+  case "$s" in
+    *f32_peak_*) continue ;;  # peak probes: not in the kernel table
+    *_avx512.cpp) flags=("${avx512[@]}") ;;
+    *_avx2.cpp) flags=("${avx2[@]}") ;;
+    *) flags=() ;;
+  esac
+  o="$obj/$(basename "$s" .cpp).o"
+  objs+=("$o")
+  # up to date: newer than its source and every header/.inc it may include
+  if [ -f "$o" ] && [ -z "$(find "$s" "$root/cpp/include" "$root"/cpp/kernels/*.inc \
+        "$0" -newer "$o" -print -quit)" ]; then continue; fi
+  "$CXX" "${base[@]}" "${flags[@]}" -c "$s" -o "$o" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+"$CXX" -static -o "$out" "${objs[@]}" -lm
+echo "built $out"

@@ -1,0 +1,956 @@
+// Standalone differential check of a kernel table against the scalar table.
+//
+// For the chosen ISA (argv[1]: scalar | avx2 | avx512 | avx2w16 | best; default best)
+// every kernel family of the KernelTable (gemm, dwconv, pool, eltwise, transpose) runs
+// on seeded random inputs and is compared with the scalar table's kernel (which the
+// Python tests verify against float64 numpy). Calling conventions follow
+// cpp/bindings/testing_*.cpp. Inputs end exactly at a page boundary followed by a
+// PROT_NONE page (a masked tail that reads past its end faults); outputs are surrounded
+// by sentinels and padded row strides, and the sentinels must survive.
+//
+// "avx2w16" is the AVX2 table with the test-only 16-lane builds (gemm 12x16 tile,
+// dwconv/pool/eltwise on two AVX2 halves): the AVX-512 code paths on an AVX2 machine.
+//
+// Options: --small (sizes for an emulator), --strict (count known divergences of the
+// scalar reference, see gemm/clip-lo>hi), --seed N.
+// Last line: "KERNELCHECK PASS n/n" or "KERNELCHECK FAIL f/n ...", exit 0 / 1 (2: the
+// ISA is not available). Run as PID 1 (the initramfs of tools/avx512_emu.sh) it sets up
+// a console, takes its arguments from the kernel command line after "--", and powers
+// the machine off at the end.
+#include <fcntl.h>
+#include <signal.h>
+#include <termios.h>
+#include <sys/io.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "pyrt/dispatch.h"
+#include "pyrt/kernels.h"
+
+namespace pyrt {
+// Test-only registrations (f32_gemm_avx2.cpp, f32_w16check_avx2.cpp).
+void register_gemm_12x16__avx2(KernelTable& t);
+void register_all__avx2w16_testing(KernelTable& t);
+}  // namespace pyrt
+
+using namespace pyrt;
+
+namespace {
+
+bool g_small = false, g_pid1 = false, g_strict = false;
+uint64_t g_seed = 12345;
+char g_case[512] = "(none)";  // the case being run, for the SIGSEGV handler
+
+void set_case(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(g_case, sizeof g_case, fmt, ap);
+  va_end(ap);
+}
+
+void finish_and_exit(int code) {
+  fflush(stdout);
+  fflush(stderr);
+  if (g_pid1) {
+    sync();
+    // Bochs: writing "Shutdown" to port 0x8900 ends the simulation (it works with
+    // acpi=off, where the power off below only halts). Only ever done as PID 1, i.e. in
+    // the initramfs of tools/avx512_emu.sh.
+    printf("guest: powering off\n");
+    fflush(stdout);
+    tcdrain(1);  // the UART must have sent everything before the machine goes away
+    usleep(100000);
+    if (ioperm(0x8900, 1, 1) == 0)
+      for (const char* s = "Shutdown"; *s; ++s) outb(static_cast<unsigned char>(*s), 0x8900);
+    reboot(RB_POWER_OFF);
+    for (;;) pause();
+  }
+  exit(code);
+}
+
+void on_fault(int sig) {
+  // Not async-signal-safe in general, but the process is going down anyway.
+  char buf[700];
+  int n = snprintf(buf, sizeof buf, "\nFATAL signal %d in case: %s\nKERNELCHECK FAIL crash (signal %d)\n",
+                   sig, g_case, sig);
+  if (write(1, buf, n) < 0) {}
+  finish_and_exit(1);
+}
+
+double now_s() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// ------------------------------------------------------------------ buffers
+
+const size_t kPage = 4096;
+
+// n floats ending exactly at a PROT_NONE page: reading past the end faults.
+struct Fenced {
+  void* base = nullptr;
+  size_t bytes = 0;
+  float* p = nullptr;
+  size_t n = 0;
+  Fenced() = default;
+  explicit Fenced(size_t count) { alloc(count); }
+  Fenced(const Fenced&) = delete;
+  Fenced& operator=(const Fenced&) = delete;
+  Fenced(Fenced&& o) noexcept { *this = std::move(o); }
+  Fenced& operator=(Fenced&& o) noexcept {
+    std::swap(base, o.base); std::swap(bytes, o.bytes); std::swap(p, o.p); std::swap(n, o.n);
+    return *this;
+  }
+  void alloc(size_t count) {
+    n = count;
+    const size_t data = (count * sizeof(float) + kPage - 1) / kPage * kPage;
+    bytes = data + kPage;
+    base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) { perror("mmap"); finish_and_exit(1); }
+    mprotect(static_cast<char*>(base) + data, kPage, PROT_NONE);
+    p = reinterpret_cast<float*>(static_cast<char*>(base) + data) - count;
+  }
+  ~Fenced() { if (base) munmap(base, bytes); }
+  float& operator[](size_t i) { return p[i]; }
+};
+
+const float kSentinel = -1.2345e30f;
+const size_t kGuard = 37;
+
+// An output: kGuard sentinels, n floats (pre-set to the sentinel or given values),
+// kGuard sentinels.
+struct Guarded {
+  std::vector<float> v;
+  size_t n;
+  explicit Guarded(size_t count) : v(count + 2 * kGuard, kSentinel), n(count) {}
+  float* p() { return v.data() + kGuard; }
+  bool guards_ok() const {
+    for (size_t i = 0; i < kGuard; ++i)
+      if (v[i] != kSentinel || v[kGuard + n + i] != kSentinel) return false;
+    return true;
+  }
+};
+
+// ------------------------------------------------------------------ random
+
+std::mt19937_64 g_rng;
+float urand(float lo, float hi) {
+  return lo + (hi - lo) * static_cast<float>((g_rng() >> 11) * (1.0 / 9007199254740992.0));
+}
+int irand(int n) { return static_cast<int>(g_rng() % static_cast<uint64_t>(n)); }
+void fill(float* p, size_t n, float lo = -1.0f, float hi = 1.0f) {
+  for (size_t i = 0; i < n; ++i) p[i] = urand(lo, hi);
+}
+const float kInf = __builtin_inff();
+const float kNaN = __builtin_nanf("");
+
+// ------------------------------------------------------------------ compare
+
+struct Group {
+  std::string name;
+  long cases = 0, fails = 0;
+  bool info = false;  // a known divergence: reported, not counted
+  double worst = 0;  // largest |got - ref| / allowed
+  double t0 = now_s();
+};
+std::vector<std::string> g_failed_groups;
+long g_total = 0, g_total_fail = 0;
+int g_printed_fail = 0;
+
+// Compares got with ref over n floats. exact: bitwise-equal value (NaN == NaN, and
+// +0 == -0). Otherwise |got - ref| <= atol + rtol * |ref|; NaN must match NaN,
+// infinities must match exactly.
+bool match(const float* ref, const float* got, size_t n, double rtol, double atol, bool exact,
+           Group& g, const char* what) {
+  for (size_t i = 0; i < n; ++i) {
+    const float r = ref[i], x = got[i];
+    bool ok;
+    double ratio = 0;
+    if (std::isnan(r) || std::isnan(x)) ok = std::isnan(r) && std::isnan(x);
+    else if (exact || std::isinf(r) || std::isinf(x)) ok = r == x;
+    else {
+      const double lim = atol + rtol * std::fabs(static_cast<double>(r));
+      const double d = std::fabs(static_cast<double>(x) - r);
+      ok = d <= lim;
+      ratio = lim > 0 ? d / lim : (d > 0 ? 1e30 : 0);
+    }
+    if (ratio > g.worst && ok) g.worst = ratio;
+    if (!ok) {
+      if (g_printed_fail < 40) {
+        ++g_printed_fail;
+        printf("  %s [%s] %s: %s: first differing index %zu: scalar %.9g, got %.9g "
+               "(|diff| %.3g, allowed %.3g)\n",
+               g.info ? "KNOWN-DIFF" : "MISMATCH", g.name.c_str(), g_case, what, i, r, x, std::fabs(static_cast<double>(x) - r),
+               exact ? 0.0 : atol + rtol * std::fabs(static_cast<double>(r)));
+        fflush(stdout);
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
+void record(Group& g, bool ok) {
+  ++g.cases;
+  if (!ok) ++g.fails;
+}
+
+// info: reported but not counted (a known divergence, see the caller).
+void end_group(Group& g, bool info = false) {
+  if (info) {
+    printf("[%s] %-24s %6ld cases %4ld differ from the scalar reference (not counted; "
+           "--strict counts them)\n", g.fails ? "NOTE" : "PASS", g.name.c_str(), g.cases, g.fails);
+    fflush(stdout);
+    return;
+  }
+  g_total += g.cases;
+  g_total_fail += g.fails;
+  if (g.fails) g_failed_groups.push_back(g.name);
+  printf("%s %-24s %6ld cases %4ld failed  worst err/tol %.3f  (%.2f s)\n",
+         g.fails ? "[FAIL]" : "[PASS]", g.name.c_str(), g.cases, g.fails, g.worst,
+         now_s() - g.t0);
+  fflush(stdout);
+}
+
+const char* act_name(Act a) {
+  switch (a) {
+    case Act::None: return "none";
+    case Act::Relu: return "relu";
+    case Act::Clip: return "clip";
+    case Act::Sigmoid: return "sigmoid";
+    case Act::Tanh: return "tanh";
+    case Act::Gelu: return "gelu";
+  }
+  return "?";
+}
+const Act kActs[] = {Act::None, Act::Relu, Act::Clip, Act::Sigmoid, Act::Tanh, Act::Gelu};
+
+// Tolerance for a reduction of length k (float32 reassociation, FMA vs mul+add) followed
+// by an activation (libm vs vector math: a few ulp).
+double rtol_for(ptrdiff_t k) { return 1e-5 * std::sqrt(static_cast<double>(k < 1 ? 1 : k)); }
+
+// ================================================================== GEMM
+
+struct GemmCase {
+  ptrdiff_t M, N, K;
+  ptrdiff_t lda_pad = 0, ldc_pad = 0, ldr_pad = 0;
+  bool bias = false;
+  int res = 0;  // 0 none, 1 before act, 2 after act, 3 in place (before), 4 in place (after)
+  Act act = Act::None;
+  float lo = -0.5f, hi = 0.5f;
+  int m_split = 1, n_split = 1;
+  int nan_mode = 0;  // 1: NaN/inf in A
+};
+
+// Runs g over an m_split x n_split grid of blocks like testing_gemm.cpp / the executor.
+void gemm_run(const GemmConfig& g, const GemmCase& c, const float* A, ptrdiff_t lda,
+              const float* packed, float* C, ptrdiff_t ldc, const Epilogue& ep) {
+  const ptrdiff_t nr = g.nr, panels = (c.N + nr - 1) / nr;
+  for (int mi = 0; mi < c.m_split; ++mi) {
+    const ptrdiff_t m0 = c.M * mi / c.m_split, m1 = c.M * (mi + 1) / c.m_split;
+    for (int ni = c.n_split - 1; ni >= 0; --ni) {
+      const ptrdiff_t p0 = panels * ni / c.n_split, p1 = panels * (ni + 1) / c.n_split;
+      const ptrdiff_t n0 = p0 * nr, n1 = p1 * nr < c.N ? p1 * nr : c.N;
+      if (m1 <= m0 || n1 <= n0) continue;
+      Epilogue blk = ep;
+      if (blk.residual) blk.residual += m0 * ep.ldr;
+      g.run(m1 - m0, c.N, c.K, A + m0 * lda, lda, packed, C + m0 * ldc, ldc, &blk, n0, n1);
+    }
+  }
+}
+
+bool gemm_check(const KernelTable& ref, const KernelTable& tst, const GemmCase& c, Group& grp) {
+  set_case("gemm M=%td N=%td K=%td lda+%td ldc+%td ldr+%td bias=%d res=%d act=%s lo=%g hi=%g "
+           "split=%dx%d nan=%d",
+           c.M, c.N, c.K, c.lda_pad, c.ldc_pad, c.ldr_pad, c.bias, c.res, act_name(c.act), c.lo,
+           c.hi, c.m_split, c.n_split, c.nan_mode);
+  const ptrdiff_t lda = c.K + c.lda_pad, ldc = c.N + c.ldc_pad;
+  const bool inplace = c.res >= 3;
+  const ptrdiff_t ldr = inplace ? ldc : c.N + c.ldr_pad;
+  Fenced A(static_cast<size_t>((c.M - 1) * lda + c.K)), B(static_cast<size_t>(c.K * c.N));
+  fill(A.p, A.n);
+  fill(B.p, B.n);
+  if (c.nan_mode == 1 && A.n > 0) {
+    A[irand(static_cast<int>(A.n))] = kNaN;
+    A[irand(static_cast<int>(A.n))] = kInf;
+    A[irand(static_cast<int>(A.n))] = -kInf;
+  }
+  Fenced bias(static_cast<size_t>(c.N));
+  fill(bias.p, bias.n);
+  Fenced R(c.res && !inplace ? static_cast<size_t>((c.M - 1) * ldr + c.N) : 0);
+  fill(R.p, R.n, -2.0f, 2.0f);
+  const size_t csize = static_cast<size_t>((c.M - 1) * ldc + c.N);
+  Guarded Cr(csize), Ct(csize);
+  if (inplace) {  // C starts as the residual
+    std::vector<float> init(csize);
+    fill(init.data(), csize, -2.0f, 2.0f);
+    std::memcpy(Cr.p(), init.data(), csize * 4);
+    std::memcpy(Ct.p(), init.data(), csize * 4);
+  }
+  bool ok = true;
+  float* outs[2] = {Cr.p(), Ct.p()};
+  const KernelTable* tabs[2] = {&ref, &tst};
+  for (int t = 0; t < 2; ++t) {
+    const GemmConfig& g = tabs[t]->gemm;
+    const size_t ps = g.packed_size(c.K, c.N);
+    if (ps < static_cast<size_t>(c.K * c.N)) {
+      printf("  %s: packed_size %zu < K*N\n", g.name, ps);
+      return false;
+    }
+    Fenced P(ps);  // pack must not write past packed_size (fault)
+    if (ps) g.pack(c.K, c.N, B.p, c.N, P.p);
+    Epilogue ep{};
+    ep.bias = c.bias ? bias.p : nullptr;
+    ep.residual = c.res == 0 ? nullptr : inplace ? outs[t] : R.p;
+    ep.ldr = ldr;
+    ep.act = c.act;
+    ep.lo = c.lo;
+    ep.hi = c.hi;
+    ep.residual_after_act = (c.res == 2 || c.res == 4) ? 1 : 0;
+    GemmCase cc = c;
+    if (t == 0) cc.m_split = cc.n_split = 1;  // the reference runs in one call
+    gemm_run(g, cc, A.p, lda, P.p, outs[t], ldc, ep);
+  }
+  ok = match(Cr.p(), Ct.p(), csize, rtol_for(c.K), rtol_for(c.K), false, grp, "C");
+  if (ok && !Ct.guards_ok()) {
+    printf("  MISMATCH [%s] %s: wrote outside C\n", grp.name.c_str(), g_case);
+    ok = false;
+  }
+  return ok;
+}
+
+void test_gemm(const KernelTable& ref, const KernelTable& tst) {
+  {
+    Group g{"gemm/shapes"};
+    std::vector<ptrdiff_t> Ms = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 17, 24, 25, 31, 33};
+    std::vector<ptrdiff_t> Ns = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 64, 97};
+    std::vector<ptrdiff_t> Ks = {1, 2, 3, 5, 7, 17, 64};
+    if (!g_small) {
+      Ms.insert(Ms.end(), {64, 97});
+      Ns.insert(Ns.end(), {130, 257});
+      Ks.insert(Ks.end(), {31, 130});
+    }
+    for (ptrdiff_t M : Ms)
+      for (ptrdiff_t N : Ns)
+        for (ptrdiff_t K : Ks) {
+          GemmCase c{M, N, K};
+          c.bias = true;
+          c.act = Act::Relu;
+          c.lda_pad = (M + N) % 3;
+          c.ldc_pad = (N + K) % 5;
+          record(g, gemm_check(ref, tst, c, g));
+        }
+    end_group(g);
+  }
+  {
+    Group g{"gemm/kblock"};  // K above kKc (256 avx2, 1024 avx512) with M > kMr
+    std::vector<ptrdiff_t> Ms = {13, 25}, Ns = {17, 33}, Ks = {255, 257, 1025, 1100};
+    if (!g_small) {
+      Ms = {13, 25, 97, 130, 257};
+      Ns = {17, 33, 64, 130, 257};
+      Ks = {255, 256, 257, 513, 1023, 1024, 1025, 1100, 2049};
+    }
+    for (ptrdiff_t M : Ms)
+      for (ptrdiff_t N : Ns)
+        for (ptrdiff_t K : Ks) {
+          GemmCase c{M, N, K};
+          c.bias = true;
+          c.res = 1;
+          c.act = Act::Clip;
+          c.lo = -3.0f;
+          c.hi = 3.0f;
+          c.ldc_pad = 3;
+          c.ldr_pad = 1;
+          record(g, gemm_check(ref, tst, c, g));
+        }
+    // M block boundary (kMc = 96 / 240) with ragged row tiles
+    for (ptrdiff_t M : std::vector<ptrdiff_t>(g_small ? std::vector<ptrdiff_t>{97, 241}
+                                                      : std::vector<ptrdiff_t>{97, 241, 250, 480, 491})) {
+      GemmCase c{M, 33, g_small ? 9 : 300};
+      c.bias = true;
+      record(g, gemm_check(ref, tst, c, g));
+    }
+    end_group(g);
+  }
+  {
+    Group g{"gemm/epilogue"};
+    std::vector<GemmCase> shapes = {{1, 17, 5}, {13, 33, 17}, {12, 32, 8}, {7, 47, 3}};
+    shapes.push_back(g_small ? GemmCase{25, 33, 1030} : GemmCase{25, 47, 1100});
+    for (GemmCase s : shapes)
+      for (Act act : kActs)
+        for (int bias = 0; bias < 2; ++bias)
+          for (int res = 0; res <= 4; ++res) {
+            GemmCase c = s;
+            c.act = act;
+            c.bias = bias;
+            c.res = res;
+            c.lda_pad = 1;
+            c.ldc_pad = 2;
+            c.ldr_pad = 3;
+            record(g, gemm_check(ref, tst, c, g));
+          }
+    end_group(g);
+  }
+  {
+    // Clip with lo > hi: np.clip (and scalar_act.inc used by the scalar eltwise/dwconv
+    // kernels) give hi everywhere; the scalar GEMM's own act_value() gives lo where
+    // v < lo. A known divergence of the scalar reference: counted only with --strict.
+    Group g{"gemm/clip-lo>hi"};
+    g.info = !g_strict;
+    for (GemmCase s : std::vector<GemmCase>{{1, 17, 5}, {13, 33, 17}})
+      for (int res = 0; res < 3; ++res) {
+        GemmCase c = s;
+        c.act = Act::Clip;
+        c.lo = 0.3f;
+        c.hi = -0.2f;
+        c.res = res;
+        record(g, gemm_check(ref, tst, c, g));
+      }
+    end_group(g, g.info);
+  }
+  {
+    Group g{"gemm/splits"};  // blocks as the executor's threads call them
+    for (GemmCase s : std::vector<GemmCase>{{13, 97, 17}, {31, 130, 9}, {5, 257, 3}, {25, 70, 300}})
+      for (int ms : {1, 2, 3})
+        for (int ns : {2, 3, 5}) {
+          GemmCase c = s;
+          c.m_split = ms;
+          c.n_split = ns;
+          c.bias = true;
+          c.res = (ms + ns) % 5;
+          c.act = kActs[(ms * 3 + ns) % 6];
+          c.ldr_pad = 2;
+          record(g, gemm_check(ref, tst, c, g));
+        }
+    end_group(g);
+  }
+  {
+    Group g{"gemm/nan-inf"};
+    for (GemmCase s : std::vector<GemmCase>{{3, 17, 5}, {13, 33, 9}, {12, 16, 4}})
+      for (Act act : kActs) {
+        GemmCase c = s;
+        c.act = act;
+        c.bias = true;
+        c.nan_mode = 1;
+        record(g, gemm_check(ref, tst, c, g));
+      }
+    end_group(g);
+  }
+}
+
+// ================================================================== depthwise conv
+
+struct DwCase {
+  ptrdiff_t H, W, C, KH, KW, sh, sw, pt, pl, pb, pr, dh = 1, dw = 1;
+  bool bias = true;
+  int res = 0;  // 0 none, 1 before, 2 after act
+  Act act = Act::None;
+  float lo = -0.5f, hi = 0.5f;
+  int split = 1;
+  bool nan = false;
+};
+
+bool dw_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, Group& grp) {
+  set_case("dwconv H=%td W=%td C=%td K=%tdx%td s=%td,%td pads=%td,%td,%td,%td d=%td,%td bias=%d "
+           "res=%d act=%s split=%d nan=%d",
+           c.H, c.W, c.C, c.KH, c.KW, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw, c.bias, c.res,
+           act_name(c.act), c.split, c.nan);
+  const ptrdiff_t eh = c.dh * (c.KH - 1) + 1, ew = c.dw * (c.KW - 1) + 1;
+  if (c.H + c.pt + c.pb < eh || c.W + c.pl + c.pr < ew) return true;  // invalid: skip
+  const ptrdiff_t OH = (c.H + c.pt + c.pb - eh) / c.sh + 1;
+  const ptrdiff_t OW = (c.W + c.pl + c.pr - ew) / c.sw + 1;
+  Fenced x(static_cast<size_t>(c.H * c.W * c.C)), w(static_cast<size_t>(c.C * c.KH * c.KW));
+  fill(x.p, x.n);
+  fill(w.p, w.n);
+  if (c.nan) {
+    x[irand(static_cast<int>(x.n))] = kNaN;
+    x[irand(static_cast<int>(x.n))] = kInf;
+  }
+  Fenced bias(static_cast<size_t>(c.C));
+  fill(bias.p, bias.n);
+  const size_t ysize = static_cast<size_t>(OH * OW * c.C);
+  Fenced R(c.res ? ysize : 0);
+  fill(R.p, R.n, -2.0f, 2.0f);
+  Guarded yr(ysize), yt(ysize);
+  Guarded* outs[2] = {&yr, &yt};
+  const KernelTable* tabs[2] = {&ref, &tst};
+  for (int t = 0; t < 2; ++t) {
+    const DwConvConfig& k = tabs[t]->dwconv;
+    Fenced P(k.packed_size(c.KH, c.KW, c.C));
+    k.pack(w.p, c.KH, c.KW, c.C, P.p);
+    Epilogue ep{};
+    ep.bias = c.bias ? bias.p : nullptr;
+    ep.residual = c.res ? R.p : nullptr;
+    ep.ldr = c.C;
+    ep.act = c.act;
+    ep.lo = c.lo;
+    ep.hi = c.hi;
+    ep.residual_after_act = c.res == 2;
+    DwConvArgs a{};
+    a.x = x.p; a.H = c.H; a.W = c.W; a.C = c.C;
+    a.w = P.p;
+    a.KH = c.KH; a.KW = c.KW; a.sh = c.sh; a.sw = c.sw; a.pt = c.pt; a.pl = c.pl;
+    a.dh = c.dh; a.dw = c.dw;
+    a.y = outs[t]->p(); a.OH = OH; a.OW = OW;
+    a.ep = &ep;
+    const int split = t == 0 ? 1 : c.split;
+    for (int i = split - 1; i >= 0; --i) {  // last range first, like the tests
+      const ptrdiff_t r0 = OH * i / split, r1 = OH * (i + 1) / split;
+      if (r1 > r0) k.run(&a, r0, r1);
+    }
+  }
+  bool ok = match(yr.p(), yt.p(), ysize, rtol_for(c.KH * c.KW), rtol_for(c.KH * c.KW), false, grp, "y");
+  if (ok && !yt.guards_ok()) {
+    printf("  MISMATCH [%s] %s: wrote outside y\n", grp.name.c_str(), g_case);
+    ok = false;
+  }
+  return ok;
+}
+
+void test_dwconv(const KernelTable& ref, const KernelTable& tst) {
+  const std::vector<ptrdiff_t> Cs = g_small ? std::vector<ptrdiff_t>{1, 7, 16, 17, 33, 48}
+                                            : std::vector<ptrdiff_t>{1, 3, 7, 8, 15, 16, 17, 31, 33, 48, 65, 96};
+  {
+    Group g{"dwconv/fast-3x3-5x5"};
+    const std::vector<ptrdiff_t> HWs = g_small ? std::vector<ptrdiff_t>{1, 3, 5, 8, 13}
+                                               : std::vector<ptrdiff_t>{1, 2, 3, 4, 5, 7, 8, 13, 14, 29};
+    for (ptrdiff_t k : {3, 5})
+      for (ptrdiff_t s : {1, 2})
+        for (ptrdiff_t hw : HWs)
+          for (ptrdiff_t C : Cs)
+            for (int padv = 0; padv < 3; ++padv) {
+              const ptrdiff_t p = padv == 0 ? 0 : padv == 1 ? k / 2 : 1;
+              DwCase c{hw, hw + 2, C, k, k, s, s, p, p, padv == 2 ? 0 : p, p};
+              c.act = padv == 1 ? Act::Relu : padv == 2 ? Act::Clip : Act::None;
+              c.split = 1 + static_cast<int>((hw + C) % 3);
+              record(g, dw_check(ref, tst, c, g));
+            }
+    end_group(g);
+  }
+  {
+    Group g{"dwconv/generic"};
+    struct S { ptrdiff_t KH, KW, sh, sw, dh, dw; };
+    const S shapes[] = {{1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 1, 1}, {3, 3, 1, 1, 2, 2},
+                        {3, 3, 3, 3, 1, 1}, {3, 5, 1, 2, 1, 1}, {7, 7, 1, 1, 1, 1},
+                        {5, 5, 2, 1, 1, 2}, {1, 3, 1, 1, 1, 3}};
+    for (const S& s : shapes)
+      for (ptrdiff_t C : Cs)
+        for (ptrdiff_t hw : {5, 11}) {
+          DwCase c{hw, hw + 1, C, s.KH, s.KW, s.sh, s.sw, s.KH / 2, s.KW / 2, s.KH / 2, (s.KW - 1) / 2};
+          c.dh = s.dh;
+          c.dw = s.dw;
+          c.bias = C % 2;
+          c.split = 2;
+          record(g, dw_check(ref, tst, c, g));
+        }
+    end_group(g);
+  }
+  {
+    Group g{"dwconv/epilogue"};
+    for (DwCase s : std::vector<DwCase>{{7, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1},
+                                        {9, 7, 33, 5, 5, 2, 2, 2, 2, 2, 2},
+                                        {6, 6, 20, 3, 3, 2, 2, 0, 0, 1, 1},
+                                        {5, 5, 16, 2, 3, 1, 1, 1, 1, 0, 1}})
+      for (Act act : kActs)
+        for (int bias = 0; bias < 2; ++bias)
+          for (int res = 0; res < 3; ++res) {
+            DwCase c = s;
+            c.act = act;
+            c.bias = bias;
+            c.res = res;
+            c.split = 3;
+            record(g, dw_check(ref, tst, c, g));
+          }
+    for (Act act : kActs) {  // NaN / inf in x
+      DwCase c{7, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1};
+      c.act = act;
+      c.nan = true;
+      record(g, dw_check(ref, tst, c, g));
+    }
+    end_group(g);
+  }
+}
+
+// ================================================================== pooling
+
+struct PoolCase {
+  ptrdiff_t H, W, C, KH, KW, sh, sw, pt, pl, pb, pr, dh = 1, dw = 1;
+  bool cip = false, ceil = false;
+  int split = 1;
+  bool nan = false;
+};
+
+bool pool_check(const KernelTable& ref, const KernelTable& tst, bool is_max, const PoolCase& c,
+                Group& grp) {
+  set_case("%s H=%td W=%td C=%td K=%tdx%td s=%td,%td pads=%td,%td,%td,%td d=%td,%td cip=%d "
+           "ceil=%d split=%d nan=%d",
+           is_max ? "maxpool" : "avgpool", c.H, c.W, c.C, c.KH, c.KW, c.sh, c.sw, c.pt, c.pl, c.pb,
+           c.pr, c.dh, c.dw, c.cip, c.ceil, c.split, c.nan);
+  const ptrdiff_t eh = c.dh * (c.KH - 1) + 1, ew = c.dw * (c.KW - 1) + 1;
+  if (c.H + c.pt + c.pb < eh || c.W + c.pl + c.pr < ew) return true;
+  auto out = [&](ptrdiff_t n, ptrdiff_t pa, ptrdiff_t pz, ptrdiff_t e, ptrdiff_t st) {
+    ptrdiff_t o = c.ceil ? (n + pa + pz - e + st - 1) / st + 1 : (n + pa + pz - e) / st + 1;
+    if (c.ceil && (o - 1) * st >= n + pa) --o;
+    return o;
+  };
+  const ptrdiff_t OH = out(c.H, c.pt, c.pb, eh, c.sh), OW = out(c.W, c.pl, c.pr, ew, c.sw);
+  Fenced x(static_cast<size_t>(c.H * c.W * c.C));
+  fill(x.p, x.n, -3.0f, 3.0f);
+  if (c.nan)
+    for (int i = 0; i < 3; ++i) {
+      x[irand(static_cast<int>(x.n))] = kNaN;
+      x[irand(static_cast<int>(x.n))] = i ? kInf : -kInf;
+    }
+  const size_t ysize = static_cast<size_t>(OH * OW * c.C);
+  Guarded yr(ysize), yt(ysize);
+  Guarded* outs[2] = {&yr, &yt};
+  const KernelTable* tabs[2] = {&ref, &tst};
+  for (int t = 0; t < 2; ++t) {
+    PoolArgs a{};
+    a.x = x.p; a.H = c.H; a.W = c.W; a.C = c.C;
+    a.KH = c.KH; a.KW = c.KW; a.sh = c.sh; a.sw = c.sw; a.pt = c.pt; a.pl = c.pl;
+    a.dh = c.dh; a.dw = c.dw;
+    a.y = outs[t]->p(); a.OH = OH; a.OW = OW;
+    a.count_include_pad = c.cip;
+    a.pb = c.pb; a.pr = c.pr;
+    const auto fn = is_max ? tabs[t]->pool.maxpool : tabs[t]->pool.avgpool;
+    const int split = t == 0 ? 1 : c.split;
+    for (int i = split - 1; i >= 0; --i) {
+      const ptrdiff_t r0 = OH * i / split, r1 = OH * (i + 1) / split;
+      if (r1 > r0) fn(&a, r0, r1);
+    }
+  }
+  bool ok = match(yr.p(), yt.p(), ysize, 2e-6 * c.KH * c.KW, 2e-6 * c.KH * c.KW, is_max, grp, "y");
+  if (ok && !yt.guards_ok()) {
+    printf("  MISMATCH [%s] %s: wrote outside y\n", grp.name.c_str(), g_case);
+    ok = false;
+  }
+  return ok;
+}
+
+void test_pool(const KernelTable& ref, const KernelTable& tst) {
+  const std::vector<ptrdiff_t> Cs = g_small ? std::vector<ptrdiff_t>{1, 15, 17, 64, 65}
+                                            : std::vector<ptrdiff_t>{1, 3, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 80};
+  struct S { ptrdiff_t KH, KW, sh, sw, pt, pl, pb, pr, dh, dw; };
+  const S shapes[] = {{1, 1, 1, 1, 0, 0, 0, 0, 1, 1}, {2, 2, 2, 2, 0, 0, 0, 0, 1, 1},
+                      {3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, {3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+                      {3, 3, 2, 2, 0, 0, 1, 1, 1, 1}, {5, 5, 3, 3, 2, 2, 2, 2, 1, 1},
+                      {2, 3, 1, 2, 1, 0, 0, 2, 1, 1}, {3, 3, 1, 1, 2, 2, 2, 2, 2, 2},
+                      {7, 7, 1, 1, 0, 0, 0, 0, 1, 1}, {4, 4, 3, 3, 3, 3, 3, 3, 1, 1}};
+  for (int is_max = 1; is_max >= 0; --is_max) {
+    Group g{is_max ? "pool/max" : "pool/avg"};
+    for (const S& s : shapes)
+      for (ptrdiff_t C : Cs)
+        for (ptrdiff_t hw : {1, 4, 7, 10})
+          for (int ceil = 0; ceil < 2; ++ceil)
+            for (int cip = 0; cip < (is_max ? 1 : 2); ++cip)
+              for (int nan = 0; nan < (is_max ? 2 : 1); ++nan) {
+                PoolCase c{hw, hw + 1, C, s.KH, s.KW, s.sh, s.sw, s.pt, s.pl, s.pb, s.pr, s.dh, s.dw};
+                c.ceil = ceil;
+                c.cip = cip;
+                c.nan = nan;
+                c.split = 1 + static_cast<int>((C + hw) % 3);
+                record(g, pool_check(ref, tst, is_max, c, g));
+              }
+    end_group(g);
+  }
+  {
+    Group g{"pool/global_avg"};
+    for (ptrdiff_t HW : {1, 2, 7, 49, 50, 197})
+      for (ptrdiff_t C : Cs) {
+        set_case("global_avgpool HW=%td C=%td", HW, C);
+        Fenced x(static_cast<size_t>(HW * C));
+        fill(x.p, x.n);
+        Guarded yr(C), yt(C);
+        ref.pool.global_avgpool(x.p, HW, C, yr.p());
+        tst.pool.global_avgpool(x.p, HW, C, yt.p());
+        bool ok = match(yr.p(), yt.p(), C, rtol_for(HW), rtol_for(HW), false, g, "y");
+        if (ok && !yt.guards_ok()) {
+          printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case);
+          ok = false;
+        }
+        record(g, ok);
+      }
+    end_group(g);
+  }
+}
+
+// ================================================================== elementwise
+
+std::vector<ptrdiff_t> elt_sizes() {
+  std::vector<ptrdiff_t> n = {0, 1, 2, 3, 5, 7, 8, 9, 13, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 97, 127, 128, 129};
+  if (!g_small) n.insert(n.end(), {255, 256, 257, 1000, 4097});
+  return n;
+}
+
+// Values that hurt activations: zeros, huge, tiny, inf, NaN, around the polynomial
+// switch points, plus random ones in a wide range.
+void fill_act_inputs(float* p, size_t n) {
+  static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-40f, 0.625f, -0.625f,
+                                  0.62f, 0.63f, 1.0f, -1.0f, 4.0f, -4.0f, 9.0f, -9.0f,
+                                  20.0f, -20.0f, 44.0f, -44.0f, 88.0f, -88.0f, 89.0f, -89.0f,
+                                  104.0f, -104.0f, 200.0f, -200.0f, 3e38f, -3e38f,
+                                  kInf, -kInf, kNaN};
+  const size_t ns = sizeof special / sizeof special[0];
+  for (size_t i = 0; i < n; ++i) {
+    const int r = irand(4);
+    p[i] = r == 0 ? special[irand(static_cast<int>(ns))] : r == 1 ? urand(-12.0f, 12.0f) : urand(-2.0f, 2.0f);
+  }
+}
+
+void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
+  {
+    Group g{"eltwise/add"};
+    for (ptrdiff_t n : elt_sizes())
+      for (int sa = 0; sa < 2; ++sa)
+        for (int sb = 0; sb < 2; ++sb) {
+          set_case("add n=%td sa=%d sb=%d", n, sa, sb);
+          Fenced a(sa ? n : 1), b(sb ? n : 1);
+          fill(a.p, a.n);
+          fill(b.p, b.n);
+          if (n > 3 && sa) a[n / 2] = kNaN;
+          Guarded yr(n), yt(n);
+          ref.eltwise.add(n, a.p, sa, b.p, sb, yr.p());
+          tst.eltwise.add(n, a.p, sa, b.p, sb, yt.p());
+          bool ok = match(yr.p(), yt.p(), n, 0, 0, true, g, "y");
+          if (ok && !yt.guards_ok()) { printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case); ok = false; }
+          record(g, ok);
+        }
+    end_group(g);
+  }
+  {
+    Group g{"eltwise/activation"};
+    for (ptrdiff_t n : elt_sizes())
+      for (Act act : kActs)
+        for (int inplace = 0; inplace < 2; ++inplace) {
+          const float lo = act == Act::Clip && n % 5 == 3 ? 0.5f : -0.75f;  // lo > hi once
+          const float hi = act == Act::Clip && n % 5 == 3 ? -0.5f : 1.25f;
+          set_case("activation n=%td act=%s lo=%g hi=%g inplace=%d", n, act_name(act), lo, hi, inplace);
+          Fenced x(n);
+          fill_act_inputs(x.p, x.n);
+          Guarded yr(n), yt(n);
+          ref.eltwise.activation(n, x.p, yr.p(), act, lo, hi);
+          if (inplace) {
+            Fenced xy(n);
+            if (n) std::memcpy(xy.p, x.p, 4 * n);
+            tst.eltwise.activation(n, xy.p, xy.p, act, lo, hi);
+            if (n) std::memcpy(yt.p(), xy.p, 4 * n);
+          } else {
+            tst.eltwise.activation(n, x.p, yt.p(), act, lo, hi);
+          }
+          const bool exact = act == Act::None || act == Act::Relu || act == Act::Clip;
+          bool ok = match(yr.p(), yt.p(), n, 1e-5, 1e-6, exact, g, "y");
+          if (ok && !yt.guards_ok()) { printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case); ok = false; }
+          record(g, ok);
+        }
+    end_group(g);
+  }
+  {
+    Group g{"eltwise/epilogue"};
+    const std::vector<ptrdiff_t> rows = {1, 2, 5}, cols = g_small
+        ? std::vector<ptrdiff_t>{1, 7, 16, 17, 33, 65}
+        : std::vector<ptrdiff_t>{1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 65, 130};
+    for (ptrdiff_t r : rows)
+      for (ptrdiff_t cN : cols)
+        for (Act act : kActs)
+          for (int bias = 0; bias < 2; ++bias)
+            for (int res = 0; res < 3; ++res) {
+              const ptrdiff_t pad = (r + cN) % 3, ld = cN + pad, ldr = cN + pad + 1;
+              set_case("epilogue rows=%td cols=%td ld=%td ldr=%td act=%s bias=%d res=%d", r, cN,
+                       ld, ldr, act_name(act), bias, res);
+              const size_t ysize = static_cast<size_t>((r - 1) * ld + cN);
+              std::vector<float> y0(ysize);
+              fill_act_inputs(y0.data(), ysize);
+              Fenced b(cN), R(static_cast<size_t>((r - 1) * ldr + cN));
+              fill(b.p, b.n);
+              fill(R.p, R.n, -2.0f, 2.0f);
+              Epilogue ep{};
+              ep.bias = bias ? b.p : nullptr;
+              ep.residual = res ? R.p : nullptr;
+              ep.ldr = ldr;
+              ep.act = act;
+              ep.lo = -0.75f;
+              ep.hi = 1.25f;
+              ep.residual_after_act = res == 2;
+              Guarded yr(ysize), yt(ysize);
+              std::memcpy(yr.p(), y0.data(), 4 * ysize);
+              std::memcpy(yt.p(), y0.data(), 4 * ysize);
+              // keep the padding between rows at a sentinel: it must not be touched
+              for (ptrdiff_t i = 0; i < r - 1; ++i)
+                for (ptrdiff_t j = cN; j < ld; ++j) yr.p()[i * ld + j] = yt.p()[i * ld + j] = kSentinel;
+              ref.eltwise.epilogue(r, cN, yr.p(), ld, &ep);
+              tst.eltwise.epilogue(r, cN, yt.p(), ld, &ep);
+              const bool exact = act == Act::None || act == Act::Relu || act == Act::Clip;
+              bool ok = match(yr.p(), yt.p(), ysize, 1e-5, 1e-6, exact, g, "y");
+              if (ok && !yt.guards_ok()) { printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case); ok = false; }
+              record(g, ok);
+            }
+    end_group(g);
+  }
+  {
+    Group g{"eltwise/softmax"};
+    const std::vector<ptrdiff_t> cols = g_small
+        ? std::vector<ptrdiff_t>{1, 2, 3, 7, 15, 16, 17, 31, 32, 33, 47, 65, 100}
+        : std::vector<ptrdiff_t>{1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 100, 1000, 1001};
+    for (ptrdiff_t cN : cols)
+      for (ptrdiff_t r : {1, 3})
+        for (int mode = 0; mode < 5; ++mode)
+          for (int inplace = 0; inplace < 2; ++inplace) {
+            // mode 0: N(0,1)-ish, 1: large (+-80), 2: some -inf, 3: a NaN, 4: a +inf
+            set_case("softmax rows=%td cols=%td mode=%d inplace=%d", r, cN, mode, inplace);
+            const size_t n = static_cast<size_t>(r * cN);
+            Fenced x(n);
+            fill(x.p, n, mode == 1 ? -80.0f : -3.0f, mode == 1 ? 80.0f : 3.0f);
+            if (mode >= 2)
+              for (ptrdiff_t i = 0; i < r; ++i) {
+                const size_t j = static_cast<size_t>(i * cN + irand(static_cast<int>(cN)));
+                x[j] = mode == 2 ? -kInf : mode == 3 ? kNaN : kInf;
+              }
+            Guarded yr(n), yt(n);
+            ref.eltwise.softmax(r, cN, x.p, yr.p());
+            if (inplace) {
+              Fenced xy(n);
+              std::memcpy(xy.p, x.p, 4 * n);
+              tst.eltwise.softmax(r, cN, xy.p, xy.p);
+              std::memcpy(yt.p(), xy.p, 4 * n);
+            } else {
+              tst.eltwise.softmax(r, cN, x.p, yt.p());
+            }
+            bool ok = match(yr.p(), yt.p(), n, 2e-5 + 1e-6 * std::sqrt(double(cN)), 1e-7, false, g, "y");
+            if (ok && !yt.guards_ok()) { printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case); ok = false; }
+            record(g, ok);
+          }
+    end_group(g);
+  }
+}
+
+// ================================================================== transpose
+
+void test_transpose(const KernelTable& ref, const KernelTable& tst) {
+  Group g{"transpose"};
+  const std::vector<ptrdiff_t> sz = g_small ? std::vector<ptrdiff_t>{1, 2, 7, 8, 9, 16, 17, 33}
+                                            : std::vector<ptrdiff_t>{1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100};
+  for (ptrdiff_t rows : sz)
+    for (ptrdiff_t cols : sz)
+      for (ptrdiff_t pad : {0, 3}) {
+        const ptrdiff_t ldx = cols + (pad ? 1 : 0), ldy = rows + pad;
+        set_case("transpose rows=%td cols=%td ldx=%td ldy=%td", rows, cols, ldx, ldy);
+        Fenced x(static_cast<size_t>((rows - 1) * ldx + cols));
+        fill(x.p, x.n);
+        const size_t ysize = static_cast<size_t>((cols - 1) * ldy + rows);
+        Guarded yr(ysize), yt(ysize);
+        ref.transpose.transpose(rows, cols, x.p, ldx, yr.p(), ldy);
+        tst.transpose.transpose(rows, cols, x.p, ldx, yt.p(), ldy);
+        bool ok = match(yr.p(), yt.p(), ysize, 0, 0, true, g, "y");
+        if (ok && !yt.guards_ok()) { printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case); ok = false; }
+        record(g, ok);
+      }
+  end_group(g);
+}
+
+// ================================================================== main
+
+void setup_pid1_console() {
+  if (fcntl(1, F_GETFD) >= 0) return;  // the kernel gave us /dev/console
+  mkdir("/dev", 0755);
+  mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);
+  int fd = open("/dev/console", O_RDWR);
+  if (fd < 0) fd = open("/dev/ttyS0", O_RDWR);
+  if (fd >= 0) { dup2(fd, 0); dup2(fd, 1); dup2(fd, 2); if (fd > 2) close(fd); }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  g_pid1 = getpid() == 1;
+  if (g_pid1) setup_pid1_console();
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  signal(SIGSEGV, on_fault);
+  signal(SIGBUS, on_fault);
+  signal(SIGILL, on_fault);
+  signal(SIGFPE, on_fault);
+
+  std::string isa_arg = "best";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--small") g_small = true;
+    else if (a == "--strict") g_strict = true;
+    else if (a == "--seed" && i + 1 < argc) g_seed = strtoull(argv[++i], nullptr, 0);
+    else if (a == "-h" || a == "--help") {
+      printf("usage: %s [scalar|avx2|avx512|avx2w16|best] [--small] [--strict] [--seed N]\n", argv[0]);
+      return 0;
+    } else if (!a.empty() && a[0] != '-') isa_arg = a;
+  }
+  g_rng.seed(g_seed);
+
+  const CpuFeatures& f = cpu_features();
+  std::string feats;
+  for (const auto& s : f.names()) feats += " " + s;
+  printf("kernel_check: pid1=%d small=%d seed=%llu\n", g_pid1, g_small,
+         static_cast<unsigned long long>(g_seed));
+  printf("CPUID features:%s\n", feats.c_str());
+  printf("detected best ISA: %s\n", isa_name(best_isa()));
+
+  bool w16 = false;
+  Isa want;
+  if (isa_arg == "best") want = best_isa();
+  else if (isa_arg == "avx2w16") { want = Isa::Avx2; w16 = true; }
+  else {
+    try {
+      want = parse_isa(isa_arg);
+    } catch (const std::exception& e) {
+      printf("KERNELCHECK FAIL bad ISA argument: %s\n", e.what());
+      finish_and_exit(2);
+    }
+  }
+  if (!isa_supported(want)) {
+    printf("KERNELCHECK FAIL requested ISA '%s' is not available on this CPU/OS (best: %s)\n",
+           isa_name(want), isa_name(best_isa()));
+    finish_and_exit(2);
+  }
+  const KernelTable& ref = kernel_table_for(Isa::Scalar);
+  KernelTable tst = kernel_table_for(want);
+  if (w16) {
+    register_gemm_12x16__avx2(tst);
+    register_all__avx2w16_testing(tst);
+    tst.isa_name = "avx2w16";
+  }
+  printf("testing ISA %s (table isa_name=%s) against scalar\n", isa_arg == "best" ? isa_name(want) : isa_arg.c_str(),
+         tst.isa_name);
+  printf("kernels: gemm=%s (mr=%d nr=%d) dwconv=%s pool=%s eltwise=%s transpose=%s\n",
+         tst.gemm.name, tst.gemm.mr, tst.gemm.nr, tst.dwconv.name, tst.pool.name,
+         tst.eltwise.name, tst.transpose.name);
+  fflush(stdout);
+
+  const double t0 = now_s();
+  test_gemm(ref, tst);
+  test_dwconv(ref, tst);
+  test_pool(ref, tst);
+  test_eltwise(ref, tst);
+  test_transpose(ref, tst);
+  printf("total %.2f s\n", now_s() - t0);
+  if (g_total_fail == 0) {
+    printf("KERNELCHECK PASS %ld/%ld isa=%s\n", g_total, g_total, tst.isa_name);
+    finish_and_exit(0);
+  }
+  std::string groups;
+  for (const auto& s : g_failed_groups) groups += " " + s;
+  printf("KERNELCHECK FAIL %ld/%ld cases failed isa=%s groups:%s\n", g_total_fail, g_total,
+         tst.isa_name, groups.c_str());
+  finish_and_exit(1);
+}
