@@ -11,8 +11,7 @@
 // "avx2w16" is the AVX2 table with the test-only 16-lane builds (gemm 12x16 tile,
 // dwconv/pool/eltwise on two AVX2 halves): the AVX-512 code paths on an AVX2 machine.
 //
-// Options: --small (sizes for an emulator), --strict (count known divergences of the
-// scalar reference, see gemm/clip-lo>hi), --seed N.
+// Options: --small (sizes for an emulator), --seed N.
 // Last line: "KERNELCHECK PASS n/n" or "KERNELCHECK FAIL f/n ...", exit 0 / 1 (2: the
 // ISA is not available). Run as PID 1 (the initramfs of tools/avx512_emu.sh) it sets up
 // a console, takes its arguments from the kernel command line after "--", and powers
@@ -51,7 +50,7 @@ using namespace pyrt;
 
 namespace {
 
-bool g_small = false, g_pid1 = false, g_strict = false;
+bool g_small = false, g_pid1 = false;
 uint64_t g_seed = 12345;
 char g_case[512] = "(none)";  // the case being run, for the SIGSEGV handler
 
@@ -164,7 +163,6 @@ const float kNaN = __builtin_nanf("");
 struct Group {
   std::string name;
   long cases = 0, fails = 0;
-  bool info = false;  // a known divergence: reported, not counted
   double worst = 0;  // largest |got - ref| / allowed
   double t0 = now_s();
 };
@@ -195,7 +193,7 @@ bool match(const float* ref, const float* got, size_t n, double rtol, double ato
         ++g_printed_fail;
         printf("  %s [%s] %s: %s: first differing index %zu: scalar %.9g, got %.9g "
                "(|diff| %.3g, allowed %.3g)\n",
-               g.info ? "KNOWN-DIFF" : "MISMATCH", g.name.c_str(), g_case, what, i, r, x, std::fabs(static_cast<double>(x) - r),
+               "MISMATCH", g.name.c_str(), g_case, what, i, r, x, std::fabs(static_cast<double>(x) - r),
                exact ? 0.0 : atol + rtol * std::fabs(static_cast<double>(r)));
         fflush(stdout);
       }
@@ -210,14 +208,7 @@ void record(Group& g, bool ok) {
   if (!ok) ++g.fails;
 }
 
-// info: reported but not counted (a known divergence, see the caller).
-void end_group(Group& g, bool info = false) {
-  if (info) {
-    printf("[%s] %-24s %6ld cases %4ld differ from the scalar reference (not counted; "
-           "--strict counts them)\n", g.fails ? "NOTE" : "PASS", g.name.c_str(), g.cases, g.fails);
-    fflush(stdout);
-    return;
-  }
+void end_group(Group& g) {
   g_total += g.cases;
   g_total_fail += g.fails;
   if (g.fails) g_failed_groups.push_back(g.name);
@@ -407,11 +398,9 @@ void test_gemm(const KernelTable& ref, const KernelTable& tst) {
     end_group(g);
   }
   {
-    // Clip with lo > hi: np.clip (and scalar_act.inc used by the scalar eltwise/dwconv
-    // kernels) give hi everywhere; the scalar GEMM's own act_value() gives lo where
-    // v < lo. A known divergence of the scalar reference: counted only with --strict.
+    // Clip with lo > hi gives hi everywhere (np.clip, ONNX). The scalar GEMM once gave
+    // lo where v < lo; this group found it.
     Group g{"gemm/clip-lo>hi"};
-    g.info = !g_strict;
     for (GemmCase s : std::vector<GemmCase>{{1, 17, 5}, {13, 33, 17}})
       for (int res = 0; res < 3; ++res) {
         GemmCase c = s;
@@ -421,7 +410,7 @@ void test_gemm(const KernelTable& ref, const KernelTable& tst) {
         c.res = res;
         record(g, gemm_check(ref, tst, c, g));
       }
-    end_group(g, g.info);
+    end_group(g);
   }
   {
     Group g{"gemm/splits"};  // blocks as the executor's threads call them
@@ -889,10 +878,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--small") g_small = true;
-    else if (a == "--strict") g_strict = true;
     else if (a == "--seed" && i + 1 < argc) g_seed = strtoull(argv[++i], nullptr, 0);
     else if (a == "-h" || a == "--help") {
-      printf("usage: %s [scalar|avx2|avx512|avx2w16|best] [--small] [--strict] [--seed N]\n", argv[0]);
+      printf("usage: %s [scalar|avx2|avx512|avx2w16|best] [--small] [--seed N]\n", argv[0]);
       return 0;
     } else if (!a.empty() && a[0] != '-') isa_arg = a;
   }
