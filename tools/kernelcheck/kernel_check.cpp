@@ -203,6 +203,15 @@ bool match(const float* ref, const float* got, size_t n, double rtol, double ato
   return true;
 }
 
+// match() on a guarded output, which must also have left its guard zones untouched.
+bool match_guarded(Guarded& ref, Guarded& got, size_t n, double rtol, double atol, bool exact,
+                   Group& g, const char* what) {
+  if (!match(ref.p(), got.p(), n, rtol, atol, exact, g, what)) return false;
+  if (got.guards_ok()) return true;
+  printf("  MISMATCH [%s] %s: wrote outside %s\n", g.name.c_str(), g_case, what);
+  return false;
+}
+
 void record(Group& g, bool ok) {
   ++g.cases;
   if (!ok) ++g.fails;
@@ -317,11 +326,7 @@ bool gemm_check(const KernelTable& ref, const KernelTable& tst, const GemmCase& 
     if (t == 0) cc.m_split = cc.n_split = 1;  // the reference runs in one call
     gemm_run(g, cc, A.p, lda, P.p, outs[t], ldc, ep);
   }
-  ok = match(Cr.p(), Ct.p(), csize, rtol_for(c.K), rtol_for(c.K), false, grp, "C");
-  if (ok && !Ct.guards_ok()) {
-    printf("  MISMATCH [%s] %s: wrote outside C\n", grp.name.c_str(), g_case);
-    ok = false;
-  }
+  ok = match_guarded(Cr, Ct, csize, rtol_for(c.K), rtol_for(c.K), false, grp, "C");
   return ok;
 }
 
@@ -503,11 +508,7 @@ bool dw_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, G
       if (r1 > r0) k.run(&a, r0, r1);
     }
   }
-  bool ok = match(yr.p(), yt.p(), ysize, rtol_for(c.KH * c.KW), rtol_for(c.KH * c.KW), false, grp, "y");
-  if (ok && !yt.guards_ok()) {
-    printf("  MISMATCH [%s] %s: wrote outside y\n", grp.name.c_str(), g_case);
-    ok = false;
-  }
+  bool ok = match_guarded(yr, yt, ysize, rtol_for(c.KH * c.KW), rtol_for(c.KH * c.KW), false, grp, "y");
   return ok;
 }
 
@@ -624,11 +625,7 @@ bool pool_check(const KernelTable& ref, const KernelTable& tst, bool is_max, con
       if (r1 > r0) fn(&a, r0, r1);
     }
   }
-  bool ok = match(yr.p(), yt.p(), ysize, 2e-6 * c.KH * c.KW, 2e-6 * c.KH * c.KW, is_max, grp, "y");
-  if (ok && !yt.guards_ok()) {
-    printf("  MISMATCH [%s] %s: wrote outside y\n", grp.name.c_str(), g_case);
-    ok = false;
-  }
+  bool ok = match_guarded(yr, yt, ysize, 2e-6 * c.KH * c.KW, 2e-6 * c.KH * c.KW, is_max, grp, "y");
   return ok;
 }
 
@@ -668,11 +665,7 @@ void test_pool(const KernelTable& ref, const KernelTable& tst) {
         Guarded yr(C), yt(C);
         ref.pool.global_avgpool(x.p, HW, C, yr.p());
         tst.pool.global_avgpool(x.p, HW, C, yt.p());
-        bool ok = match(yr.p(), yt.p(), C, rtol_for(HW), rtol_for(HW), false, g, "y");
-        if (ok && !yt.guards_ok()) {
-          printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case);
-          ok = false;
-        }
+        bool ok = match_guarded(yr, yt, C, rtol_for(HW), rtol_for(HW), false, g, "y");
         record(g, ok);
       }
     end_group(g);
@@ -716,8 +709,7 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
           Guarded yr(n), yt(n);
           ref.eltwise.add(n, a.p, sa, b.p, sb, yr.p());
           tst.eltwise.add(n, a.p, sa, b.p, sb, yt.p());
-          bool ok = match(yr.p(), yt.p(), n, 0, 0, true, g, "y");
-          if (ok && !yt.guards_ok()) { printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case); ok = false; }
+          bool ok = match_guarded(yr, yt, n, 0, 0, true, g, "y");
           record(g, ok);
         }
     end_group(g);
@@ -743,8 +735,7 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
             tst.eltwise.activation(n, x.p, yt.p(), act, lo, hi);
           }
           const bool exact = act == Act::None || act == Act::Relu || act == Act::Clip;
-          bool ok = match(yr.p(), yt.p(), n, 1e-5, 1e-6, exact, g, "y");
-          if (ok && !yt.guards_ok()) { printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case); ok = false; }
+          bool ok = match_guarded(yr, yt, n, 1e-5, 1e-6, exact, g, "y");
           record(g, ok);
         }
     end_group(g);
@@ -785,8 +776,7 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
               ref.eltwise.epilogue(r, cN, yr.p(), ld, &ep);
               tst.eltwise.epilogue(r, cN, yt.p(), ld, &ep);
               const bool exact = act == Act::None || act == Act::Relu || act == Act::Clip;
-              bool ok = match(yr.p(), yt.p(), ysize, 1e-5, 1e-6, exact, g, "y");
-              if (ok && !yt.guards_ok()) { printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case); ok = false; }
+              bool ok = match_guarded(yr, yt, ysize, 1e-5, 1e-6, exact, g, "y");
               record(g, ok);
             }
     end_group(g);
@@ -820,8 +810,7 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
             } else {
               tst.eltwise.softmax(r, cN, x.p, yt.p());
             }
-            bool ok = match(yr.p(), yt.p(), n, 2e-5 + 1e-6 * std::sqrt(double(cN)), 1e-7, false, g, "y");
-            if (ok && !yt.guards_ok()) { printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case); ok = false; }
+            bool ok = match_guarded(yr, yt, n, 2e-5 + 1e-6 * std::sqrt(double(cN)), 1e-7, false, g, "y");
             record(g, ok);
           }
     end_group(g);
@@ -845,8 +834,7 @@ void test_transpose(const KernelTable& ref, const KernelTable& tst) {
         Guarded yr(ysize), yt(ysize);
         ref.transpose.transpose(rows, cols, x.p, ldx, yr.p(), ldy);
         tst.transpose.transpose(rows, cols, x.p, ldx, yt.p(), ldy);
-        bool ok = match(yr.p(), yt.p(), ysize, 0, 0, true, g, "y");
-        if (ok && !yt.guards_ok()) { printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case); ok = false; }
+        bool ok = match_guarded(yr, yt, ysize, 0, 0, true, g, "y");
         record(g, ok);
       }
   end_group(g);
