@@ -10,27 +10,7 @@ namespace pyrt {
 namespace scalar {
 namespace {
 
-// First and one-past-last tap index k in [0, K) with 0 <= o*s - p + k*d < n.
-inline void tap_range(ptrdiff_t o, ptrdiff_t s, ptrdiff_t p, ptrdiff_t d, ptrdiff_t K,
-                      ptrdiff_t n, ptrdiff_t* k0, ptrdiff_t* k1) {
-  const ptrdiff_t start = o * s - p;
-  ptrdiff_t lo = 0;
-  if (start < 0) lo = (-start + d - 1) / d;
-  ptrdiff_t hi = K;
-  // largest k with start + k*d <= n-1  ->  k <= (n-1-start)/d
-  if (start + (K - 1) * d > n - 1) hi = (n - 1 - start) < 0 ? 0 : (n - 1 - start) / d + 1;
-  if (hi < lo) hi = lo;
-  *k0 = lo;
-  *k1 = hi;
-}
-
-// count_include_pad's divisor: window taps inside the padded image (see PoolArgs).
-inline ptrdiff_t padded_taps(const PoolArgs* a, ptrdiff_t oh, ptrdiff_t ow) {
-  ptrdiff_t h0, h1, w0, w1;
-  tap_range(oh, a->sh, 0, a->dh, a->KH, a->H + a->pt + a->pb, &h0, &h1);
-  tap_range(ow, a->sw, 0, a->dw, a->KW, a->W + a->pl + a->pr, &w0, &w1);
-  return (h1 - h0) * (w1 - w0);
-}
+#include "pool_taps.inc"
 
 // Walks output rows [oh0, oh1): for each output pixel, init(yp) once, tap(yp, xp) for
 // every window tap inside the image, then finish(yp, taps inside, oh, ow).
@@ -39,10 +19,10 @@ void for_each_window(const PoolArgs* a, ptrdiff_t oh0, ptrdiff_t oh1, Init init,
                      Finish finish) {
   for (ptrdiff_t oh = oh0; oh < oh1; ++oh) {
     ptrdiff_t kh0, kh1;
-    tap_range(oh, a->sh, a->pt, a->dh, a->KH, a->H, &kh0, &kh1);
+    pool_taps(oh, a->sh, a->pt, a->dh, a->KH, a->H, &kh0, &kh1);
     for (ptrdiff_t ow = 0; ow < a->OW; ++ow) {
       ptrdiff_t kw0, kw1;
-      tap_range(ow, a->sw, a->pl, a->dw, a->KW, a->W, &kw0, &kw1);
+      pool_taps(ow, a->sw, a->pl, a->dw, a->KW, a->W, &kw0, &kw1);
       float* yp = a->y + (oh * a->OW + ow) * a->C;
       init(yp);
       for (ptrdiff_t kh = kh0; kh < kh1; ++kh) {
