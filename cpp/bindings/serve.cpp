@@ -57,10 +57,15 @@ py::tuple outcome_of(PyTicket& t) {
                         ok ? py::object(outputs_of(pe, *t.r)) : py::object(py::none()));
 }
 
-py::dict scope_dict(const serve::ScopeStats& s) {
+py::dict counts_dict(const serve::Counts& s) {
   py::dict d, counts;
   for (int c = 0; c < serve::kNumCounters; ++c) counts[serve::kCounterNames[c]] = s.counts[c];
   d["counts"] = counts;
+  return d;
+}
+
+py::dict scope_dict(const serve::ScopeStats& s) {
+  py::dict d = counts_dict(s);
   auto series = [](const serve::Series& x) {
     std::vector<double> v = x.samples();
     return py::make_tuple(py::array_t<double>(py::ssize_t(v.size()), v.data()), x.count, x.total);
@@ -182,7 +187,7 @@ void bind_serve(py::module_& m) {
       .def("stats", [](PyEngine& pe) {
         serve::Engine::Snapshot s = pe.e->stats();
         py::dict d;
-        d["overall"] = scope_dict(s.overall);
+        d["overall"] = counts_dict(s.overall);
         py::list reps;
         for (auto& r : s.replicas) reps.append(scope_dict(r));
         d["replicas"] = reps;

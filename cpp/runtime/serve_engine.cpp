@@ -257,10 +257,10 @@ void Engine::expire(const std::shared_ptr<Request>& q, double now) {
              fmt_ms(q->deadline - q->t_submit) + " ms); not computed");
 }
 
-void Engine::fail_all_queued(const std::string& why) {
+void Engine::drop_queued(Status status, const std::string& why) {
   for (auto& kv : lanes_)
     for (auto& q : kv.second)
-      if (q->state == Request::Queued) finish(q, Status::ReplicaFailed, why);
+      if (q->state == Request::Queued) finish(q, status, why);
   lanes_.clear();
   queued_ = 0;
 }
@@ -404,7 +404,7 @@ void Engine::book_batch(Replica& rep, int r, const std::vector<std::shared_ptr<R
   --running_;
   rep.busy = false;
   if (!batch.empty()) {
-    for (ScopeStats* s : {&rep.st, &overall_}) {
+    for (Counts* s : {static_cast<Counts*>(&rep.st), &overall_}) {
       ++s->counts[kBatches];
       s->counts[kRequests] += batch.size();
       s->counts[kRows] += uint64_t(rows);
@@ -461,7 +461,7 @@ void Engine::book_batch(Replica& rep, int r, const std::vector<std::shared_ptr<R
         }
       }
       if (!serving)
-        fail_all_queued("no replica is in service (all failed repeatedly); last error: " + err);
+        drop_queued(Status::ReplicaFailed, "no replica is in service (all failed repeatedly); last error: " + err);
     }
   }
 }
@@ -612,11 +612,7 @@ void Engine::close(bool drain) {
     paused_ = false;
     if (!drain && !stopping_) {
       stopping_ = true;
-      for (auto& kv : lanes_)
-        for (auto& q : kv.second)
-          if (q->state == Request::Queued) finish(q, Status::Closed, "closed (drain=False) before this request ran");
-      lanes_.clear();
-      queued_ = 0;
+      drop_queued(Status::Closed, "closed (drain=False) before this request ran");
     }
     work_cv_.notify_all();
     for (auto& r : reps_) r->wake.notify_all();
@@ -630,11 +626,8 @@ void Engine::close(bool drain) {
     if (r->thread.joinable() && r->thread.get_id() != std::this_thread::get_id()) r->thread.join();
   {
     std::unique_lock<std::mutex> lk(mu_);
-    for (auto& kv : lanes_)  // none, unless every worker stopped with work queued
-      for (auto& q : kv.second)
-        if (q->state == Request::Queued) finish(q, Status::Closed, "closed before this request ran");
-    lanes_.clear();
-    queued_ = 0;
+    // none queued, unless every worker stopped with work queued
+    drop_queued(Status::Closed, "closed before this request ran");
     joined_ = true;
     reap_cv_.notify_all();
     done_cv_.notify_all();

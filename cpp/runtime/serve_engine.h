@@ -82,8 +82,12 @@ enum Counter : int {
 };
 extern const char* const kCounterNames[kNumCounters];
 
-struct ScopeStats {
+struct Counts {
   uint64_t counts[kNumCounters] = {};
+};
+// A replica's counters and timing series (the balancer builds the overall series from
+// the replicas', so the engine keeps only counters overall).
+struct ScopeStats : Counts {
   Series queue, compute, latency, batch;
 };
 
@@ -121,7 +125,7 @@ class Engine {
   std::vector<std::shared_ptr<Request>> completed(double seconds);
 
   struct Snapshot {
-    ScopeStats overall;
+    Counts overall;
     std::vector<ScopeStats> replicas;
     std::vector<int> in_service;
     uint64_t submitted = 0, overloaded = 0;
@@ -129,7 +133,6 @@ class Engine {
   };
   Snapshot stats();
   int64_t input_floats() const { return in_floats_; }
-  const std::vector<int64_t>& output_floats() const { return out_floats_; }
 
   // Tests: hold every worker before its next batch (true) or let them go; make replica
   // `r`'s next `n` batches fail as if run() threw.
@@ -179,7 +182,7 @@ class Engine {
   // Wake the waiters of finished requests with the lock released (re-taken after).
   void flush(std::unique_lock<std::mutex>& lk);
   void expire(const std::shared_ptr<Request>& q, double now);                 // lock held
-  void fail_all_queued(const std::string& why);                               // lock held
+  void drop_queued(Status status, const std::string& why);  // ends every queued request; lock held
   bool other_idle(int r) const;
   double fixed_cost(const Replica& rep) const;
   bool probe(Replica& rep);
@@ -204,7 +207,7 @@ class Engine {
   int filling_ = 0;                      // replicas waiting to fill a batch
   double last_arrival_ = 0, gap_ = 1e-3;
   std::vector<float> sample_;            // one row that ran fine (for probes)
-  ScopeStats overall_;
+  Counts overall_;
   bool closing_ = false, stopping_ = false, paused_ = false, joined_ = false;
   bool closer_ = false;                  // a close() call is joining the threads
   std::thread reaper_;

@@ -216,9 +216,15 @@ class LoadBalancer:
             [r.wake for r in self._replicas]
         # The model's inputs {name: shape}, checked at submit when every replica is our
         # Session (a model with several inputs takes dict requests).
-        self._spec: dict[str, tuple] | None = None
+        # Each name maps to (shape, its rank, its per-row tail): worked out once here, as
+        # every request is checked against them.
+        self._spec: dict[str, tuple[tuple, int, tuple]] | None = None
+        self._only_input: str | None = None  # the name when the model has one input
         if all(isinstance(t, Session) for t in targets):
-            self._spec = {i.name: tuple(i.shape) for i in targets[0].inputs}
+            self._spec = {i.name: (tuple(i.shape), len(i.shape), tuple(i.shape[1:]))
+                          for i in targets[0].inputs}
+            if len(self._spec) == 1:
+                self._only_input = next(iter(self._spec))
         self.metrics = Metrics()
         self._queued = 0
         self._running = 0               # batches held by replicas
@@ -297,9 +303,9 @@ class LoadBalancer:
                 raise InputError(f"request: this model has inputs {sorted(spec)}: pass a dict "
                                  f"{{name: array}}")
         if spec is not None:
-            for name, a in (x.items() if isinstance(x, dict) else [(next(iter(spec)), x)]):
-                shape = spec[name]
-                if a.ndim != len(shape) or a.shape[1:] != tuple(shape[1:]):
+            for name, a in (x.items() if isinstance(x, dict) else ((self._only_input, x),)):
+                shape, rank, tail = spec[name]
+                if a.ndim != rank or a.shape[1:] != tail:
                     raise ShapeError(f"request for input {name!r}: expected shape {shape}, "
                                      f"got {a.shape}")
         if timeout is not None:
