@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "../runtime/serve_engine.h"
+#include "../serve/serve_engine.h"
 #include "bindings.h"
 #include "pyplan.h"
 

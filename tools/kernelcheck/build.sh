@@ -11,13 +11,12 @@ base=(-std=c++17 -O2 -g0 -fno-plt -Wall -Wextra -I"$root/cpp/include")
 avx2=(-mavx2 -mfma -mf16c)
 avx512=(-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
         -Wno-maybe-uninitialized -Wno-uninitialized)
-srcs=("$root"/cpp/kernels/*.cpp "$root/cpp/runtime/dispatch.cpp"
-      "$root/tools/kernelcheck/kernel_check.cpp")
+srcs=("$root"/cpp/kernels/*/*.cpp "$root/cpp/testing/f32_w16check_avx2.cpp"
+      "$root/cpp/runtime/dispatch.cpp" "$root/tools/kernelcheck/kernel_check.cpp")
 objs=()
 pids=()
 for s in "${srcs[@]}"; do
   case "$s" in
-    *f32_peak_*) continue ;;  # peak probes: not in the kernel table
     *_avx512.cpp) flags=("${avx512[@]}") ;;
     *_avx2.cpp) flags=("${avx2[@]}") ;;
     *) flags=() ;;
@@ -25,7 +24,7 @@ for s in "${srcs[@]}"; do
   o="$obj/$(basename "$s" .cpp).o"
   objs+=("$o")
   # up to date: newer than its source and every header/.inc it may include
-  if [ -f "$o" ] && [ -z "$(find "$s" "$root/cpp/include" "$root"/cpp/kernels/*.inc \
+  if [ -f "$o" ] && [ -z "$(find "$s" "$root/cpp/include" "$root"/cpp/kernels/*/*.inc \
         "$0" -newer "$o" -print -quit)" ]; then continue; fi
   "$CXX" "${base[@]}" "${flags[@]}" -c "$s" -o "$o" &
   pids+=($!)

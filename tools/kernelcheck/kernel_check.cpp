@@ -4,7 +4,7 @@
 // every kernel family of the KernelTable (gemm, dwconv, pool, eltwise, transpose) runs
 // on seeded random inputs and is compared with the scalar table's kernel (which the
 // Python tests verify against float64 numpy). Calling conventions follow
-// cpp/bindings/testing_*.cpp. Inputs end exactly at a page boundary followed by a
+// cpp/testing/testing_*.cpp. Inputs end exactly at a page boundary followed by a
 // PROT_NONE page (a masked tail that reads past its end faults); outputs are surrounded
 // by sentinels and padded row strides, and the sentinels must survive.
 //

@@ -37,7 +37,7 @@ void pack(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, float* packed
   }
 }
 
-#include "scalar_act.inc"  // act_scalar: the activations shared by the scalar kernels
+#include "../common/scalar_act.inc"  // act_scalar: the activations shared by the scalar kernels
 
 // One output element through the epilogue (see Epilogue in kernels.h).
 float finish(float acc, ptrdiff_t row, ptrdiff_t col, const Epilogue* ep) {

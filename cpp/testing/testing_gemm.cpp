@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "bindings.h"
+#include "../bindings/bindings.h"
 #include "pyrt/dispatch.h"
 
 namespace py = pybind11;

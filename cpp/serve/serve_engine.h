@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "plan.h"
+#include "../runtime/plan.h"
 
 namespace pyrt {
 namespace serve {

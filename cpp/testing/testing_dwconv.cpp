@@ -1,5 +1,5 @@
 // Kernel-level test entry point for depthwise conv: _core.testing.dwconv(...).
-#include "bindings.h"
+#include "../bindings/bindings.h"
 #include "kern_testing_util.h"
 
 #include <vector>

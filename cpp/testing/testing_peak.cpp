@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "bindings.h"
+#include "../bindings/bindings.h"
 #include "pyrt/dispatch.h"
 #ifdef PYRT_HAVE_OPENMP
 #include <omp.h>

@@ -1,6 +1,6 @@
 // Kernel-level test entry points for pooling: _core.testing.maxpool / avgpool /
 // global_avgpool, on one HWC image.
-#include "bindings.h"
+#include "../bindings/bindings.h"
 #include "kern_testing_util.h"
 
 namespace pyrt {

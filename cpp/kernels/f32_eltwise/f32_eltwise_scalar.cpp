@@ -7,7 +7,7 @@ namespace pyrt {
 namespace scalar {
 namespace {
 
-#include "scalar_act.inc"
+#include "../common/scalar_act.inc"
 
 void add(ptrdiff_t n, const float* a, ptrdiff_t sa, const float* b, ptrdiff_t sb, float* y) {
   for (ptrdiff_t i = 0; i < n; ++i) y[i] = a[i * sa] + b[i * sb];

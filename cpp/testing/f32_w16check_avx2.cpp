@@ -12,15 +12,15 @@
 namespace pyrt {
 namespace avx2w16 {
 namespace {
-#include "simd_avx2x2.inc"
-#include "vmath_impl.inc"
-#include "f32_dwconv_impl.inc"
-#include "f32_pool_impl.inc"
-#include "f32_eltwise_impl.inc"
+#include "../kernels/common/simd_avx2x2.inc"
+#include "../kernels/common/vmath_impl.inc"
+#include "../kernels/f32_dwconv/f32_dwconv_impl.inc"
+#include "../kernels/f32_pool/f32_pool_impl.inc"
+#include "../kernels/f32_eltwise/f32_eltwise_impl.inc"
 }  // namespace
 }  // namespace avx2w16
 
-// Declared in cpp/bindings/kern_testing_util.h.
+// Declared in cpp/testing/kern_testing_util.h.
 void register_all__avx2w16_testing(KernelTable& t) {
   t.dwconv = DwConvConfig{"f32_dwconv__avx2w16", avx2w16::dw_packed_size, avx2w16::dw_pack,
                           avx2w16::dw_run};

@@ -10,8 +10,8 @@
 namespace pyrt {
 namespace avx512 {
 namespace {
-#include "simd_avx512.inc"
-#include "vmath_impl.inc"
+#include "../common/simd_avx512.inc"
+#include "../common/vmath_impl.inc"
 #include "f32_dwconv_impl.inc"
 }  // namespace
 }  // namespace avx512

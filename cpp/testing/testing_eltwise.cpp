@@ -1,6 +1,6 @@
 // Kernel-level test entry points for elementwise ops: _core.testing.add / activation /
 // epilogue / softmax.
-#include "bindings.h"
+#include "../bindings/bindings.h"
 #include "kern_testing_util.h"
 
 #include <cstring>

@@ -9,7 +9,7 @@ namespace pyrt {
 namespace scalar {
 namespace {
 
-#include "scalar_act.inc"
+#include "../common/scalar_act.inc"
 
 size_t dw_packed_size(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C) {
   return static_cast<size_t>(KH * KW * C);

@@ -1,6 +1,6 @@
 // Kernel-level test entry point: _core.testing.transpose(x2d, isa) -> x2d.T, computed by
 // the table's transpose kernel with the GIL released; optional padded output stride.
-#include "bindings.h"
+#include "../bindings/bindings.h"
 #include "kern_testing_util.h"
 
 namespace pyrt {

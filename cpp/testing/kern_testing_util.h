@@ -17,7 +17,7 @@
 namespace pyrt {
 
 // Test-only 16-lane AVX2 build of the dwconv/pool/eltwise templates
-// (cpp/kernels/f32_w16check_avx2.cpp): runs the AVX-512 logic on AVX2 machines.
+// (cpp/testing/f32_w16check_avx2.cpp): runs the AVX-512 logic on AVX2 machines.
 void register_all__avx2w16_testing(KernelTable& t);
 
 namespace kt {
