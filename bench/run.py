@@ -67,7 +67,7 @@ def time_alternating(engines: dict[str, Callable[[], object]], *, blocks: int, c
 # ------------------------------------------------------------------------ baselines
 def ort_session(graph: Graph, threads: int):
     import onnxruntime as ort
-    from pyruntime.onnx_export import to_onnx
+    from pyruntime.onnx import to_onnx
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads

@@ -43,7 +43,7 @@ def main() -> None:
     print(f"batch {x.shape[0]}: max |pyruntime - float64 reference| = {np.abs(y - ref).max():.2e}")
     try:
         import onnxruntime as ort
-        from pyruntime.onnx_export import to_onnx
+        from pyruntime.onnx import to_onnx
 
         o = ort.InferenceSession(to_onnx(g).SerializeToString(), providers=["CPUExecutionProvider"])
         y_ort = o.run(None, {"image": x})[0]

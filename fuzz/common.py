@@ -26,7 +26,7 @@ def seed_models():
 
 def onnx_seeds() -> list[bytes]:
     """Serialized ONNX models, exported from the seed graphs."""
-    from pyruntime import onnx_export
+    from pyruntime.onnx import export as onnx_export
     return [onnx_export.to_onnx(g).SerializeToString() for g in seed_models()]
 
 

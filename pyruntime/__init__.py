@@ -1,5 +1,5 @@
 """pyruntime: a compiled inference runtime that makes trained networks smaller and
-faster to serve. See README.md for the tour; DESIGN.md for the map."""
+faster to serve. See README.md for the tour; docs/DESIGN.md for the map."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ from .errors import (
 from .graph import Graph, Node, ValueInfo, Weight
 from .info import info
 from .fileformat import load, save
-from .onnx_import import load_onnx
-from .session import Session, compile
+from .onnx import load_onnx, to_onnx
+from .cpu import Session
+from .backends import compile
 from . import nn, passes, serve, train, xla, zoo
 from .train import distill
 
@@ -42,7 +43,7 @@ __all__ = [
     "DTypeError", "Error", "GraphError", "InputError", "IsaError", "MissingDependencyError",
     "ModelFormatError", "ShapeError", "UnsupportedOpError", "WeightShapeError",
     "Graph", "Node", "ValueInfo", "Weight",
-    "info", "load", "save", "load_onnx", "Session", "compile", "distill",
+    "info", "load", "save", "load_onnx", "to_onnx", "Session", "compile", "distill",
     "nn", "passes", "serve", "train", "xla", "zoo",
     "__version__",
 ]

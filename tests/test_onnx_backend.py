@@ -1,10 +1,10 @@
-"""onnx's own backend node tests through pyruntime (pyruntime/onnx_backend.py).
+"""onnx's own backend node tests through pyruntime (pyruntime/onnx/conformance.py).
 
 Every float32 case of an op pyruntime imports either passes (outputs equal the case's
 expected outputs to rtol 1e-4 / atol 1e-5) or is a documented rejection (an op variant
 outside pyruntime's scope, listed with its reason in DOCUMENTED_REJECTIONS). Cases run
 through the float64 reference evaluator and, when it is built, the compiled Session.
-`python -m pyruntime.onnx_backend` prints the passed/total table for the README.
+`python -m pyruntime.onnx.conformance` prints the passed/total table for the README.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnx.backend.test")
 
-from pyruntime import onnx_backend as B  # noqa: E402
-from pyruntime.onnx_import import SUPPORTED_OPS  # noqa: E402
+from pyruntime.onnx import conformance as B  # noqa: E402
+from pyruntime.onnx import SUPPORTED_OPS  # noqa: E402
 
 _CASES: list | None = None
 

@@ -22,7 +22,7 @@ from onnx import numpy_helper as nph  # noqa: E402
 
 import pyruntime as rt  # noqa: E402
 from pyruntime.graph import Graph, Node, ValueInfo, Weight  # noqa: E402
-from pyruntime.onnx_export import to_onnx  # noqa: E402
+from pyruntime.onnx import to_onnx  # noqa: E402
 from pyruntime.reference import run_reference  # noqa: E402
 
 R = np.random.default_rng(20240611)
@@ -812,7 +812,7 @@ def test_zoo_models_export_to_onnxruntime(name, optimized):
 
 
 def _session_or_skip():
-    from pyruntime.onnx_backend import session_available
+    from pyruntime.onnx.conformance import session_available
     if not session_available():
         pytest.skip("rt.compile is not implemented in this build")
 

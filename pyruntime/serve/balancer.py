@@ -152,7 +152,8 @@ class LoadBalancer:
                  max_retries: int = 2, evict_after: int = 3,
                  probe_interval_s: float = 1.0, engine: str = "auto") -> None:
         from ..graph import Graph
-        from ..session import Session, compile as rt_compile
+        from ..backends import compile as rt_compile
+        from ..cpu import Session
 
         self.max_batch_size = _pos_int("max_batch_size", max_batch_size)
         self._max_delay = _pos_float("max_delay_ms", max_delay_ms, True) / 1e3

@@ -35,7 +35,7 @@ _OK, _DEADLINE, _FAILED, _CLOSED, _CANCELLED = 1, 2, 3, 4, 5
 
 def native_capable(targets: Sequence[Any]) -> str | None:
     """None when the engine can serve these replicas, else why not."""
-    from ..session import Session
+    from ..cpu.session import Session
 
     if not all(type(t) is Session for t in targets):
         return "a replica is not a pyruntime CPU Session"

@@ -35,7 +35,7 @@ from ..errors import DTypeError, InputError, ShapeError, WeightShapeError
 from ..graph import Graph, ValueInfo, Weight
 from ..shapes import infer_shapes, node_attrs, producers
 from ..xla._deps import require
-from ..xla.lowering import dense_weights, lower
+from ..xla.to_jax import dense_weights, lower
 
 __all__ = ["History", "fit", "train_loop", "logits_value", "default_trainable",
            "check_x", "LOSSES"]

@@ -39,7 +39,7 @@ def predict(model: Graph | Callable[[np.ndarray], Any], x: Any, *, batch_size: i
             threads: int | None = None, logits: bool = False) -> np.ndarray:
     """Run `model` over `x` in batches: a Graph through the fast CPU Session, or any
     callable (numpy in, array out). logits=True drops a Graph's final Softmax."""
-    from ..session import compile as rt_compile
+    from ..backends import compile as rt_compile
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
             or batch_size < 1:
         raise InputError(f"batch_size must be a positive int, got {batch_size!r}")

@@ -14,7 +14,7 @@ Exported artifacts hold their weights inside (StableHLO constants): one file per
 from __future__ import annotations
 
 from .export import PLATFORMS, PlatformError, XlaModel, current_platform, export, load
-from .lowering import dense_weights, lower
+from .to_jax import dense_weights, lower
 
 __all__ = ["lower", "export", "load", "XlaModel", "PlatformError", "PLATFORMS",
            "current_platform", "dense_weights"]

@@ -42,10 +42,10 @@ import numpy as np
 from ..errors import (DTypeError, Error, GraphError, InputError, ModelFormatError,
                       ShapeError)
 from ..graph import Graph
-from ..session import IOInfo
+from ..cpu.session import IOInfo
 from ..shapes import infer_shapes
 from ._deps import require
-from .lowering import PRECISIONS, lower
+from .to_jax import PRECISIONS, lower
 
 __all__ = ["export", "load", "XlaModel", "PlatformError", "PLATFORMS", "current_platform",
            "MAGIC"]

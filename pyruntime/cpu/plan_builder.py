@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core
-from .errors import GraphError, UnsupportedOpError
-from .graph import Graph, Node
-from .shapes import node_attrs, node_label
+from .. import _core
+from ..errors import GraphError, UnsupportedOpError
+from ..graph import Graph, Node
+from ..shapes import node_attrs, node_label
 
 ACT_CODES = {None: 0, "relu": 1, "clip": 2, "sigmoid": 3, "tanh": 4, "gelu": 5}
 _UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Gelu": "gelu", "Clip": "clip"}

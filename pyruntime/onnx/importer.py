@@ -48,9 +48,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import (GraphError, MissingDependencyError, ModelFormatError, ShapeError,
+from ..errors import (GraphError, MissingDependencyError, ModelFormatError, ShapeError,
                      UnsupportedOpError)
-from .graph import Graph, Node, ValueInfo, Weight
+from ..graph import Graph, Node, ValueInfo, Weight
 
 __all__ = ["load_onnx", "SUPPORTED_OPS"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import Graph, Node, ValueInfo, Weight
-from .shapes import consumers, infer_shapes, node_attrs, producers, validate
+from ..graph import Graph, Node, ValueInfo, Weight
+from ..shapes import consumers, infer_shapes, node_attrs, producers, validate
 
 __all__ = ["drop_identity", "fold_batchnorm", "fuse_activations", "fuse_residual_add",
            "optimize"]

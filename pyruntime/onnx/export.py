@@ -9,13 +9,14 @@ so optimized graphs export too. The batch dimension (None) becomes dim_param "N"
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
 
-from .errors import GraphError, UnsupportedOpError
-from .graph import Graph, Node
-from .onnx_import import _import_onnx
+from ..errors import GraphError, UnsupportedOpError
+from ..graph import Graph, Node
+from .importer import _import_onnx
 
 __all__ = ["to_onnx"]
 
@@ -23,17 +24,21 @@ __all__ = ["to_onnx"]
 MIN_OPSET = 11
 
 
-def to_onnx(graph: Graph, opset: int = 17, name: str | None = None) -> Any:
-    """Write `graph` as an ONNX ModelProto (float32, default domain, `opset` >= 11).
+def to_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int = 17,
+            name: str | None = None) -> Any:
+    """`graph` as an ONNX ModelProto (float32, default domain, `opset` >= 11), also
+    written to `path` when given. Any runtime can run it: weights are written dense.
 
     Raises UnsupportedOpError listing every node that has no ONNX spelling at this opset
     (or uses a weight format with no dense float32 view), GraphError for malformed nodes.
     """
     onnx = _import_onnx()
-    if opset < MIN_OPSET:
-        raise UnsupportedOpError(f"to_onnx writes opset >= {MIN_OPSET}, asked for {opset}")
-    ex = _Exporter(onnx, graph, opset)
-    return ex.run(name or graph.name or "graph")
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise UnsupportedOpError(f"to_onnx writes opset >= {MIN_OPSET}, asked for {opset!r}")
+    model = _Exporter(onnx, graph, opset).run(name or graph.name or "graph")
+    if path is not None:
+        onnx.save_model(model, os.fspath(path))
+    return model
 
 
 class _Exporter:

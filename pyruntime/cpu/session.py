@@ -1,4 +1,4 @@
-"""Compile a Graph for a device and run it: `rt.compile(graph) -> Session`."""
+"""The CPU backend's Session: a native plan run in one call with the GIL released."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _core
-from .errors import DTypeError, Error, InputError, IsaError, ShapeError
-from .graph import Graph
-from .info import check_isa
+from .. import _core
+from ..errors import DTypeError, Error, InputError, IsaError, ShapeError
+from ..graph import Graph
+from ..info import check_isa
 
-__all__ = ["Session", "compile", "IOInfo"]
+__all__ = ["Session", "compile_cpu", "IOInfo"]
 
 _F32 = np.dtype(np.float32)
 _MAX_THREADS = 1024
@@ -229,22 +229,15 @@ def _check_sizes(g: Graph, shapes: dict[str, tuple]) -> None:
                                  f"(each value at most {_MAX_GEOM})")
 
 
-def compile(graph: Graph, device: str = "cpu", threads: int | None = None,
-            isa: str | None = None) -> Session:
-    """Validate and optimize `graph`, then build its native plan (weights packed for the
+def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None) -> Session:
+    """Optimize a validated `graph`, then build its native plan (weights packed for the
     chosen kernels, buffers planned). `threads=None` uses every core this process may run
     on; `isa=None` the best kernels this CPU has (or PYRUNTIME_ISA)."""
-    from . import passes, shapes as shp
-    from .lowering import lower
+    from .. import passes, shapes as shp
+    from .plan_builder import lower
 
-    if not isinstance(graph, Graph):
-        raise InputError(f"compile: expected a pyruntime.Graph, got {type(graph).__name__}")
-    if not isinstance(device, str) or device.lower() != "cpu":
-        raise InputError(f"device {device!r} is not available: this build supports 'cpu' "
-                         f"(other devices come in later releases)")
     n = _threads(threads)
     isa_name = check_isa(isa) if isa is not None else None
-    shp.validate(graph)
     g = passes.optimize(graph)
     shapes = shp.infer_shapes(g)
     _check_sizes(g, shapes)

@@ -16,7 +16,7 @@ an op variant outside pyruntime's scope, e.g. 3-D pooling; each is listed with i
 in DOCUMENTED_REJECTIONS (importer) or SESSION_REJECTIONS (compiled CPU backend)); or
 failed (wrong numbers, wrong shape, a crash, any other error).
 
-    python -m pyruntime.onnx_backend [--runner reference|session] [--isolate] [--json F]
+    python -m pyruntime.onnx.conformance [--runner reference|session] [--isolate] [--json F]
 
 prints the per-op table; `--isolate` runs the cases in child processes so that a native
 crash fails one case instead of the run.
@@ -40,9 +40,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import UnsupportedOpError
-from .graph import Graph
-from .onnx_import import SUPPORTED_OPS, _import_onnx, load_onnx
+from ..errors import UnsupportedOpError
+from ..graph import Graph
+from .importer import SUPPORTED_OPS, _import_onnx, load_onnx
 
 __all__ = ["SESSION_REJECTIONS", "documented_rejections", "run_isolated", "Case", "CaseResult", "TOLERANCE_OVERRIDES", "load_cases", "DOCUMENTED_REJECTIONS", "PARAM_INPUTS", "RTOL", "ATOL",
            "node_cases", "select_cases", "bind_parameters", "run_case", "run_all",
@@ -290,14 +290,14 @@ def bind_parameters(case: Any, data_set: int = 0) -> tuple[Any, dict[str, np.nda
 
 def run_reference_runner(graph: Graph, feeds: dict) -> dict:
     """The float64 reference evaluator (pyruntime/reference.py)."""
-    from .reference import run_reference  # noqa: PLC0415
+    from ..reference import run_reference  # noqa: PLC0415
     return run_reference(graph, feeds)
 
 
 def run_session_runner(graph: Graph, feeds: dict) -> dict:
     """The compiled CPU Session."""
-    from . import session  # noqa: PLC0415
-    sess = session.compile(graph, device="cpu", threads=2)
+    from ..backends import compile  # noqa: PLC0415
+    sess = compile(graph, device="cpu", threads=2)
     return sess.run({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()})
 
 
@@ -310,7 +310,7 @@ def run_pyruntime(graph: Graph, feeds: dict) -> dict:
 @functools.lru_cache(maxsize=None)
 def session_available() -> bool:
     """Whether rt.compile is implemented in this build (it lands from another branch)."""
-    from .graph import Node, ValueInfo  # noqa: PLC0415
+    from ..graph import Node, ValueInfo  # noqa: PLC0415
     g = Graph([ValueInfo("x", (None, 2))], ["y"], [Node("Relu", ["x"], ["y"])])
     try:
         out = run_session_runner(g, {"x": np.ones((1, 2), np.float32)})
@@ -393,12 +393,12 @@ def run_isolated(runner: str, cache_dir: str | os.PathLike | None = None,
     results: list[CaseResult] = []
     after: str | None = None
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     for _ in range(1000):
         with tempfile.TemporaryDirectory() as d:
             log = Path(d) / "log.jsonl"
-            cmd = [sys.executable, "-X", "faulthandler", "-m", "pyruntime.onnx_backend",
+            cmd = [sys.executable, "-X", "faulthandler", "-m", "pyruntime.onnx.conformance",
                    "--runner", runner,
                    "--log", str(log), "--quiet"]
             cmd += ["--cache", str(cache_dir)] if cache_dir is not None else []
@@ -438,7 +438,7 @@ def run_isolated(runner: str, cache_dir: str | os.PathLike | None = None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pyruntime.onnx_backend",
+    ap = argparse.ArgumentParser(prog="python -m pyruntime.onnx.conformance",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--runner", choices=["auto", *RUNNERS], default="auto",
                     help="auto: the compiled Session when available, else the reference")

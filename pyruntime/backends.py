@@ -1,0 +1,34 @@
+"""`rt.compile(graph, device=...)`: pick the backend for a device and build its Session.
+
+Every backend returns a Session with the same interface (`run`, `inputs`, `outputs`,
+`plan_summary()`); this module is the one place that maps device names to backends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InputError
+from .graph import Graph
+from .shapes import validate
+
+__all__ = ["compile", "DEVICES"]
+
+#: Device names `compile` accepts, with the backend package that serves each.
+DEVICES = {"cpu": "pyruntime.cpu"}
+
+
+def compile(graph: Graph, device: str = "cpu", threads: int | None = None,
+            isa: str | None = None) -> Any:
+    """Validate `graph`, optimize it and compile it for `device`. CPU: `threads=None`
+    uses every core this process may run on; `isa=None` the best kernels this CPU has
+    (or PYRUNTIME_ISA)."""
+    if not isinstance(graph, Graph):
+        raise InputError(f"compile: expected a pyruntime.Graph, got {type(graph).__name__}")
+    dev = device.lower() if isinstance(device, str) else None
+    if dev not in DEVICES:
+        raise InputError(f"device {device!r} is not available: expected one of "
+                         f"{sorted(DEVICES)}")
+    validate(graph)
+    from .cpu.session import compile_cpu
+    return compile_cpu(graph, threads=threads, isa=isa)
