@@ -41,6 +41,7 @@ import numpy as np
 
 from .errors import GraphError, ShapeError
 from .graph import Graph, Node, ValueInfo, Weight
+from .shapes import same_pads, window_out
 
 __all__ = [
     "seed", "get_seed", "Tensor", "Input", "Layer", "Dense", "Conv2D", "DepthwiseConv2D",
@@ -99,17 +100,6 @@ def _pair(v: Any, what: str, minimum: int = 1) -> tuple[int, int]:
     return x, x
 
 
-def same_pads(size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
-              dilations: tuple[int, int] = (1, 1)) -> tuple[int, int, int, int]:
-    """TensorFlow "same" padding (top, left, bottom, right): the output is ceil(H/s) and
-    the odd pixel of padding goes to the bottom/right."""
-    pads = []
-    for n, k, s, d in zip(size, kernel, strides, dilations):
-        total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
-        pads.append((total // 2, total - total // 2))
-    return pads[0][0], pads[1][0], pads[0][1], pads[1][1]
-
-
 def _padding_spec(padding: Any, what: str) -> Any:
     """Validate a padding argument; "same" is resolved later, when the input size is known."""
     if isinstance(padding, str):
@@ -149,7 +139,8 @@ def _spatial_out(what: str, size: tuple[int, int], kernel: tuple[int, int],
             raise ShapeError(f"{what}: window {kernel[i]} (dilated extent {eff}) is larger than "
                              f"the padded input {axis} {padded} (input {size[i]}, pads "
                              f"{pads[i]}+{pads[i + 2]})")
-        out.append((padded - eff) // strides[i] + 1)
+        out.append(window_out(size[i], kernel[i], strides[i], dilations[i], pads[i],
+                              pads[i + 2]))
     return out[0], out[1]
 
 

@@ -18,7 +18,8 @@ from .errors import GraphError, ShapeError, UnsupportedOpError, WeightShapeError
 from .graph import Graph, Node, Weight
 
 __all__ = ["WeightShapeError", "SUPPORTED_OPS", "ACTIVATIONS", "toposort", "validate",
-           "infer_shapes", "node_attrs", "node_label", "consumers", "producers"]
+           "infer_shapes", "node_attrs", "node_label", "consumers", "producers", "window_out",
+           "ceil_adds_window", "same_pads", "pool_extent"]
 
 
 
@@ -376,6 +377,10 @@ def _same(a: tuple, b: tuple) -> bool:
     return len(a) == len(b) and all(p == q for p, q in zip(a, b))
 
 
+# ------------------------------------------------------- window and padding math
+# The one copy: the builder (nn), the ONNX importer, shape inference, the reference and
+# the XLA lowering all size conv/pool windows with these.
+
 def window_out(size: int, k: int, s: int, d: int, p0: int, p1: int, ceil: bool = False) -> int:
     """Output length of one conv/pool axis (ONNX rule; ceil_mode drops a last window that
     would start past the input and its leading pad)."""
@@ -384,6 +389,28 @@ def window_out(size: int, k: int, s: int, d: int, p0: int, p1: int, ceil: bool =
     if ceil and (out - 1) * s >= size + p0:
         out -= 1
     return out
+
+
+def ceil_adds_window(size: int, k: int, s: int, d: int, p0: int, p1: int) -> bool:
+    """True when ceil_mode gives this axis a window that floor mode does not."""
+    if size + p0 + p1 - d * (k - 1) - 1 < 0:
+        return False
+    return window_out(size, k, s, d, p0, p1, True) > window_out(size, k, s, d, p0, p1)
+
+
+def same_pads(size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
+              dilations: tuple[int, int] = (1, 1), lower: bool = False
+              ) -> tuple[int, int, int, int]:
+    """"Same" padding (top, left, bottom, right) for an output of ceil(size / stride):
+    the odd pixel goes to the bottom/right (TensorFlow, ONNX SAME_UPPER), or to the
+    top/left with `lower` (ONNX SAME_LOWER)."""
+    begin, end = [], []
+    for n, k, s, d in zip(size, kernel, strides, dilations):
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        small, big = total // 2, total - total // 2
+        begin.append(big if lower else small)
+        end.append(small if lower else big)
+    return begin[0], begin[1], end[0], end[1]
 
 
 def pool_extent(h: int, w: int, a: dict) -> tuple[int, int, int, int]:

@@ -42,7 +42,8 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..graph import Graph
-from .importer import SUPPORTED_OPS, _import_onnx, load_onnx
+from .importer import load_onnx
+from .proto import SUPPORTED_OPS, import_onnx
 
 __all__ = ["SESSION_REJECTIONS", "documented_rejections", "run_isolated", "Case", "CaseResult", "TOLERANCE_OVERRIDES", "load_cases", "DOCUMENTED_REJECTIONS", "PARAM_INPUTS", "RTOL", "ATOL",
            "node_cases", "select_cases", "bind_parameters", "run_case", "run_all",
@@ -171,7 +172,7 @@ def node_cases(full: bool = False) -> list[Any]:
     full=True calls `load_model_tests(kind="node")`, which generates all ~1900 cases
     (slow); the default imports only the test modules of our ops, which register the
     same cases for these ops (checked by `--full` in the CLI)."""
-    _import_onnx()
+    import_onnx()
     from onnx.backend.test import loader  # noqa: PLC0415
     if full:
         return list(loader.load_model_tests(kind="node"))
@@ -198,7 +199,7 @@ def load_cases(cache_dir: str | os.PathLike | None = None, full: bool = False) -
 
     Generating the pooling cases runs onnx's slow pure-Python reference (~10 s), so test
     runs cache the selected cases as .npz files (no pickle) keyed by the onnx version."""
-    onnx = _import_onnx()
+    onnx = import_onnx()
     path = None
     if cache_dir is not None:
         # keyed by what decides the selection, so a changed filter never reads old cases
@@ -252,7 +253,7 @@ def _read_cache(onnx: Any, path: Path) -> list[Case]:
 
 def select_cases(cases: Sequence[Any]) -> list[Any]:
     """Cases built only from ops pyruntime imports whose data inputs are float32 tensors."""
-    onnx = _import_onnx()
+    onnx = import_onnx()
     out, seen = [], set()
     for c in cases:
         if c.model is None or c.name in seen:
@@ -272,7 +273,7 @@ def select_cases(cases: Sequence[Any]) -> list[Any]:
 def bind_parameters(case: Any, data_set: int = 0) -> tuple[Any, dict[str, np.ndarray]]:
     """The case's model with parameter inputs turned into initializers, and the feeds
     for the remaining (data) inputs."""
-    onnx = _import_onnx()
+    onnx = import_onnx()
     model = onnx.ModelProto()
     model.CopyFrom(case.model)
     inputs, _ = case.data_sets[data_set]

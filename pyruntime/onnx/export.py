@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import GraphError, UnsupportedOpError
 from ..graph import Graph, Node
-from .importer import _import_onnx
+from .proto import import_onnx
 
 __all__ = ["to_onnx"]
 
@@ -32,7 +32,7 @@ def to_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int =
     Raises UnsupportedOpError listing every node that has no ONNX spelling at this opset
     (or uses a weight format with no dense float32 view), GraphError for malformed nodes.
     """
-    onnx = _import_onnx()
+    onnx = import_onnx()
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
         raise UnsupportedOpError(f"to_onnx writes opset >= {MIN_OPSET}, asked for {opset!r}")
     model = _Exporter(onnx, graph, opset).run(name or graph.name or "graph")
