@@ -9,12 +9,10 @@ from .errors import IsaError
 
 
 def info() -> dict[str, Any]:
-    """Version, compiler, OpenMP and threads, CPU features, the ISA in use, the kernel
-    chosen per family. Raises IsaError if PYRUNTIME_ISA asks for something unusable."""
-    try:
-        d = dict(_core.info())
-    except (RuntimeError, ValueError) as e:
-        raise IsaError(str(e)) from None
+    """Version, compiler, OpenMP and threads, CPU features (raw, and the usable feature
+    sets kernels are chosen by), the ISA level in use, the kernel chosen per table entry.
+    Raises IsaError if PYRUNTIME_ISA asks for something unusable."""
+    d = dict(_core.info())  # an unusable PYRUNTIME_ISA raises IsaError natively
     d["kernels"] = dict(d["kernels"])
     return d
 
@@ -23,8 +21,8 @@ def check_isa(isa: str | None) -> str:
     """Validate an ISA name for this CPU; None means the one in use."""
     if isa is None:
         return info()["isa"]
-    if isa not in ("scalar", "avx2", "avx512"):
-        raise IsaError(f"unknown ISA {isa!r}: expected 'scalar', 'avx2' or 'avx512'")
+    if isa not in _core.ISA_LEVELS:
+        raise IsaError(f"unknown ISA {isa!r}: expected one of {', '.join(_core.ISA_LEVELS)}")
     if not _core.isa_supported(isa):
         raise IsaError(f"ISA {isa!r} is not supported by this CPU/OS; supported: "
                        f"{info()['supported_isas']}")

@@ -14,16 +14,23 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
 from .errors import GraphError, ShapeError, UnsupportedOpError, WeightShapeError
 from .graph import Graph, Node, Weight
 
-__all__ = ["WeightShapeError", "SUPPORTED_OPS", "ACTIVATIONS", "toposort", "validate",
+__all__ = ["WeightShapeError", "SUPPORTED_OPS", "ACTIVATIONS", "ACTIVATION_OPS", "toposort", "validate",
            "infer_shapes", "node_attrs", "node_label", "consumers", "producers", "window_out",
            "ceil_adds_window", "same_pads", "pool_extent"]
 
 
 
-ACTIVATIONS = ("relu", "clip", "sigmoid", "tanh", "gelu")
+#: Activations a Conv/Gemm epilogue fuses: the native enum pyrt::Act (bound as
+#: _core.Act), so the IR, the passes and the kernels share one list.
+ACTIVATIONS = tuple(name for name in _core.Act.__members__ if name != "none")
+#: The standalone op of each activation.
+ACTIVATION_OPS = {"Relu": "relu", "Clip": "clip", "Sigmoid": "sigmoid", "Tanh": "tanh",
+                  "Gelu": "gelu"}
+assert sorted(ACTIVATION_OPS.values()) == sorted(ACTIVATIONS), "pyrt::Act and the IR disagree"
 _FUSED = {"activation": None, "act_min": -math.inf, "act_max": math.inf,
           "residual": False, "residual_after_act": False}
 _POOL = {"strides": (1, 1), "pads": (0, 0, 0, 0), "ceil_mode": 0}

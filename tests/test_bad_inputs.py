@@ -421,44 +421,47 @@ def _plan(*sizes):
     return p, [p.add_value(n) for n in sizes]
 
 
+_NONE = _core.Act.none
+
+
 def _conv_geom(**kw):
     g = dict(H=4, W=4, C=2, OH=4, OW=4, OC=3, KH=1, KW=1, sh=1, sw=1, pt=0, pl=0, dh=1, dw=1,
              images=1)
     g.update(kw)
-    return list(g.values())
+    return _core.ConvGeom(**g)
 
 
 PLAN_ROWS = [
     ("value-over-cap", lambda: _plan(1 << 62), _core.SizeError, r"memory cap"),
     ("value-negative", lambda: _plan(-1), ValueError, r"negative"),
     ("gemm-overflow", lambda: (lambda p, v: p.gemm(v[0], v[1], 1 << 40, 1 << 40, 1 << 40,
-                                                   np.ones(4, np.float32), None, -1, 0, 0, 0,
+                                                   np.ones(4, np.float32), None, -1, _NONE, 0, 0,
                                                    False))(*_plan(8, 8)),
      _core.SizeError, r"overflow"),
     ("gemm-negative", lambda: (lambda p, v: p.gemm(v[0], v[1], 1, -2, -4, np.ones(8, np.float32),
-                                                   None, -1, 0, 0, 0, False))(*_plan(8, 8)),
+                                                   None, -1, _NONE, 0, 0, False))(*_plan(8, 8)),
      ValueError, r"negative"),
     ("gemm-sizes-mismatch", lambda: (lambda p, v: p.gemm(v[0], v[1], 2, 4, 4, np.ones(16, np.float32),
-                                                         None, -1, 0, 0, 0, False))(*_plan(8, 4)),
+                                                         None, -1, _NONE, 0, 0, False))(*_plan(8, 4)),
      ValueError, r"gemm: sizes do not match"),
     ("gemm-residual-size", lambda: (lambda p, v: p.gemm(v[0], v[1], 1, 8, 4, np.ones(32, np.float32),
-                                                        None, v[2], 0, 0, 0, False))(*_plan(8, 4, 3)),
+                                                        None, v[2], _NONE, 0, 0, False))(*_plan(8, 4, 3)),
      ValueError, r"residual"),
     ("conv-geom-overflow", lambda: (lambda p, v: p.conv(v[0], v[1], _conv_geom(H=1 << 40, W=1 << 40),
-                                                        np.ones(6, np.float32), None, -1, 0, 0, 0,
+                                                        np.ones(6, np.float32), None, -1, _NONE, 0, 0,
                                                         False))(*_plan(32, 48)),
      _core.SizeError, r"overflow"),
     ("conv-huge-pad", lambda: (lambda p, v: p.conv(v[0], v[1], _conv_geom(pt=1 << 62),
-                                                   np.ones(6, np.float32), None, -1, 0, 0, 0,
+                                                   np.ones(6, np.float32), None, -1, _NONE, 0, 0,
                                                    False))(*_plan(32, 48)),
      _core.SizeError, r"too large"),
     ("dwconv-oc-not-c", lambda: (lambda p, v: p.dwconv(v[0], v[1], _conv_geom(OC=3),
-                                                       np.ones(2, np.float32), None, -1, 0, 0, 0,
+                                                       np.ones(2, np.float32), None, -1, _NONE, 0, 0,
                                                        False))(*_plan(32, 32)),
      ValueError, r"OC must equal C"),
     ("softmax-sizes", lambda: (lambda p, v: p.softmax(v[0], v[1], 4, 4))(*_plan(8, 8)),
      ValueError, r"softmax: sizes"),
-    ("activation-sizes", lambda: (lambda p, v: p.activation(v[0], v[1], 1, 0, 0))(*_plan(8, 4)),
+    ("activation-sizes", lambda: (lambda p, v: p.activation(v[0], v[1], _core.Act.relu, 0, 0))(*_plan(8, 4)),
      ValueError, r"activation: sizes"),
     ("copy-sizes", lambda: (lambda p, v: p.copy(v[0], v[1]))(*_plan(8, 4)), ValueError,
      r"copy: sizes"),

@@ -21,10 +21,12 @@ def test_info_fields():
     assert d["version"] == rt.__version__
     assert d["isa"] in SUPPORTED_ISAS
     assert d["max_threads"] >= 1
-    assert set(d["kernels"]) >= {"gemm", "dwconv", "pool", "eltwise"}
-    for family, name in d["kernels"].items():
-        # spec names end with their ISA, e.g. f32_gemm_6x16__avx2
-        assert name.startswith("f32_") and "__" in name, (family, name)
+    assert set(d["kernels"]) >= {"f32_gemm", "f32_dwconv", "f32_pool", "f32_eltwise",
+                                 "x32_transpose"}
+    for entry, name in d["kernels"].items():
+        # entries are named by what they compute, kernels by that plus tile and ISA,
+        # e.g. f32_gemm -> f32_gemm_6x16__avx2
+        assert name.startswith(entry) and "__" in name, (entry, name)
 
 
 def test_best_isa_is_the_widest_supported():
@@ -36,10 +38,10 @@ def test_best_isa_is_the_widest_supported():
 @pytest.mark.parametrize("isa", SUPPORTED_ISAS)
 def test_kernel_names_per_isa(isa):
     names = _core.kernels_for(isa)
-    for family, name in names.items():
-        # a family without a kernel at this ISA falls back to a lower one
+    for entry, name in names.items():
+        # an entry without a kernel at this ISA falls back to a lower one
         lower = ALL_ISAS[: ALL_ISAS.index(isa) + 1]
-        assert name.rsplit("__", 1)[-1] in lower, (family, name)
+        assert name.rsplit("__", 1)[-1] in lower, (entry, name)
 
 
 def _info_in_subprocess(env_isa: str) -> subprocess.CompletedProcess:
@@ -68,3 +70,69 @@ def test_peak_probe_is_positive():
     if "avx2" not in SUPPORTED_ISAS:
         pytest.skip("no AVX2")
     assert _core.testing.peak_gflops("avx2", 1, 200000) > 0.1
+
+
+def _proc_cpu_flags() -> set[str]:
+    """The kernel's view of the CPU (Linux): an independent reading of the same features."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    pytest.skip("no /proc/cpuinfo flags")
+
+
+def test_features_are_checked_one_by_one_like_the_os_reports_them():
+    flags = _proc_cpu_flags()
+    usable = set(rt.info()["usable_features"])
+    expect = {
+        "avx2+fma": {"avx", "avx2", "fma"} <= flags,
+        "f16c": "f16c" in flags,
+        "avx512f/bw/dq/vl": {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags,
+        "avx512vnni": {"avx512f", "avx512_vnni"} <= flags,
+        "avx512bf16": {"avx512f", "avx512_bf16"} <= flags,
+        "avxvnni": {"avx2", "avx_vnni"} <= flags,
+    }
+    for feature, present in expect.items():
+        assert (feature in usable) == present, (feature, sorted(usable))
+
+
+def test_each_entry_takes_the_last_variant_whose_features_are_usable():
+    usable = set(rt.info()["usable_features"])
+    variants = _core.kernel_variants()
+    assert {v[0] for v in variants} == set(rt.info()["kernels"])
+    for isa in SUPPORTED_ISAS:
+        cap = ALL_ISAS.index(isa)
+        want = {}
+        for entry, level, needs in variants:
+            if ALL_ISAS.index(level) <= cap and set(needs) <= usable:
+                want[entry] = level
+        got = _core.kernels_for(isa)
+        for entry, level in want.items():
+            assert got[entry].endswith("__" + level), (isa, entry, got[entry], level)
+
+
+def test_an_unsupported_isa_is_an_isa_error_from_every_entry_point():
+    missing = [i for i in ALL_ISAS if i not in SUPPORTED_ISAS] + ["sse9"]
+    g = rt.zoo.mlp()
+    for bad in missing:
+        with pytest.raises(rt.IsaError, match=bad):
+            _core.kernels_for(bad)
+        with pytest.raises(rt.IsaError, match=bad):
+            rt.compile(g, isa=bad)
+
+
+def test_compile_does_not_relabel_other_native_errors_as_isa_errors(monkeypatch):
+    """Only an unusable ISA is an IsaError; any other failure of the plan builder keeps
+    its own type (it used to be relabelled IsaError, hiding real bugs)."""
+    from pyruntime.cpu import plan_builder
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the plan builder broke")
+
+    monkeypatch.setattr(plan_builder, "lower", broken)
+    with pytest.raises(RuntimeError, match="plan builder broke") as e:
+        rt.compile(rt.zoo.mlp())
+    assert not isinstance(e.value, rt.IsaError)

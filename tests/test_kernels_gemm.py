@@ -78,7 +78,7 @@ def test_config_names_the_kernel(isa):
         assert cfg["name"] == "f32_gemm_12x16__avx2"
         return
     assert re.fullmatch(rf"f32_gemm_{cfg['mr']}x{cfg['nr']}__{isa}", cfg["name"]), cfg
-    assert _core.kernels_for(isa)["gemm"] == cfg["name"]
+    assert _core.kernels_for(isa)["f32_gemm"] == cfg["name"]
     width = {"scalar": 1, "avx2": 8, "avx512": 16}[isa]
     assert cfg["mr"] >= 1 and cfg["nr"] % width == 0
 
@@ -238,7 +238,7 @@ def test_pack_holds_every_weight_once(isa, rng):
         B = rand(rng, K, N, lo=0.5, hi=1.5)  # no zeros: padding is the only zeros
         packed = T.gemm_pack(B, isa)
         assert packed.dtype == np.float32 and packed.ndim == 1
-        assert packed.size == T.gemm_packed_size(K, N, isa) >= K * N
+        assert packed.nbytes == T.gemm_packed_bytes(K, N, isa) >= K * N * 4
         nz = packed[packed != 0]
         assert nz.size == K * N and (packed[packed == 0].size == packed.size - K * N)
         np.testing.assert_array_equal(np.sort(nz), np.sort(B.ravel()))

@@ -65,7 +65,7 @@ FArray weight(const py::object& o, py::ssize_t expect, const char* what) {
   return a;
 }
 
-EpilogueSpec epilogue(const py::object& bias, int64_t n, int residual, int act, float lo,
+EpilogueSpec epilogue(const py::object& bias, int64_t n, int residual, Act act, float lo,
                       float hi, bool after) {
   EpilogueSpec e;
   if (!bias.is_none()) {
@@ -73,33 +73,44 @@ EpilogueSpec epilogue(const py::object& bias, int64_t n, int residual, int act, 
     e.bias.assign(b.data(), b.data() + n);
   }
   e.residual = residual;
-  if (act < 0 || act > static_cast<int>(Act::Gelu)) throw std::invalid_argument("unknown activation code");
-  e.act = static_cast<Act>(act);
+  e.act = act;
   e.lo = lo;
   e.hi = hi;
   e.residual_after_act = after;
   return e;
 }
 
-// [H, W, C, OH, OW, OC, KH, KW, sh, sw, pt, pl, dh, dw, images]
-ConvGeom geom(const std::vector<int64_t>& g) {
-  if (g.size() != 15) throw std::invalid_argument("conv geometry needs 15 integers");
-  for (int64_t v : g)
+// The geometry must be non-negative, windows, strides and dilations at least 1, and
+// every kernel size, stride, pad and dilation at most kMaxGeom.
+void check_geom_values(const ConvGeom& q) {
+  const int64_t all[] = {q.H, q.W, q.C, q.OH, q.OW, q.OC, q.KH, q.KW, q.sh, q.sw,
+                         q.pt, q.pl, q.pb, q.pr, q.dh, q.dw, q.images};
+  for (int64_t v : all)
     if (v < 0) throw std::invalid_argument("conv geometry must be non-negative");
-  // Kernel, strides, pads and dilations bounded so index math (oh * sh - pt + kh * dh)
-  // stays far inside int64.
-  for (size_t i = 6; i < 14; ++i)
-    if (g[i] > (int64_t(1) << 31)) throw SizeError("conv geometry: kernel/stride/pad/dilation too large");
-  return ConvGeom{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14]};
+  const int64_t bounded[] = {q.KH, q.KW, q.sh, q.sw, q.pt, q.pl, q.pb, q.pr, q.dh, q.dw};
+  for (int64_t v : bounded)
+    if (v > kMaxGeom) throw SizeError("conv geometry: kernel/stride/pad/dilation too large");
+  if (q.sh < 1 || q.sw < 1 || q.dh < 1 || q.dw < 1 || q.KH < 1 || q.KW < 1)
+    throw std::invalid_argument("conv/pool strides, dilations and kernel must be >= 1");
 }
 
 // The conv/pool geometry must describe exactly the sizes of the values it reads/writes.
 void check_geom(Plan& p, int x, int y, const ConvGeom& q, int64_t oc) {
+  check_geom_values(q);
   if (mul({q.images, q.H, q.W, q.C}, "conv input") != p.per_sample(x) ||
       mul({q.images, q.OH, q.OW, oc}, "conv output") != p.per_sample(y))
     throw std::invalid_argument("conv/pool geometry does not match the value sizes");
-  if (q.sh < 1 || q.sw < 1 || q.dh < 1 || q.dw < 1 || q.KH < 1 || q.KW < 1)
-    throw std::invalid_argument("conv/pool strides, dilations and kernel must be >= 1");
+}
+
+std::string geom_repr(const ConvGeom& q) {
+  const std::pair<const char*, int64_t> f[] = {
+      {"H", q.H}, {"W", q.W}, {"C", q.C}, {"OH", q.OH}, {"OW", q.OW}, {"OC", q.OC},
+      {"KH", q.KH}, {"KW", q.KW}, {"sh", q.sh}, {"sw", q.sw}, {"pt", q.pt}, {"pl", q.pl},
+      {"pb", q.pb}, {"pr", q.pr}, {"dh", q.dh}, {"dw", q.dw}, {"images", q.images}};
+  std::string r = "ConvGeom(";
+  for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); ++i)
+    r += (i ? ", " : "") + std::string(f[i].first) + "=" + std::to_string(f[i].second);
+  return r + ")";
 }
 
 py::list run_plan(PyPlan& self, const py::sequence& feeds, std::vector<double>* times) {
@@ -154,6 +165,43 @@ py::list run_plan(PyPlan& self, const py::sequence& feeds, std::vector<double>* 
 
 void bind_plan(py::module_& m) {
   py::register_exception<SizeError>(m, "SizeError", PyExc_ValueError);
+  m.attr("MEMORY_CAP") = Plan::kMemoryCap;
+  m.attr("MAX_GEOM") = kMaxGeom;
+
+  py::enum_<Act>(m, "Act", "Activations a kernel epilogue fuses (pyrt::Act).")
+      .value("none", Act::None)
+      .value("relu", Act::Relu)
+      .value("clip", Act::Clip)
+      .value("sigmoid", Act::Sigmoid)
+      .value("tanh", Act::Tanh)
+      .value("gelu", Act::Gelu);
+
+  py::class_<ConvGeom>(m, "ConvGeom",
+                       "Conv/pool window geometry on NHWC images (pyrt::ConvGeom).")
+      .def(py::init([](const py::kwargs& kw) {
+        ConvGeom q;
+        for (auto item : kw) {
+          const std::string k = py::str(item.first);
+          const int64_t v = item.second.cast<int64_t>();
+#define PYRT_GEOM_FIELD(f) if (k == #f) { q.f = v; continue; }
+          PYRT_GEOM_FIELD(H) PYRT_GEOM_FIELD(W) PYRT_GEOM_FIELD(C) PYRT_GEOM_FIELD(OH)
+          PYRT_GEOM_FIELD(OW) PYRT_GEOM_FIELD(OC) PYRT_GEOM_FIELD(KH) PYRT_GEOM_FIELD(KW)
+          PYRT_GEOM_FIELD(sh) PYRT_GEOM_FIELD(sw) PYRT_GEOM_FIELD(pt) PYRT_GEOM_FIELD(pl)
+          PYRT_GEOM_FIELD(pb) PYRT_GEOM_FIELD(pr) PYRT_GEOM_FIELD(dh) PYRT_GEOM_FIELD(dw)
+          PYRT_GEOM_FIELD(images)
+#undef PYRT_GEOM_FIELD
+          throw py::type_error("ConvGeom: unknown field '" + k + "'");
+        }
+        return q;
+      }))
+#define PYRT_GEOM_RW(f) .def_readwrite(#f, &ConvGeom::f)
+      PYRT_GEOM_RW(H) PYRT_GEOM_RW(W) PYRT_GEOM_RW(C) PYRT_GEOM_RW(OH) PYRT_GEOM_RW(OW)
+      PYRT_GEOM_RW(OC) PYRT_GEOM_RW(KH) PYRT_GEOM_RW(KW) PYRT_GEOM_RW(sh) PYRT_GEOM_RW(sw)
+      PYRT_GEOM_RW(pt) PYRT_GEOM_RW(pl) PYRT_GEOM_RW(pb) PYRT_GEOM_RW(pr) PYRT_GEOM_RW(dh)
+      PYRT_GEOM_RW(dw) PYRT_GEOM_RW(images)
+#undef PYRT_GEOM_RW
+      .def("check", &check_geom_values, "Raise if a field is out of range.")
+      .def("__repr__", &geom_repr);
 
   py::class_<PyPlan>(m, "Plan", "A compiled execution plan (built by pyruntime.compile).")
       .def(py::init([](const py::object& isa, int threads) {
@@ -190,7 +238,7 @@ void bind_plan(py::module_& m) {
         s.p().add_step(make_transpose_step(s.p().kernels(), s.p().threads(), x, y, R, S, images));
       }, py::arg("x"), py::arg("y"), py::arg("R"), py::arg("S"), py::arg("images") = 1)
       .def("gemm", [](PyPlan& s, int x, int y, int64_t rows, int64_t K, int64_t N,
-                      const py::object& W, const py::object& bias, int residual, int act,
+                      const py::object& W, const py::object& bias, int residual, Act act,
                       float lo, float hi, bool after) {
         check_sizes(s.p(), x, mul(rows, K, "gemm input"), y, mul(rows, N, "gemm output"), "gemm");
         check_residual(s.p(), residual, y);
@@ -199,18 +247,16 @@ void bind_plan(py::module_& m) {
                                  epilogue(bias, N, residual, act, lo, hi, after));
         s.p().add_step(std::move(st));
       })
-      .def("conv", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, const py::object& W,
-                      const py::object& bias, int residual, int act, float lo, float hi, bool after) {
-        const ConvGeom q = geom(g);
+      .def("conv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
+                      const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
         check_geom(s.p(), x, y, q, q.OC);
         check_residual(s.p(), residual, y);
         FArray w = weight(W, mul({q.OC, q.C, q.KH, q.KW}, "conv weight"), "conv weight");
         s.p().add_step(make_conv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
                                       epilogue(bias, q.OC, residual, act, lo, hi, after)));
       })
-      .def("dwconv", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, const py::object& W,
-                        const py::object& bias, int residual, int act, float lo, float hi, bool after) {
-        const ConvGeom q = geom(g);
+      .def("dwconv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
+                        const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
         check_geom(s.p(), x, y, q, q.C);
         if (q.OC != q.C) throw std::invalid_argument("depthwise conv: OC must equal C");
         check_residual(s.p(), residual, y);
@@ -218,15 +264,10 @@ void bind_plan(py::module_& m) {
         s.p().add_step(make_dwconv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
                                         epilogue(bias, q.C, residual, act, lo, hi, after)));
       })
-      .def("pool", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, bool is_max, bool cip,
-                      int64_t pb, int64_t pr) {
-        const ConvGeom q = geom(g);
+      .def("pool", [](PyPlan& s, int x, int y, const ConvGeom& q, bool is_max, bool cip) {
         check_geom(s.p(), x, y, q, q.C);
-        if (pb < 0 || pr < 0 || pb > (int64_t(1) << 31) || pr > (int64_t(1) << 31))
-          throw std::invalid_argument("pool: bottom/right pads must be in [0, 2^31]");
-        s.p().add_step(make_pool_step(s.p().kernels(), s.p().threads(), x, y, q, is_max, cip, pb, pr));
-      }, py::arg("x"), py::arg("y"), py::arg("geom"), py::arg("is_max"), py::arg("count_include_pad"),
-         py::arg("pb") = 0, py::arg("pr") = 0)
+        s.p().add_step(make_pool_step(s.p().kernels(), s.p().threads(), x, y, q, is_max, cip));
+      }, py::arg("x"), py::arg("y"), py::arg("geom"), py::arg("is_max"), py::arg("count_include_pad"))
       .def("global_avgpool", [](PyPlan& s, int x, int y, int64_t HW, int64_t C, int64_t images) {
         check_sizes(s.p(), x, mul({images, HW, C}, "global_avgpool"), y, mul(images, C, "global_avgpool"),
                     "global_avgpool");
@@ -253,11 +294,11 @@ void bind_plan(py::module_& m) {
         s.p().add_step(make_add_step(s.p().kernels(), s.p().threads(), a, b, y, std::move(dims),
                                      std::move(sa), std::move(sb), a_full, b_full));
       })
-      .def("activation", [](PyPlan& s, int x, int y, int act, float lo, float hi) {
-        if (act < 1 || act > static_cast<int>(Act::Gelu)) throw std::invalid_argument("unknown activation code");
+      .def("activation", [](PyPlan& s, int x, int y, Act act, float lo, float hi) {
+        if (act == Act::None) throw std::invalid_argument("activation step without an activation");
         check_sizes(s.p(), x, s.p().per_sample(x), y, s.p().per_sample(x), "activation");
         s.p().add_step(make_activation_step(s.p().kernels(), s.p().threads(), x, y,
-                                            s.p().per_sample(x), static_cast<Act>(act), lo, hi));
+                                            s.p().per_sample(x), act, lo, hi));
       })
       .def("softmax", [](PyPlan& s, int x, int y, int64_t rows, int64_t cols) {
         const int64_t n = mul(rows, cols, "softmax");

@@ -1,4 +1,4 @@
-// 64-byte aligned heap buffers (RAII) for packed weights and run arenas.
+// Aligned heap buffers (RAII) for packed weights, constants and run arenas.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -17,10 +17,12 @@ namespace pyrt {
 // pages every 4 KiB of it costs a TLB miss (numpy does the same for its arrays).
 constexpr size_t kHugePageBytes = size_t(2) << 20;
 
-inline void* aligned_alloc64(size_t bytes) {
+// At least `align` bytes aligned (a power of two; 64 at least, for whole cache lines).
+inline void* aligned_alloc_bytes(size_t bytes, size_t align = 64) {
   if (bytes == 0) bytes = 64;
+  if (align < 64) align = 64;
+  if (bytes >= kHugePageBytes && align < kHugePageBytes) align = kHugePageBytes;
   void* p = nullptr;
-  const size_t align = bytes >= kHugePageBytes ? kHugePageBytes : 64;
   if (posix_memalign(&p, align, bytes) != 0) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (align == kHugePageBytes) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: errors ignored
@@ -28,16 +30,16 @@ inline void* aligned_alloc64(size_t bytes) {
   return p;
 }
 
-// A fixed-size aligned float array.
-class AlignedFloats {
+// A fixed-size aligned byte buffer: packed weights (whatever a packer lays out) and
+// constants. Move-only.
+class AlignedBuffer {
  public:
-  AlignedFloats() = default;
-  explicit AlignedFloats(size_t n)
-      : p_(static_cast<float*>(aligned_alloc64(n > SIZE_MAX / sizeof(float) ? throw std::bad_alloc()
-                                                                          : n * sizeof(float)))),
-        n_(n) {}
-  AlignedFloats(AlignedFloats&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
-  AlignedFloats& operator=(AlignedFloats&& o) noexcept {
+  AlignedBuffer() = default;
+  AlignedBuffer(size_t bytes, size_t align)
+      : p_(static_cast<unsigned char*>(aligned_alloc_bytes(bytes, align))), n_(bytes) {}
+  AlignedBuffer(AlignedBuffer&& o) noexcept
+      : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
     if (this != &o) {
       std::free(p_);
       p_ = std::exchange(o.p_, nullptr);
@@ -45,14 +47,16 @@ class AlignedFloats {
     }
     return *this;
   }
-  AlignedFloats(const AlignedFloats&) = delete;
-  AlignedFloats& operator=(const AlignedFloats&) = delete;
-  ~AlignedFloats() { std::free(p_); }
-  float* get() const { return p_; }
-  size_t size() const { return n_; }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  ~AlignedBuffer() { std::free(p_); }
+  void* get() const { return p_; }
+  template <class T>
+  T* as() const { return reinterpret_cast<T*>(p_); }
+  size_t size() const { return n_; }  // bytes
 
  private:
-  float* p_ = nullptr;
+  unsigned char* p_ = nullptr;
   size_t n_ = 0;
 };
 
@@ -65,7 +69,7 @@ class AlignedBytes {
   ~AlignedBytes() { std::free(p_); }
   void reserve(size_t bytes) {
     if (bytes <= cap_) return;
-    void* q = aligned_alloc64(bytes);
+    void* q = aligned_alloc_bytes(bytes);
     std::free(p_);
     p_ = static_cast<unsigned char*>(q);
     cap_ = bytes;

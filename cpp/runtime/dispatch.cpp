@@ -39,42 +39,68 @@ CpuFeatures detect() {
     f.avx512bw = (b >> 30) & 1;
     f.avx512vl = (b >> 31) & 1;
     f.avx512vnni = (c >> 11) & 1;
-    __cpuid_count(7, 1, a, b, c, d);
-    f.avx512bf16 = (a >> 5) & 1;
+    const unsigned max_sub = a;
+    if (max_sub >= 1) {
+      __cpuid_count(7, 1, a, b, c, d);
+      f.avxvnni = (a >> 4) & 1;
+      f.avx512bf16 = (a >> 5) & 1;
+    }
   }
   return f;
 }
 
-KernelTable build_table(Isa isa) {
+// Every kernel variant, scalar first. A new variant (e.g. an AVX-VNNI int8 GEMM) is one
+// line here naming what it needs, not a new rung on a ladder.
+const std::vector<KernelVariant> kVariants = {
+    {"f32_gemm", Isa::Scalar, 0, register_f32_gemm__scalar},
+    {"f32_dwconv", Isa::Scalar, 0, register_f32_dwconv__scalar},
+    {"f32_pool", Isa::Scalar, 0, register_f32_pool__scalar},
+    {"f32_eltwise", Isa::Scalar, 0, register_f32_eltwise__scalar},
+    {"x32_transpose", Isa::Scalar, 0, register_x32_transpose__scalar},
+    {"f32_gemm", Isa::Avx2, kLevelAvx2, register_f32_gemm__avx2},
+    {"f32_dwconv", Isa::Avx2, kLevelAvx2, register_f32_dwconv__avx2},
+    {"f32_pool", Isa::Avx2, kLevelAvx2, register_f32_pool__avx2},
+    {"f32_eltwise", Isa::Avx2, kLevelAvx2, register_f32_eltwise__avx2},
+    {"x32_transpose", Isa::Avx2, kLevelAvx2, register_x32_transpose__avx2},
+    {"f32_gemm", Isa::Avx512, kLevelAvx512, register_f32_gemm__avx512},
+    {"f32_dwconv", Isa::Avx512, kLevelAvx512, register_f32_dwconv__avx512},
+    {"f32_pool", Isa::Avx512, kLevelAvx512, register_f32_pool__avx512},
+    {"f32_eltwise", Isa::Avx512, kLevelAvx512, register_f32_eltwise__avx512},
+};
+
+uint32_t level_needs(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return 0;
+    case Isa::Avx2: return kLevelAvx2;
+    case Isa::Avx512: return kLevelAvx512;
+  }
+  return ~0u;
+}
+
+KernelTable build_table(Isa cap) {
   KernelTable t{};
-  t.isa = Isa::Scalar;
-  t.isa_name = "scalar";
-  register_gemm__scalar(t);
-  register_dwconv__scalar(t);
-  register_pool__scalar(t);
-  register_eltwise__scalar(t);
-  register_transpose__scalar(t);
-  if (isa >= Isa::Avx2) {
-    t.isa = Isa::Avx2;
-    t.isa_name = "avx2";
-    register_gemm__avx2(t);
-    register_dwconv__avx2(t);
-    register_pool__avx2(t);
-    register_eltwise__avx2(t);
-    register_transpose__avx2(t);
-  }
-  if (isa >= Isa::Avx512) {
-    t.isa = Isa::Avx512;
-    t.isa_name = "avx512";
-    register_gemm__avx512(t);
-    register_dwconv__avx512(t);
-    register_pool__avx512(t);
-    register_eltwise__avx512(t);
-  }
+  t.isa = cap;
+  t.isa_name = isa_name(cap);
+  const uint32_t have = cpu_features().usable();
+  for (const KernelVariant& v : kVariants)
+    if (v.level <= cap && (v.needs & have) == v.needs) v.fill(t);
   return t;
 }
 
 }  // namespace
+
+const std::vector<KernelVariant>& kernel_variants() { return kVariants; }
+
+uint32_t CpuFeatures::usable() const {
+  uint32_t u = 0;
+  if (os_avx && avx && avx2 && fma) u |= kFeatAvx2Fma;
+  if (os_avx && avx && f16c) u |= kFeatF16c;
+  if (os_avx512 && avx512f && avx512bw && avx512dq && avx512vl) u |= kFeatAvx512;
+  if (os_avx512 && avx512f && avx512vnni) u |= kFeatAvx512Vnni;
+  if (os_avx512 && avx512f && avx512bf16) u |= kFeatAvx512Bf16;
+  if (os_avx && avx2 && avxvnni) u |= kFeatAvxVnni;
+  return u;
+}
 
 std::vector<std::string> CpuFeatures::names() const {
   std::vector<std::string> out;
@@ -82,7 +108,8 @@ std::vector<std::string> CpuFeatures::names() const {
       {avx, "avx"},           {fma, "fma"},           {f16c, "f16c"},
       {avx2, "avx2"},         {avx512f, "avx512f"},   {avx512bw, "avx512bw"},
       {avx512dq, "avx512dq"}, {avx512vl, "avx512vl"}, {avx512vnni, "avx512vnni"},
-      {avx512bf16, "avx512bf16"}, {os_avx, "os_avx"}, {os_avx512, "os_avx512"}};
+      {avx512bf16, "avx512bf16"}, {avxvnni, "avxvnni"}, {os_avx, "os_avx"},
+      {os_avx512, "os_avx512"}};
   for (const auto& [on, name] : all)
     if (on) out.emplace_back(name);
   return out;
@@ -94,15 +121,8 @@ const CpuFeatures& cpu_features() {
 }
 
 bool isa_supported(Isa isa) {
-  const CpuFeatures& f = cpu_features();
-  switch (isa) {
-    case Isa::Scalar: return true;
-    case Isa::Avx2: return f.os_avx && f.avx && f.avx2 && f.fma && f.f16c;
-    case Isa::Avx512:
-      return isa_supported(Isa::Avx2) && f.os_avx512 && f.avx512f && f.avx512bw &&
-             f.avx512dq && f.avx512vl;
-  }
-  return false;
+  const uint32_t need = level_needs(isa);
+  return (cpu_features().usable() & need) == need;
 }
 
 Isa best_isa() {
@@ -124,15 +144,14 @@ Isa parse_isa(const std::string& s) {
   if (s == "scalar") return Isa::Scalar;
   if (s == "avx2") return Isa::Avx2;
   if (s == "avx512") return Isa::Avx512;
-  throw std::invalid_argument("unknown ISA '" + s +
-                              "': expected one of 'scalar', 'avx2', 'avx512'");
+  throw IsaUnavailable("unknown ISA '" + s + "': expected one of 'scalar', 'avx2', 'avx512'");
 }
 
 const KernelTable& kernel_table_for(Isa isa) {
   static std::once_flag once[kNumIsa];
   static KernelTable tables[kNumIsa];
   if (!isa_supported(isa))
-    throw std::runtime_error(std::string("ISA '") + isa_name(isa) +
+    throw IsaUnavailable(std::string("ISA '") + isa_name(isa) +
                              "' is not supported by this CPU/OS (best available: '" +
                              isa_name(best_isa()) + "')");
   const int i = static_cast<int>(isa);
@@ -147,11 +166,11 @@ const KernelTable& kernel_table() {
     Isa want;
     try {
       want = parse_isa(env);
-    } catch (const std::invalid_argument& e) {
-      throw std::runtime_error(std::string("PYRUNTIME_ISA: ") + e.what());
+    } catch (const IsaUnavailable& e) {
+      throw IsaUnavailable(std::string("PYRUNTIME_ISA: ") + e.what());
     }
     if (!isa_supported(want))
-      throw std::runtime_error(std::string("PYRUNTIME_ISA=") + env +
+      throw IsaUnavailable(std::string("PYRUNTIME_ISA=") + env +
                                " asks for an ISA this CPU/OS lacks (best available: '" +
                                isa_name(best_isa()) + "')");
     return want;

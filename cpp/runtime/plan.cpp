@@ -73,7 +73,7 @@ int Plan::add_input(int64_t per_sample) {
 int Plan::add_const(const float* data, int64_t n) {
   const int v = add_value(n);
   values_[v].kind = ValueKind::Const;
-  values_[v].data = AlignedFloats(static_cast<size_t>(n));
+  values_[v].data = AlignedBuffer(static_cast<size_t>(n) * sizeof(float), 64);
   if (n) std::memcpy(values_[v].data.get(), data, static_cast<size_t>(n) * sizeof(float));
   return v;
 }
@@ -291,7 +291,7 @@ void Plan::run(ptrdiff_t batch, const float* const* inputs, float* const* output
       case ValueKind::Arena: ptr[v] = reinterpret_cast<float*>(base + lay->offset[root(static_cast<int>(v))]); break;
       case ValueKind::Input: ptr[v] = const_cast<float*>(inputs[r.io_index]); break;
       case ValueKind::Output: ptr[v] = outputs[r.io_index]; break;
-      case ValueKind::Const: ptr[v] = r.data.get(); break;
+      case ValueKind::Const: ptr[v] = r.data.as<float>(); break;
     }
   }
   ExecCtx c{batch, threads_, ptr, reinterpret_cast<float*>(base + lay->scratch_offset)};
@@ -319,7 +319,7 @@ std::vector<StepInfo> Plan::summary() const {
 size_t Plan::packed_weight_bytes() const {
   size_t n = 0;
   for (const Value& v : values_)
-    if (v.kind == ValueKind::Const) n += v.data.size() * sizeof(float);
+    if (v.kind == ValueKind::Const) n += v.data.size();
   for (const auto& st : steps_) n += st->weight_bytes();
   return n;
 }

@@ -53,7 +53,7 @@ struct Value {
   ValueKind kind = ValueKind::Arena;
   int alias_of = -1;       // shares the buffer of this value (a root, alias_of == -1)
   int io_index = -1;       // input/output position
-  AlignedFloats data;      // Const only
+  AlignedBuffer data;      // Const only: per_sample floats
 };
 
 struct StepInfo {
@@ -80,7 +80,7 @@ class Plan {
   void finalize();
   int64_t per_sample(int v) const { return values_.at(v).per_sample; }
   bool is_const(int v) const { return values_.at(v).kind == ValueKind::Const; }
-  const float* const_data(int v) const { return values_.at(v).data.get(); }
+  const float* const_data(int v) const { return values_.at(v).data.as<float>(); }
   size_t num_inputs() const { return inputs_.size(); }
   size_t num_outputs() const { return outputs_.size(); }
   int64_t output_per_sample(size_t i) const { return values_[outputs_.at(i)].per_sample; }

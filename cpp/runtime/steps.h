@@ -34,17 +34,22 @@ std::unique_ptr<S> new_step(std::string op, std::string kernel, std::vector<int>
   return s;
 }
 
-// Spatial geometry of a conv/pool on NHWC images.
-// `images`: NHWC images per sample (1, or N of a graph with a fixed batch, which runs
-// as one sample).
+// Spatial geometry of a conv/pool on NHWC images: input H x W x C, output OH x OW x OC,
+// kernel KH x KW, strides, pads (top, left, bottom, right), dilations. `images`: NHWC
+// images per sample (1, or N of a graph with a fixed batch, which runs as one sample).
+// Bound to Python as _core.ConvGeom: the one description of a window both sides use.
 struct ConvGeom {
-  int64_t H, W, C, OH, OW, OC, KH, KW, sh, sw, pt, pl, dh, dw;
+  int64_t H = 0, W = 0, C = 0, OH = 0, OW = 0, OC = 0, KH = 1, KW = 1;
+  int64_t sh = 1, sw = 1, pt = 0, pl = 0, pb = 0, pr = 0, dh = 1, dw = 1;
   int64_t images = 1;
 };
+// Largest kernel size, stride, pad or dilation a plan accepts: index math such as
+// oh * sh - pt + kh * dh then stays far inside int64.
+constexpr int64_t kMaxGeom = int64_t(1) << 31;
 
 // Multithreaded C = ep(A @ packed): splits M (multiples of mr) and N (multiples of nr).
 void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
-                   const float* A, ptrdiff_t lda, const float* packed, float* C, ptrdiff_t ldc,
+                   const float* A, ptrdiff_t lda, const void* packed, float* C, ptrdiff_t ldc,
                    const Epilogue& ep);
 
 std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample);
@@ -61,9 +66,9 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
 // Depthwise conv (C == OC, multiplier 1); W is [C, 1, KH, KW].
 std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x, int y,
                                        const ConvGeom& g, const float* W, EpilogueSpec ep);
+// pb, pr of the geometry: only count_include_pad reads them (see PoolArgs).
 std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
-                                     const ConvGeom& g, bool is_max, bool count_include_pad,
-                                     int64_t pb, int64_t pr);
+                                     const ConvGeom& g, bool is_max, bool count_include_pad);
 std::unique_ptr<Step> make_global_avgpool_step(const KernelTable& kt, int threads, int x, int y,
                                                int64_t HW, int64_t C, int64_t images = 1);
 // y = a + b with broadcasting. dims: output dims in storage order, dims[0] = -1 for the

@@ -15,7 +15,7 @@ ptrdiff_t tasks_for(int threads, double n) { return threads_for(threads, n); }
 
 void check_elt(const EltwiseConfig& e) {
   if (!e.add || !e.activation || !e.softmax)
-    throw std::runtime_error("no elementwise kernel is registered for this ISA");
+    throw std::logic_error("the f32_eltwise entry of the kernel table is empty");
 }
 
 struct CopyStep final : Step {
@@ -191,9 +191,9 @@ std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample) {
 
 std::unique_ptr<Step> make_transpose_step(const KernelTable& kt, int threads, int x, int y,
                                           int64_t R, int64_t S, int64_t images) {
-  if (!kt.transpose.transpose) throw std::invalid_argument("no transpose kernel in the table");
-  auto s = new_step<TransposeStep>("transpose", kt.transpose.name, {x}, {y});
-  s->transpose = kt.transpose.transpose;
+  if (!kt.x32_transpose.transpose) throw std::logic_error("the x32_transpose entry of the kernel table is empty");
+  auto s = new_step<TransposeStep>("transpose", kt.x32_transpose.name, {x}, {y});
+  s->transpose = kt.x32_transpose.transpose;
   s->threads = threads;
   s->R = R;
   s->S = S;
@@ -204,11 +204,11 @@ std::unique_ptr<Step> make_transpose_step(const KernelTable& kt, int threads, in
 std::unique_ptr<Step> make_add_step(const KernelTable& kt, int threads, int a, int b, int y,
                                     std::vector<int64_t> dims, std::vector<int64_t> sa,
                                     std::vector<int64_t> sb, bool a_full, bool b_full) {
-  check_elt(kt.eltwise);
+  check_elt(kt.f32_eltwise);
   if (dims.empty() || dims.size() > 16 || sa.size() != dims.size() || sb.size() != dims.size())
     throw std::invalid_argument("add: dims and strides must have the same rank (1..16)");
-  auto s = new_step<AddStep>("add", kt.eltwise.name, {a, b}, {y});
-  s->add = kt.eltwise.add;
+  auto s = new_step<AddStep>("add", kt.f32_eltwise.name, {a, b}, {y});
+  s->add = kt.f32_eltwise.add;
   s->threads = threads;
   s->dims = std::move(dims);
   s->sa = std::move(sa);
@@ -220,9 +220,9 @@ std::unique_ptr<Step> make_add_step(const KernelTable& kt, int threads, int a, i
 
 std::unique_ptr<Step> make_activation_step(const KernelTable& kt, int threads, int x, int y,
                                            int64_t per_sample, Act act, float lo, float hi) {
-  check_elt(kt.eltwise);
-  auto s = new_step<ActStep>("activation", kt.eltwise.name, {x}, {y});
-  s->fn = kt.eltwise.activation;
+  check_elt(kt.f32_eltwise);
+  auto s = new_step<ActStep>("activation", kt.f32_eltwise.name, {x}, {y});
+  s->fn = kt.f32_eltwise.activation;
   s->threads = threads;
   s->per_sample = per_sample;
   s->act = act;
@@ -234,9 +234,9 @@ std::unique_ptr<Step> make_activation_step(const KernelTable& kt, int threads, i
 
 std::unique_ptr<Step> make_softmax_step(const KernelTable& kt, int threads, int x, int y,
                                         int64_t rows_per_sample, int64_t cols) {
-  check_elt(kt.eltwise);
-  auto s = new_step<SoftmaxStep>("softmax", kt.eltwise.name, {x}, {y});
-  s->fn = kt.eltwise.softmax;
+  check_elt(kt.f32_eltwise);
+  auto s = new_step<SoftmaxStep>("softmax", kt.f32_eltwise.name, {x}, {y});
+  s->fn = kt.f32_eltwise.softmax;
   s->threads = threads;
   s->rows = rows_per_sample;
   s->cols = cols;

@@ -11,7 +11,7 @@
 namespace pyrt {
 
 void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
-                   const float* A, ptrdiff_t lda, const float* packed, float* C, ptrdiff_t ldc,
+                   const float* A, ptrdiff_t lda, const void* packed, float* C, ptrdiff_t ldc,
                    const Epilogue& ep) {
   if (M <= 0 || N <= 0) return;
   const double work = double(M) * double(N) * double(K > 0 ? K : 1);
@@ -60,12 +60,12 @@ void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, p
 namespace {
 
 void check_gemm(const GemmConfig& g) {
-  if (!g.run || !g.pack || !g.packed_size || g.mr <= 0 || g.nr <= 0)
-    throw std::runtime_error("no GEMM kernel is registered for this ISA");
+  if (!g.run || !g.pack || !g.packed_bytes || g.mr <= 0 || g.nr <= 0)
+    throw std::logic_error("the f32_gemm entry of the kernel table is empty");
 }
 
-AlignedFloats pack_gemm(const GemmConfig& g, int64_t K, int64_t N, const float* B, int64_t ldb) {
-  AlignedFloats p(g.packed_size(K, N));
+AlignedBuffer pack_gemm(const GemmConfig& g, int64_t K, int64_t N, const float* B, int64_t ldb) {
+  AlignedBuffer p(g.packed_bytes(K, N), g.pack_align);
   g.pack(K, N, B, ldb, p.get());
   return p;
 }
@@ -86,14 +86,14 @@ struct GemmStep final : Step {
   GemmConfig g;
   int threads;
   int64_t rows, K, N;
-  AlignedFloats packed;
+  AlignedBuffer packed;
   EpilogueSpec eps;
   void run(const ExecCtx& c) const override {
     const Epilogue e = make_ep(eps, eps.bias.empty() ? nullptr : eps.bias.data(), c, N);
     gemm_parallel(g, threads, c.batch * rows, N, K, c.ptr[reads[0]], K, packed.get(),
                   c.ptr[writes[0]], N, e);
   }
-  size_t weight_bytes() const override { return packed.size() * sizeof(float); }
+  size_t weight_bytes() const override { return packed.size(); }
 };
 
 struct ConvStep final : Step {
@@ -102,11 +102,11 @@ struct ConvStep final : Step {
   ConvGeom geo;
   int64_t Kd;    // KH * KW * C
   int64_t tile;  // output pixels per im2col tile (multiple of mr)
-  AlignedFloats packed;
+  AlignedBuffer packed;
   EpilogueSpec eps;
 
   size_t scratch_floats() const override { return size_t(threads) * size_t(tile) * size_t(Kd); }
-  size_t weight_bytes() const override { return packed.size() * sizeof(float); }
+  size_t weight_bytes() const override { return packed.size(); }
 
   // Rows [p0, p0 + rows) of the im2col matrix (output pixels over the whole batch).
   void im2col(const float* x, ptrdiff_t p0, ptrdiff_t rows, float* buf) const {
@@ -169,14 +169,14 @@ struct ConvStep final : Step {
 std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, int y,
                                      int64_t rows_per_sample, int64_t K, int64_t N,
                                      const float* W, EpilogueSpec ep) {
-  check_gemm(kt.gemm);
-  auto s = new_step<GemmStep>("gemm", kt.gemm.name, {x}, {y});
-  s->g = kt.gemm;
+  check_gemm(kt.f32_gemm);
+  auto s = new_step<GemmStep>("gemm", kt.f32_gemm.name, {x}, {y});
+  s->g = kt.f32_gemm;
   s->threads = threads;
   s->rows = rows_per_sample;
   s->K = K;
   s->N = N;
-  s->packed = pack_gemm(kt.gemm, K, N, W, N);
+  s->packed = pack_gemm(kt.f32_gemm, K, N, W, N);
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
   return s;
@@ -184,7 +184,7 @@ std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, 
 
 std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, int y,
                                      const ConvGeom& q, const float* W, EpilogueSpec ep) {
-  check_gemm(kt.gemm);
+  check_gemm(kt.f32_gemm);
   const int64_t Kd = q.KH * q.KW * q.C;
   // W [OC, C, KH, KW] -> B [(kh, kw, c), OC], the im2col column order.
   std::vector<float> B(size_t(Kd) * size_t(q.OC));
@@ -201,16 +201,16 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
     s->op = "conv1x1";
     return s;
   }
-  auto s = new_step<ConvStep>("conv", std::string("im2col+") + kt.gemm.name, {x}, {y});
-  s->g = kt.gemm;
+  auto s = new_step<ConvStep>("conv", std::string("im2col+") + kt.f32_gemm.name, {x}, {y});
+  s->g = kt.f32_gemm;
   s->threads = threads;
   s->geo = q;
   s->Kd = Kd;
-  const int64_t mr = kt.gemm.mr;
+  const int64_t mr = kt.f32_gemm.mr;
   int64_t tile = 65536 / std::max<int64_t>(Kd, 1);
   tile = std::clamp<int64_t>(tile, 64, 256);
   s->tile = std::max<int64_t>(mr, tile / mr * mr);
-  s->packed = pack_gemm(kt.gemm, Kd, q.OC, B.data(), q.OC);
+  s->packed = pack_gemm(kt.f32_gemm, Kd, q.OC, B.data(), q.OC);
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
   return s;

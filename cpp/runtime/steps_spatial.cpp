@@ -20,9 +20,9 @@ struct DwConvStep final : Step {
   DwConvConfig k;
   int threads;
   ConvGeom geo;
-  AlignedFloats packed;
+  AlignedBuffer packed;
   EpilogueSpec eps;
-  size_t weight_bytes() const override { return packed.size() * sizeof(float); }
+  size_t weight_bytes() const override { return packed.size(); }
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
@@ -55,7 +55,6 @@ struct PoolStep final : Step {
   int threads;
   ConvGeom geo;
   bool count_include_pad;
-  int64_t pb = 0, pr = 0;  // pads after: count_include_pad's padded extent
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
@@ -68,7 +67,7 @@ struct PoolStep final : Step {
       const ptrdiff_t oh0 = ch * geo.OH / cpi, oh1 = (ch + 1) * geo.OH / cpi;
       PoolArgs a{x + n * in_img, geo.H, geo.W, geo.C, geo.KH, geo.KW, geo.sh, geo.sw,
                  geo.pt, geo.pl, geo.dh, geo.dw, y + n * out_img, geo.OH, geo.OW,
-                 count_include_pad ? 1 : 0, pb, pr};
+                 count_include_pad ? 1 : 0, geo.pb, geo.pr};
       fn(&a, oh0, oh1);
     });
   }
@@ -91,14 +90,14 @@ struct GapStep final : Step {
 
 std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x, int y,
                                        const ConvGeom& g, const float* W, EpilogueSpec ep) {
-  const DwConvConfig& k = kt.dwconv;
-  if (!k.run || !k.pack || !k.packed_size)
-    throw std::runtime_error("no depthwise conv kernel is registered for this ISA");
+  const DwConvConfig& k = kt.f32_dwconv;
+  if (!k.run || !k.pack || !k.packed_bytes)
+    throw std::logic_error("the f32_dwconv entry of the kernel table is empty");
   auto s = new_step<DwConvStep>("dwconv", k.name, {x}, {y});
   s->k = k;
   s->threads = threads;
   s->geo = g;
-  s->packed = AlignedFloats(k.packed_size(g.KH, g.KW, g.C));
+  s->packed = AlignedBuffer(k.packed_bytes(g.KH, g.KW, g.C), k.pack_align);
   k.pack(W, g.KH, g.KW, g.C, s->packed.get());
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
@@ -106,25 +105,22 @@ std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x
 }
 
 std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
-                                     const ConvGeom& g, bool is_max, bool count_include_pad,
-                                     int64_t pb, int64_t pr) {
-  auto fn = is_max ? kt.pool.maxpool : kt.pool.avgpool;
-  if (!fn) throw std::runtime_error("no pooling kernel is registered for this ISA");
-  auto s = new_step<PoolStep>(is_max ? "maxpool" : "avgpool", kt.pool.name, {x}, {y});
+                                     const ConvGeom& g, bool is_max, bool count_include_pad) {
+  auto fn = is_max ? kt.f32_pool.maxpool : kt.f32_pool.avgpool;
+  if (!fn) throw std::logic_error("the f32_pool entry of the kernel table is empty");
+  auto s = new_step<PoolStep>(is_max ? "maxpool" : "avgpool", kt.f32_pool.name, {x}, {y});
   s->fn = fn;
   s->threads = threads;
   s->geo = g;
   s->count_include_pad = count_include_pad;
-  s->pb = pb;
-  s->pr = pr;
   return s;
 }
 
 std::unique_ptr<Step> make_global_avgpool_step(const KernelTable& kt, int threads, int x, int y,
                                                int64_t HW, int64_t C, int64_t images) {
-  if (!kt.pool.global_avgpool) throw std::runtime_error("no pooling kernel is registered for this ISA");
-  auto s = new_step<GapStep>("global_avgpool", kt.pool.name, {x}, {y});
-  s->fn = kt.pool.global_avgpool;
+  if (!kt.f32_pool.global_avgpool) throw std::logic_error("the f32_pool entry of the kernel table is empty");
+  auto s = new_step<GapStep>("global_avgpool", kt.f32_pool.name, {x}, {y});
+  s->fn = kt.f32_pool.global_avgpool;
   s->threads = threads;
   s->HW = HW;
   s->C = C;

@@ -22,11 +22,11 @@ namespace {
 
 // Declared in cpp/testing/kern_testing_util.h.
 void register_all__avx2w16_testing(KernelTable& t) {
-  t.dwconv = DwConvConfig{"f32_dwconv__avx2w16", avx2w16::dw_packed_size, avx2w16::dw_pack,
-                          avx2w16::dw_run};
-  t.pool = PoolConfig{"f32_pool__avx2w16", avx2w16::maxpool, avx2w16::avgpool,
+  t.f32_dwconv = DwConvConfig{"f32_dwconv__avx2w16", 64, avx2w16::dw_packed_bytes,
+                              avx2w16::dw_pack, avx2w16::dw_run};
+  t.f32_pool = PoolConfig{"f32_pool__avx2w16", avx2w16::maxpool, avx2w16::avgpool,
                       avx2w16::global_avgpool};
-  t.eltwise = EltwiseConfig{"f32_eltwise__avx2w16", avx2w16::add, avx2w16::activation,
+  t.f32_eltwise = EltwiseConfig{"f32_eltwise__avx2w16", avx2w16::add, avx2w16::activation,
                             avx2w16::epilogue, avx2w16::softmax};
 }
 

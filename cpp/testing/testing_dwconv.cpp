@@ -53,10 +53,10 @@ py::array dwconv(farray x, farray w, std::optional<farray> bias, std::optional<f
                               shape_str(*residual));
     }
   }
-  const DwConvConfig& k = t.dwconv;
+  const DwConvConfig& k = t.f32_dwconv;
   if (!k.run) raise("UnsupportedOpError", std::string("no dwconv kernel for ISA ") + t.isa_name);
   farray y(yshape);
-  std::vector<float> packed(k.packed_size(KH, KW, C) + 1);
+  std::vector<float> packed(k.packed_bytes(KH, KW, C) / sizeof(float) + 1);
   const float* xp = x.data();
   const float* wp = w.data();
   const float* bp = bias ? bias->data() : nullptr;

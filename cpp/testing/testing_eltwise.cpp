@@ -13,8 +13,8 @@ using namespace kt;
 
 const EltwiseConfig& eltwise_of(const std::optional<std::string>& isa) {
   const KernelTable& t = table(isa);
-  if (!t.eltwise.add) raise("UnsupportedOpError", std::string("no eltwise kernel for ISA ") + t.isa_name);
-  return t.eltwise;
+  if (!t.f32_eltwise.add) raise("UnsupportedOpError", std::string("no eltwise kernel for ISA ") + t.isa_name);
+  return t.f32_eltwise;
 }
 
 // y[i] = a[i*sa] + b[i*sb]; an operand with stride 0 must hold exactly one element.

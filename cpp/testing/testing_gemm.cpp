@@ -1,7 +1,8 @@
 // Kernel-level test entry points for the f32 GEMM family:
 //   _core.testing.gemm(A, B, ...)          packs B, runs over a block grid like the executor
 //   _core.testing.gemm_config(isa)         {name, mr, nr}
-//   _core.testing.gemm_pack(B, isa)        the packed weight, exactly packed_size floats
+//   _core.testing.gemm_pack(B, isa)        the packed weight (float32 panels), exactly
+//                                          packed_bytes bytes
 #include <pybind11/numpy.h>
 
 #include <cstdint>
@@ -20,7 +21,7 @@ namespace py = pybind11;
 namespace pyrt {
 
 // Defined in f32_gemm_avx2.cpp for tests only (not part of the kernel table).
-void register_gemm_12x16__avx2(KernelTable& t);
+void register_f32_gemm_12x16__avx2(KernelTable& t);
 
 namespace {
 
@@ -39,7 +40,7 @@ const KernelTable& table_for(const std::string& isa) {
     if (isa == kAvx512Shape) {
       static const KernelTable t = [] {
         KernelTable copy = kernel_table_for(Isa::Avx2);
-        register_gemm_12x16__avx2(copy);
+        register_f32_gemm_12x16__avx2(copy);
         return copy;
       }();
       return t;
@@ -129,9 +130,12 @@ Buffer alloc_guarded(size_t n, size_t guard) {
 
 // Packs B with the table's config into a guarded buffer; throws if pack overran.
 Buffer pack_checked(const GemmConfig& g, const Mat& B, size_t* size_out) {
-  const size_t size = g.packed_size(B.rows, B.cols);
+  const size_t bytes = g.packed_bytes(B.rows, B.cols);
+  if (bytes % sizeof(float) != 0)
+    throw std::logic_error(std::string(g.name) + ": packed_bytes is not whole floats");
+  const size_t size = bytes / sizeof(float);
   if (size < static_cast<size_t>(B.rows) * static_cast<size_t>(B.cols))
-    throw std::logic_error(std::string(g.name) + ": packed_size smaller than K*N");
+    throw std::logic_error(std::string(g.name) + ": packed_bytes smaller than K*N floats");
   constexpr size_t kGuard = 64;
   Buffer buf = alloc_guarded(size, kGuard);
   {
@@ -140,7 +144,7 @@ Buffer pack_checked(const GemmConfig& g, const Mat& B, size_t* size_out) {
   }
   for (size_t i = size; i < size + kGuard; ++i)
     if (buf[i] != kSentinel)
-      throw std::logic_error(std::string(g.name) + ": pack wrote past packed_size");
+      throw std::logic_error(std::string(g.name) + ": pack wrote past packed_bytes");
   *size_out = size;
   return buf;
 }
@@ -150,7 +154,7 @@ py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
                         const std::string& act, float lo, float hi, bool residual_after_act,
                         const std::string& isa, int64_t n_split, int64_t m_split,
                         const py::object& out_obj, int64_t repeat) {
-  const GemmConfig& g = table_for(isa).gemm;
+  const GemmConfig& g = table_for(isa).f32_gemm;
   if (g.run == nullptr) raise("IsaError", "no gemm kernel registered for ISA '" + isa + "'");
   const Mat A = as_mat(A_obj, "A", false);
   const Mat B = as_mat(B_obj, "B", false);
@@ -270,11 +274,10 @@ void bind_testing_gemm(py::module_& testing) {
       } catch (const std::exception& e) {
         raise("IsaError", e.what());
       }
-      register_gemm__scalar(blank);
-      if (want >= Isa::Avx2) register_gemm__avx2(blank);
-      if (want >= Isa::Avx512) register_gemm__avx512(blank);
+      for (const KernelVariant& v : kernel_variants())
+        if (std::string(v.entry) == "f32_gemm" && v.level <= want) v.fill(blank);
     }
-    const GemmConfig& g = t->gemm;
+    const GemmConfig& g = t->f32_gemm;
     py::dict d;
     d["name"] = g.name ? g.name : "";
     d["mr"] = g.mr;
@@ -284,7 +287,7 @@ void bind_testing_gemm(py::module_& testing) {
      "The gemm kernel for an ISA: {name, mr, nr}. check_cpu=False also describes the "
      "kernel of an ISA this CPU lacks (it is not run).");
   testing.def("gemm_pack", [](const py::object& B_obj, const std::string& isa) {
-    const GemmConfig& g = table_for(isa).gemm;
+    const GemmConfig& g = table_for(isa).f32_gemm;
     const Mat B = as_mat(B_obj, "B", false);
     size_t size = 0;
     Buffer packed = pack_checked(g, B, &size);
@@ -292,9 +295,9 @@ void bind_testing_gemm(py::module_& testing) {
     if (size) std::memcpy(out.mutable_data(), packed.get(), size * sizeof(float));
     return out;
   }, py::arg("B"), py::arg("isa"),
-     "B[K, N] packed by the ISA's gemm config: exactly packed_size(K, N) floats.");
-  testing.def("gemm_packed_size", [](int64_t K, int64_t N, const std::string& isa) {
-    return table_for(isa).gemm.packed_size(K, N);
+     "B[K, N] packed by the ISA's gemm config: exactly packed_bytes(K, N) bytes.");
+  testing.def("gemm_packed_bytes", [](int64_t K, int64_t N, const std::string& isa) {
+    return table_for(isa).f32_gemm.packed_bytes(K, N);
   }, py::arg("K"), py::arg("N"), py::arg("isa"));
 }
 

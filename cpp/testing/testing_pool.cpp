@@ -34,7 +34,7 @@ py::array pool(bool is_max, farray x, py::sequence kernel, py::sequence strides,
   };
   const ptrdiff_t OH = out(H, p[0], p[2], eh, s[0]);
   const ptrdiff_t OW = out(W, p[1], p[3], ew, s[1]);
-  const auto fn = is_max ? t.pool.maxpool : t.pool.avgpool;
+  const auto fn = is_max ? t.f32_pool.maxpool : t.f32_pool.avgpool;
   if (!fn) raise("UnsupportedOpError", std::string("no pool kernel for ISA ") + t.isa_name);
   farray y({OH, OW, C});
   PoolArgs a{};
@@ -59,7 +59,7 @@ py::array global_avgpool(farray x, std::optional<std::string> isa) {
   if (x.ndim() != 3 || x.shape(0) < 1 || x.shape(1) < 1 || x.shape(2) < 1)
     raise("ShapeError", "global_avgpool: x must be one non-empty HWC image, got shape " +
                             shape_str(x));
-  if (!t.pool.global_avgpool)
+  if (!t.f32_pool.global_avgpool)
     raise("UnsupportedOpError", std::string("no pool kernel for ISA ") + t.isa_name);
   const ptrdiff_t HW = x.shape(0) * x.shape(1), C = x.shape(2);
   farray y({C});
@@ -67,7 +67,7 @@ py::array global_avgpool(farray x, std::optional<std::string> isa) {
   float* yp = y.mutable_data();
   {
     py::gil_scoped_release nogil;
-    t.pool.global_avgpool(xp, HW, C, yp);
+    t.f32_pool.global_avgpool(xp, HW, C, yp);
   }
   return std::move(y);
 }

@@ -21,7 +21,7 @@ py::array transpose(farray x, std::optional<std::string> isa, ptrdiff_t pad) {
   const float* xp = x.data();
   {
     py::gil_scoped_release nogil;
-    t.transpose.transpose(rows, cols, xp, cols, yp, ldy);
+    t.x32_transpose.transpose(rows, cols, xp, cols, yp, ldy);
   }
   return std::move(y);
 }

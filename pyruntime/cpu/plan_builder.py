@@ -16,10 +16,22 @@ import numpy as np
 from .. import _core
 from ..errors import GraphError, UnsupportedOpError
 from ..graph import Graph, Node
-from ..shapes import node_attrs, node_label
+from ..shapes import ACTIVATION_OPS, node_attrs, node_label
 
-ACT_CODES = {None: 0, "relu": 1, "clip": 2, "sigmoid": 3, "tanh": 4, "gelu": 5}
-_UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Gelu": "gelu", "Clip": "clip"}
+
+def _act(name: str | None) -> "_core.Act":
+    """The native enum value of an activation name (None: no activation)."""
+    return _core.Act.none if name is None else _core.Act.__members__[name]
+
+
+def _geom(x: "_Val", yshape: tuple, oc: int, a: dict, kernel: tuple) -> "_core.ConvGeom":
+    """The native window geometry of a conv/pool node on NHWC images."""
+    _, c, h, w = x.shape
+    pt, pl, pb, pr = a["pads"]
+    (sh, sw), (dh, dw) = a["strides"], a.get("dilations", (1, 1))
+    return _core.ConvGeom(H=h, W=w, C=c, OH=yshape[2], OW=yshape[3], OC=oc, KH=kernel[0],
+                          KW=kernel[1], sh=sh, sw=sw, pt=pt, pl=pl, pb=pb, pr=pr, dh=dh,
+                          dw=dw, images=x.images)
 
 
 @dataclass
@@ -140,11 +152,11 @@ class Lowerer:
             self._conv_gemm(n, a)
         elif op == "BatchNormalization":
             self._batchnorm(n, a)
-        elif op in _UNARY:
+        elif op in ACTIVATION_OPS:
             x = self._act(n.inputs[0])
             y = self._new(x.shape)
             lo, hi = (a["min"], a["max"]) if op == "Clip" else (0.0, 0.0)
-            self._step("activation", x.id, y.id, ACT_CODES[_UNARY[op]], lo, hi)
+            self._step("activation", x.id, y.id, _act(ACTIVATION_OPS[op]), lo, hi)
             self.vals[out] = y
         elif op == "Softmax":
             self._softmax(n, a)
@@ -188,27 +200,21 @@ class Lowerer:
             elif not a["residual_after_act"]:
                 fuse_act = False  # act must follow the separate residual add
         y = self._new(yshape)
-        code = ACT_CODES[act] if fuse_act else 0
+        code = _act(act if fuse_act else None)
         after = bool(a["residual_after_act"])
         if n.op == "Gemm":
             k, nn = w.shape
             self._step("gemm", x.id, y.id, x.images, k, nn, w, bias, res_id, code, lo, hi,
                        after)
         else:
-            _, c, h, wd = x.shape
-            o, _, kh, kw = w.shape
-            (sh, sw), (dh, dw) = a["strides"], a["dilations"]
-            pt, pl = a["pads"][0], a["pads"][1]
-            geom = [h, wd, c, yshape[2], yshape[3], o, kh, kw, sh, sw, pt, pl, dh, dw, x.images]
-            if a["group"] == 1:
-                self._step("conv", x.id, y.id, geom, w, bias, res_id, code, lo, hi, after)
-            else:
-                self._step("dwconv", x.id, y.id, geom, w, bias, res_id, code, lo, hi, after)
+            geom = _geom(x, yshape, w.shape[0], a, w.shape[2:])
+            kind = "conv" if a["group"] == 1 else "dwconv"
+            self._step(kind, x.id, y.id, geom, w, bias, res_id, code, lo, hi, after)
         if res_name is not None and res_id < 0:
             y = self._add_vals(y, res_name, yshape)
             if not fuse_act and act is not None:
                 z = self._new(yshape)
-                self._step("activation", y.id, z.id, ACT_CODES[act], lo, hi)
+                self._step("activation", y.id, z.id, _act(act), lo, hi)
                 y = z
         self.vals[out] = y
 
@@ -264,17 +270,12 @@ class Lowerer:
     def _pool(self, n: Node, a: dict) -> None:
         x = self._act(n.inputs[0])
         yshape = self.shapes[n.outputs[0]]
-        _, c, h, w = x.shape
-        kh, kw = a["kernel_shape"]
-        (sh, sw) = a["strides"]
-        dh, dw = a.get("dilations", (1, 1))
-        pt, pl = a["pads"][0], a["pads"][1]
-        geom = [h, w, c, yshape[2], yshape[3], c, kh, kw, sh, sw, pt, pl, dh, dw, x.images]
+        # bottom/right pads (in the geometry): count_include_pad divides a window that
+        # ceil_mode lets run past the padding by its taps inside the padded input (ONNX)
+        geom = _geom(x, yshape, x.shape[1], a, a["kernel_shape"])
         y = self._new(yshape)
-        # bottom/right pads: count_include_pad divides a window that ceil_mode lets run
-        # past the padding by its taps inside the padded input (ONNX)
         self._step("pool", x.id, y.id, geom, n.op == "MaxPool",
-                   bool(a.get("count_include_pad", 0)), a["pads"][2], a["pads"][3])
+                   bool(a.get("count_include_pad", 0)))
         self.vals[n.outputs[0]] = y
 
     def _reshape(self, n: Node) -> None:

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import _core
-from ..errors import DTypeError, Error, InputError, IsaError, ShapeError
+from ..errors import DTypeError, InputError, ShapeError
 from ..graph import Graph
 from ..info import check_isa
 
@@ -17,8 +17,8 @@ __all__ = ["Session", "compile_cpu", "IOInfo"]
 
 _F32 = np.dtype(np.float32)
 _MAX_THREADS = 1024
-_MAX_GEOM = 1 << 31  # largest stride, pad, dilation or kernel size
-_MEMORY_CAP = 1 << 36  # bytes; the plan's working-memory cap (Plan::kMemoryCap)
+_MAX_GEOM = _core.MAX_GEOM  # largest stride, pad, dilation or kernel size (pyrt::kMaxGeom)
+_MEMORY_CAP = _core.MEMORY_CAP  # bytes: the plan's working-memory cap (Plan::kMemoryCap)
 
 
 class IOInfo(NamedTuple):
@@ -241,10 +241,5 @@ def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None
     g = passes.optimize(graph)
     shapes = shp.infer_shapes(g)
     _check_sizes(g, shapes)
-    try:
-        low = lower(g, shapes, isa_name, n)
-    except RuntimeError as e:
-        if isinstance(e, Error):
-            raise
-        raise IsaError(str(e)) from None
+    low = lower(g, shapes, isa_name, n)  # an unusable ISA surfaces as IsaError natively
     return Session(low.plan, g, shapes, low.step_nodes, n)

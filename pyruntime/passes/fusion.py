@@ -10,13 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Node, ValueInfo, Weight
-from ..shapes import consumers, infer_shapes, node_attrs, producers, validate
+from ..shapes import ACTIVATION_OPS, consumers, infer_shapes, node_attrs, producers, validate
 
 __all__ = ["drop_identity", "fold_batchnorm", "fuse_activations", "fuse_residual_add",
            "optimize"]
 
-_ACT_OPS = {"Relu": "relu", "Clip": "clip", "Sigmoid": "sigmoid", "Tanh": "tanh",
-            "Gelu": "gelu"}
 
 
 def _copy(g: Graph, nodes: list[Node] | None = None,
@@ -137,7 +135,7 @@ def fuse_activations(g: Graph) -> Graph:
     cons, prod = consumers(g), producers(g)
     nodes: list[Node | None] = [n.copy() for n in g.nodes]
     for i, act in enumerate(g.nodes):
-        if act.op not in _ACT_OPS or act.inputs[0] not in prod:
+        if act.op not in ACTIVATION_OPS or act.inputs[0] not in prod:
             continue
         j = prod[act.inputs[0]]
         p = nodes[j]
@@ -146,7 +144,7 @@ def fuse_activations(g: Graph) -> Graph:
         pa = node_attrs(p)
         if pa["activation"] is not None:
             continue
-        p.attrs["activation"] = _ACT_OPS[act.op]
+        p.attrs["activation"] = ACTIVATION_OPS[act.op]
         if act.op == "Clip":
             aa = node_attrs(act)
             p.attrs.update(act_min=aa["min"], act_max=aa["max"])

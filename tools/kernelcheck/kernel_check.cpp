@@ -42,7 +42,7 @@
 
 namespace pyrt {
 // Test-only registrations (f32_gemm_avx2.cpp, f32_w16check_avx2.cpp).
-void register_gemm_12x16__avx2(KernelTable& t);
+void register_f32_gemm_12x16__avx2(KernelTable& t);
 void register_all__avx2w16_testing(KernelTable& t);
 }  // namespace pyrt
 
@@ -306,13 +306,13 @@ bool gemm_check(const KernelTable& ref, const KernelTable& tst, const GemmCase& 
   float* outs[2] = {Cr.p(), Ct.p()};
   const KernelTable* tabs[2] = {&ref, &tst};
   for (int t = 0; t < 2; ++t) {
-    const GemmConfig& g = tabs[t]->gemm;
-    const size_t ps = g.packed_size(c.K, c.N);
+    const GemmConfig& g = tabs[t]->f32_gemm;
+    const size_t ps = g.packed_bytes(c.K, c.N) / sizeof(float);
     if (ps < static_cast<size_t>(c.K * c.N)) {
-      printf("  %s: packed_size %zu < K*N\n", g.name, ps);
+      printf("  %s: packed_bytes %zu floats < K*N\n", g.name, ps);
       return false;
     }
-    Fenced P(ps);  // pack must not write past packed_size (fault)
+    Fenced P(ps);  // pack must not write past packed_bytes (fault)
     if (ps) g.pack(c.K, c.N, B.p, c.N, P.p);
     Epilogue ep{};
     ep.bias = c.bias ? bias.p : nullptr;
@@ -484,8 +484,8 @@ bool dw_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, G
   Guarded* outs[2] = {&yr, &yt};
   const KernelTable* tabs[2] = {&ref, &tst};
   for (int t = 0; t < 2; ++t) {
-    const DwConvConfig& k = tabs[t]->dwconv;
-    Fenced P(k.packed_size(c.KH, c.KW, c.C));
+    const DwConvConfig& k = tabs[t]->f32_dwconv;
+    Fenced P(k.packed_bytes(c.KH, c.KW, c.C) / sizeof(float));
     k.pack(w.p, c.KH, c.KW, c.C, P.p);
     Epilogue ep{};
     ep.bias = c.bias ? bias.p : nullptr;
@@ -618,7 +618,7 @@ bool pool_check(const KernelTable& ref, const KernelTable& tst, bool is_max, con
     a.y = outs[t]->p(); a.OH = OH; a.OW = OW;
     a.count_include_pad = c.cip;
     a.pb = c.pb; a.pr = c.pr;
-    const auto fn = is_max ? tabs[t]->pool.maxpool : tabs[t]->pool.avgpool;
+    const auto fn = is_max ? tabs[t]->f32_pool.maxpool : tabs[t]->f32_pool.avgpool;
     const int split = t == 0 ? 1 : c.split;
     for (int i = split - 1; i >= 0; --i) {
       const ptrdiff_t r0 = OH * i / split, r1 = OH * (i + 1) / split;
@@ -663,8 +663,8 @@ void test_pool(const KernelTable& ref, const KernelTable& tst) {
         Fenced x(static_cast<size_t>(HW * C));
         fill(x.p, x.n);
         Guarded yr(C), yt(C);
-        ref.pool.global_avgpool(x.p, HW, C, yr.p());
-        tst.pool.global_avgpool(x.p, HW, C, yt.p());
+        ref.f32_pool.global_avgpool(x.p, HW, C, yr.p());
+        tst.f32_pool.global_avgpool(x.p, HW, C, yt.p());
         bool ok = match_guarded(yr, yt, C, rtol_for(HW), rtol_for(HW), false, g, "y");
         record(g, ok);
       }
@@ -707,8 +707,8 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
           fill(b.p, b.n);
           if (n > 3 && sa) a[n / 2] = kNaN;
           Guarded yr(n), yt(n);
-          ref.eltwise.add(n, a.p, sa, b.p, sb, yr.p());
-          tst.eltwise.add(n, a.p, sa, b.p, sb, yt.p());
+          ref.f32_eltwise.add(n, a.p, sa, b.p, sb, yr.p());
+          tst.f32_eltwise.add(n, a.p, sa, b.p, sb, yt.p());
           bool ok = match_guarded(yr, yt, n, 0, 0, true, g, "y");
           record(g, ok);
         }
@@ -725,14 +725,14 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
           Fenced x(n);
           fill_act_inputs(x.p, x.n);
           Guarded yr(n), yt(n);
-          ref.eltwise.activation(n, x.p, yr.p(), act, lo, hi);
+          ref.f32_eltwise.activation(n, x.p, yr.p(), act, lo, hi);
           if (inplace) {
             Fenced xy(n);
             if (n) std::memcpy(xy.p, x.p, 4 * n);
-            tst.eltwise.activation(n, xy.p, xy.p, act, lo, hi);
+            tst.f32_eltwise.activation(n, xy.p, xy.p, act, lo, hi);
             if (n) std::memcpy(yt.p(), xy.p, 4 * n);
           } else {
-            tst.eltwise.activation(n, x.p, yt.p(), act, lo, hi);
+            tst.f32_eltwise.activation(n, x.p, yt.p(), act, lo, hi);
           }
           const bool exact = act == Act::None || act == Act::Relu || act == Act::Clip;
           bool ok = match_guarded(yr, yt, n, 1e-5, 1e-6, exact, g, "y");
@@ -773,8 +773,8 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
               // keep the padding between rows at a sentinel: it must not be touched
               for (ptrdiff_t i = 0; i < r - 1; ++i)
                 for (ptrdiff_t j = cN; j < ld; ++j) yr.p()[i * ld + j] = yt.p()[i * ld + j] = kSentinel;
-              ref.eltwise.epilogue(r, cN, yr.p(), ld, &ep);
-              tst.eltwise.epilogue(r, cN, yt.p(), ld, &ep);
+              ref.f32_eltwise.epilogue(r, cN, yr.p(), ld, &ep);
+              tst.f32_eltwise.epilogue(r, cN, yt.p(), ld, &ep);
               const bool exact = act == Act::None || act == Act::Relu || act == Act::Clip;
               bool ok = match_guarded(yr, yt, ysize, 1e-5, 1e-6, exact, g, "y");
               record(g, ok);
@@ -801,14 +801,14 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
                 x[j] = mode == 2 ? -kInf : mode == 3 ? kNaN : kInf;
               }
             Guarded yr(n), yt(n);
-            ref.eltwise.softmax(r, cN, x.p, yr.p());
+            ref.f32_eltwise.softmax(r, cN, x.p, yr.p());
             if (inplace) {
               Fenced xy(n);
               std::memcpy(xy.p, x.p, 4 * n);
-              tst.eltwise.softmax(r, cN, xy.p, xy.p);
+              tst.f32_eltwise.softmax(r, cN, xy.p, xy.p);
               std::memcpy(yt.p(), xy.p, 4 * n);
             } else {
-              tst.eltwise.softmax(r, cN, x.p, yt.p());
+              tst.f32_eltwise.softmax(r, cN, x.p, yt.p());
             }
             bool ok = match_guarded(yr, yt, n, 2e-5 + 1e-6 * std::sqrt(double(cN)), 1e-7, false, g, "y");
             record(g, ok);
@@ -832,8 +832,8 @@ void test_transpose(const KernelTable& ref, const KernelTable& tst) {
         fill(x.p, x.n);
         const size_t ysize = static_cast<size_t>((cols - 1) * ldy + rows);
         Guarded yr(ysize), yt(ysize);
-        ref.transpose.transpose(rows, cols, x.p, ldx, yr.p(), ldy);
-        tst.transpose.transpose(rows, cols, x.p, ldx, yt.p(), ldy);
+        ref.x32_transpose.transpose(rows, cols, x.p, ldx, yr.p(), ldy);
+        tst.x32_transpose.transpose(rows, cols, x.p, ldx, yt.p(), ldy);
         bool ok = match_guarded(yr, yt, ysize, 0, 0, true, g, "y");
         record(g, ok);
       }
@@ -902,15 +902,15 @@ int main(int argc, char** argv) {
   const KernelTable& ref = kernel_table_for(Isa::Scalar);
   KernelTable tst = kernel_table_for(want);
   if (w16) {
-    register_gemm_12x16__avx2(tst);
+    register_f32_gemm_12x16__avx2(tst);
     register_all__avx2w16_testing(tst);
     tst.isa_name = "avx2w16";
   }
   printf("testing ISA %s (table isa_name=%s) against scalar\n", isa_arg == "best" ? isa_name(want) : isa_arg.c_str(),
          tst.isa_name);
   printf("kernels: gemm=%s (mr=%d nr=%d) dwconv=%s pool=%s eltwise=%s transpose=%s\n",
-         tst.gemm.name, tst.gemm.mr, tst.gemm.nr, tst.dwconv.name, tst.pool.name,
-         tst.eltwise.name, tst.transpose.name);
+         tst.f32_gemm.name, tst.f32_gemm.mr, tst.f32_gemm.nr, tst.f32_dwconv.name, tst.f32_pool.name,
+         tst.f32_eltwise.name, tst.x32_transpose.name);
   fflush(stdout);
 
   const double t0 = now_s();

@@ -1,5 +1,7 @@
 // CPU feature detection and the kernel tables, filled once at first use.
 #pragma once
+#include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -8,26 +10,45 @@
 namespace pyrt {
 
 struct CpuFeatures {
+  // Raw CPUID bits and the OS state XGETBV reports.
   bool avx = false, fma = false, f16c = false, avx2 = false;
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
-  bool avx512vnni = false, avx512bf16 = false;
+  bool avx512vnni = false, avx512bf16 = false, avxvnni = false;
   bool os_avx = false, os_avx512 = false;  // XGETBV: the OS saves the register state
+  // The Feature bits (kernels.h) these make usable, each checked on its own.
+  uint32_t usable() const;
   std::vector<std::string> names() const;
 };
 
+// An instruction-set level this CPU/OS cannot run, or an unknown level name.
+struct IsaUnavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 const CpuFeatures& cpu_features();
-// Best ISA this CPU and OS support.
+// Best level this CPU and OS support.
 Isa best_isa();
 bool isa_supported(Isa isa);
 const char* isa_name(Isa isa);
-// Parses "scalar" | "avx2" | "avx512"; throws std::invalid_argument otherwise.
+// Parses "scalar" | "avx2" | "avx512"; throws IsaUnavailable otherwise.
 Isa parse_isa(const std::string& s);
 
 // The table in use: best_isa(), or PYRUNTIME_ISA when set (read once). Throws
-// std::runtime_error if PYRUNTIME_ISA names an unknown ISA or one this CPU lacks.
+// IsaUnavailable if PYRUNTIME_ISA names an unknown level or one this CPU lacks.
 const KernelTable& kernel_table();
-// The table for a given ISA (for tests that run every variant); throws
-// std::runtime_error if the CPU lacks it.
+// The table capped at a given level (tests run every level the machine has); throws
+// IsaUnavailable if the CPU lacks it.
 const KernelTable& kernel_table_for(Isa isa);
+
+// One variant of one table entry: the level it belongs to, the features it needs, and
+// the function that fills the entry. Within a level's cap, every variant whose features
+// the CPU has fills its entry, in list order, so the last one that fits wins.
+struct KernelVariant {
+  const char* entry;  // e.g. "f32_gemm"
+  Isa level;
+  uint32_t needs;     // Feature bits
+  void (*fill)(KernelTable&);
+};
+const std::vector<KernelVariant>& kernel_variants();
 
 }  // namespace pyrt

@@ -13,8 +13,24 @@
 
 namespace pyrt {
 
+// Instruction-set levels: what PYRUNTIME_ISA and rt.compile(isa=...) can cap a table at.
+// Within a level each entry takes the best variant the CPU's features allow.
 enum class Isa : int32_t { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 constexpr int kNumIsa = 3;
+
+// CPU features a kernel variant may need, each checked on its own (CPUID, and XGETBV for
+// the OS-saved register state), never implied by another.
+enum Feature : uint32_t {
+  kFeatAvx2Fma = 1u << 0,     // AVX, AVX2, FMA, and the OS saves YMM state
+  kFeatF16c = 1u << 1,        // F16C (half <-> float conversions)
+  kFeatAvx512 = 1u << 2,      // AVX-512 F, BW, DQ, VL, and the OS saves opmask/ZMM state
+  kFeatAvx512Vnni = 1u << 3,  // AVX512-VNNI (vpdpbusd on zmm)
+  kFeatAvx512Bf16 = 1u << 4,  // AVX512-BF16 (vdpbf16ps)
+  kFeatAvxVnni = 1u << 5,     // AVX-VNNI (vpdpbusd on ymm, VEX): VNNI without AVX-512
+};
+// What each level's variants are compiled for (the files' flags in CMakeLists.txt).
+constexpr uint32_t kLevelAvx2 = kFeatAvx2Fma | kFeatF16c;
+constexpr uint32_t kLevelAvx512 = kLevelAvx2 | kFeatAvx512;
 
 // Activations that fuse into a kernel's epilogue.
 enum class Act : int32_t { None = 0, Relu = 1, Clip = 2, Sigmoid = 3, Tanh = 4, Gelu = 5 };
@@ -34,40 +50,48 @@ struct Epilogue {
   int32_t residual_after_act;
 };
 
-// ---------------------------------------------------------------- GEMM
+// Every entry below is one config record: the kernel(s), their tile, and the packer
+// that lays a weight out for them once at compile time. Packed weights are bytes: the
+// packer says how many (`packed_bytes`) and at what alignment (`pack_align`, a power of
+// two), so int8, bf16 or sparse packers fit the same records. `name` comes first in
+// every record: it is what rt.info() and plan_summary() report.
+
+// ------------------------------------------------------------- f32_gemm
 // C[M, N] = epilogue(A[M, K] @ B[K, N]); A and C row-major with strides lda / ldc.
-// B is a weight, packed once at compile time by `pack` into `packed_size` floats.
+// B is a weight, packed once at compile time by `pack`.
 struct GemmConfig {
   const char* name;  // spec name, e.g. "f32_gemm_6x16__avx2"
   int32_t mr, nr;    // register tile
-  size_t (*packed_size)(ptrdiff_t K, ptrdiff_t N);
-  void (*pack)(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, float* packed);
+  size_t pack_align;
+  size_t (*packed_bytes)(ptrdiff_t K, ptrdiff_t N);
+  void (*pack)(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, void* packed);
   // Single-threaded: computes rows [0, M) and columns [n0, n1) of C. n0 is a multiple
   // of nr; n1 is a multiple of nr or equals N. A, C and ep->residual point at row 0 of
   // the block (the caller offsets them); ep->bias is indexed by absolute column.
   void (*run)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
-              const float* packed, float* C, ptrdiff_t ldc, const Epilogue* ep,
+              const void* packed, float* C, ptrdiff_t ldc, const Epilogue* ep,
               ptrdiff_t n0, ptrdiff_t n1);
 };
 
-// ------------------------------------------------------ depthwise conv
+// ----------------------------------------------------------- f32_dwconv
 // One image, NHWC, channel multiplier 1. Output rows [oh0, oh1) only (threads split rows).
 struct DwConvArgs {
   const float* x; ptrdiff_t H, W, C;
-  const float* w;  // packed by DwConvConfig::pack
+  const void* w;  // packed by DwConvConfig::pack
   ptrdiff_t KH, KW, sh, sw, pt, pl, dh, dw;
   float* y; ptrdiff_t OH, OW;
   const Epilogue* ep;  // bias[C]; residual is NHWC like y with ldr = C (row = pixel)
 };
 struct DwConvConfig {
   const char* name;  // e.g. "f32_dwconv__avx2" (3x3 / 5x5 specialised inside)
-  size_t (*packed_size)(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C);
+  size_t pack_align;
+  size_t (*packed_bytes)(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C);
   // w_src is the ONNX layout [C][1][KH][KW].
-  void (*pack)(const float* w_src, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C, float* packed);
+  void (*pack)(const float* w_src, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C, void* packed);
   void (*run)(const DwConvArgs* a, ptrdiff_t oh0, ptrdiff_t oh1);
 };
 
-// -------------------------------------------------------------- pooling
+// ------------------------------------------------------------- f32_pool
 // One image, NHWC. Padded positions are skipped by max; avg divides by the number of
 // taps inside the image, or, when count_include_pad, by the taps inside the padded image
 // (rows [-pt, H + pb), columns [-pl, W + pr)): KH*KW except for a window that ceil mode
@@ -87,7 +111,7 @@ struct PoolConfig {
   void (*global_avgpool)(const float* x, ptrdiff_t HW, ptrdiff_t C, float* y);
 };
 
-// --------------------------------------------------------- elementwise
+// ---------------------------------------------------------- f32_eltwise
 struct EltwiseConfig {
   const char* name;
   // y[i] = a[i * sa] + b[i * sb] for i in [0, n); sa, sb are 0 (broadcast) or 1.
@@ -102,9 +126,9 @@ struct EltwiseConfig {
   void (*softmax)(ptrdiff_t rows, ptrdiff_t cols, const float* x, float* y);
 };
 
-// ------------------------------------------------------------- layout
+// -------------------------------------------------------- x32_transpose
 // y[c * ldy + r] = x[r * ldx + c] for r < rows, c < cols: the NCHW <-> NHWC boundary
-// transposes. Single-threaded; the executor splits rows.
+// transposes (any 32-bit elements). Single-threaded; the executor splits rows.
 struct TransposeConfig {
   const char* name;
   void (*transpose)(ptrdiff_t rows, ptrdiff_t cols, const float* x, ptrdiff_t ldx, float* y,
@@ -112,31 +136,35 @@ struct TransposeConfig {
 };
 
 // ------------------------------------------------------------ the table
+// One record per entry, named by what it computes: <dtype>_<op>. The list macro is the
+// one place that enumerates them (rt.info(), the kernel check).
 struct KernelTable {
-  Isa isa;
+  Isa isa;               // the level this table was built for (its cap)
   const char* isa_name;
-  GemmConfig gemm;
-  DwConvConfig dwconv;
-  PoolConfig pool;
-  EltwiseConfig eltwise;
-  TransposeConfig transpose;
+  GemmConfig f32_gemm;
+  DwConvConfig f32_dwconv;
+  PoolConfig f32_pool;
+  EltwiseConfig f32_eltwise;
+  TransposeConfig x32_transpose;
 };
+#define PYRT_KERNEL_ENTRIES(X) X(f32_gemm) X(f32_dwconv) X(f32_pool) X(f32_eltwise) X(x32_transpose)
 
-// Each kernel family file defines one of these per ISA; it overwrites its entry.
-void register_gemm__scalar(KernelTable& t);
-void register_gemm__avx2(KernelTable& t);
-void register_gemm__avx512(KernelTable& t);
-void register_dwconv__scalar(KernelTable& t);
-void register_dwconv__avx2(KernelTable& t);
-void register_dwconv__avx512(KernelTable& t);
-void register_pool__scalar(KernelTable& t);
-void register_pool__avx2(KernelTable& t);
-void register_pool__avx512(KernelTable& t);
-void register_eltwise__scalar(KernelTable& t);
-void register_eltwise__avx2(KernelTable& t);
-void register_eltwise__avx512(KernelTable& t);
+// Each kernel file defines one filler per variant; it overwrites its entry. Which fillers
+// run, in which order, is the variant list in cpp/runtime/dispatch.cpp.
+void register_f32_gemm__scalar(KernelTable& t);
+void register_f32_gemm__avx2(KernelTable& t);
+void register_f32_gemm__avx512(KernelTable& t);
+void register_f32_dwconv__scalar(KernelTable& t);
+void register_f32_dwconv__avx2(KernelTable& t);
+void register_f32_dwconv__avx512(KernelTable& t);
+void register_f32_pool__scalar(KernelTable& t);
+void register_f32_pool__avx2(KernelTable& t);
+void register_f32_pool__avx512(KernelTable& t);
+void register_f32_eltwise__scalar(KernelTable& t);
+void register_f32_eltwise__avx2(KernelTable& t);
+void register_f32_eltwise__avx512(KernelTable& t);
 // Memory-bound 8x8 AVX2 blocks already saturate bandwidth: no AVX-512 variant.
-void register_transpose__scalar(KernelTable& t);
-void register_transpose__avx2(KernelTable& t);
+void register_x32_transpose__scalar(KernelTable& t);
+void register_x32_transpose__avx2(KernelTable& t);
 
 }  // namespace pyrt

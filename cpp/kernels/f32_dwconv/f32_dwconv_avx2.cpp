@@ -16,9 +16,9 @@ namespace {
 }  // namespace
 }  // namespace avx2
 
-void register_dwconv__avx2(KernelTable& t) {
-  t.dwconv = DwConvConfig{"f32_dwconv__avx2", avx2::dw_packed_size, avx2::dw_pack,
-                          avx2::dw_run};
+void register_f32_dwconv__avx2(KernelTable& t) {
+  t.f32_dwconv = DwConvConfig{"f32_dwconv__avx2", 64, avx2::dw_packed_bytes, avx2::dw_pack,
+                              avx2::dw_run};
 }
 
 }  // namespace pyrt

@@ -16,9 +16,9 @@ namespace {
 }  // namespace
 }  // namespace avx512
 
-void register_dwconv__avx512(KernelTable& t) {
-  t.dwconv = DwConvConfig{"f32_dwconv__avx512", avx512::dw_packed_size, avx512::dw_pack,
-                          avx512::dw_run};
+void register_f32_dwconv__avx512(KernelTable& t) {
+  t.f32_dwconv = DwConvConfig{"f32_dwconv__avx512", 64, avx512::dw_packed_bytes, avx512::dw_pack,
+                              avx512::dw_run};
 }
 
 }  // namespace pyrt

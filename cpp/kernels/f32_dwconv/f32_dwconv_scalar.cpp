@@ -11,11 +11,12 @@ namespace {
 
 #include "../common/scalar_act.inc"
 
-size_t dw_packed_size(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C) {
-  return static_cast<size_t>(KH * KW * C);
+size_t dw_packed_bytes(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C) {
+  return static_cast<size_t>(KH * KW * C) * sizeof(float);
 }
 
-void dw_pack(const float* w_src, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C, float* packed) {
+void dw_pack(const float* w_src, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C, void* out) {
+  float* packed = static_cast<float*>(out);
   for (ptrdiff_t c = 0; c < C; ++c)
     for (ptrdiff_t t = 0; t < KH * KW; ++t) packed[t * C + c] = w_src[c * KH * KW + t];
 }
@@ -36,7 +37,7 @@ void dw_run(const DwConvArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
           const ptrdiff_t iw = ow * a->sw - a->pl + kw * a->dw;
           if (iw < 0 || iw >= a->W) continue;
           const float* xp = a->x + (ih * a->W + iw) * C;
-          const float* wp = a->w + (kh * a->KW + kw) * C;
+          const float* wp = static_cast<const float*>(a->w) + (kh * a->KW + kw) * C;
           for (ptrdiff_t c = 0; c < C; ++c) yp[c] += xp[c] * wp[c];
         }
       }
@@ -48,9 +49,9 @@ void dw_run(const DwConvArgs* a, ptrdiff_t oh0, ptrdiff_t oh1) {
 }  // namespace
 }  // namespace scalar
 
-void register_dwconv__scalar(KernelTable& t) {
-  t.dwconv = DwConvConfig{"f32_dwconv__scalar", scalar::dw_packed_size, scalar::dw_pack,
-                          scalar::dw_run};
+void register_f32_dwconv__scalar(KernelTable& t) {
+  t.f32_dwconv = DwConvConfig{"f32_dwconv__scalar", 64, scalar::dw_packed_bytes, scalar::dw_pack,
+                              scalar::dw_run};
 }
 
 }  // namespace pyrt

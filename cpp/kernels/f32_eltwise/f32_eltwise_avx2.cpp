@@ -16,8 +16,8 @@ namespace {
 }  // namespace
 }  // namespace avx2
 
-void register_eltwise__avx2(KernelTable& t) {
-  t.eltwise = EltwiseConfig{"f32_eltwise__avx2", avx2::add, avx2::activation, avx2::epilogue,
+void register_f32_eltwise__avx2(KernelTable& t) {
+  t.f32_eltwise = EltwiseConfig{"f32_eltwise__avx2", avx2::add, avx2::activation, avx2::epilogue,
                             avx2::softmax};
 }
 

@@ -16,8 +16,8 @@ namespace {
 }  // namespace
 }  // namespace avx512
 
-void register_eltwise__avx512(KernelTable& t) {
-  t.eltwise = EltwiseConfig{"f32_eltwise__avx512", avx512::add, avx512::activation, avx512::epilogue,
+void register_f32_eltwise__avx512(KernelTable& t) {
+  t.f32_eltwise = EltwiseConfig{"f32_eltwise__avx512", avx512::add, avx512::activation, avx512::epilogue,
                             avx512::softmax};
 }
 

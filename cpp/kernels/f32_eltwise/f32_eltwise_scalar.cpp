@@ -45,8 +45,8 @@ void softmax(ptrdiff_t rows, ptrdiff_t cols, const float* x, float* y) {
 }  // namespace
 }  // namespace scalar
 
-void register_eltwise__scalar(KernelTable& t) {
-  t.eltwise = EltwiseConfig{"f32_eltwise__scalar", scalar::add, scalar::activation,
+void register_f32_eltwise__scalar(KernelTable& t) {
+  t.f32_eltwise = EltwiseConfig{"f32_eltwise__scalar", scalar::add, scalar::activation,
                             scalar::epilogue, scalar::softmax};
 }
 

@@ -70,7 +70,7 @@ constexpr const char* kName = "f32_gemm_12x16__avx2";
 }  // namespace tile12x16
 }  // namespace avx2
 
-void register_gemm__avx2(KernelTable& t) { avx2::tile6x16::register_into(t); }
-void register_gemm_12x16__avx2(KernelTable& t) { avx2::tile12x16::register_into(t); }
+void register_f32_gemm__avx2(KernelTable& t) { avx2::tile6x16::register_into(t); }
+void register_f32_gemm_12x16__avx2(KernelTable& t) { avx2::tile12x16::register_into(t); }
 
 }  // namespace pyrt

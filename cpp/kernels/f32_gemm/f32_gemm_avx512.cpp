@@ -51,6 +51,6 @@ constexpr const char* kName = "f32_gemm_12x32__avx512";
 }  // namespace
 }  // namespace avx512
 
-void register_gemm__avx512(KernelTable& t) { avx512::register_into(t); }
+void register_f32_gemm__avx512(KernelTable& t) { avx512::register_into(t); }
 
 }  // namespace pyrt

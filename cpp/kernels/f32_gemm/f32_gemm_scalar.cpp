@@ -18,12 +18,13 @@ constexpr int kNr = 8;
 
 ptrdiff_t num_panels(ptrdiff_t N) { return (N + kNr - 1) / kNr; }
 
-size_t packed_size(ptrdiff_t K, ptrdiff_t N) {
+size_t packed_bytes(ptrdiff_t K, ptrdiff_t N) {
   if (K <= 0 || N <= 0) return 0;
-  return static_cast<size_t>(num_panels(N)) * static_cast<size_t>(K) * kNr;
+  return static_cast<size_t>(num_panels(N)) * static_cast<size_t>(K) * kNr * sizeof(float);
 }
 
-void pack(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, float* packed) {
+void pack(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, void* out) {
+  float* packed = static_cast<float*>(out);
   const ptrdiff_t np = num_panels(N);
   for (ptrdiff_t p = 0; p < np; ++p) {
     const ptrdiff_t c0 = p * kNr;
@@ -69,8 +70,9 @@ void tile(ptrdiff_t i0, ptrdiff_t K, const float* A, ptrdiff_t lda, const float*
 }
 
 void run(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
-         const float* packed, float* C, ptrdiff_t ldc, const Epilogue* ep, ptrdiff_t n0,
+         const void* packed_bytes, float* C, ptrdiff_t ldc, const Epilogue* ep, ptrdiff_t n0,
          ptrdiff_t n1) {
+  const float* packed = static_cast<const float*>(packed_bytes);
   if (n1 > N) n1 = N;
   if (M <= 0 || n1 <= n0) return;
   for (ptrdiff_t p = n0 / kNr; p * kNr < n1; ++p) {
@@ -85,13 +87,8 @@ void run(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
 
 }  // namespace
 
-void register_gemm__scalar(KernelTable& t) {
-  t.gemm.name = "f32_gemm_4x8__scalar";
-  t.gemm.mr = kMr;
-  t.gemm.nr = kNr;
-  t.gemm.packed_size = packed_size;
-  t.gemm.pack = pack;
-  t.gemm.run = run;
+void register_f32_gemm__scalar(KernelTable& t) {
+  t.f32_gemm = GemmConfig{"f32_gemm_4x8__scalar", kMr, kNr, 64, packed_bytes, pack, run};
 }
 
 }  // namespace pyrt

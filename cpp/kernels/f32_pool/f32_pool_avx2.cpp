@@ -16,8 +16,8 @@ namespace {
 }  // namespace
 }  // namespace avx2
 
-void register_pool__avx2(KernelTable& t) {
-  t.pool = PoolConfig{"f32_pool__avx2", avx2::maxpool, avx2::avgpool, avx2::global_avgpool};
+void register_f32_pool__avx2(KernelTable& t) {
+  t.f32_pool = PoolConfig{"f32_pool__avx2", avx2::maxpool, avx2::avgpool, avx2::global_avgpool};
 }
 
 }  // namespace pyrt

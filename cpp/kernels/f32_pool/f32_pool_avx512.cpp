@@ -16,8 +16,8 @@ namespace {
 }  // namespace
 }  // namespace avx512
 
-void register_pool__avx512(KernelTable& t) {
-  t.pool = PoolConfig{"f32_pool__avx512", avx512::maxpool, avx512::avgpool, avx512::global_avgpool};
+void register_f32_pool__avx512(KernelTable& t) {
+  t.f32_pool = PoolConfig{"f32_pool__avx512", avx512::maxpool, avx512::avgpool, avx512::global_avgpool};
 }
 
 }  // namespace pyrt

@@ -77,8 +77,8 @@ void global_avgpool(const float* x, ptrdiff_t HW, ptrdiff_t C, float* y) {
 }  // namespace
 }  // namespace scalar
 
-void register_pool__scalar(KernelTable& t) {
-  t.pool = PoolConfig{"f32_pool__scalar", scalar::maxpool, scalar::avgpool,
+void register_f32_pool__scalar(KernelTable& t) {
+  t.f32_pool = PoolConfig{"f32_pool__scalar", scalar::maxpool, scalar::avgpool,
                       scalar::global_avgpool};
 }
 

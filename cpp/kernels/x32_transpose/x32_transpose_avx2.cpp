@@ -1,4 +1,4 @@
-// f32 2-D transpose with AVX2: full 8x8 tiles transposed in registers (unpack, shuffle,
+// 32-bit 2-D transpose with AVX2: full 8x8 tiles transposed in registers (unpack, shuffle,
 // lane permute); the ragged right/bottom edges element by element.
 #include <immintrin.h>
 
@@ -58,8 +58,8 @@ void transpose(ptrdiff_t rows, ptrdiff_t cols, const float* x, ptrdiff_t ldx, fl
 }  // namespace
 }  // namespace avx2
 
-void register_transpose__avx2(KernelTable& t) {
-  t.transpose = TransposeConfig{"f32_transpose_8x8__avx2", avx2::transpose};
+void register_x32_transpose__avx2(KernelTable& t) {
+  t.x32_transpose = TransposeConfig{"x32_transpose_8x8__avx2", avx2::transpose};
 }
 
 }  // namespace pyrt

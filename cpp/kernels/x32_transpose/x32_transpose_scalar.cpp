@@ -1,4 +1,4 @@
-// f32 2-D transpose, portable: 8x8 tiles so reads and writes both stay in a few lines.
+// 32-bit 2-D transpose, portable: 8x8 tiles so reads and writes both stay in a few lines.
 #include <cstddef>
 
 #include "pyrt/kernels.h"
@@ -23,8 +23,8 @@ void transpose(ptrdiff_t rows, ptrdiff_t cols, const float* x, ptrdiff_t ldx, fl
 }  // namespace
 }  // namespace scalar
 
-void register_transpose__scalar(KernelTable& t) {
-  t.transpose = TransposeConfig{"f32_transpose_8x8__scalar", scalar::transpose};
+void register_x32_transpose__scalar(KernelTable& t) {
+  t.x32_transpose = TransposeConfig{"x32_transpose_8x8__scalar", scalar::transpose};
 }
 
 }  // namespace pyrt
