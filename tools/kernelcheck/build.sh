@@ -24,7 +24,7 @@ for s in "${srcs[@]}"; do
   o="$obj/$(basename "$s" .cpp).o"
   objs+=("$o")
   # up to date: newer than its source and every header/.inc it may include
-  if [ -f "$o" ] && [ -z "$(find "$s" "$root/cpp/include" "$root"/cpp/kernels/*/*.inc \
+  if [ -f "$o" ] && [ -z "$(find "$s" "$root/cpp/include" "$root"/cpp/kernels/*/*.inc "$root"/tools/kernelcheck/*.h \
         "$0" -newer "$o" -print -quit)" ]; then continue; fi
   "$CXX" "${base[@]}" "${flags[@]}" -c "$s" -o "$o" &
   pids+=($!)

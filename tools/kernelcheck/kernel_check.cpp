@@ -1,9 +1,11 @@
-// Standalone differential check of a kernel table against the scalar table.
+// Standalone differential check of a kernel table against the scalar table, and of the
+// scalar table against float64.
 //
 // For the chosen ISA (argv[1]: scalar | avx2 | avx512 | avx2w16 | best; default best)
-// every kernel family of the KernelTable (gemm, dwconv, pool, eltwise, transpose) runs
-// on seeded random inputs and is compared with the scalar table's kernel (which the
-// Python tests verify against float64 numpy). Calling conventions follow
+// every entry of the KernelTable (f32_gemm, f32_dwconv, f32_pool, f32_eltwise,
+// x32_transpose) runs on seeded random inputs and is compared with the scalar table's
+// kernel. For `scalar` itself the reference is float64 loops (reference_f64.h), each
+// element held to an error bound derived from float32 rounding. Calling conventions follow
 // cpp/testing/testing_*.cpp. Inputs end exactly at a page boundary followed by a
 // PROT_NONE page (a masked tail that reads past its end faults); outputs are surrounded
 // by sentinels and padded row strides, and the sentinels must survive.
@@ -39,6 +41,7 @@
 
 #include "pyrt/dispatch.h"
 #include "pyrt/kernels.h"
+#include "reference_f64.h"
 
 namespace pyrt {
 // Test-only registrations (f32_gemm_avx2.cpp, f32_w16check_avx2.cpp).
@@ -51,6 +54,7 @@ using namespace pyrt;
 namespace {
 
 bool g_small = false, g_pid1 = false;
+bool g_f64 = false;  // the reference is float64 (checking the scalar table itself)
 uint64_t g_seed = 12345;
 char g_case[512] = "(none)";  // the case being run, for the SIGSEGV handler
 
@@ -212,6 +216,47 @@ bool match_guarded(Guarded& ref, Guarded& got, size_t n, double rtol, double ato
   return false;
 }
 
+// Compares got with a float64 reference: |got - v| <= tol per element (tol 0: exact);
+// NaN must match NaN and infinities must be equal. Guards must survive.
+bool match_f64(const kref::Ref& ref, Guarded& got, size_t n, Group& g, const char* what) {
+  for (size_t i = 0; i < n; ++i) {
+    const double r = ref.v[i], x = got.p()[i];
+    bool ok;
+    double ratio = 0;
+    if (std::isnan(r) || std::isnan(x)) ok = std::isnan(r) && std::isnan(x);
+    else if (std::isinf(r) || std::isinf(x)) ok = r == x;
+    else {
+      const double d = std::fabs(x - r);
+      ok = d <= ref.tol[i];
+      ratio = ref.tol[i] > 0 ? d / ref.tol[i] : (d > 0 ? 1e30 : 0);
+    }
+    if (ok && ratio > g.worst) g.worst = ratio;
+    if (!ok) {
+      if (g_printed_fail < 40) {
+        ++g_printed_fail;
+        printf("  MISMATCH [%s] %s: %s: first differing index %zu: float64 %.17g, got %.9g "
+               "(|diff| %.3g, allowed %.3g)\n",
+               g.name.c_str(), g_case, what, i, r, x, std::fabs(x - r), ref.tol[i]);
+        fflush(stdout);
+      }
+      return false;
+    }
+  }
+  if (got.guards_ok()) return true;
+  printf("  MISMATCH [%s] %s: wrote outside %s\n", g.name.c_str(), g_case, what);
+  return false;
+}
+
+// Row padding of a strided output (columns [cols, ld) of every row but the last) must
+// keep what it held before the kernel ran: that is its reference.
+void keep_gaps(kref::Ref& r, const float* before, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld) {
+  for (ptrdiff_t i = 0; i + 1 < rows; ++i)
+    for (ptrdiff_t j = cols; j < ld; ++j) {
+      r.v[i * ld + j] = before[i * ld + j];
+      r.tol[i * ld + j] = 0;
+    }
+}
+
 void record(Group& g, bool ok) {
   ++g.cases;
   if (!ok) ++g.fails;
@@ -305,6 +350,7 @@ bool gemm_check(const KernelTable& ref, const KernelTable& tst, const GemmCase& 
   bool ok = true;
   float* outs[2] = {Cr.p(), Ct.p()};
   const KernelTable* tabs[2] = {&ref, &tst};
+  kref::Ref f64(0);
   for (int t = 0; t < 2; ++t) {
     const GemmConfig& g = tabs[t]->f32_gemm;
     const size_t ps = g.packed_bytes(c.K, c.N) / sizeof(float);
@@ -324,8 +370,17 @@ bool gemm_check(const KernelTable& ref, const KernelTable& tst, const GemmCase& 
     ep.residual_after_act = (c.res == 2 || c.res == 4) ? 1 : 0;
     GemmCase cc = c;
     if (t == 0) cc.m_split = cc.n_split = 1;  // the reference runs in one call
+    if (t == 0 && g_f64) {  // float64 reference; the residual as it was before the run
+      std::vector<float> before(Cr.p(), Cr.p() + csize);
+      if (inplace) ep.residual = before.data();
+      kref::Ref r = kref::gemm(c.M, c.N, c.K, A.p, lda, B.p, ldc, ep);
+      keep_gaps(r, before.data(), c.M, c.N, ldc);
+      f64 = std::move(r);
+      continue;
+    }
     gemm_run(g, cc, A.p, lda, P.p, outs[t], ldc, ep);
   }
+  if (g_f64) return match_f64(f64, Ct, csize, grp, "C");
   ok = match_guarded(Cr, Ct, csize, rtol_for(c.K), rtol_for(c.K), false, grp, "C");
   return ok;
 }
@@ -483,6 +538,7 @@ bool dw_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, G
   Guarded yr(ysize), yt(ysize);
   Guarded* outs[2] = {&yr, &yt};
   const KernelTable* tabs[2] = {&ref, &tst};
+  kref::Ref f64(0);
   for (int t = 0; t < 2; ++t) {
     const DwConvConfig& k = tabs[t]->f32_dwconv;
     Fenced P(k.packed_bytes(c.KH, c.KW, c.C) / sizeof(float));
@@ -502,12 +558,17 @@ bool dw_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, G
     a.dh = c.dh; a.dw = c.dw;
     a.y = outs[t]->p(); a.OH = OH; a.OW = OW;
     a.ep = &ep;
+    if (t == 0 && g_f64) {
+      f64 = kref::dwconv(a, w.p, ep);
+      continue;
+    }
     const int split = t == 0 ? 1 : c.split;
     for (int i = split - 1; i >= 0; --i) {  // last range first, like the tests
       const ptrdiff_t r0 = OH * i / split, r1 = OH * (i + 1) / split;
       if (r1 > r0) k.run(&a, r0, r1);
     }
   }
+  if (g_f64) return match_f64(f64, yt, ysize, grp, "y");
   bool ok = match_guarded(yr, yt, ysize, rtol_for(c.KH * c.KW), rtol_for(c.KH * c.KW), false, grp, "y");
   return ok;
 }
@@ -610,6 +671,7 @@ bool pool_check(const KernelTable& ref, const KernelTable& tst, bool is_max, con
   Guarded yr(ysize), yt(ysize);
   Guarded* outs[2] = {&yr, &yt};
   const KernelTable* tabs[2] = {&ref, &tst};
+  kref::Ref f64(0);
   for (int t = 0; t < 2; ++t) {
     PoolArgs a{};
     a.x = x.p; a.H = c.H; a.W = c.W; a.C = c.C;
@@ -618,6 +680,10 @@ bool pool_check(const KernelTable& ref, const KernelTable& tst, bool is_max, con
     a.y = outs[t]->p(); a.OH = OH; a.OW = OW;
     a.count_include_pad = c.cip;
     a.pb = c.pb; a.pr = c.pr;
+    if (t == 0 && g_f64) {
+      f64 = kref::pool(a, is_max);
+      continue;
+    }
     const auto fn = is_max ? tabs[t]->f32_pool.maxpool : tabs[t]->f32_pool.avgpool;
     const int split = t == 0 ? 1 : c.split;
     for (int i = split - 1; i >= 0; --i) {
@@ -625,6 +691,7 @@ bool pool_check(const KernelTable& ref, const KernelTable& tst, bool is_max, con
       if (r1 > r0) fn(&a, r0, r1);
     }
   }
+  if (g_f64) return match_f64(f64, yt, ysize, grp, "y");
   bool ok = match_guarded(yr, yt, ysize, 2e-6 * c.KH * c.KW, 2e-6 * c.KH * c.KW, is_max, grp, "y");
   return ok;
 }
@@ -663,9 +730,14 @@ void test_pool(const KernelTable& ref, const KernelTable& tst) {
         Fenced x(static_cast<size_t>(HW * C));
         fill(x.p, x.n);
         Guarded yr(C), yt(C);
-        ref.f32_pool.global_avgpool(x.p, HW, C, yr.p());
         tst.f32_pool.global_avgpool(x.p, HW, C, yt.p());
-        bool ok = match_guarded(yr, yt, C, rtol_for(HW), rtol_for(HW), false, g, "y");
+        bool ok;
+        if (g_f64) {
+          ok = match_f64(kref::global_avgpool(x.p, HW, C), yt, C, g, "y");
+        } else {
+          ref.f32_pool.global_avgpool(x.p, HW, C, yr.p());
+          ok = match_guarded(yr, yt, C, rtol_for(HW), rtol_for(HW), false, g, "y");
+        }
         record(g, ok);
       }
     end_group(g);
@@ -707,9 +779,14 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
           fill(b.p, b.n);
           if (n > 3 && sa) a[n / 2] = kNaN;
           Guarded yr(n), yt(n);
-          ref.f32_eltwise.add(n, a.p, sa, b.p, sb, yr.p());
           tst.f32_eltwise.add(n, a.p, sa, b.p, sb, yt.p());
-          bool ok = match_guarded(yr, yt, n, 0, 0, true, g, "y");
+          bool ok;
+          if (g_f64) {
+            ok = match_f64(kref::add(n, a.p, sa, b.p, sb), yt, n, g, "y");
+          } else {
+            ref.f32_eltwise.add(n, a.p, sa, b.p, sb, yr.p());
+            ok = match_guarded(yr, yt, n, 0, 0, true, g, "y");
+          }
           record(g, ok);
         }
     end_group(g);
@@ -735,7 +812,8 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
             tst.f32_eltwise.activation(n, x.p, yt.p(), act, lo, hi);
           }
           const bool exact = act == Act::None || act == Act::Relu || act == Act::Clip;
-          bool ok = match_guarded(yr, yt, n, 1e-5, 1e-6, exact, g, "y");
+          bool ok = g_f64 ? match_f64(kref::activation(n, x.p, act, lo, hi), yt, n, g, "y")
+                          : match_guarded(yr, yt, n, 1e-5, 1e-6, exact, g, "y");
           record(g, ok);
         }
     end_group(g);
@@ -773,10 +851,20 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
               // keep the padding between rows at a sentinel: it must not be touched
               for (ptrdiff_t i = 0; i < r - 1; ++i)
                 for (ptrdiff_t j = cN; j < ld; ++j) yr.p()[i * ld + j] = yt.p()[i * ld + j] = kSentinel;
-              ref.f32_eltwise.epilogue(r, cN, yr.p(), ld, &ep);
               tst.f32_eltwise.epilogue(r, cN, yt.p(), ld, &ep);
-              const bool exact = act == Act::None || act == Act::Relu || act == Act::Clip;
-              bool ok = match_guarded(yr, yt, ysize, 1e-5, 1e-6, exact, g, "y");
+              bool ok;
+              if (g_f64) {
+                kref::Ref f(ysize);
+                for (ptrdiff_t i = 0; i < r; ++i)
+                  for (ptrdiff_t j = 0; j < cN; ++j)
+                    kref::finish(y0[i * ld + j], 0.0, i, j, ep, &f.v[i * ld + j], &f.tol[i * ld + j]);
+                keep_gaps(f, yr.p(), r, cN, ld);
+                ok = match_f64(f, yt, ysize, g, "y");
+              } else {
+                ref.f32_eltwise.epilogue(r, cN, yr.p(), ld, &ep);
+                const bool exact = act == Act::None || act == Act::Relu || act == Act::Clip;
+                ok = match_guarded(yr, yt, ysize, 1e-5, 1e-6, exact, g, "y");
+              }
               record(g, ok);
             }
     end_group(g);
@@ -801,7 +889,7 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
                 x[j] = mode == 2 ? -kInf : mode == 3 ? kNaN : kInf;
               }
             Guarded yr(n), yt(n);
-            ref.f32_eltwise.softmax(r, cN, x.p, yr.p());
+            if (!g_f64) ref.f32_eltwise.softmax(r, cN, x.p, yr.p());
             if (inplace) {
               Fenced xy(n);
               std::memcpy(xy.p, x.p, 4 * n);
@@ -810,7 +898,8 @@ void test_eltwise(const KernelTable& ref, const KernelTable& tst) {
             } else {
               tst.f32_eltwise.softmax(r, cN, x.p, yt.p());
             }
-            bool ok = match_guarded(yr, yt, n, 2e-5 + 1e-6 * std::sqrt(double(cN)), 1e-7, false, g, "y");
+            bool ok = g_f64 ? match_f64(kref::softmax(r, cN, x.p), yt, n, g, "y")
+                            : match_guarded(yr, yt, n, 2e-5 + 1e-6 * std::sqrt(double(cN)), 1e-7, false, g, "y");
             record(g, ok);
           }
     end_group(g);
@@ -832,7 +921,12 @@ void test_transpose(const KernelTable& ref, const KernelTable& tst) {
         fill(x.p, x.n);
         const size_t ysize = static_cast<size_t>((cols - 1) * ldy + rows);
         Guarded yr(ysize), yt(ysize);
-        ref.x32_transpose.transpose(rows, cols, x.p, ldx, yr.p(), ldy);
+        if (g_f64) {  // the definition: y[c * ldy + r] = x[r * ldx + c]
+          for (ptrdiff_t r = 0; r < rows; ++r)
+            for (ptrdiff_t c = 0; c < cols; ++c) yr.p()[c * ldy + r] = x[r * ldx + c];
+        } else {
+          ref.x32_transpose.transpose(rows, cols, x.p, ldx, yr.p(), ldy);
+        }
         tst.x32_transpose.transpose(rows, cols, x.p, ldx, yt.p(), ldy);
         bool ok = match_guarded(yr, yt, ysize, 0, 0, true, g, "y");
         record(g, ok);
@@ -901,13 +995,15 @@ int main(int argc, char** argv) {
   }
   const KernelTable& ref = kernel_table_for(Isa::Scalar);
   KernelTable tst = kernel_table_for(want);
+  g_f64 = tst.isa == Isa::Scalar && !w16;  // scalar against itself would prove nothing
   if (w16) {
     register_f32_gemm_12x16__avx2(tst);
     register_all__avx2w16_testing(tst);
     tst.isa_name = "avx2w16";
   }
-  printf("testing ISA %s (table isa_name=%s) against scalar\n", isa_arg == "best" ? isa_name(want) : isa_arg.c_str(),
-         tst.isa_name);
+  printf("testing ISA %s (table isa_name=%s) against %s\n",
+         isa_arg == "best" ? isa_name(want) : isa_arg.c_str(), tst.isa_name,
+         g_f64 ? "float64 loops" : "the scalar table");
   printf("kernels: gemm=%s (mr=%d nr=%d) dwconv=%s pool=%s eltwise=%s transpose=%s\n",
          tst.f32_gemm.name, tst.f32_gemm.mr, tst.f32_gemm.nr, tst.f32_dwconv.name, tst.f32_pool.name,
          tst.f32_eltwise.name, tst.x32_transpose.name);
