@@ -451,8 +451,8 @@ def _conv(where: str, a: dict, x: tuple, w: tuple) -> tuple:
             _fail(where, "W", f"W.shape[1] == input channels {c}", f"W shape {w}",
                   WeightShapeError)
     elif not (g == c == w[0] and w[1] == 1):
-        _fail(where, "group", f"1, or depthwise with group == input channels == out channels "
-              f"and W [C, 1, KH, KW]", f"group {g}, input channels {c}, W shape {w}",
+        _fail(where, "group", "1, or depthwise with group == input channels == out channels "
+              "and W [C, 1, KH, KW]", f"group {g}, input channels {c}, W shape {w}",
               WeightShapeError)
     hw = [_out_size(where, x[2 + k], w[2 + k], a["strides"][k], a["dilations"][k],
                     a["pads"][k], a["pads"][k + 2]) for k in (0, 1)]

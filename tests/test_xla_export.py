@@ -138,7 +138,7 @@ def test_multi_input_output(tmp_path):
     assert list(got) == g.outputs
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=2e-5, atol=2e-6)
-    with pytest.raises(rt.ShapeError, match="one batch size"):
+    with pytest.raises(rt.ShapeError, match="same batch size"):
         model({"a": feeds["a"], "b": feeds["b"][:2]})
     with pytest.raises(rt.InputError, match="pass a dict"):
         model(feeds["a"])

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from .. import _core
-from ..errors import DTypeError, InputError, ShapeError
+from ..errors import InputError, ShapeError
 from ..graph import Graph
 from ..info import check_isa
+from ..inputs import F32, InputSpec, IOInfo
 
 __all__ = ["Session", "compile_cpu", "IOInfo"]
 
-_F32 = np.dtype(np.float32)
 _MAX_THREADS = 1024
 _MAX_GEOM = _core.MAX_GEOM  # largest stride, pad, dilation or kernel size (pyrt::kMaxGeom)
 _MEMORY_CAP = _core.MEMORY_CAP  # bytes: the plan's working-memory cap (Plan::kMemoryCap)
-
-
-class IOInfo(NamedTuple):
-    """One model input or output: name, shape (None = any batch), dtype."""
-    name: str
-    shape: tuple
-    dtype: np.dtype
 
 
 class Session:
@@ -63,18 +56,17 @@ class Session:
         self._plan = plan
         self._run = plan.run
         self._threads = threads
-        self._in_names = [v.name for v in graph.inputs]
         self._out_names = list(graph.outputs)
-        self.inputs = [IOInfo(n, shapes[n], _F32) for n in self._in_names]
-        self.outputs = [IOInfo(n, shapes[n], _F32) for n in self._out_names]
-        self._in_index = {n: i for i, n in enumerate(self._in_names)}
-        # (rank, fixed first dim or None, tail dims) per input, for the fast checks.
-        self._in_spec = [(len(s), s[0], tuple(s[1:])) for s in (i.shape for i in self.inputs)]
+        self.inputs = [IOInfo(v.name, shapes[v.name], F32) for v in graph.inputs]
+        self.outputs = [IOInfo(n, shapes[n], F32) for n in self._out_names]
+        #: The input check every Session kind and the load balancer share.
+        self.spec = InputSpec(self.inputs, before_copy=self._check_batch)
         self._step_nodes = step_nodes
         # A static graph (all inputs with a fixed first dim) runs as one sample.
-        self._static = all(i.shape[0] is not None for i in self.inputs)
-        self._fast = (self._in_spec[0][0], self._in_spec[0][2]) \
-            if len(self.inputs) == 1 and not self._static and self._in_spec[0][1] is None else None
+        self._static = self.spec.static
+        s0 = self.inputs[0].shape
+        self._fast = (len(s0), tuple(s0[1:])) \
+            if len(self.inputs) == 1 and not self._static and s0[0] is None else None
 
     # ------------------------------------------------------------ facts
     @property
@@ -98,12 +90,7 @@ class Session:
 
     def profile(self, feeds: Any, repeat: int = 10) -> list[dict[str, Any]]:
         """plan_summary() with the median seconds of every step over `repeat` runs."""
-        if isinstance(feeds, dict):
-            arrays = [self._check(i, feeds[n]) for i, n in enumerate(self._in_names)]
-        else:
-            if len(self._in_names) != 1:
-                raise InputError(f"this model has inputs {self._in_names}: pass a dict")
-            arrays = [self._check(0, feeds)]
+        arrays, _ = self.spec.ordered(feeds)
         if self._static:
             arrays = [a[None] for a in arrays]
         times = [self._plan.run_profiled(arrays)[1] for _ in range(max(1, int(repeat)))]
@@ -126,40 +113,14 @@ class Session:
                 f"{len(self._step_nodes)}, inputs=[{ins}], outputs=[{outs}])")
 
     # ------------------------------------------------------------ running
-    def _check(self, i: int, x: Any) -> np.ndarray:
-        rank, first, tail = self._in_spec[i]
-        if type(x) is not np.ndarray:
-            try:
-                x = np.asarray(x)
-            except (ValueError, TypeError) as e:
-                raise InputError(f"input {self._in_names[i]!r}: cannot convert "
-                                 f"{type(x).__name__} to an array: {e}") from None
-        if x.dtype != _F32 and x.dtype.kind not in "iuf":
-            raise DTypeError(f"input {self._in_names[i]!r}: expected float32 (or another "
-                             f"integer/float dtype, converted), got {x.dtype}")
-        if x.ndim != rank or x.shape[1:] != tail or (first is not None and x.shape[0] != first):
-            raise ShapeError(f"input {self._in_names[i]!r}: expected shape "
-                             f"{self.inputs[i].shape}, got {x.shape}")
-        if x.dtype != _F32 or not x.flags.c_contiguous:
-            # Size checks before the copy: a zero-stride view can claim any batch.
-            self._check_batch(x)
-            x = np.ascontiguousarray(x, dtype=_F32)
-        return x
-
     def _check_batch(self, x: np.ndarray) -> None:
-        if x.size > _MEMORY_CAP // 4:
-            raise ShapeError(f"batch {x.shape[0]} is too large: input {x.shape} needs "
-                             f"{x.size * 4 >> 20} MiB, more than the cap of "
-                             f"{_MEMORY_CAP >> 20} MiB")
+        """Before an input is copied: the batch's working memory must fit the cap."""
         if not self._static:
             self.arena_bytes(x.shape[0])
 
     def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         if self._static:
             return [o[0] for o in self._run([a[None] for a in arrays])]
-        if len(arrays) > 1 and len({a.shape[0] for a in arrays}) > 1:
-            raise ShapeError("all inputs must have the same batch size, got " + ", ".join(
-                f"{n}: {a.shape[0]}" for n, a in zip(self._in_names, arrays)))
         try:
             return self._run(arrays)
         except _core.SizeError as e:
@@ -170,28 +131,13 @@ class Session:
         if type(feeds) is np.ndarray and self._fast is not None:
             # Fast path: one dynamic-batch input, already float32 C-contiguous, right dims.
             rank, tail = self._fast
-            if feeds.dtype is _F32 and feeds.ndim == rank and feeds.shape[1:] == tail \
+            if feeds.dtype is F32 and feeds.ndim == rank and feeds.shape[1:] == tail \
                     and feeds.flags.c_contiguous:
-                try:
-                    outs = self._run([feeds])
-                except _core.SizeError as e:
-                    raise ShapeError(f"batch {feeds.shape[0]} is too large: {e}") from None
+                outs = self._execute([feeds])
                 return outs[0] if len(outs) == 1 else dict(zip(self._out_names, outs))
-        if isinstance(feeds, dict):
-            unknown = [k for k in feeds if k not in self._in_index]
-            missing = [n for n in self._in_names if n not in feeds]
-            if unknown or missing:
-                raise InputError(f"expected inputs {self._in_names}; "
-                                 + (f"unknown {unknown}" if unknown else "")
-                                 + ("; " if unknown and missing else "")
-                                 + (f"missing {missing}" if missing else ""))
-            outs = self._execute([self._check(i, feeds[n]) for i, n in enumerate(self._in_names)])
-            return dict(zip(self._out_names, outs))
-        if len(self._in_names) != 1:
-            raise InputError(f"this model has {len(self._in_names)} inputs "
-                             f"{self._in_names}: pass a dict {{name: array}}")
-        outs = self._execute([self._check(0, feeds)])
-        if len(outs) == 1:
+        arrays, bare = self.spec.ordered(feeds)
+        outs = self._execute(arrays)
+        if bare and len(outs) == 1:
             return outs[0]
         return dict(zip(self._out_names, outs))
 

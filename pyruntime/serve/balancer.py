@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import DTypeError, InputError, ShapeError
+from ..inputs import InputSpec, as_array
 from .batching import BatchCost, BatchQueue
 from .errors import Closed, DeadlineExceeded, Overloaded, ReplicaFailed
 from .metrics import Metrics, prometheus
@@ -153,7 +154,6 @@ class LoadBalancer:
                  probe_interval_s: float = 1.0, engine: str = "auto") -> None:
         from ..graph import Graph
         from ..backends import compile as rt_compile
-        from ..cpu import Session
 
         self.max_batch_size = _pos_int("max_batch_size", max_batch_size)
         self._max_delay = _pos_float("max_delay_ms", max_delay_ms, True) / 1e3
@@ -215,17 +215,12 @@ class LoadBalancer:
             for i, tgt in enumerate(targets)]
         self._conds = list({id(r.cond): r.cond for r in self._replicas}.values()) + \
             [r.wake for r in self._replicas]
-        # The model's inputs {name: shape}, checked at submit when every replica is our
-        # Session (a model with several inputs takes dict requests).
-        # Each name maps to (shape, its rank, its per-row tail): worked out once here, as
-        # every request is checked against them.
-        self._spec: dict[str, tuple[tuple, int, tuple]] | None = None
-        self._only_input: str | None = None  # the name when the model has one input
-        if all(isinstance(t, Session) for t in targets):
-            self._spec = {i.name: (tuple(i.shape), len(i.shape), tuple(i.shape[1:]))
-                          for i in targets[0].inputs}
-            if len(self._spec) == 1:
-                self._only_input = next(iter(self._spec))
+        # The model's input check (the Sessions' own InputSpec), used at submit when
+        # every replica is one of our Sessions (a model with several inputs takes dict
+        # requests); None for replicas of other kinds, whose requests only need rows.
+        specs = [getattr(t, "spec", None) for t in targets]
+        self._spec: InputSpec | None = specs[0] if all(
+            isinstance(sp, InputSpec) and sp.names == specs[0].names for sp in specs) else None
         self.metrics = Metrics()
         self._queued = 0
         self._running = 0               # batches held by replicas
@@ -267,48 +262,31 @@ class LoadBalancer:
         return self._policy.name
 
     @staticmethod
-    def _array(x: Any, what: str) -> np.ndarray:
-        """One request array: converted if array-like, numeric, at least one row."""
-        if type(x) is not np.ndarray:
-            try:
-                x = np.asarray(x)
-            except (ValueError, TypeError) as e:
-                raise InputError(f"{what}: expected a numpy array (first dim = rows), cannot "
-                                 f"convert {type(x).__name__}: {e}") from None
-            if x.dtype == np.float64:
-                x = x.astype(np.float32)
-        if x.dtype.kind not in "biuf":
-            raise DTypeError(f"{what}: expected a numeric array, got dtype {x.dtype}")
-        if x.ndim == 0 or x.shape[0] == 0:
+    def _rows(a: np.ndarray, what: str) -> None:
+        if a.ndim == 0 or a.shape[0] == 0:
             raise ShapeError(f"{what}: expected an array with at least 1 row (first dim), "
-                             f"got shape {x.shape}")
-        return x
+                             f"got shape {a.shape}")
 
     def _validate(self, x: Any, timeout: Any, priority: Any) -> tuple[Any, float | None, int]:
         spec = self._spec
-        if type(x) is not np.ndarray and isinstance(x, Mapping):
+        if spec is not None:
+            # The Sessions' own check: names, dtype, shape, one batch for all inputs.
+            arrays, _ = spec.ordered(x)
+            for n, a in zip(spec.names, arrays):
+                self._rows(a, f"request input {n!r}")
+            x = arrays[0] if len(arrays) == 1 else dict(zip(spec.names, arrays))
+        elif type(x) is not np.ndarray and isinstance(x, Mapping):
             if not x:
                 raise InputError("request: expected a non-empty dict {input name: array}")
-            x = {k: self._array(v, f"request input {k!r}") for k, v in x.items()}
-            rows = {v.shape[0] for v in x.values()}
-            if len(rows) > 1:
-                raise ShapeError(f"request: every input needs the same rows (first dim), got "
+            x = {k: as_array(v, f"request input {k!r}") for k, v in x.items()}
+            for k, v in x.items():
+                self._rows(v, f"request input {k!r}")
+            if len({v.shape[0] for v in x.values()}) > 1:
+                raise ShapeError("request: all inputs must have the same batch size, got "
                                  + ", ".join(f"{k}: {v.shape[0]}" for k, v in x.items()))
-            if spec is not None and set(x) != set(spec):
-                raise InputError(f"request: expected inputs {sorted(spec)}, got {sorted(x)}")
-            if len(x) == 1 and spec is not None:
-                x = next(iter(x.values()))      # one input: the plain array form
         else:
-            x = self._array(x, "request")
-            if spec is not None and len(spec) > 1:
-                raise InputError(f"request: this model has inputs {sorted(spec)}: pass a dict "
-                                 f"{{name: array}}")
-        if spec is not None:
-            for name, a in (x.items() if isinstance(x, dict) else ((self._only_input, x),)):
-                shape, rank, tail = spec[name]
-                if a.ndim != rank or a.shape[1:] != tail:
-                    raise ShapeError(f"request for input {name!r}: expected shape {shape}, "
-                                     f"got {a.shape}")
+            x = as_array(x, "request")
+            self._rows(x, "request")
         if timeout is not None:
             timeout = _pos_float("timeout", timeout, False)
         if isinstance(priority, bool) or not isinstance(priority, (int, np.integer)):

@@ -84,7 +84,7 @@ class NativeLane:
         shape already); a request bigger than every batch (it runs alone) must fit in
         memory."""
         if x.dtype is not _F32 or not x.flags.c_contiguous:
-            x = self._sess._check(0, x)
+            x = self._sess.spec.array(0, x)
         if x.shape[0] > self._max_cap:
             self._sess.arena_bytes(x.shape[0])   # ShapeError when too large
         return x

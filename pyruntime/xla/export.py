@@ -35,14 +35,14 @@ import os
 import struct
 import tempfile
 import zlib
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import (DTypeError, Error, GraphError, InputError, ModelFormatError,
+from ..errors import (Error, GraphError, InputError, ModelFormatError,
                       ShapeError)
 from ..graph import Graph
-from ..cpu.session import IOInfo
+from ..inputs import InputSpec, IOInfo
 from ..shapes import infer_shapes
 from ._deps import require
 from .to_jax import PRECISIONS, lower
@@ -279,7 +279,8 @@ class XlaModel:
         self.exported = exported
         self.inputs = [IOInfo(i["name"], tuple(i["shape"]), _F32) for i in header["inputs"]]
         self.outputs = [IOInfo(o["name"], tuple(o["shape"]), _F32) for o in header["outputs"]]
-        self._in_names = [i.name for i in self.inputs]
+        #: The input check every Session kind and the load balancer share.
+        self.spec = InputSpec(self.inputs)
         self._call = jax.jit(exported.call)
 
     def __repr__(self) -> str:
@@ -295,39 +296,10 @@ class XlaModel:
                                 f"platforms including {plat!r}")
         return plat
 
-    def _convert(self, i: int, x: Any) -> np.ndarray:
-        info = self.inputs[i]
-        if not isinstance(x, np.ndarray):
-            try:
-                x = np.asarray(x)
-            except (ValueError, TypeError) as e:
-                raise InputError(f"input {info.name!r}: cannot convert {type(x).__name__} to "
-                                 f"an array: {e}") from None
-        if x.dtype != _F32:
-            if x.dtype.kind not in "iuf":
-                raise DTypeError(f"input {info.name!r}: expected float32 (or another "
-                                 f"integer/float dtype, converted), got {x.dtype}")
-            x = x.astype(_F32)
-        s = info.shape
-        if x.ndim != len(s) or any(d is not None and d != g for d, g in zip(s, x.shape)):
-            raise ShapeError(f"input {info.name!r}: expected shape {s}, got {x.shape}")
-        return x
-
     def run(self, x: Any) -> Any:
         """One array in -> one array out (single input/output), or a dict by name."""
-        single = not isinstance(x, Mapping)
-        if single:
-            if len(self._in_names) != 1:
-                raise InputError(f"model has inputs {self._in_names}: pass a dict of arrays, "
-                                 f"got a single {type(x).__name__}")
-            x = {self._in_names[0]: x}
-        if set(x) != set(self._in_names):
-            raise InputError(f"expected inputs {self._in_names}, got {sorted(x)}")
-        xs = [self._convert(i, x[n]) for i, n in enumerate(self._in_names)]
-        batches = {a.shape[0] for a, info in zip(xs, self.inputs) if info.shape[0] is None}
-        if len(batches) > 1:
-            raise ShapeError(f"all inputs must share one batch size, got {sorted(batches)}")
-        if batches == {0}:
+        xs, single = self.spec.ordered(x)
+        if not self.spec.static and self.spec.batch(xs) == 0:
             outs = tuple(np.zeros((0,) + tuple(o.shape[1:]), _F32) for o in self.outputs)
         else:
             self._check_platform()
