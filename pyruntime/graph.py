@@ -129,6 +129,11 @@ class Weight:
         from .formats import dense_f32
         return dense_f32(self)
 
+    def copy(self) -> "Weight":
+        """A Weight with copies of the arrays (and the same shape and attributes)."""
+        return Weight(self.format, {k: np.array(v, copy=True) for k, v in self.arrays.items()},
+                      self._shape, dict(self.attrs))
+
     def __repr__(self) -> str:
         from .formats import describe
         return f"Weight({describe(self)})"

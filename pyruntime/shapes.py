@@ -3,7 +3,8 @@
 Everything that consumes a Graph (reference evaluator, passes, compiler, file format)
 relies on `validate` having accepted it, so this module is strict: every malformed name,
 attribute or weight is a typed error that says which node, what was expected and what
-came. Weights are checked by their format's registry entry (pyruntime.formats). Shapes are tuples; `None` is the symbolic batch and may only be the first dim.
+came. Weights are checked by their format's registry entry (pyruntime.formats).
+Shapes are tuples; `None` is the symbolic batch and may only be the first dim.
 """
 
 from __future__ import annotations

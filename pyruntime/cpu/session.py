@@ -59,7 +59,8 @@ class Session:
     """
 
     def __init__(self, plan: Any, graph: Graph, shapes: dict[str, tuple],
-                 step_nodes: list[str], threads: int) -> None:
+                 step_nodes: list[str], threads: int,
+                 step_weights: list[tuple[str, str] | None] | None = None) -> None:
         self._plan = plan
         self._run = plan.run
         self._threads = threads
@@ -71,6 +72,7 @@ class Session:
         # (rank, fixed first dim or None, tail dims) per input, for the fast checks.
         self._in_spec = [(len(s), s[0], tuple(s[1:])) for s in (i.shape for i in self.inputs)]
         self._step_nodes = step_nodes
+        self._step_weights = step_weights or [None] * len(step_nodes)
         # A static graph (all inputs with a fixed first dim) runs as one sample.
         self._static = all(i.shape[0] is not None for i in self.inputs)
         self._fast = (self._in_spec[0][0], self._in_spec[0][2]) \
@@ -88,12 +90,18 @@ class Session:
         return self._plan.isa
 
     def plan_summary(self) -> list[dict[str, Any]]:
-        """One record per plan step: op, kernel name, and the graph node it came from
-        ("output ..." for copies to the caller's arrays)."""
+        """One record per plan step: op, kernel name, the graph node it came from
+        ("output ..." for copies to the caller's arrays), and for Conv/Gemm steps the
+        stored format of the weight ("weight_format", e.g. "csr") and the format the
+        kernel computed with ("computed_as": "f32" for now: other formats run through
+        their dense float32 view); both None on other steps."""
         out = []
         for i, (op, kernel, reads, writes) in enumerate(self._plan.summary()):
             node = self._step_nodes[i] if i < len(self._step_nodes) else "output copy"
-            out.append({"op": op, "kernel": kernel, "node": node})
+            wf = self._step_weights[i] if i < len(self._step_weights) else None
+            out.append({"op": op, "kernel": kernel, "node": node,
+                        "weight_format": wf[0] if wf else None,
+                        "computed_as": wf[1] if wf else None})
         return out
 
     def profile(self, feeds: Any, repeat: int = 10) -> list[dict[str, Any]]:
@@ -232,7 +240,9 @@ def _check_sizes(g: Graph, shapes: dict[str, tuple]) -> None:
 def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None) -> Session:
     """Optimize a validated `graph`, then build its native plan (weights packed for the
     chosen kernels, buffers planned). `threads=None` uses every core this process may run
-    on; `isa=None` the best kernels this CPU has (or PYRUNTIME_ISA)."""
+    on; `isa=None` the best kernels this CPU has (or PYRUNTIME_ISA). Weights of every
+    format compile through their dense float32 view (the kernels are f32 for now; see
+    plan_summary()'s weight_format / computed_as)."""
     from .. import passes, shapes as shp
     from .plan_builder import lower
 
@@ -247,4 +257,4 @@ def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None
         if isinstance(e, Error):
             raise
         raise IsaError(str(e)) from None
-    return Session(low.plan, g, shapes, low.step_nodes, n)
+    return Session(low.plan, g, shapes, low.step_nodes, n, low.step_weights)
