@@ -173,12 +173,14 @@ def _shape_out(shape: Any, where: str) -> list:
 
 
 def _weight_shape(w: Weight, wname: str) -> list | None:
-    """The logical shape to store: the format's, else the one given, else null."""
-    try:
-        shape = formats.logical_shape(w)
-    except Error:
-        shape = w._shape
-    return None if shape is None else _shape_out(shape, f"weight {wname!r}")
+    """The logical shape to store: the one given, else the format's, else null."""
+    shape = w._shape
+    if shape is None:
+        try:
+            shape = formats.logical_shape(w)
+        except Error:
+            return None
+    return _shape_out(shape, f"weight {wname!r}")
 
 
 def _build(graph: Graph) -> tuple[bytes, list[tuple[int, np.ndarray]], int]:
