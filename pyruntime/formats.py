@@ -193,7 +193,8 @@ def logical_shape(w: Weight) -> tuple[int, ...]:
 
 def storage_bytes(w: Weight) -> int:
     """Bytes the weight's arrays hold (what a file stores and memory keeps)."""
-    return int(sum(a.nbytes for a in w.arrays.values() if isinstance(a, np.ndarray)))
+    arrays = w.arrays.values() if isinstance(w.arrays, dict) else ()
+    return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)))
 
 
 def dense_f32(w: Weight, name: str | None = None) -> np.ndarray:
@@ -553,6 +554,21 @@ def _sparse_parts(fmt: str, a: tuple, shape: Any, axis: Any, attrs: dict) -> Wei
     return w
 
 
+def _sparse_input(fmt: str, a: Any, shape: Any, axis: Any, dtype: Any
+                  ) -> tuple[np.ndarray, int, np.dtype, np.ndarray]:
+    """(dense float64 array, output axis, values dtype, [R, C] matrix) for a sparse
+    constructor given a dense array."""
+    what = f"Weight.{fmt}"
+    x = _real(a, what).astype(np.float64)
+    if shape is not None and tuple(shape) != x.shape:
+        raise WeightFormatError(f"{what}: shape {tuple(shape)} differs from the dense array's "
+                                f"{x.shape}")
+    if x.ndim == 0:
+        raise WeightFormatError(f"{what}: a scalar has no rows; pass an array")
+    ax = default_axis(x.ndim, axis)
+    return x, ax, _values_dtype(dtype, what), _to_matrix(x, ax)
+
+
 def encode_csr(a: Any, axis: int | None = None, shape: Any = None, dtype: Any = np.float32,
                index_dtype: Any = None) -> Weight:
     """CSR of a dense array (its nonzeros; NaN counts as nonzero) or of given parts
@@ -560,15 +576,7 @@ def encode_csr(a: Any, axis: int | None = None, shape: Any = None, dtype: Any = 
     channel's values symmetrically (scale = max|row| / 127)."""
     if isinstance(a, tuple):
         return _sparse_parts("csr", a, shape, axis, {})
-    x = _real(a, "Weight.csr").astype(np.float64)
-    if shape is not None and tuple(shape) != x.shape:
-        raise WeightFormatError(f"Weight.csr: shape {tuple(shape)} differs from the dense "
-                                f"array's {x.shape}")
-    if x.ndim == 0:
-        raise WeightFormatError("Weight.csr: a scalar has no rows; pass an array")
-    ax = default_axis(x.ndim, axis)
-    vdt = _values_dtype(dtype, "Weight.csr")
-    m = _to_matrix(x, ax)
+    x, ax, vdt, m = _sparse_input("csr", a, shape, axis, dtype)
     nz = m != 0
     rows, cols = np.nonzero(nz)                   # row-major: sorted within each row
     arrays = {"indices": cols.astype(_index_dtype(m.shape[1], index_dtype, "Weight.csr")),
@@ -678,16 +686,8 @@ def encode_bsr(a: Any, block: Any, axis: int | None = None, shape: Any = None,
     quantizes each output channel symmetrically."""
     if isinstance(a, tuple):
         return _sparse_parts("bsr", a, shape, axis, {"block": _block("Weight.bsr", block)})
-    x = _real(a, "Weight.bsr").astype(np.float64)
-    if shape is not None and tuple(shape) != x.shape:
-        raise WeightFormatError(f"Weight.bsr: shape {tuple(shape)} differs from the dense "
-                                f"array's {x.shape}")
-    if x.ndim == 0:
-        raise WeightFormatError("Weight.bsr: a scalar has no rows; pass an array")
-    ax = default_axis(x.ndim, axis)
     br, bc = _block("Weight.bsr", block)
-    vdt = _values_dtype(dtype, "Weight.bsr")
-    m = _to_matrix(x, ax)
+    x, ax, vdt, m = _sparse_input("bsr", a, shape, axis, dtype)
     rows, cols = m.shape
     _check_divides("Weight.bsr", rows, cols, br, bc)
     blocks = m.reshape(rows // br, br, cols // bc, bc).transpose(0, 2, 1, 3)

@@ -872,11 +872,14 @@ def test_fold_batchnorm_keeps_formats(fmt, folds):
 
 
 def test_fold_batchnorm_skips_what_the_format_cannot_hold():
-    w = Weight.f16(np.full((2, 4, 1, 1), 60000.0, F32))
+    """W * 3 would pass float16's 65504: the BatchNorm stays, nothing raises."""
     g = _conv_bn_graph(Weight.f16(np.full((2, 4, 1, 1), 60000.0, F32)), np.array([3.0, 1.0], F32))
     g.nodes[0].attrs["pads"] = (0, 0, 0, 0)
-    assert [n.op for n in rt.passes.fold_batchnorm(g).nodes] == ["Conv", "BatchNormalization"]
-    assert w.format == "f16"
+    o = rt.passes.fold_batchnorm(g)
+    assert [n.op for n in o.nodes] == ["Conv", "BatchNormalization"]
+    assert o.weights["w"].format == "f16"
+    q = _conv_bn_graph(Weight.qc8(np.ones((2, 4, 1, 1), F32)), np.array([np.inf, 1.0], F32))
+    assert [n.op for n in rt.passes.fold_batchnorm(q).nodes] == ["Conv", "BatchNormalization"]
 
 
 def test_summary_shows_format_and_bytes():

@@ -104,8 +104,8 @@ def fold_batchnorm(g: Graph) -> Graph:
     keeps its pattern and block, int8 values are requantized per output channel; a new
     B' is f32), and the BatchNorm is folded only when the re-encoded weights equal the
     folded ones to float32 precision. That holds for f32, float csr/bsr, and qc8 or int8
-    csr/bsr along the output channels (a positive per-channel factor moves into the
-    scales, a negative one flips the int8 signs, both exactly). It does not hold for
+    csr/bsr along the output channels (requantizing moves each channel's factor into its
+    scale and, when negative, flips that channel's int8 signs). It does not hold for
     f16/bf16 (folding would round every weight again) or int8 quantized along another
     axis: those BatchNorms stay their own step, as does one whose folded weights do not
     fit the format at all (f16 overflow, non-finite values for int8)."""
