@@ -19,9 +19,11 @@ import numpy as np
 
 
 def seed_models():
-    """Small valid graphs: an MLP, a CNN touching every op the builder has."""
+    """Small valid graphs: an MLP, a CNN touching every op the builder has, and that CNN
+    with its weights in every weight format (f16, bf16, qc8, csr, bsr, int8 sparse)."""
     import pyruntime as rt
-    return [rt.zoo.mlp((6, 5, 3), seed=0), rt.zoo.tiny_cnn(seed=0, input_shape=(3, 6, 6))]
+    return [rt.zoo.mlp((6, 5, 3), seed=0), rt.zoo.tiny_cnn(seed=0, input_shape=(3, 6, 6)),
+            rt.zoo.tiny_cnn_formats(seed=0, input_shape=(3, 6, 6))]
 
 
 def onnx_seeds() -> list[bytes]:

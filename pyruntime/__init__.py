@@ -26,6 +26,7 @@ from .errors import (
     ModelFormatError,
     ShapeError,
     UnsupportedOpError,
+    WeightFormatError,
     WeightShapeError,
 )
 from .graph import Graph, Node, ValueInfo, Weight
@@ -34,16 +35,17 @@ from .fileformat import load, save
 from .onnx import load_onnx, to_onnx
 from .cpu import Session
 from .backends import compile
-from . import nn, passes, serve, train, xla, zoo
+from . import formats, nn, passes, serve, train, xla, zoo
 from .train import distill
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DTypeError", "Error", "GraphError", "InputError", "IsaError", "MissingDependencyError",
-    "ModelFormatError", "ShapeError", "UnsupportedOpError", "WeightShapeError",
+    "ModelFormatError", "ShapeError", "UnsupportedOpError", "WeightFormatError",
+    "WeightShapeError",
     "Graph", "Node", "ValueInfo", "Weight",
     "info", "load", "save", "load_onnx", "to_onnx", "Session", "compile", "distill",
-    "nn", "passes", "serve", "train", "xla", "zoo",
+    "formats", "nn", "passes", "serve", "train", "xla", "zoo",
     "__version__",
 ]

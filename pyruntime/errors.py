@@ -29,6 +29,12 @@ class WeightShapeError(GraphError, ShapeError):
     Both a malformed graph (GraphError) and a shape mismatch (ShapeError)."""
 
 
+class WeightFormatError(GraphError):
+    """A weight's arrays do not form a valid weight of its format (pyruntime.formats):
+    wrong dtype, length or rank, an index out of range, row pointers that decrease, a
+    block that does not divide the matrix, a scale that is not finite and positive."""
+
+
 class ModelFormatError(Error, ValueError):
     """A model file (.pyrt or ONNX) is truncated, corrupted, foreign or inconsistent."""
 

@@ -7,7 +7,7 @@ Layout (all integers little-endian):
 
     offset  size  field
     0       8     magic b"\\x89PYRT\\r\\n\\x1a" (PNG-style: catches text-mode mangling)
-    8       4     format version (uint32) = 1
+    8       4     format version (uint32) = 2 (version 1 is still read)
     12      4     flags (uint32) = 0, reserved
     16      8     header length L in bytes (uint64)
     24      4     CRC-32 of the header bytes (uint32)
@@ -20,16 +20,31 @@ Layout (all integers little-endian):
 
 Header JSON:
 
-    {"format": "pyruntime.model", "version": 1, "producer": "pyruntime <version>",
+    {"format": "pyruntime.model", "version": 2, "producer": "pyruntime <version>",
      "name": str,
      "inputs":  [{"name": str, "shape": [int | null, ...], "dtype": str}, ...],
      "outputs": [str, ...],
      "nodes":   [{"op": str, "name": str, "inputs": [str], "outputs": [str],
                   "attrs": {str: value}}, ...],
      "weights": [{"name": str, "format": str,
+                  "shape": [int, ...] | null, "attrs": {str: value},
                   "arrays": [{"key": str, "dtype": str, "shape": [int, ...],
                               "offset": int, "nbytes": int, "crc32": int}, ...]}, ...],
      "data_size": int}
+
+Weights: each is stored as its format's raw arrays (pyruntime.formats: f32 `data`;
+f16 `data` float16; bf16 `data` uint16; qc8 `data` int8 + `scale` float32; csr/bsr
+`values` float32 or int8 [+ `scale`], `indices` int32 or uint16, `indptr` int32), so a
+compressed weight takes its compressed size on disk. "shape" is the logical shape (the
+dense view's; null when the writer could not tell, e.g. an unknown format without a
+`data` array) and "attrs" the format's attributes (qc8/csr/bsr: "axis"; bsr: "block" as a
+$tuple), encoded like node attributes. With `validate` (the default) `load` checks every
+weight against its format (WeightFormatError inside, reported as ModelFormatError naming
+the weight) along with the rest of the graph.
+
+Version 1 (pyruntime before weight formats; every weight f32) is the same layout without
+"shape" and "attrs" in weight entries; it is read as weights with no given shape and no
+attributes. Version 2 is written.
 
 Attribute values: JSON null/bool/int/str/list as themselves; finite floats as JSON
 numbers (Python's repr round-trips exactly, -0.0 included). Everything JSON cannot say
@@ -60,13 +75,16 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import GraphError, ModelFormatError, UnsupportedOpError
+from . import formats
+from .errors import Error, GraphError, ModelFormatError, UnsupportedOpError
 from .graph import Graph, Node, ValueInfo, Weight
 
 __all__ = ["save", "load", "dumps", "loads", "MAGIC", "FORMAT_VERSION"]
 
 MAGIC = b"\x89PYRT\r\n\x1a"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this reader accepts (1: before weight formats, no weight "shape"/"attrs").
+READ_VERSIONS = (1, 2)
 _PREFIX = struct.Struct("<8sIIQII")      # magic, version, flags, header_len, header_crc, reserved
 ALIGN = 64
 _FORMAT_NAME = "pyruntime.model"
@@ -154,6 +172,17 @@ def _shape_out(shape: Any, where: str) -> list:
     return out
 
 
+def _weight_shape(w: Weight, wname: str) -> list | None:
+    """The logical shape to store: the one given, else the format's, else null."""
+    shape = w._shape
+    if shape is None:
+        try:
+            shape = formats.logical_shape(w)
+        except Error:
+            return None
+    return _shape_out(shape, f"weight {wname!r}")
+
+
 def _build(graph: Graph) -> tuple[bytes, list[tuple[int, np.ndarray]], int]:
     """The header bytes, the (offset, array) list, and the data section size."""
     if not isinstance(graph, Graph):
@@ -204,8 +233,12 @@ def _build(graph: Graph) -> tuple[bytes, list[tuple[int, np.ndarray]], int]:
                            "crc32": zlib.crc32(flat)})
             placed.append((off, flat))
             off += a.nbytes
+        if not isinstance(w.attrs, dict):
+            raise GraphError(f"cannot save weight {wname!r}: attrs must be a dict")
+        wattrs = {_str(k, f"weight {wname!r} attr name"):
+                  _encode_attr(v, f"weight {wname!r} attr {k!r}") for k, v in w.attrs.items()}
         weights.append({"name": wname, "format": _str(w.format, f"weight {wname!r} format"),
-                        "arrays": arrays})
+                        "shape": _weight_shape(w, wname), "attrs": wattrs, "arrays": arrays})
     header = {"format": _FORMAT_NAME, "version": FORMAT_VERSION,
               "producer": f"pyruntime {__version__}",
               "name": _str(graph.name, "graph name"), "inputs": inputs,
@@ -466,9 +499,9 @@ def _parse(src: _Source, validate: bool) -> Graph:
         raise ModelFormatError(f"{what}: truncated: {size} bytes is shorter than the "
                                f"{_PREFIX.size}-byte file prefix")
     _, version, flags, hlen, hcrc, reserved = _PREFIX.unpack(head)
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise ModelFormatError(f"{what}: unsupported format version {version}; this pyruntime "
-                               f"reads version {FORMAT_VERSION}"
+                               f"reads versions {', '.join(map(str, READ_VERSIONS))}"
                                + (" (the file is newer: upgrade pyruntime)"
                                   if version > FORMAT_VERSION else ""))
     if flags != 0 or reserved != 0:
@@ -528,17 +561,24 @@ def _parse(src: _Source, validate: bool) -> Graph:
 
     # weights: plan every array and check the layout before reading or allocating anything
     plan: list[tuple[int, int, str, str, np.dtype, tuple, int, int]] = []
-    wspecs: list[tuple[str, str, list[str]]] = []
+    wspecs: list[tuple[str, str, list[str], tuple | None, dict]] = []
     seen_w: set[str] = set()
     for i, wd in enumerate(ck.list_(top["weights"], "weights")):
         w = f"weights[{i}]"
-        ck.obj(wd, w, ("name", "format", "arrays"))
+        ck.obj(wd, w, ("name", "format", "arrays") + (("shape", "attrs") if version >= 2 else ()))
         wname = ck.str_(wd["name"], f"{w}.name")
         if wname in seen_w:
             raise ck.fail(f"{w}.name", f"duplicate weight name {wname!r}")
         seen_w.add(wname)
         w = f"weights[{i}] ({wname!r})"
         fmt = ck.str_(wd["format"], f"{w}.format", nonempty=True)
+        wshape, wattrs = None, {}
+        if version >= 2:
+            if wd["shape"] is not None:
+                wshape = ck.shape(wd["shape"], f"{w}.shape", allow_none=False)
+            if not isinstance(wd["attrs"], dict):
+                raise ck.fail(f"{w}.attrs", "expected a JSON object")
+            wattrs = {k: ck.attr(v, f"{w}.attrs[{k!r}]") for k, v in wd["attrs"].items()}
         keys: list[str] = []
         for j, ad in enumerate(ck.list_(wd["arrays"], f"{w}.arrays")):
             aw = f"{w}.arrays[{j}]"
@@ -563,7 +603,7 @@ def _parse(src: _Source, validate: bool) -> Graph:
                 raise ck.fail(f"{aw}", f"bytes [{off}, {off + nbytes}) lie outside the data "
                                        f"section of {data_size} bytes")
             plan.append((off, nbytes, wname, key, dt, shape, crc, len(plan)))
-        wspecs.append((wname, fmt, keys))
+        wspecs.append((wname, fmt, keys, wshape, wattrs))
 
     data_start = _align(_PREFIX.size + hlen)
     expect = data_start + data_size
@@ -611,8 +651,8 @@ def _parse(src: _Source, validate: bool) -> Graph:
         pos = off + nbytes
     check_zero(data_start + pos, data_start + data_size, "the padding at the end")
 
-    weights = {wname: Weight(fmt, {k: arrays[(wname, k)] for k in keys})
-               for wname, fmt, keys in wspecs}
+    weights = {wname: Weight(fmt, {k: arrays[(wname, k)] for k in keys}, wshape, wattrs)
+               for wname, fmt, keys, wshape, wattrs in wspecs}
     g = Graph(inputs=inputs, outputs=outputs, nodes=nodes, weights=weights, name=name)
     if validate:
         _validate(g, what)
@@ -621,8 +661,9 @@ def _parse(src: _Source, validate: bool) -> Graph:
 
 def _validate(g: Graph, what: str) -> None:
     """pyruntime.shapes.validate on the loaded graph. An inconsistent graph (dangling
-    names, bad attributes, shape mismatches) is a ModelFormatError; ops this pyruntime
-    cannot run keep their UnsupportedOpError, since the file itself is fine."""
+    names, bad attributes, malformed weights of any format, shape mismatches) is a
+    ModelFormatError; ops this pyruntime cannot run keep their UnsupportedOpError, since
+    the file itself is fine."""
     from . import shapes
     from .errors import Error
     try:
@@ -651,8 +692,9 @@ def load(path: str | os.PathLike | bytes | bytearray | memoryview | BinaryIO,
     object. Any truncated, corrupted, foreign or inconsistent input raises
     ModelFormatError saying what is wrong and where; I/O failures (missing file) raise
     the usual OSError. With `validate` (default), the graph is also checked by
-    pyruntime.shapes.validate: an inconsistent graph is a ModelFormatError, an op this
-    pyruntime does not support an UnsupportedOpError."""
+    pyruntime.shapes.validate: an inconsistent graph or a malformed weight of any format
+    is a ModelFormatError (naming the weight), an op this pyruntime does not support an
+    UnsupportedOpError. Without it the weights come back as stored, unchecked."""
     if isinstance(path, (bytes, bytearray, memoryview)):
         return _guard(_BytesSource(path, "model bytes"), validate)
     if hasattr(path, "read") and not isinstance(path, (str, os.PathLike)):

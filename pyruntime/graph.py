@@ -43,30 +43,100 @@ import numpy as np
 Shape = tuple  # tuple[int | None, ...]; None only as a symbolic batch dimension
 
 
-@dataclass
 class Weight:
-    """A stored tensor: a format name plus named numpy arrays.
+    """A stored tensor: a format name, named numpy arrays, its logical shape and the
+    format's attributes. `pyruntime.formats` is the registry that checks each format and
+    gives its logical shape, storage bytes and dense float32 view (`numpy()`); see its
+    docstring for the formats (f32 f16 bf16 qc8 csr bsr), the output-channel axis and
+    the rules. New formats add a registry entry, never new paths through the IR, its
+    passes or the file format.
 
-    Formats: "f32" (arrays: data). Later formats (f16, bf16, int8, sparse) add entries
-    here, never new paths through the IR, its passes, or the file format.
+    `shape` is the logical shape: None lets the format derive it from its arrays (dense
+    formats, qc8); csr and bsr need it. Construction does not check anything (a weight
+    may be built up piece by piece); graph validation and `rt.load` do.
     """
 
-    format: str
-    arrays: dict[str, np.ndarray]
+    def __init__(self, format: str, arrays: dict[str, np.ndarray], shape: Any = None,
+                 attrs: dict[str, Any] | None = None) -> None:
+        self.format = format
+        self.arrays = arrays
+        try:
+            self._shape = None if shape is None else tuple(shape)
+        except TypeError:
+            self._shape = shape   # formats.check reports it
+        self.attrs = {} if attrs is None else attrs
 
+    # ------------------------------------------------------------ constructors
     @staticmethod
     def f32(data: Any) -> "Weight":
+        """Dense float32."""
         return Weight("f32", {"data": np.ascontiguousarray(data, dtype=np.float32)})
 
+    @staticmethod
+    def f16(data: Any) -> "Weight":
+        """Dense float16, rounded to nearest even (a finite value past +-65504 raises)."""
+        from .formats import encode_f16
+        return encode_f16(data)
+
+    @staticmethod
+    def bf16(data: Any) -> "Weight":
+        """Dense bfloat16 (stored as uint16 bits), rounded to nearest even from float32."""
+        from .formats import encode_bf16
+        return encode_bf16(data)
+
+    @staticmethod
+    def qc8(data: Any, axis: int | None = None) -> "Weight":
+        """int8, symmetric, one float32 scale per output channel `axis` (default: 1 for a
+        2-D Gemm weight [K, N], 0 for a 4-D Conv weight [O, I, KH, KW])."""
+        from .formats import encode_qc8
+        return encode_qc8(data, axis)
+
+    @staticmethod
+    def csr(data: Any, *, axis: int | None = None, shape: Any = None, dtype: Any = np.float32,
+            index_dtype: Any = None) -> "Weight":
+        """Compressed sparse rows of a dense array's nonzeros, or of given parts
+        (values, indices, indptr[, scale]) with `shape`. Rows are output channels (`axis`,
+        default as for qc8); `dtype` float32 or int8 (quantized per output channel);
+        `index_dtype` int32 or uint16 (default: uint16 when the columns fit)."""
+        from .formats import encode_csr
+        return encode_csr(data, axis, shape, dtype, index_dtype)
+
+    @staticmethod
+    def bsr(data: Any, block: Any, *, axis: int | None = None, shape: Any = None,
+            dtype: Any = np.float32, index_dtype: Any = None) -> "Weight":
+        """Block sparse rows: blocks of `block` = (output channels, inputs), stored whole
+        when any entry is nonzero; the block must divide the matrix. Other arguments as
+        for csr."""
+        from .formats import encode_bsr
+        return encode_bsr(data, block, axis, shape, dtype, index_dtype)
+
+    # ------------------------------------------------------------ facts
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.arrays["data"].shape)
+        """The logical shape (the dense view's)."""
+        from .formats import logical_shape
+        return logical_shape(self)
+
+    @property
+    def nbytes(self) -> int:
+        """Storage bytes of the arrays."""
+        from .formats import storage_bytes
+        return storage_bytes(self)
 
     def numpy(self) -> np.ndarray:
-        """The weight as a dense float32 array."""
-        if self.format == "f32":
-            return self.arrays["data"]
-        raise NotImplementedError(f"dense view of weight format {self.format!r}")
+        """The weight as a dense float32 array of its logical shape (checked first; the
+        stored array itself for f32, a new array for other formats)."""
+        from .formats import dense_f32
+        return dense_f32(self)
+
+    def copy(self) -> "Weight":
+        """A Weight with copies of the arrays (and the same shape and attributes)."""
+        return Weight(self.format, {k: np.array(v, copy=True) for k, v in self.arrays.items()},
+                      self._shape, dict(self.attrs))
+
+    def __repr__(self) -> str:
+        from .formats import describe
+        return f"Weight({describe(self)})"
 
 
 @dataclass
@@ -115,7 +185,8 @@ class Graph:
         return infer_shapes(self)
 
     def summary(self) -> str:
-        """One line per input, node and output, with shapes when they can be inferred."""
+        """One line per input, node, output and weight (format, logical shape, storage
+        bytes), with value shapes when they can be inferred."""
         try:
             shapes = self.infer_shapes()
         except Exception:  # noqa: BLE001 - a summary of a broken graph is still useful
@@ -128,4 +199,11 @@ class Graph:
             lines.append(f"  {n.op:<18} {n.name or '':<12} ({', '.join(n.inputs)}) -> {outs}"
                          + (f"  [{attrs}]" if attrs else ""))
         lines += [f"  output {o}" for o in self.outputs]
+        if self.weights:
+            from .formats import describe
+            total = 0
+            for k, w in self.weights.items():
+                lines.append(f"  weight {k}: {describe(w)}")
+                total += w.nbytes if isinstance(w, Weight) else 0
+            lines.append(f"  weights: {total:,} bytes stored")
         return "\n".join(lines)

@@ -898,7 +898,7 @@ class Model:
 
     def count_params(self) -> int:
         """Total number of weight scalars (shared layers counted once)."""
-        return sum(int(w.arrays["data"].size) for w in self.graph.weights.values())
+        return sum(math.prod(w.shape) for w in self.graph.weights.values())
 
     def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
         """A table of layers (name, type, output shape, params); printed and returned."""

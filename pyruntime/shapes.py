@@ -3,7 +3,8 @@
 Everything that consumes a Graph (reference evaluator, passes, compiler, file format)
 relies on `validate` having accepted it, so this module is strict: every malformed name,
 attribute or weight is a typed error that says which node, what was expected and what
-came. Shapes are tuples; `None` is the symbolic batch and may only be the first dim.
+came. Weights are checked by their format's registry entry (pyruntime.formats).
+Shapes are tuples; `None` is the symbolic batch and may only be the first dim.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 
 from . import _core
 from .errors import GraphError, ShapeError, UnsupportedOpError, WeightShapeError
-from .graph import Graph, Node, Weight
+from . import formats
+from .graph import Graph, Node
 
 __all__ = ["WeightShapeError", "SUPPORTED_OPS", "ACTIVATIONS", "ACTIVATION_OPS", "toposort", "validate",
            "infer_shapes", "node_attrs", "node_label", "consumers", "producers", "window_out",
@@ -244,9 +246,7 @@ def _check_structure(graph: Graph) -> None:
         _check_input_shape(vi.name, vi.shape)
     for wn, w in graph.weights.items():
         define(wn, "weight")
-        if not isinstance(w, Weight):
-            raise GraphError(f"weight {wn!r}: expected a pyruntime Weight (e.g. Weight.f32(a)), "
-                             f"got {type(w).__name__}")
+        formats.check(w, wn)      # WeightFormatError naming the weight
     node_names: dict[str, int] = {}
     for i, n in enumerate(graph.nodes):
         if n.name:
@@ -304,7 +304,8 @@ def _check_input_shape(name: str, shape: Any) -> None:
 def validate(graph: Graph) -> None:
     """Raise GraphError / UnsupportedOpError / ShapeError if the graph is malformed:
     duplicate or dangling names, cycles or bad order, unproduced outputs, unknown ops,
-    bad attributes, weights that do not fit their op, tensor shape mismatches."""
+    bad attributes, malformed weights (WeightFormatError), weights that do not fit their
+    op, tensor shape mismatches."""
     infer_shapes(graph)
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from . import nn
 from .errors import GraphError
-from .graph import Graph
+from .graph import Graph, Weight
 
-__all__ = ["mlp", "mobilenetv2_style", "tiny_cnn", "MOBILENETV2_BLOCKS"]
+__all__ = ["mlp", "mobilenetv2_style", "tiny_cnn", "tiny_cnn_formats", "MOBILENETV2_BLOCKS"]
 
 #: MobileNetV2's inverted-residual stages: (expansion t, channels c, repeats n, stride s).
 MOBILENETV2_BLOCKS: tuple[tuple[int, int, int, int], ...] = (
@@ -123,3 +125,39 @@ def tiny_cnn(seed: int = 0, input_shape: Sequence[int] = (3, 16, 16),
     h = nn.GlobalAvgPool2D(name="gap")(h)
     y = nn.Dense(num_classes, name="logits")(h)
     return nn.Model(x, y, name="tiny_cnn", seed=seed).graph
+
+
+def tiny_cnn_formats(seed: int = 0, input_shape: Sequence[int] = (3, 16, 16)) -> Graph:
+    """tiny_cnn with its weights stored in every weight format (pyruntime.formats), for
+    tests, fuzz seeds and examples: conv1 qc8, expand bsr (4, 2) f32, dw f16, project
+    csr int8, sep.depthwise bf16, sep.pointwise csr f32, logits bsr (2, 4) int8, a few
+    biases and BatchNorm parameters f16/bf16/qc8. Sparse kernels are pruned first (about
+    half their blocks zeroed, seeded), so their patterns are not trivial."""
+    from .formats import OUTPUT_AXIS, matrix_dims
+    g = tiny_cnn(seed, input_shape)
+    rng = np.random.default_rng([seed, 0xF0F0])
+    w = g.weights
+
+    def pruned(name: str, block: tuple[int, int], axis: int) -> np.ndarray:
+        a = w[name].numpy()
+        (r, c), (br, bc) = matrix_dims(a.shape, axis), block
+        keep = np.repeat(np.repeat(rng.random((r // br, c // bc)) < 0.5, br, 0), bc, 1)
+        other = [d for i, d in enumerate(a.shape) if i != axis]
+        return a * np.moveaxis(keep.reshape(r, *other), 0, axis)
+
+    conv, gemm = OUTPUT_AXIS["Conv"], OUTPUT_AXIS["Gemm"]
+    w["conv1.weight"] = Weight.qc8(w["conv1.weight"].numpy(), axis=conv)
+    w["expand.weight"] = Weight.bsr(pruned("expand.weight", (4, 2), conv), (4, 2), axis=conv)
+    w["dw.weight"] = Weight.f16(w["dw.weight"].numpy())
+    w["project.weight"] = Weight.csr(pruned("project.weight", (1, 1), conv), axis=conv,
+                                     dtype=np.int8)
+    w["sep.depthwise"] = Weight.bf16(w["sep.depthwise"].numpy())
+    w["sep.pointwise"] = Weight.csr(pruned("sep.pointwise", (1, 1), conv), axis=conv)
+    w["logits.weight"] = Weight.bsr(pruned("logits.weight", (2, 4), gemm), (2, 4), axis=gemm,
+                                    dtype=np.int8)
+    w["expand.bias"] = Weight.f16(w["expand.bias"].numpy())
+    w["logits.bias"] = Weight.qc8(w["logits.bias"].numpy())
+    w["dw_bn.scale"] = Weight.bf16(w["dw_bn.scale"].numpy())
+    w["bn1.bias"] = Weight.f16(w["bn1.bias"].numpy())
+    g.name = "tiny_cnn_formats"
+    return g

@@ -22,6 +22,8 @@ import pyruntime as rt
 from pyruntime import _core, fileformat
 from pyruntime.graph import Graph, Node, ValueInfo, Weight
 
+from test_formats import patch_array, patch_header
+
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
@@ -131,6 +133,46 @@ def external_data_in_cwd(tmp_dir) -> Any:
 def onnx_gemm(**attrs) -> bytes:
     return onnx_model([helper.make_node("Gemm", ["x", "w"], ["y"], **attrs)],
                       [("w", np.ones((8, 4)))])
+
+
+def fmt_graph(w: Weight) -> Graph:
+    """A Gemm [N, 6] @ w [6, 4] whose weight is `w` (any format, maybe malformed)."""
+    return Graph([ValueInfo("x", (None, 6))], ["y"], [Node("Gemm", ["x", "w"], ["y"], name="fc")],
+                 {"w": w})
+
+
+def fmt_weight(fmt: str, **edits) -> Weight:
+    """A valid [6, 4] weight of `fmt` ("csr8"/"bsr8": int8 values) with arrays replaced."""
+    a = np.arange(24, dtype=np.float32).reshape(6, 4) - 11.5
+    a[::2, 1] = 0
+    w = {"f32": lambda: Weight.f32(a), "f16": lambda: Weight.f16(a),
+         "bf16": lambda: Weight.bf16(a), "qc8": lambda: Weight.qc8(a),
+         "csr": lambda: Weight.csr(a), "csr8": lambda: Weight.csr(a, dtype=np.int8),
+         "bsr": lambda: Weight.bsr(a, (2, 3))}[fmt]()
+    for k, v in edits.items():
+        if v is None:
+            del w.arrays[k]
+        else:
+            w.arrays[k] = v(w.arrays[k]) if callable(v) else v
+    return w
+
+
+def _with(i, v):
+    def f(a):
+        a = a.copy()
+        a.reshape(-1)[i] = v
+        return a
+    return f
+
+
+def formats_bytes() -> bytes:
+    return _once("fbytes", lambda: fileformat.dumps(
+        rt.zoo.tiny_cnn_formats(seed=0, input_shape=(3, 8, 8))))
+
+
+def v1_bytes() -> bytes:
+    from pathlib import Path
+    return (Path(__file__).parent / "data" / "v1_mlp.pyrt").read_bytes()
 
 
 # ---------------------------------------------------------------- result checks
@@ -363,6 +405,103 @@ ROWS: list[Row] = [
         "nodes", "oops"))), rt.ModelFormatError, r"nodes.*JSON array"),
     R("load-missing-file", lambda: rt.load("/nonexistent/model.pyrt"), FileNotFoundError,
       r"nonexistent"),
+    # ---- weight formats: malformed arrays through graphs (rt.compile validates)
+    R("weight-unknown-format", lambda: rt.compile(fmt_graph(Weight("int4", {
+        "data": np.ones((6, 4), np.float32)}))), rt.WeightFormatError,
+      r"weight 'w': unknown format 'int4'; expected one of f32, f16, bf16, qc8, csr, bsr"),
+    R("weight-f32-float64", lambda: rt.compile(fmt_graph(fmt_weight(
+        "f32", data=lambda d: d.astype(np.float64)))), rt.WeightFormatError,
+      r"'w' \(f32\): array 'data' must be float32, got float64"),
+    R("weight-f16-float32-data", lambda: rt.compile(fmt_graph(fmt_weight(
+        "f16", data=lambda d: d.astype(np.float32)))), rt.WeightFormatError,
+      r"'w' \(f16\): array 'data' must be float16, got float32"),
+    R("weight-bf16-float16-data", lambda: rt.compile(fmt_graph(fmt_weight(
+        "bf16", data=lambda d: d.view(np.float16)))), rt.WeightFormatError,
+      r"'w' \(bf16\): array 'data' must be uint16, got float16"),
+    R("weight-qc8-scale-zero", lambda: rt.compile(fmt_graph(fmt_weight(
+        "qc8", scale=_with(2, 0.0)))), rt.WeightFormatError,
+      r"'w' \(qc8\): scales must be finite and > 0, got scale\[2\] = 0.0"),
+    R("weight-qc8-minus-128", lambda: rt.compile(fmt_graph(fmt_weight(
+        "qc8", data=_with(0, -128)))), rt.WeightFormatError, r"'w' \(qc8\).*\[-127, 127\]"),
+    R("weight-qc8-scale-length", lambda: rt.compile(fmt_graph(fmt_weight(
+        "qc8", scale=lambda s: s[:-1]))), rt.WeightFormatError,
+      r"'scale' must have length 4 \(one per output channel\), got 3"),
+    R("weight-csr-index-out-of-range", lambda: rt.compile(fmt_graph(fmt_weight(
+        "csr", indices=_with(0, 6)))), rt.WeightFormatError,
+      r"'w' \(csr\): column indices must lie in \[0, 6\), got indices\[0\] = 6"),
+    R("weight-csr-indptr-decreasing", lambda: rt.compile(fmt_graph(fmt_weight(
+        "csr", indptr=_with(2, 3)))), rt.WeightFormatError,
+      r"'w' \(csr\): indptr \(row pointers\) must not decrease"),
+    R("weight-csr-unsorted-row", lambda: rt.compile(fmt_graph(fmt_weight(
+        "csr", indices=lambda i: i[::-1].copy()))), rt.WeightFormatError,
+      r"strictly increasing within a row \(sorted, no duplicates\)"),
+    R("weight-csr-int8-no-scale", lambda: rt.compile(fmt_graph(fmt_weight("csr8", scale=None))),
+      rt.WeightFormatError, r"'w' \(csr\): int8 values need a 'scale' array"),
+    R("weight-csr-no-shape", lambda: rt.compile(fmt_graph(Weight(
+        "csr", dict(fmt_weight("csr").arrays), attrs={"axis": 1}))), rt.WeightFormatError,
+      r"'w' \(csr\): the logical shape must be given"),
+    R("weight-bsr-ragged-block", lambda: rt.compile(fmt_graph(Weight(
+        "bsr", dict(fmt_weight("bsr").arrays), shape=(6, 4), attrs={"axis": 1, "block": (3, 3)}))),
+      rt.WeightFormatError, r"'w' \(bsr\): block \(3, 3\) must divide the matrix \[4, 6\]"),
+    R("weight-bsr-values-not-block", lambda: rt.compile(fmt_graph(fmt_weight(
+        "bsr", values=lambda v: np.ascontiguousarray(v.reshape(-1, 3, 2))))),
+      rt.WeightFormatError, r"'values' must be \[nnzb, 2, 3\]"),
+    R("weight-sparse-huge-shape", lambda: rt.compile(fmt_graph(Weight(
+        "csr", {"values": np.zeros(0, np.float32), "indices": np.zeros(0, np.int32),
+                "indptr": np.zeros(5, np.int32)}, shape=(1 << 40, 4), attrs={"axis": 1}))),
+      rt.WeightFormatError, r"'w' \(csr\): logical shape \(1099511627776, 4\).*at most"),
+    # ---- weight formats: corrupted files (checksums repaired: the format checks catch it)
+    R("load-qc8-scale-nan", lambda: rt.load(patch_array(formats_bytes(), "conv1.weight",
+                                                        "scale", _with(0, np.nan))),
+      rt.ModelFormatError, r"'conv1.weight' \(qc8\): scales must be finite"),
+    R("load-csr-indptr-corrupt", lambda: rt.load(patch_array(formats_bytes(), "sep.pointwise",
+                                                             "indptr", _with(4, 0))),
+      rt.ModelFormatError, r"'sep.pointwise' \(csr\): indptr \(row pointers\) must not "
+                           r"decrease"),
+    R("load-csr-index-out-of-range", lambda: rt.load(patch_array(
+        formats_bytes(), "project.weight", "indices", _with(0, 60000))), rt.ModelFormatError,
+      r"'project.weight' \(csr\): column indices must lie in \[0, 16\)"),
+    R("load-bsr-block-attr", lambda: rt.load(patch_header(formats_bytes(), "logits.weight",
+                                                          lambda w: w["attrs"].update(
+                                                              block={"$tuple": [3, 4]}))),
+      rt.ModelFormatError, r"'logits.weight' \(bsr\): block \(3, 4\) must divide"),
+    R("load-f16-shape-header", lambda: rt.load(patch_header(formats_bytes(), "dw.weight",
+                                                            lambda w: w.update(shape=[9, 16]))),
+      rt.ModelFormatError, r"'dw.weight' \(f16\): shape \(9, 16\) differs"),
+    R("load-weight-format-renamed", lambda: rt.load(patch_header(
+        formats_bytes(), "sep.depthwise", lambda w: w.update(format="int3"))),
+      rt.ModelFormatError, r"'sep.depthwise': unknown format 'int3'"),
+    R("load-v1-non-f32", lambda: rt.load(rewrite_header(v1_bytes(), lambda h: h["weights"][0]
+                                                        .update(format="csr"))),
+      rt.ModelFormatError, r"'fc1.weight' \(csr\): expected arrays"),
+    # ---- weight formats: constructors and the registry's functions
+    R("weight-f16-overflow", lambda: Weight.f16(np.array([1.0, 7e4], np.float32)),
+      rt.WeightFormatError, r"Weight.f16: value 70000.0 at flat index 1 does not fit float16"),
+    R("weight-bf16-overflow", lambda: Weight.bf16(np.array([3.4e38], np.float32)),
+      rt.WeightFormatError, r"does not fit bfloat16"),
+    R("weight-qc8-nan", lambda: Weight.qc8(np.array([[1.0, np.nan]], np.float32)),
+      rt.WeightFormatError, r"Weight.qc8: cannot quantize non-finite values"),
+    R("weight-qc8-rank3-no-axis", lambda: Weight.qc8(np.ones((2, 3, 4))), rt.WeightFormatError,
+      r"rank-3 weight has no default output-channel axis; pass axis="),
+    R("weight-bsr-ragged", lambda: Weight.bsr(np.ones((6, 4), np.float32), (4, 4)),
+      rt.WeightFormatError, r"Weight.bsr: block \(4, 4\) must divide the matrix \[4, 6\]"),
+    R("weight-csr-uint16-overflow", lambda: Weight.csr(np.ones((70000, 1), np.float32),
+                                                       index_dtype=np.uint16),
+      rt.WeightFormatError, r"uint16 indices cannot address 70000 columns"),
+    R("weight-csr-parts-no-shape", lambda: Weight.csr((np.ones(1, np.float32),
+                                                       np.zeros(1, np.int32),
+                                                       np.array([0, 1], np.int32))),
+      rt.WeightFormatError, r"need the logical shape="),
+    R("weight-numpy-malformed", lambda: fmt_weight("csr", indptr=_with(0, 1)).numpy(),
+      rt.WeightFormatError, r"weight \(csr\): indptr must start at 0, got indptr\[0\] = 1"),
+    R("weight-encode-like-shape", lambda: rt.formats.encode_like(np.ones((4, 6)),
+                                                                 fmt_weight("bsr")),
+      rt.WeightFormatError, r"dense shape \(4, 6\) differs from the weight's logical shape"),
+    R("weight-onnx-export-malformed", lambda: rt.to_onnx(fmt_graph(fmt_weight(
+        "qc8", scale=_with(1, -1.0)))), rt.WeightFormatError, r"'w' \(qc8\): scales"),
+    R("weight-save-attrs-not-dict", lambda: fileformat.dumps(fmt_graph(Weight(
+        "qc8", fmt_weight("qc8").arrays, attrs=[("axis", 1)]))), rt.GraphError,
+      r"cannot save weight 'w': attrs must be a dict"),
     # ---- ONNX import
     R("onnx-unsupported-op", lambda: rt.load_onnx(onnx_model(
         [helper.make_node("Einsum", ["x", "x"], ["y"], equation="ij,ij->ij")],

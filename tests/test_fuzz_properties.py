@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import pyruntime as rt  # noqa: E402
@@ -173,10 +173,14 @@ def test_compile_random_geometry(op, c, oc, h, w, kh, kw, s, d, pads, ceil, cip,
 
 # ---------------------------------------------------------------- rt.load
 
-def _valid_file() -> bytes:
-    if "file" not in _SESS:
-        _SESS["file"] = fileformat.dumps(rt.zoo.tiny_cnn(seed=1, input_shape=(3, 8, 8)))
-    return _SESS["file"]
+def _valid_file(kind: str = "cnn") -> bytes:
+    """A valid model file: the tiny CNN, or the same CNN with its weights in every weight
+    format ("formats": f16, bf16, qc8, csr, bsr, int8 sparse)."""
+    key = f"file-{kind}"
+    if key not in _SESS:
+        make = rt.zoo.tiny_cnn if kind == "cnn" else rt.zoo.tiny_cnn_formats
+        _SESS[key] = fileformat.dumps(make(seed=1, input_shape=(3, 8, 8)))
+    return _SESS[key]
 
 
 def _use(g: Graph) -> None:
@@ -194,7 +198,7 @@ def _use(g: Graph) -> None:
 @FUZZ
 @given(st.data())
 def test_load_mutated_bytes(data):
-    b = bytearray(_valid_file())
+    b = bytearray(_valid_file(data.draw(st.sampled_from(["cnn", "formats"]))))
     for _ in range(data.draw(st.integers(1, 4))):
         what = data.draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
         if not b:
@@ -238,7 +242,7 @@ def test_load_mutated_header(data):
     """Header fields replaced by arbitrary JSON, the header CRC fixed up, so the checks
     past the checksum (schema, shapes, offsets, graph validity) are what is tested."""
     from test_bad_inputs import rewrite_header
-    raw = _valid_file()
+    raw = _valid_file(data.draw(st.sampled_from(["cnn", "formats"])))
     header = json.loads(raw[32:32 + int.from_bytes(raw[16:24], "little")])
     paths = [p for p in _paths(header) if p]
     path = data.draw(st.sampled_from(paths))
@@ -264,6 +268,84 @@ def test_load_mutated_header(data):
     except (rt.ModelFormatError, rt.UnsupportedOpError):
         return
     _use(g)
+
+
+# ---------------------------------------------------------------- weight formats
+
+_FORMATS = ["f16", "bf16", "qc8", "csr", "csr8", "bsr", "bsr8"]
+
+
+def _format_weight(fmt: str, a: np.ndarray, block: tuple[int, int]) -> Weight:
+    return {"f16": lambda: Weight.f16(a), "bf16": lambda: Weight.bf16(a),
+            "qc8": lambda: Weight.qc8(a), "csr": lambda: Weight.csr(a),
+            "csr8": lambda: Weight.csr(a, dtype=np.int8), "bsr": lambda: Weight.bsr(a, block),
+            "bsr8": lambda: Weight.bsr(a, block, dtype=np.int8)}[fmt]()
+
+
+EDGE_VALUES = [0, 1, -1, 2, -128, 127, 255, 65535, 65536, 2 ** 31 - 1, -(2 ** 31), np.nan,
+               np.inf, -np.inf, -0.0, 1e-45, 3e38]
+
+
+@FUZZ
+@given(st.data())
+def test_format_arrays_mutated(data):
+    """A Gemm weight of a random format and shape with one array mutated (an element set
+    to an edge value, the array cut or grown, its dtype changed, an attribute or the shape
+    changed): validation raises a typed error, or the weight is valid and a compiled
+    Session computes what the float64 reference computes from its dense view; the file
+    round trip is bit-exact or fails with ModelFormatError."""
+    fmt = data.draw(st.sampled_from(_FORMATS))
+    br, bc = data.draw(st.sampled_from([(1, 1), (2, 1), (1, 4), (2, 2), (4, 4)]))
+    k, n = bc * data.draw(st.integers(1, 5)), br * data.draw(st.integers(1, 5))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    a = (rng.standard_normal((k, n)) * (rng.random((k, n)) < 0.5)).astype(np.float32)
+    w = _format_weight(fmt, a, (br, bc))
+    key = data.draw(st.sampled_from(sorted(w.arrays) + ["attrs", "shape"]))
+    how = data.draw(st.sampled_from(["set", "cut", "grow", "dtype"]))
+    if key == "attrs":
+        if w.attrs:
+            name = data.draw(st.sampled_from(sorted(w.attrs)))
+            w.attrs[name] = data.draw(st.sampled_from([0, 1, 2, -1, (2, 2), (0, 1), (1,), None]))
+    elif key == "shape":
+        w._shape = data.draw(st.sampled_from([(k, n), (n, k), (k * n,), (k, n, 1), (k + 1, n)]))
+    else:
+        arr = w.arrays[key]
+        if how == "set" and arr.size:
+            i = data.draw(st.integers(0, arr.size - 1))
+            v = data.draw(st.sampled_from(EDGE_VALUES))
+            flat = arr.reshape(-1).copy()
+            with np.errstate(invalid="ignore", over="ignore"):
+                try:
+                    flat[i] = np.array(v).astype(arr.dtype)
+                except (OverflowError, ValueError):
+                    flat[i] = 0
+            w.arrays[key] = flat.reshape(arr.shape)
+        elif how == "cut" and arr.ndim and arr.shape[0]:
+            w.arrays[key] = arr[:-1]
+        elif how == "grow" and arr.ndim:
+            w.arrays[key] = np.concatenate([arr, arr[-1:] if arr.shape[0] else arr[:0]])
+        elif how == "dtype":
+            w.arrays[key] = arr.astype(data.draw(st.sampled_from(
+                [np.float32, np.float64, np.int8, np.int32, np.int64, np.uint16, np.float16])))
+    g = Graph([ValueInfo("x", (None, k))], ["y"], [Node("Gemm", ["x", "w"], ["y"], name="fc")],
+              {"w": w})
+    try:
+        sess = rt.compile(g, threads=1)
+    except rt.Error as e:
+        event(f"rejected: {type(e).__name__}")
+        assert isinstance(e, (rt.WeightFormatError, rt.WeightShapeError)), repr(e)
+        assert ("'w'" if isinstance(e, rt.WeightFormatError) else "'fc'") in str(e)
+        with pytest.raises((rt.ModelFormatError, rt.GraphError)):
+            rt.load(fileformat.dumps(g))
+        return
+    event(f"valid {fmt}")
+    x = rng.standard_normal((3, k)).astype(np.float32)
+    ref = run_reference(g, x)["y"]
+    got = sess.run(x)
+    scale = max(1.0, float(np.nanmax(np.abs(ref), initial=0.0, where=np.isfinite(ref))))
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * scale)
+    g2 = rt.load(fileformat.dumps(g))
+    assert g2.weights["w"].numpy().tobytes() == w.numpy().tobytes()
 
 
 # ---------------------------------------------------------------- rt.load_onnx

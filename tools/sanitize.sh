@@ -66,10 +66,10 @@ if [ "$#" -eq 0 ] && [ "$kind" = tsan ]; then
 elif [ "$#" -eq 0 ]; then
   # Every kernel test file (tests/test_kernels_*.py: new kernels land here automatically),
   # the executor (session, concurrency, stress), the native serving engine, the loaders
-  # and the bad inputs/fuzzing.
+  # (weight formats included) and the bad inputs/fuzzing.
   set -- $(cd "$stage" && ls tests/test_kernels_*.py) tests/test_session.py \
          tests/test_concurrency.py tests/test_stress_*.py tests/test_serve_native.py \
-         tests/test_fileformat.py \
+         tests/test_fileformat.py tests/test_formats.py \
          tests/test_onnx_import.py tests/test_bad_inputs.py tests/test_fuzz_*.py
 fi
 cd "$stage"

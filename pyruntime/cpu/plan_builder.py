@@ -1,7 +1,13 @@
 """Lower an optimized, shape-inferred Graph onto a native `_core.Plan` (CPU, fp32).
 
-Runs once per compile. Activations inside the plan are NHWC per sample for 4-D values
-(public NCHW [N, C, H, W] is stored as [N, H, W, C]) and row-major otherwise; this module
+Runs once per compile. The kernels are float32 only for now: every weight, whatever its
+format (pyruntime.formats), is compiled through its dense float32 view, so an f16, bf16,
+qc8 or sparse weight runs exactly as its dense view would (and takes float32 memory in
+the plan); `Session.plan_summary()` names each step's stored weight format beside the
+format its kernel computed in. Kernels for the compressed formats come in a later step.
+
+Activations inside the plan are NHWC per sample for 4-D values (public NCHW
+[N, C, H, W] is stored as [N, H, W, C]) and row-major otherwise; this module
 inserts the layout transposes at the boundary and where a 4-D value is flattened or
 reshaped, and decides every other layout question, so the C++ side only sees sizes.
 """
@@ -80,6 +86,9 @@ class Lowerer:
         self.vals: dict[str, _Val] = {}
         self.consts: dict[str, np.ndarray] = {n: w.numpy() for n, w in graph.weights.items()}
         self.step_nodes: list[str] = []
+        # per step: (stored format of its Conv/Gemm weight, format its kernel used) or None
+        self.step_weights: list[tuple[str, str] | None] = []
+        self._wfmt: tuple[str, str] | None = None
         self._where = ""
         self.static = all(shapes[v.name][0] is not None for v in graph.inputs)
 
@@ -87,6 +96,7 @@ class Lowerer:
     def _step(self, fn: str, *args) -> None:
         getattr(self.plan, fn)(*args)
         self.step_nodes.append(self._where)
+        self.step_weights.append(self._wfmt if fn in ("gemm", "conv", "dwconv") else None)
 
     def _new(self, shape: tuple) -> _Val:
         v = _Val(-1, tuple(shape), self.static)
@@ -126,7 +136,10 @@ class Lowerer:
             self.vals[vi.name] = self._to_nhwc(v.id, shape) if len(shape) == 4 else v
         for i, node in enumerate(self.g.nodes):
             self._where = node_label(node, i)
+            w = self.g.weights.get(node.inputs[1]) if node.op in ("Conv", "Gemm") else None
+            self._wfmt = (w.format, "f32") if w is not None else None
             self._node(node, node_attrs(node, i))
+        self._wfmt = None
         for name in self.g.outputs:
             self._where = f"output {name!r}"
             if name not in self.vals:

@@ -52,7 +52,8 @@ class Session:
     """
 
     def __init__(self, plan: Any, graph: Graph, shapes: dict[str, tuple],
-                 step_nodes: list[str], threads: int) -> None:
+                 step_nodes: list[str], threads: int,
+                 step_weights: list[tuple[str, str] | None] | None = None) -> None:
         self._plan = plan
         self._run = plan.run
         self._threads = threads
@@ -62,6 +63,7 @@ class Session:
         #: The input check every Session kind and the load balancer share.
         self.spec = InputSpec(self.inputs, before_copy=self._check_batch)
         self._step_nodes = step_nodes
+        self._step_weights = step_weights or [None] * len(step_nodes)
         # A static graph (all inputs with a fixed first dim) runs as one sample.
         self._static = self.spec.static
         s0 = self.inputs[0].shape
@@ -80,12 +82,18 @@ class Session:
         return self._plan.isa
 
     def plan_summary(self) -> list[dict[str, Any]]:
-        """One record per plan step: op, kernel name, and the graph node it came from
-        ("output ..." for copies to the caller's arrays)."""
+        """One record per plan step: op, kernel name, the graph node it came from
+        ("output ..." for copies to the caller's arrays), and for Conv/Gemm steps the
+        stored format of the weight ("weight_format", e.g. "csr") and the format the
+        kernel computed with ("computed_as": "f32" for now: other formats run through
+        their dense float32 view); both None on other steps."""
         out = []
         for i, (op, kernel, reads, writes) in enumerate(self._plan.summary()):
             node = self._step_nodes[i] if i < len(self._step_nodes) else "output copy"
-            out.append({"op": op, "kernel": kernel, "node": node})
+            wf = self._step_weights[i] if i < len(self._step_weights) else None
+            out.append({"op": op, "kernel": kernel, "node": node,
+                        "weight_format": wf[0] if wf else None,
+                        "computed_as": wf[1] if wf else None})
         return out
 
     def profile(self, feeds: Any, repeat: int = 10) -> list[dict[str, Any]]:
@@ -178,7 +186,9 @@ def _check_sizes(g: Graph, shapes: dict[str, tuple]) -> None:
 def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None) -> Session:
     """Optimize a validated `graph`, then build its native plan (weights packed for the
     chosen kernels, buffers planned). `threads=None` uses every core this process may run
-    on; `isa=None` the best kernels this CPU has (or PYRUNTIME_ISA)."""
+    on; `isa=None` the best kernels this CPU has (or PYRUNTIME_ISA). Weights of every
+    format compile through their dense float32 view (the kernels are f32 for now; see
+    plan_summary()'s weight_format / computed_as)."""
     from .. import passes, shapes as shp
     from .plan_builder import lower
 
@@ -188,4 +198,4 @@ def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None
     shapes = shp.infer_shapes(g)
     _check_sizes(g, shapes)
     low = lower(g, shapes, isa_name, n)  # an unusable ISA surfaces as IsaError natively
-    return Session(low.plan, g, shapes, low.step_nodes, n)
+    return Session(low.plan, g, shapes, low.step_nodes, n, low.step_weights)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import formats
 from ..errors import GraphError, UnsupportedOpError
 from ..graph import Graph, Node
 from .proto import import_onnx
@@ -27,10 +28,12 @@ MIN_OPSET = 11
 def to_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int = 17,
             name: str | None = None) -> Any:
     """`graph` as an ONNX ModelProto (float32, default domain, `opset` >= 11), also
-    written to `path` when given. Any runtime can run it: weights are written dense.
+    written to `path` when given. Any runtime can run it: weights are written dense, every
+    format (pyruntime.formats) as its float32 dense view, so an f16, bf16, qc8 or sparse
+    weight exports uncompressed and computes exactly as pyruntime's dense view does.
 
-    Raises UnsupportedOpError listing every node that has no ONNX spelling at this opset
-    (or uses a weight format with no dense float32 view), GraphError for malformed nodes.
+    Raises UnsupportedOpError listing every node that has no ONNX spelling at this opset,
+    WeightFormatError for a malformed weight, GraphError for malformed nodes.
     """
     onnx = import_onnx()
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
@@ -74,12 +77,7 @@ class _Exporter:
     def run(self, name: str) -> Any:
         h, tp = self.h, self.onnx.TensorProto
         for wname, w in self.graph.weights.items():
-            try:
-                arr = np.asarray(w.numpy(), dtype=np.float32)
-            except NotImplementedError:
-                self.issues.append(f"weight {wname!r}: format {w.format!r} has no dense "
-                                   "float32 view to export")
-                continue
+            arr = np.asarray(formats.dense_f32(w, wname), dtype=np.float32)
             self.inits.append(self.onnx.numpy_helper.from_array(arr, wname))
         for i, n in enumerate(self.graph.nodes):
             fn = getattr(self, f"_op_{n.op}", None)

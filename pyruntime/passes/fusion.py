@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import formats
+from ..errors import WeightFormatError
 from ..graph import Graph, Node, ValueInfo, Weight
 from ..shapes import ACTIVATION_OPS, consumers, infer_shapes, node_attrs, producers, validate
 
@@ -93,7 +95,18 @@ def drop_identity(g: Graph) -> Graph:
 def fold_batchnorm(g: Graph) -> Graph:
     """Fold BatchNormalization into the Conv/Gemm producing its input when that output
     feeds only the BatchNorm and the producer has no fused activation or residual:
-    W' = W * s, B' = (B - mean) * s + beta with s = scale / sqrt(var + eps)."""
+    W' = W * s, B' = (B - mean) * s + beta with s = scale / sqrt(var + eps).
+
+    Weight formats are kept, and results change by no more than float32 rounding: W' (and
+    B' when B exists) is re-encoded like the original (`formats.encode_like`: a sparse W
+    keeps its pattern and block, int8 values are requantized per output channel; a new
+    B' is f32), and the BatchNorm is folded only when the re-encoded weights equal the
+    folded ones to float32 precision. That holds for f32, float csr/bsr, and qc8 or int8
+    csr/bsr along the output channels (requantizing moves each channel's factor into its
+    scale and, when negative, flips that channel's int8 signs). It does not hold for
+    f16/bf16 (folding would round every weight again) or int8 quantized along another
+    axis: those BatchNorms stay their own step, as does one whose folded weights do not
+    fit the format at all (f16 overflow, non-finite values for int8)."""
     validate(g)
     cons, prod = consumers(g), producers(g)
     taken = _used_names(g)
@@ -107,22 +120,42 @@ def fold_batchnorm(g: Graph) -> Graph:
         if p is None or p.op not in ("Conv", "Gemm") or _sole_consumer(g, cons, bn.inputs[0]) != i:
             continue
         pa = node_attrs(p)
-        params = [*bn.inputs[1:], p.inputs[1]] + ([p.inputs[2]] if len(p.inputs) > 2 and
-                                                  p.inputs[2] else [])
-        if pa["activation"] is not None or pa["residual"] or not all(
-                x in weights and weights[x].format == "f32" for x in params):
+        has_b = len(p.inputs) > 2 and bool(p.inputs[2])
+        params = [*bn.inputs[1:], p.inputs[1]] + ([p.inputs[2]] if has_b else [])
+        if pa["activation"] is not None or pa["residual"] or not all(x in weights
+                                                                     for x in params):
             continue
         scale, beta, mean, var = (weights[x].numpy().astype(np.float64) for x in bn.inputs[1:])
         s = scale / np.sqrt(var + node_attrs(bn)["epsilon"])
-        w = weights[p.inputs[1]].numpy().astype(np.float64)
+        w_old = weights[p.inputs[1]]
+        w = w_old.numpy().astype(np.float64)
         w = w * (s[:, None, None, None] if p.op == "Conv" else s[None, :])
-        b = weights[p.inputs[2]].numpy().astype(np.float64) if len(params) == 6 else 0.0
+        b = weights[p.inputs[2]].numpy().astype(np.float64) if has_b else 0.0
+        b = (b - mean) * s + beta
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):
+                w_new = formats.encode_like(w, w_old)
+                b_new = formats.encode_like(b, weights[p.inputs[2]]) if has_b else Weight.f32(b)
+        except WeightFormatError:
+            continue       # not representable in the weight's format: keep the BatchNorm
+        if not (_as_exact_as_f32(w_new, w) and _as_exact_as_f32(b_new, b)):
+            continue       # the format would round the folded weights again: keep it
         wn, bname = _fresh(p.inputs[1] + "_bn", taken), _fresh(bn.outputs[0] + "_bias", taken)
-        weights[wn], weights[bname] = Weight.f32(w), Weight.f32((b - mean) * s + beta)
+        weights[wn], weights[bname] = w_new, b_new
         p.inputs = [p.inputs[0], wn, bname, *p.inputs[3:]]
         p.outputs = list(bn.outputs)
         nodes[j], nodes[i] = None, p  # the fused node takes the BatchNorm's place
     return _prune(g, _copy(g, [n for n in nodes if n is not None], weights))
+
+
+def _as_exact_as_f32(new: Weight, want: np.ndarray) -> bool:
+    """Whether `new`'s dense view equals `want` (float64) up to float32 rounding."""
+    got = new.numpy().astype(np.float64)
+    want = np.broadcast_to(np.asarray(want, np.float64), got.shape)
+    with np.errstate(invalid="ignore"):
+        ok = (np.abs(got - want) <= 1e-6 * np.abs(want) + float(np.finfo(np.float32).tiny)) \
+            | (got == want) | (np.isnan(got) & np.isnan(want))
+    return bool(ok.all())
 
 
 # ---------------------------------------------------------------- activation fusion

@@ -14,6 +14,11 @@ parameters. What the loop guarantees:
 - Frozen-zero masks: masked entries are zero at the start, get zero gradient, and are
   reset to exactly +0.0 after every update, so a pruned model is fine-tuned without
   regrowing weights.
+- Weight formats (pyruntime.formats): every format trains through its dense float32
+  view and is written back in its own format (`formats.encode_like`). A sparse weight
+  (csr/bsr) is always masked by its pattern, so the entries it does not store stay zero
+  and the result keeps its pattern and block; f16/bf16 weights are rounded back. int8
+  formats (qc8, int8 csr/bsr) are not trainable: they stay fixed as their dense view.
 - Early stopping on a validation split (or given validation data): the weights of the
   epoch with the lowest validation loss are returned (restore_best=True).
 - The input Graph is never modified; a new Graph with new weight arrays is returned.
@@ -32,7 +37,8 @@ from typing import Any, Callable, Hashable, Iterable, Mapping
 import numpy as np
 
 from ..errors import DTypeError, InputError, ShapeError, WeightShapeError
-from ..graph import Graph, ValueInfo, Weight
+from .. import formats
+from ..graph import Graph, ValueInfo
 from ..shapes import infer_shapes, node_attrs, producers
 from ..xla._deps import require
 from ..xla.to_jax import dense_weights, lower
@@ -113,13 +119,24 @@ def logits_value(graph: Graph) -> str:
 
 
 def default_trainable(graph: Graph) -> list[str]:
-    """Every dense f32 weight except BatchNormalization mean/variance (inputs 3, 4)."""
+    """Every weight of a float format (f32, f16, bf16, csr/bsr with float32 values) except
+    BatchNormalization mean/variance (inputs 3, 4); int8 formats stay fixed."""
     stats = {n.inputs[k] for n in graph.nodes if n.op == "BatchNormalization" for k in (3, 4)}
-    return [k for k, w in graph.weights.items() if w.format == "f32" and k not in stats]
+    return [k for k, w in graph.weights.items() if formats.trainable(w) and k not in stats]
 
 
 def _masks(graph: Graph, masks: Any, trainable: list[str]) -> dict[str, np.ndarray]:
-    """name -> bool array (True = trainable entry) for the masked weights."""
+    """name -> bool array (True = trainable entry) for the masked weights: the user's
+    masks, and the pattern of every sparse weight (its unstored entries never train)."""
+    out = _user_masks(graph, masks, trainable)
+    for k in trainable:
+        p = formats.pattern(graph.weights[k])
+        if p is not None:
+            out[k] = p & out[k] if k in out else p
+    return out
+
+
+def _user_masks(graph: Graph, masks: Any, trainable: list[str]) -> dict[str, np.ndarray]:
     if masks is None:
         return {}
     if isinstance(masks, str):
@@ -252,9 +269,10 @@ def train_loop(graph: Graph, x: np.ndarray, targets: Mapping[str, np.ndarray],
     for k in names:
         if k not in graph.weights:
             raise InputError(f"trainable weight {k!r} is not in graph {graph.name!r}")
-        if graph.weights[k].format != "f32":
-            raise InputError(f"weight {k!r} has format {graph.weights[k].format!r}; only f32 "
-                             f"weights can be trained")
+        if not formats.trainable(graph.weights[k]):
+            raise InputError(f"weight {k!r} has format {graph.weights[k].format!r} with int8 "
+                             f"values, which cannot be trained (train the float model, then "
+                             f"quantize)")
     if not names:
         raise InputError(f"graph {graph.name!r} has no trainable weights")
     mask_np = _masks(graph, masks, names)
@@ -341,10 +359,9 @@ def _new_graph(graph: Graph, trained: dict[str, np.ndarray]) -> Graph:
     weights = {}
     for k, w in graph.weights.items():
         if k in trained:
-            weights[k] = Weight.f32(np.array(trained[k], dtype=np.float32))
+            weights[k] = formats.encode_like(np.array(trained[k], dtype=np.float32), w)
         else:
-            weights[k] = Weight(w.format, {a: np.array(v, copy=True)
-                                           for a, v in w.arrays.items()})
+            weights[k] = w.copy()
     return Graph(inputs=[ValueInfo(v.name, tuple(v.shape), v.dtype) for v in graph.inputs],
                  outputs=list(graph.outputs), nodes=[n.copy() for n in graph.nodes],
                  weights=weights, name=graph.name)
@@ -391,7 +408,9 @@ def fit(graph: Graph, x: Any, y: Any, *, loss: str | LossFn = "cross_entropy",
     that many epochs without a validation-loss improvement > min_delta.
     masks: None; "zeros" (freeze the exact zeros of every Conv/Gemm kernel, e.g. after
     pruning); or {weight name: bool array, True = trainable}. Masked entries stay 0.
-    trainable: weight names to train (default: all f32 weights but BN statistics).
+    Sparse (csr/bsr) weights are always masked by their pattern as well.
+    trainable: weight names to train (default: every weight of a float format, i.e. not
+    qc8 or int8 sparse, but BN statistics). Trained weights keep their format.
     """
     jax = require("jax")
     jnp = jax.numpy

@@ -11,8 +11,8 @@ The same function serves the TPU/GPU path (`rt.xla.export`) and the trainer
   fp32 accumulation on every backend (TPUs otherwise multiply in bf16), so outputs
   match the CPU Session to ~1e-5 relative. "default" trades that for speed on TPU/GPU.
 - Weights: every graph weight becomes one float32 entry of `params` (a dict keyed by
-  the weight's name). Dense formats only: a weight whose format cannot give a dense
-  float32 view (`Weight.numpy()`) raises UnsupportedOpError naming it.
+  the weight's name): its dense float32 view (`Weight.numpy()`, pyruntime.formats), so
+  f16, bf16, qc8 and sparse weights compute as dense float32 in XLA.
 - Symbolic batch: only the first dim may be symbolic; every spatial size is static, so
   pooling windows and counts are computed in Python at trace time.
 """
@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import DTypeError, GraphError, InputError, ShapeError, UnsupportedOpError
+from .. import formats
 from ..graph import Graph, Node
 from ..shapes import infer_shapes, node_attrs, pool_extent
 from ._deps import require
@@ -35,18 +36,10 @@ PRECISIONS = ("highest", "high", "default")
 
 
 def dense_weights(graph: Graph) -> dict[str, np.ndarray]:
-    """Every weight of `graph` as a new float32 numpy array (never a view of the graph's)."""
-    out = {}
-    for name, w in graph.weights.items():
-        try:
-            a = w.numpy()
-        except NotImplementedError:
-            raise UnsupportedOpError(
-                f"weight {name!r} has format {w.format!r}, which has no dense float32 "
-                f"view; the XLA lowering needs dense weights (convert it to f32 first)"
-            ) from None
-        out[name] = np.array(a, dtype=np.float32, copy=True)
-    return out
+    """Every weight of `graph` as a new float32 numpy array (its dense view, never a view
+    of the graph's arrays). A malformed weight raises WeightFormatError naming it."""
+    return {name: np.array(formats.dense_f32(w, name), dtype=np.float32, copy=True)
+            for name, w in graph.weights.items()}
 
 
 def _precision(p: str) -> Any:
