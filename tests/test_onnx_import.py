@@ -811,16 +811,9 @@ def test_zoo_models_export_to_onnxruntime(name, optimized):
         assert_close(back[k], want[k])
 
 
-def _session_or_skip():
-    from pyruntime.onnx.conformance import session_available
-    if not session_available():
-        pytest.skip("rt.compile is not implemented in this build")
-
-
 @pytest.mark.parametrize("build,shape", [(small_cnn, (3, 17, 15)), (mlp, (784,))])
 @pytest.mark.parametrize("batch", [1, 5])
 def test_imported_models_compile_and_match_onnxruntime(build, shape, batch):
-    _session_or_skip()
     m = build()
     feeds = {"x": f32(batch, *shape)}
     want = ort_run(m, feeds)
