@@ -77,8 +77,6 @@ DOCUMENTED_REJECTIONS: dict[str, str] = {
     "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False": _POOL3D,
     "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True": _POOL3D,
     "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False": _POOL3D,
-    "test_averagepool_2d_dilations": "AveragePool with dilations (the IR's AveragePool has "
-                                     "no dilation attribute)",
     "test_maxpool_1d_default": _POOL1D,
     "test_maxpool_3d_default": _POOL3D,
     "test_maxpool_3d_dilations": _POOL3D,
@@ -95,8 +93,6 @@ DOCUMENTED_REJECTIONS: dict[str, str] = {
     "test_training_dropout": "Dropout in training mode (random)",
     "test_training_dropout_mask": "Dropout in training mode (random)",
     "test_training_dropout_zero_ratio_mask": "Dropout's mask output",
-    "test_gemm_transposeA": "Gemm transA=1 with a run-time A",
-    "test_gemm_all_attributes": "Gemm transA=1 with a run-time A",
     "test_gelu_tanh_1": "Gelu approximate='tanh' (the IR's Gelu is the exact erf form)",
     "test_gelu_tanh_2": "Gelu approximate='tanh' (the IR's Gelu is the exact erf form)",
     "test_constant": "a graph whose output is a constant (no inputs)",
