@@ -15,13 +15,18 @@ Ops (ONNX-like names; the ONNX importer canonicalises to exactly these forms):
   Relu(X) | Sigmoid(X) | Tanh(X) | Gelu(X) | Clip(X) attrs min, max (floats, may be
         -inf/inf) | Softmax(X) attrs axis (default -1)
   MaxPool(X) / AveragePool(X)   attrs kernel_shape=(kh, kw), strides, pads (4),
-                         dilations (MaxPool), count_include_pad (AveragePool), 0/1;
+                         dilations=(dh, dw), count_include_pad (AveragePool), 0/1;
                          ceil_mode 0/1 (default 0; ONNX rule: a window must start
-                         inside the input or the top/left padding).
+                         inside the input or the top/left padding). AveragePool's
+                         count_include_pad counts the dilated taps inside the padded
+                         input.
   GlobalAveragePool(X)   [N, C, H, W] -> [N, C, 1, 1]
   Add(A, B)              numpy broadcasting; either side may be a weight.
   Flatten(X)             attrs axis (default 1): [N, ...] -> [N, prod(...)] in NCHW order.
   Reshape(X)             attrs shape: a 2-D target like (0, -1) or (-1, 256); ONNX 0/-1 rules.
+  Transpose(X)           attrs perm (default (1, 0)): X 2-D, Y[i, j] = X[j, i]. The symbolic
+                         batch must stay the first dim, so X has a fixed first dim (the
+                         ONNX importer spells Gemm transA=1 as Transpose + Gemm).
   Identity(X) | Dropout(X)   inference no-ops.
 
 Fused epilogue attrs (set by passes on Conv and Gemm):

@@ -112,6 +112,8 @@ def _eval(node: Node, a: dict, args: list) -> np.ndarray:
     if op == "Reshape":
         target = [x.shape[k] if t == 0 else t for k, t in enumerate(a["shape"])]
         return x.reshape(target)
+    if op == "Transpose":
+        return np.transpose(x, a["perm"])
     if op in ("Identity", "Dropout"):
         return x
     raise AssertionError(op)

@@ -47,11 +47,13 @@ _OPS: dict[str, tuple[int, int, dict[str, Any]]] = {
     "Clip": (1, 1, {"min": -math.inf, "max": math.inf}),
     "Softmax": (1, 1, {"axis": -1}),
     "MaxPool": (1, 1, {"kernel_shape": REQUIRED, "dilations": (1, 1), **_POOL}),
-    "AveragePool": (1, 1, {"kernel_shape": REQUIRED, "count_include_pad": 0, **_POOL}),
+    "AveragePool": (1, 1, {"kernel_shape": REQUIRED, "dilations": (1, 1),
+                           "count_include_pad": 0, **_POOL}),
     "GlobalAveragePool": (1, 1, {}),
     "Add": (2, 2, {}),
     "Flatten": (1, 1, {"axis": 1}),
     "Reshape": (1, 1, {"shape": REQUIRED}),
+    "Transpose": (1, 1, {"perm": (1, 0)}),
     "Identity": (1, 1, {}), "Dropout": (1, 1, {}),
 }
 SUPPORTED_OPS = frozenset(_OPS)
@@ -179,6 +181,11 @@ def node_attrs(node: Node, index: int | None = None) -> dict[str, Any]:
             a[k] = _int(v, w, (0, 1))
         elif k in ("axis",):
             a[k] = _int(v, w)
+        elif k == "perm":
+            a[k] = _ints(v, 2, w, 0)
+            if sorted(a[k]) != [0, 1]:
+                raise GraphError(f"{w}: expected a permutation of (0, 1) (Transpose is 2-D), "
+                                 f"got {v!r}")
         elif k == "shape":
             a[k] = _ints(v, 2, w, -1)
             if a[k].count(-1) > 1:
@@ -378,6 +385,13 @@ def _infer_node(graph: Graph, n: Node, i: int, ins: list) -> tuple:
         return _flatten(where, x, a["axis"])
     if n.op == "Reshape":
         return _reshape(where, x, a["shape"])
+    if n.op == "Transpose":
+        _rank(where, "X", x, 2)
+        y = tuple(x[p] for p in a["perm"])
+        if None in y[1:]:
+            _fail(where, f"Transpose perm {a['perm']}", "the symbolic batch to stay the first "
+                  "dim (only a tensor with a fixed first dim can be transposed)", f"input {x}")
+        return y
     raise AssertionError(n.op)  # every op in _OPS is handled above
 
 

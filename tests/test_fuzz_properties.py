@@ -153,10 +153,8 @@ def test_compile_random_geometry(op, c, oc, h, w, kh, kw, s, d, pads, ceil, cip,
                 attrs.update(act_min=-0.5, act_max=0.5)
         node = Node("Conv", ["x", "w", "b"], ["y"], attrs, name="op")
     else:
-        attrs = dict(kernel_shape=(kh, kw), strides=s, pads=pads, ceil_mode=ceil)
-        if op == "MaxPool":
-            attrs["dilations"] = d
-        else:
+        attrs = dict(kernel_shape=(kh, kw), strides=s, pads=pads, ceil_mode=ceil, dilations=d)
+        if op == "AveragePool":
             attrs["count_include_pad"] = cip
         node = Node(op, ["x"], ["y"], attrs, name="op")
     g = Graph([ValueInfo("x", (None, c, h, w))], ["y"], [node], weights)

@@ -100,8 +100,11 @@ def test_avgpool(isa, rng, kernel, strides, pads, dil, cip):
 
 
 @pytest.mark.parametrize("cip", [False, True])
-@pytest.mark.parametrize("kernel,strides,pads,dil", CASES + [((2, 4), (2, 1), (0, 0, 0, 3), (1, 1)),
-                                                     ((3, 3), (2, 2), (0, 0, 1, 0), (1, 1))])
+@pytest.mark.parametrize("kernel,strides,pads,dil", CASES + [
+    ((2, 4), (2, 1), (0, 0, 0, 3), (1, 1)), ((3, 3), (2, 2), (0, 0, 1, 0), (1, 1)),
+    # dilated windows that ceil_mode runs past the padding (ONNX AveragePool-19)
+    ((2, 2), (1, 1), (0, 0, 0, 0), (2, 2)), ((3, 2), (2, 3), (1, 0, 2, 1), (2, 3)),
+    ((2, 3), (3, 2), (1, 1, 1, 2), (3, 2))])
 def test_avgpool_ceil_mode_divides_by_taps_inside_the_padded_input(isa, rng, kernel, strides,
                                                                    pads, dil, cip):
     """ceil_mode's last window may run past the bottom/right padding: count_include_pad

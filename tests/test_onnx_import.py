@@ -215,11 +215,31 @@ def test_gemm_runtime_c_becomes_add():
     assert [nd.op for nd in g.nodes] == ["Gemm", "Add"]
 
 
-def test_gemm_constant_a_transposed_is_folded_into_runtime_b_rejection():
-    # transA on a run-time A has no canonical form.
-    m = model([oh.make_node("Gemm", ["x", "W"], ["y"], transA=1)], [("x", [5, 2])],
+@pytest.mark.parametrize("trans_b,alpha,beta,bias", [(0, 1.0, 1.0, "none"), (1, 0.25, 0.35, "row"),
+                                                  (0, -1.5, 2.0, "vec"), (1, 1.0, 1.0, "matrix")])
+def test_gemm_trans_a_on_a_runtime_input(trans_b, alpha, beta, bias):
+    """transA=1: A [K, M] is imported as Transpose + Gemm, run by the reference, the
+    compiled Session and onnxruntime (export round trip), all agreeing."""
+    k, m_, n = 5, 2, 3
+    inits = {"W": f32(n, k) if trans_b else f32(k, n)}
+    ins = ["x", "W"]
+    if bias != "none":
+        inits["C"] = {"row": f32(1, n), "vec": f32(n), "matrix": f32(m_, n)}[bias]
+        ins.append("C")
+    node = oh.make_node("Gemm", ins, ["y"], transA=1, transB=trans_b, alpha=alpha, beta=beta)
+    m = model([node], [("x", [k, m_])], [("y", None)], inits, opset=13)
+    x = f32(k, m_)
+    g = check(m, {"x": x})
+    assert [nd.op for nd in g.nodes][:2] == ["Transpose", "Gemm"]
+    got = rt.compile(g, threads=2).run(x)
+    assert_close(got, ort_run(m, {"x": x})["y"], rtol=1e-5)
+
+
+def test_gemm_trans_a_on_a_symbolic_batch_rejected():
+    """A [batch, M] with transA=1 would put the symbolic batch in the second dim."""
+    m = model([oh.make_node("Gemm", ["x", "W"], ["y"], transA=1)], [("x", ["N", 2])],
               [("y", None)], {"W": f32(5, 3)})
-    with pytest.raises(rt.UnsupportedOpError, match="transA=1"):
+    with pytest.raises(rt.UnsupportedOpError, match="transA=1 .* symbolic batch"):
         rt.load_onnx(m)
 
 
@@ -253,7 +273,7 @@ def test_matmul_batched_rejected():
 
 
 def test_weight_computed_from_constants_is_folded():
-    # Transpose is not an IR op, but on constants it is folded away.
+    # ONNX Transpose is not imported on run-time tensors, but on constants it is folded.
     nodes = [oh.make_node("Transpose", ["Wt"], ["W"], perm=[1, 0]),
              oh.make_node("MatMul", ["x", "W"], ["y"])]
     m = model(nodes, [("x", [2, 5])], [("y", None)], {"Wt": f32(3, 5)})
@@ -397,6 +417,27 @@ def test_max_pool(case, dil):
               {"x": f32(2, 3, *p["hw"])})
     if case == "ceil_noop":
         assert g.nodes[0].attrs["ceil_mode"] == 0
+
+
+@pytest.mark.parametrize("cip", [0, 1])
+@pytest.mark.parametrize("case", ["pads", "ceil", "ceil_pads", "rect"])
+def test_average_pool_dilations(case, cip):
+    """AveragePool-19 dilations (with pads, ceil_mode, count_include_pad) against
+    onnxruntime; exported back at opset 19 (older opsets have no such attribute)."""
+    attrs = {"pads": dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], dilations=[2, 2]),
+             "ceil": dict(kernel_shape=[2, 2], strides=[2, 2], dilations=[2, 2], ceil_mode=1),
+             "ceil_pads": dict(kernel_shape=[3, 2], strides=[2, 3], pads=[1, 0, 2, 1],
+                               dilations=[2, 3], ceil_mode=1),
+             "rect": dict(kernel_shape=[2, 3], strides=[1, 2], dilations=[3, 1])}[case]
+    node = oh.make_node("AveragePool", ["x"], ["y"], count_include_pad=cip, **attrs)
+    m = model([node], [("x", ["N", 3, 10, 9])], [("y", None)], opset=19)
+    x = f32(2, 3, 10, 9)
+    g = check(m, {"x": x}, roundtrip=False)
+    assert g.nodes[0].attrs["dilations"] == tuple(attrs["dilations"])
+    assert_close(ort_run(to_onnx(g, opset=19), {"x": x})["y"], ort_run(m, {"x": x})["y"])
+    assert_close(rt.compile(g, threads=2).run(x), ort_run(m, {"x": x})["y"], rtol=1e-5)
+    with pytest.raises(rt.UnsupportedOpError, match="opset >= 19"):
+        to_onnx(g, opset=17)
 
 
 def test_max_pool_storage_order_without_indices_is_fine_indices_rejected():
@@ -811,16 +852,9 @@ def test_zoo_models_export_to_onnxruntime(name, optimized):
         assert_close(back[k], want[k])
 
 
-def _session_or_skip():
-    from pyruntime.onnx.conformance import session_available
-    if not session_available():
-        pytest.skip("rt.compile is not implemented in this build")
-
-
 @pytest.mark.parametrize("build,shape", [(small_cnn, (3, 17, 15)), (mlp, (784,))])
 @pytest.mark.parametrize("batch", [1, 5])
 def test_imported_models_compile_and_match_onnxruntime(build, shape, batch):
-    _session_or_skip()
     m = build()
     feeds = {"x": f32(batch, *shape)}
     want = ort_run(m, feeds)
@@ -846,7 +880,7 @@ def window_op(draw):
     op = draw(st.sampled_from(["Conv", "Conv_dw", "MaxPool", "AveragePool"]))
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if op != "AveragePool" else (1, 1)
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     auto = draw(st.sampled_from(["NOTSET", "NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]))
     if auto.startswith("SAME"):
         dil = (1, 1)  # onnxruntime refuses SAME with dilation
@@ -885,7 +919,9 @@ def test_window_ops_match_onnxruntime(spec):
         node = oh.make_node("Conv", ["x", "W", "B"], ["y"], **attrs)
     else:
         node = oh.make_node(op, ["x"], ["y"], **attrs)
-    m = model([node], [("x", ["N", c, h, w])], [("y", None)], inits)
+    # AveragePool-19 has dilations
+    opset = 19 if op == "AveragePool" and "dilations" in attrs else 17
+    m = model([node], [("x", ["N", c, h, w])], [("y", None)], inits, opset=opset)
     x = f32(2, c, h, w)
     # onnxruntime (and onnx's reference) fail where SAME padding would be negative
     # (stride > kernel; the spec clamps it to 0): test_same_padding_clamped covers it.

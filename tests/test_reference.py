@@ -163,6 +163,36 @@ def test_avgpool(rng, case, hw):
     close(ref_run([Node("AveragePool", ["x"], ["y"], attrs)], x, {}), want)
 
 
+@pytest.mark.parametrize("case", POOL_CASES)
+@pytest.mark.parametrize("dil", [(2, 2), (2, 3)])
+def test_avgpool_dilated(rng, case, dil):
+    """Dilated windows, with count_include_pad and ceil_mode (AveragePool-19)."""
+    k, s, p, ceil, cip = case
+    x = f32(rng, 2, 3, 9, 10)
+    attrs = {"kernel_shape": k, "strides": s, "pads": p, "ceil_mode": ceil,
+             "count_include_pad": cip, "dilations": dil}
+    want = onnx_run([helper.make_node("AveragePool", ["x"], ["y"], **attrs)], x, {})
+    close(ref_run([Node("AveragePool", ["x"], ["y"], attrs)], x, {}), want)
+
+
+def test_avgpool_dilated_by_hand():
+    """3x3 input, 2x2 kernel dilated by 2: the one window reads the four corners."""
+    x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+    y = ref_run([Node("AveragePool", ["x"], ["y"], {"kernel_shape": (2, 2),
+                                                      "dilations": (2, 2)})], x, {})
+    np.testing.assert_array_equal(y, [[[[(0 + 2 + 6 + 8) / 4]]]])
+
+
+@pytest.mark.parametrize("perm", [(1, 0), (0, 1)])
+def test_transpose(rng, perm):
+    x = f32(rng, 5, 7)
+    want = onnx_run([helper.make_node("Transpose", ["x"], ["y"], perm=list(perm))], x, {})
+    got = ref_run([Node("Transpose", ["x"], ["y"], {"perm": perm})], x, {},
+                  batch_symbolic=False)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, x.T if perm == (1, 0) else x)
+
+
 def test_avgpool_by_hand():
     x = np.ones((1, 1, 2, 2), np.float32)
     a = {"kernel_shape": (2, 2), "pads": (1, 1, 0, 0)}

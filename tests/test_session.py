@@ -163,6 +163,13 @@ def test_depthwise_residual(isa, rng):
     ("AveragePool", dict(kernel_shape=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
                          count_include_pad=1)),
     ("AveragePool", dict(kernel_shape=(2, 3), strides=(1, 2))),
+    ("AveragePool", dict(kernel_shape=(3, 3), dilations=(2, 2))),
+    ("AveragePool", dict(kernel_shape=(2, 3), strides=(2, 1), pads=(1, 2, 0, 1),
+                         dilations=(3, 2), count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=(3, 2), strides=(2, 3), pads=(1, 0, 2, 1),
+                         dilations=(2, 3), ceil_mode=1)),
+    ("AveragePool", dict(kernel_shape=(3, 2), strides=(2, 3), pads=(1, 0, 2, 1),
+                         dilations=(2, 3), ceil_mode=1, count_include_pad=1)),
 ])
 def test_pools(isa, rng, op, attrs):
     b = GB(rng, {"x": (None, 5, 9, 11)})
@@ -421,6 +428,24 @@ def test_static_graph_mixes_first_dim(isa, rng):
     assert sess.outputs[0].shape == (1, 120)
     with pytest.raises(rt.ShapeError):
         sess.run({"x": x_of(rng, 3, 3, 4, 5), "v": x_of(rng, 5)})
+
+
+@pytest.mark.parametrize("k,m,n", [(6, 3, 4), (1, 1, 1), (37, 19, 33), (130, 64, 17)])
+def test_transpose_then_gemm_static(isa, rng, k, m, n):
+    """Gemm on A^T (what the ONNX importer makes of transA=1): a static graph."""
+    b = GB(rng, {"a": (k, m)})
+    t = b.op("Transpose", ["a"], perm=(1, 0))
+    y = b.gemm(t, k, n, activation="relu")
+    sess = check(b.graph(y, t), {"a": x_of(rng, k, m)}, isa)
+    assert [r["op"] for r in sess.plan_summary()][:2] == ["transpose", "gemm"]
+
+
+def test_transpose_in_a_dynamic_graph_is_refused(rng):
+    """Where dim 0 is the run's batch (not every input fixed), a transpose would move it."""
+    b = GB(rng, {"x": (None, 4), "a": (3, 5)})
+    g = b.graph(b.gemm("x", 4, 2), b.op("Transpose", ["a"]))
+    with pytest.raises(rt.UnsupportedOpError, match="Transpose .* batch"):
+        rt.compile(g)
 
 
 # ---------------------------------------------------------------- zoo models, memory

@@ -61,6 +61,36 @@ def test_pool_ceil_mode(ceil, h, expect):
     assert g.infer_shapes()["y"] == (1, 1, expect, expect)
 
 
+def test_avgpool_dilations():
+    # h=9, k=3 dilated by 2 (extent 5), stride 2: floor(4/2)+1 = 3; w=8, k=2 dil 3: 8-4+1 = 5
+    g = g1([Node("AveragePool", ["x"], ["y"], {"kernel_shape": (3, 2), "strides": (2, 1),
+                                               "dilations": (2, 3)})], shape=(1, 1, 9, 8))
+    assert g.infer_shapes()["y"] == (1, 1, 3, 5)
+    bad = g1([Node("AveragePool", ["x"], ["y"], {"kernel_shape": (3, 3),
+                                                 "dilations": (4, 1)})], shape=(1, 1, 8, 8))
+    with pytest.raises(rt.ShapeError, match="dilated kernel 9"):
+        validate(bad)
+
+
+@pytest.mark.parametrize("shape,perm,out", [((5, 3), (1, 0), (3, 5)), ((5, 3), (0, 1), (5, 3)),
+                                            ((None, 3), (0, 1), (None, 3))])
+def test_transpose(shape, perm, out):
+    g = g1([Node("Transpose", ["x"], ["y"], {"perm": perm})], shape=shape)
+    assert g.infer_shapes()["y"] == out
+
+
+def test_transpose_default_perm_and_errors():
+    assert g1([Node("Transpose", ["x"], ["y"])], shape=(4, 2)).infer_shapes()["y"] == (2, 4)
+    with pytest.raises(rt.ShapeError, match="symbolic batch to stay the first dim"):
+        validate(g1([Node("Transpose", ["x"], ["y"])], shape=(None, 2)))
+    with pytest.raises(rt.ShapeError, match="rank 2"):
+        validate(g1([Node("Transpose", ["x"], ["y"])], shape=(2, 3, 4)))
+    for perm, match in (((1, 1), "permutation"), ((0, 2), "permutation"),
+                        ((2, 0, 1), "2 integers")):
+        with pytest.raises(rt.GraphError, match=match):
+            validate(g1([Node("Transpose", ["x"], ["y"], {"perm": perm})], shape=(2, 3)))
+
+
 def test_pool_ceil_mode_last_window_must_start_inside():
     # h=5, k=2, s=2, pads 1/1: span=5, ceil -> 4 windows, but the 4th starts at 6 >= 5+1.
     g = g1([Node("MaxPool", ["x"], ["y"], {"kernel_shape": (2, 2), "strides": (2, 2),

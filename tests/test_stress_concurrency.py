@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -106,26 +107,39 @@ def test_load_compile_run_drop_many_threads():
 
 
 def test_drop_session_while_profiling():
-    """The last Python reference goes away while another thread is inside profile()."""
+    """The last Python reference outside goes away while another thread is inside
+    profile(): that call then holds the only one, and the Session dies on that thread
+    when it returns (freed by reference count, not left to the cyclic GC). The session is handed over through a box the thread empties (a
+    closure or a default argument would keep it alive in this frame)."""
     g = rt.zoo.tiny_cnn(seed=6, input_shape=(3, 8, 8))
-    x = np.ones((2, 3, 8, 8), np.float32)
+    x = np.ones((256, 3, 8, 8), np.float32)
+    drops = []
     for _ in range(3):
         s = rt.compile(g, threads=2)
-        started = threading.Event()
-        errors = []
+        n_steps = len(s.plan_summary())
+        box, ref = [s], weakref.ref(s)
+        entered, done = threading.Event(), threading.Event()
+        errors: list = []
 
-        def prof(sess=s):
-            started.set()
+        def prof():
+            sess = box.pop()
+            entered.set()
             try:
-                rows = sess.profile(x, repeat=3)
-                assert len(rows) == len(sess.plan_summary())
+                rows = sess.profile(x, repeat=20)
+                if len(rows) != n_steps:
+                    errors.append(f"{len(rows)} rows for {n_steps} steps")
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(e)
+            finally:
+                done.set()
 
         t = threading.Thread(target=prof)
         t.start()
-        started.wait(TIMEOUT)
+        entered.wait(TIMEOUT)
         del s
-        gc.collect()
+        drops.append(not done.is_set())
         t.join(TIMEOUT)
         assert not t.is_alive() and not errors, errors
+        # Freed by its last reference, on the profiling thread (no cycle waits for the GC).
+        assert ref() is None, "the dropped session outlived its last reference (a cycle?)"
+    assert any(drops), "the session was never dropped while profile() was running"

@@ -127,6 +127,14 @@ def reshape(shape_attr):
     return build
 
 
+def transpose_gemm():
+    """Transpose needs a fixed first dim (a static graph): A [7, 4] -> A^T @ W."""
+    def build():
+        b = GB({"a": (7, 4)})
+        return b.graph(b.op("Gemm", [b.op("Transpose", ["a"]), b.w((7, 5)), b.w((5,), 0.5)])), (7, 4)
+    return build
+
+
 ACTS = [dict(activation="relu"), dict(activation="clip", act_min=-0.25, act_max=0.5),
         dict(activation="clip", act_min=0.0, act_max=math.inf),
         dict(activation="sigmoid"), dict(activation="tanh"), dict(activation="gelu")]
@@ -174,6 +182,11 @@ CASES = {
     "avgpool_ceil_include_pad": unary("AveragePool", kernel_shape=(3, 3), strides=(2, 2),
                                       pads=(1, 1, 1, 1), ceil_mode=1, count_include_pad=1),
     "avgpool_ceil": unary("AveragePool", kernel_shape=(2, 2), strides=(2, 2), ceil_mode=1),
+    "avgpool_dilated": unary("AveragePool", kernel_shape=(3, 2), dilations=(2, 3)),
+    "avgpool_dilated_ceil_include_pad": unary("AveragePool", kernel_shape=(3, 2),
+                                              strides=(2, 3), pads=(1, 0, 2, 1),
+                                              dilations=(2, 3), ceil_mode=1,
+                                              count_include_pad=1),
     "global_avgpool": unary("GlobalAveragePool"),
     "add_self": add("self"), "add_channel_weight": add("chan"),
     "add_weight_first_hw": add("hw"), "add_row_weight": add("w"),
@@ -182,6 +195,7 @@ CASES = {
     "reshape_0_m1": reshape((0, -1)),
     "reshape_m1_15": reshape((-1, 15)),
     "identity": unary("Identity"), "dropout": unary("Dropout"),
+    "transpose_then_gemm": transpose_gemm(),
 }
 
 
@@ -206,7 +220,7 @@ def test_op_parity(case):
     jfn = fn   # eager: JAX caches each primitive per shape, far cheaper than a jit per case
     sess = _session(g)
     rng = np.random.default_rng(3)
-    for batch in (1, 3):
+    for batch in ((1, 3) if shape[0] is None else (shape[0],)):   # a static graph: its own
         x = rng.standard_normal((batch,) + shape[1:]).astype(np.float32)
         got = np.asarray(jfn(params, x))
         _compare(got, run_reference(g, x)[g.outputs[0]], f"{case} batch {batch} vs reference")

@@ -9,6 +9,8 @@
 #                     cannot say about an OpenMP + CPython process).
 #   Default pytest args: the kernel, executor (session/concurrency/stress), loader and
 #   bad-input tests. Exit status is pytest's; any sanitizer report aborts the process.
+#   A lane that cannot run (TSan cannot start Python) exits 1, never 0, unless
+#   PYRUNTIME_LANES_MAY_SKIP=1 (then it says SKIPPED and exits 0). CI never sets it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind="${1:-asan}"; shift || true
@@ -29,6 +31,26 @@ if [ "$kind" = tsan ] && [ "${PYRUNTIME_TSAN_OPENMP:-0}" != 1 ]; then
 elif [ "$kind" = tsan ]; then
   bdir="build/tsan-omp"
 fi
+# Whether TSan can start Python at all, before spending minutes on the build.
+runner=()
+tsan_lib="$(gcc -print-file-name=libtsan.so)"
+if [ "$kind" = tsan ] && ! LD_PRELOAD="$tsan_lib" "$py" -c pass 2>/dev/null; then
+  # GCC's TSan cannot map its shadow memory under high ASLR entropy (newer kernels'
+  # vm.mmap_rnd_bits): retry without address randomisation, else say so and fail (or skip, if allowed).
+  if LD_PRELOAD="$tsan_lib" setarch "$(uname -m)" -R "$py" -c pass 2>/dev/null; then
+    runner=(setarch "$(uname -m)" -R)
+  else
+    # Fail closed: a lane that did not run is a failure (CI relies on it), unless the
+    # caller allows skipping (a developer's machine where TSan cannot work).
+    if [ "${PYRUNTIME_LANES_MAY_SKIP:-0}" = 1 ]; then
+      echo "tools/sanitize.sh: ThreadSanitizer cannot start a Python process here (even with setarch -R): TSan lane SKIPPED (PYRUNTIME_LANES_MAY_SKIP=1)" >&2
+      exit 0
+    fi
+    echo "tools/sanitize.sh: ThreadSanitizer cannot start a Python process here (even with setarch -R): TSan lane FAILED (set PYRUNTIME_LANES_MAY_SKIP=1 to skip it on purpose)" >&2
+    LD_PRELOAD="$tsan_lib" "$py" -c pass || true   # show TSan's own message
+    exit 1
+  fi
+fi
 # -O1 -g1: the usual sanitizer trade-off (fast enough to run the tests, line numbers in
 # reports) at about half the compile time of -O2 -g; asserts stay on (no -DNDEBUG).
 cmake -S . -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
@@ -47,19 +69,8 @@ if [ "$kind" = asan ]; then
   export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1:detect_stack_use_after_return=0:${ASAN_OPTIONS:-}"
   export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 else
-  export LD_PRELOAD="$(gcc -print-file-name=libtsan.so)"
+  export LD_PRELOAD="$tsan_lib"
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
-fi
-runner=()
-if [ "$kind" = tsan ] && ! "$py" -c pass 2>/dev/null; then
-  # GCC's TSan cannot map its shadow memory under high ASLR entropy (newer kernels'
-  # vm.mmap_rnd_bits): retry without address randomisation, else say so and skip.
-  if setarch "$(uname -m)" -R "$py" -c pass 2>/dev/null; then
-    runner=(setarch "$(uname -m)" -R)
-  else
-    echo "tools/sanitize.sh: ThreadSanitizer cannot start a Python process here: TSan lane skipped" >&2
-    exit 0
-  fi
 fi
 if [ "$#" -eq 0 ] && [ "$kind" = tsan ]; then
   set -- tests/test_concurrency.py tests/test_stress_*.py tests/test_serve_native.py

@@ -13,6 +13,7 @@
 #include "../runtime/plan.h"
 #include "../runtime/steps.h"
 #include "bindings.h"
+#include "release_gil.h"
 #include "pyplan.h"
 #include "pyrt/dispatch.h"
 
@@ -153,7 +154,7 @@ py::list run_plan(PyPlan& self, const py::sequence& feeds, std::vector<double>* 
     out[i] = outs.back().mutable_data();
   }
   {
-    py::gil_scoped_release release;
+    ReleaseGil release;
     p.run(batch, in.data(), out.data(), times);
   }
   py::list r;

@@ -11,6 +11,7 @@
 
 #include "../serve/serve_engine.h"
 #include "bindings.h"
+#include "release_gil.h"
 #include "pyplan.h"
 
 namespace py = pybind11;
@@ -25,7 +26,7 @@ struct PyEngine {
 
   ~PyEngine() {
     if (e) {
-      py::gil_scoped_release release;
+      ReleaseGil release;
       e->close(false);
       e.reset();
     }
@@ -83,7 +84,7 @@ void bind_serve(py::module_& m) {
   py::class_<PyTicket>(m, "ServeTicket", "One request in a ServeEngine.")
       .def("wait", [](PyTicket& t, const py::object& timeout) {
              const double s = timeout.is_none() ? -1.0 : std::max(0.0, timeout.cast<double>());
-             py::gil_scoped_release release;
+             ReleaseGil release;
              return t.r->wait(s);
            }, py::arg("timeout") = py::none(),
            "Block (GIL released) until done or `timeout` seconds pass; returns done.")
@@ -93,7 +94,7 @@ void bind_serve(py::module_& m) {
         // Ctrl-C interrupts a waiting caller; then the outcome.
         while (!t.r->is_done()) {
           {
-            py::gil_scoped_release release;
+            ReleaseGil release;
             if (t.r->wait(slice)) break;
           }
           if (PyErr_CheckSignals() != 0) throw py::error_already_set();
@@ -152,7 +153,7 @@ void bind_serve(py::module_& m) {
                                            priority, notify);
                const int rep = inline_ok ? pe.e->claim_inline(r) : -1;
                if (rep >= 0) {
-                 py::gil_scoped_release release;
+                 ReleaseGil release;
                  pe.e->run_inline(r, rep);
                } else {
                  pe.e->enqueue(r);
@@ -170,13 +171,13 @@ void bind_serve(py::module_& m) {
            "idle) run them in this thread instead, with the GIL released.")
       .def("close", [](PyEngine& pe, bool drain) {
         if (!pe.e) return;
-        py::gil_scoped_release release;
+        ReleaseGil release;
         pe.e->close(drain);
       }, py::arg("drain") = true)
       .def("completed", [](PyEngine& pe, double seconds) {
         std::vector<std::shared_ptr<serve::Request>> done;
         if (pe.e) {
-          py::gil_scoped_release release;
+          ReleaseGil release;
           done = pe.e->completed(seconds);
         }
         py::list seqs;

@@ -97,9 +97,16 @@ Engine::Engine(std::vector<const Plan*> plans, Options opt) : opt_(std::move(opt
     reps_.push_back(std::move(r));
   }
   n_in_ = static_cast<int>(reps_.size());
-  for (size_t i = 0; i < reps_.size(); ++i)
-    reps_[i]->thread = std::thread([this, i] { work(static_cast<int>(i)); });
-  reaper_ = std::thread([this] { reap(); });
+  try {
+    for (size_t i = 0; i < reps_.size(); ++i)
+      reps_[i]->thread = std::thread([this, i] { work(static_cast<int>(i)); });
+    reaper_ = std::thread([this] { reap(); });
+  } catch (...) {
+    // A thread that could not start (std::system_error): stop and join those that
+    // did, or destroying them joinable below would be std::terminate.
+    close(false);
+    throw;
+  }
 }
 
 Engine::~Engine() { close(false); }
@@ -605,7 +612,7 @@ void Engine::reap() {
 void Engine::close(bool drain) {
   {
     std::unique_lock<std::mutex> lk(mu_);
-    if (joined_) return;
+    if (all_joined_) return;
     const bool first = !closer_;
     closer_ = true;
     closing_ = true;
@@ -617,8 +624,8 @@ void Engine::close(bool drain) {
     work_cv_.notify_all();
     for (auto& r : reps_) r->wake.notify_all();
     flush(lk);
-    if (!first) {  // another thread joins the workers: wait for it
-      done_cv_.wait(lk, [this] { return joined_; });
+    if (!first) {  // another thread joins the threads: wait until every one is joined
+      done_cv_.wait(lk, [this] { return all_joined_; });
       return;
     }
   }
@@ -634,6 +641,11 @@ void Engine::close(bool drain) {
     flush(lk);
   }
   if (reaper_.joinable()) reaper_.join();
+  // Only now may another close() return (and the engine be destroyed): every
+  // std::thread is joined, none is destroyed joinable.
+  std::lock_guard<std::mutex> g(mu_);
+  all_joined_ = true;
+  done_cv_.notify_all();
 }
 
 std::vector<std::shared_ptr<Request>> Engine::completed(double seconds) {

@@ -208,7 +208,9 @@ class Engine {
   double last_arrival_ = 0, gap_ = 1e-3;
   std::vector<float> sample_;            // one row that ran fine (for probes)
   Counts overall_;
-  bool closing_ = false, stopping_ = false, paused_ = false, joined_ = false;
+  bool closing_ = false, stopping_ = false, paused_ = false;
+  bool joined_ = false;                  // workers joined: the reaper and completed() end
+  bool all_joined_ = false;              // the reaper joined too: close() is over
   bool closer_ = false;                  // a close() call is joining the threads
   std::thread reaper_;
 };

@@ -185,6 +185,8 @@ class Lowerer:
             self.vals[out] = self._add(n.inputs[0], n.inputs[1], self.shapes[out])
         elif op in ("Flatten", "Reshape"):
             self._reshape(n)
+        elif op == "Transpose":
+            self._transpose(n, a)
         else:  # validate() rejects unknown ops first; this guards new IR ops
             raise UnsupportedOpError(f"{self._where}: op {op!r} has no CPU lowering")
 
@@ -304,6 +306,23 @@ class Lowerer:
             self.vals[n.outputs[0]] = self._to_nhwc(flat.id, yshape)
         else:
             self.vals[n.outputs[0]] = _Val(self.plan.add_alias(flat.id), yshape, self.static)
+
+    def _transpose(self, n: Node, a: dict) -> None:
+        """2-D transpose on the transpose step. Only in a static graph: elsewhere dim 0 is
+        the run's batch, which a transpose would move."""
+        x = self._act(n.inputs[0])
+        yshape = self.shapes[n.outputs[0]]
+        if a["perm"] == (0, 1):
+            self.vals[n.outputs[0]] = x
+            return
+        if not self.static:
+            raise UnsupportedOpError(
+                f"{self._where}: Transpose of {x.shape} moves data across the batch "
+                f"dimension; the CPU backend transposes only in graphs whose inputs all "
+                f"have a fixed first dim")
+        y = self._new(yshape)
+        self._step("transpose", x.id, y.id, int(x.shape[0]), int(x.shape[1]), 1)
+        self.vals[n.outputs[0]] = y
 
     def _add(self, an: str, bn: str, oshape: tuple) -> _Val:
         """y = a + b with numpy broadcasting, in y's storage order, on contiguous runs.

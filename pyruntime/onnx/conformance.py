@@ -16,7 +16,7 @@ an op variant outside pyruntime's scope, e.g. 3-D pooling; each is listed with i
 in DOCUMENTED_REJECTIONS (importer) or SESSION_REJECTIONS (compiled CPU backend)); or
 failed (wrong numbers, wrong shape, a crash, any other error).
 
-    python -m pyruntime.onnx.conformance [--runner reference|session] [--isolate] [--json F]
+    python -m pyruntime.onnx.conformance [--runner session|reference] [--isolate] [--json F]
 
 prints the per-op table; `--isolate` runs the cases in child processes so that a native
 crash fails one case instead of the run.
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import hashlib
 import importlib
 import json
@@ -47,7 +46,7 @@ from .proto import SUPPORTED_OPS, import_onnx
 
 __all__ = ["SESSION_REJECTIONS", "documented_rejections", "run_isolated", "Case", "CaseResult", "TOLERANCE_OVERRIDES", "load_cases", "DOCUMENTED_REJECTIONS", "PARAM_INPUTS", "RTOL", "ATOL",
            "node_cases", "select_cases", "bind_parameters", "run_case", "run_all",
-           "summary_table", "run_pyruntime", "run_reference_runner", "run_session_runner", "session_available"]
+           "summary_table", "run_pyruntime", "run_reference_runner", "run_session_runner"]
 
 RTOL = 1e-4
 ATOL = 1e-5
@@ -78,8 +77,6 @@ DOCUMENTED_REJECTIONS: dict[str, str] = {
     "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False": _POOL3D,
     "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True": _POOL3D,
     "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False": _POOL3D,
-    "test_averagepool_2d_dilations": "AveragePool with dilations (the IR's AveragePool has "
-                                     "no dilation attribute)",
     "test_maxpool_1d_default": _POOL1D,
     "test_maxpool_3d_default": _POOL3D,
     "test_maxpool_3d_dilations": _POOL3D,
@@ -96,8 +93,6 @@ DOCUMENTED_REJECTIONS: dict[str, str] = {
     "test_training_dropout": "Dropout in training mode (random)",
     "test_training_dropout_mask": "Dropout in training mode (random)",
     "test_training_dropout_zero_ratio_mask": "Dropout's mask output",
-    "test_gemm_transposeA": "Gemm transA=1 with a run-time A",
-    "test_gemm_all_attributes": "Gemm transA=1 with a run-time A",
     "test_gelu_tanh_1": "Gelu approximate='tanh' (the IR's Gelu is the exact erf form)",
     "test_gelu_tanh_2": "Gelu approximate='tanh' (the IR's Gelu is the exact erf form)",
     "test_constant": "a graph whose output is a constant (no inputs)",
@@ -126,25 +121,12 @@ TOLERANCE_OVERRIDES: dict[str, tuple[float, float, str]] = {
 }
 
 
-_FLATTEN_BATCH = "Flatten that moves data across the batch dimension (the CPU backend keeps dim 0)"
-
 #: Cases the compiled CPU Session refuses at compile time (UnsupportedOpError from
-#: rt.compile) although the importer accepts them: limits of the native backend, listed
-#: so that the suite stays honest. With the session runner such a case may be rejected
-#: (or pass, once the backend grows), never fail.
-SESSION_REJECTIONS: dict[str, str] = {
-    "test_add_bcast": "Add broadcasting a computed [5] tensor against [3, 4, 5] (the CPU "
-                      "backend needs computed operands of equal rank)",
-    "test_flatten_axis0": _FLATTEN_BATCH,
-    "test_flatten_axis2": _FLATTEN_BATCH,
-    "test_flatten_axis3": _FLATTEN_BATCH,
-    "test_flatten_negative_axis1": _FLATTEN_BATCH,
-    "test_flatten_negative_axis2": _FLATTEN_BATCH,
-    "test_flatten_negative_axis4": _FLATTEN_BATCH,
-    "test_gemm_default_matrix_bias": "Add of a [M, N] weight that broadcasts over the batch",
-    "test_softmax_axis_0": "Softmax over an axis that is neither the last nor NCHW's channel",
-    "test_softmax_axis_1": "Softmax over an axis that is neither the last nor NCHW's channel",
-}
+#: rt.compile) although the importer accepts them: limits of the native backend. The
+#: Session runner must reject exactly these (plus DOCUMENTED_REJECTIONS) and pass every
+#: other case; a case that starts passing fails tests/test_onnx_backend.py until it is
+#: taken off this list. None today: every case the importer accepts also compiles.
+SESSION_REJECTIONS: dict[str, str] = {}
 
 
 @dataclasses.dataclass
@@ -303,21 +285,9 @@ def run_session_runner(graph: Graph, feeds: dict) -> dict:
 
 
 def run_pyruntime(graph: Graph, feeds: dict) -> dict:
-    """The default runner: the compiled Session, or the reference where it is not built."""
-    runner = run_session_runner if session_available() else run_reference_runner
-    return runner(graph, feeds)
-
-
-@functools.lru_cache(maxsize=None)
-def session_available() -> bool:
-    """Whether rt.compile is implemented in this build (it lands from another branch)."""
-    from ..graph import Node, ValueInfo  # noqa: PLC0415
-    g = Graph([ValueInfo("x", (None, 2))], ["y"], [Node("Relu", ["x"], ["y"])])
-    try:
-        out = run_session_runner(g, {"x": np.ones((1, 2), np.float32)})
-    except NotImplementedError:
-        return False
-    return bool(np.array_equal(np.asarray(out["y"]), np.ones((1, 2))))
+    """The default runner: the compiled CPU Session. There is no fallback: a Session
+    that raises (UnsupportedOpError included) is that case's rejection or failure."""
+    return run_session_runner(graph, feeds)
 
 
 RUNNERS: dict[str, Runner] = {"reference": run_reference_runner,
@@ -380,7 +350,8 @@ def summary_table(results: Sequence[CaseResult]) -> str:
 
 
 def documented_rejections(runner: str) -> dict[str, str]:
-    """Cases this runner may reject: the importer's, plus the Session's compile-time ones."""
+    """Cases this runner rejects (exactly these): the importer's, plus the Session's
+    compile-time ones."""
     if runner == "session":
         return {**DOCUMENTED_REJECTIONS, **SESSION_REJECTIONS}
     return dict(DOCUMENTED_REJECTIONS)
@@ -441,8 +412,9 @@ def run_isolated(runner: str, cache_dir: str | os.PathLike | None = None,
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pyruntime.onnx.conformance",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runner", choices=["auto", *RUNNERS], default="auto",
-                    help="auto: the compiled Session when available, else the reference")
+    ap.add_argument("--runner", choices=list(RUNNERS), default="session",
+                    help="session: the compiled CPU Session (default); reference: the "
+                         "float64 evaluator")
     ap.add_argument("--full", action="store_true",
                     help="generate cases with load_model_tests(kind='node') (all ops, slow)")
     ap.add_argument("--cache", help="directory to cache the generated cases in")
@@ -455,8 +427,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     name = args.runner
-    if name == "auto":
-        name = "session" if session_available() else "reference"
     if args.isolate:
         results = run_isolated(name, args.cache)
     else:

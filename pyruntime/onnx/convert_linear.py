@@ -23,10 +23,10 @@ class LinearOps:
         alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
         trans_a, trans_b = int(a.get("transA", 0)), int(a.get("transB", 0))
         a_name, b_name, c_name = node.input[0], node.input[1], self.inp(node, 2)
-        if trans_a:
-            raise Unsupported(f"transA=1 with a run-time A {a_name!r} (pyruntime's Gemm "
-                               "takes X [M, K] untransposed)")
         x = self.act(a_name, node, "A")
+        xs = self.shapes.get(x)
+        if trans_a:
+            x, xs = self._transposed_a(node, x, xs)
         b = self.float_const(b_name, node, "B")
         if b.ndim != 2:
             raise ModelFormatError(f"Gemm node {node.name!r}: B {b_name!r} has shape "
@@ -34,15 +34,14 @@ class LinearOps:
         with np.errstate(all="ignore"):  # inf/nan weights stay as the model has them
             w = (b.T if trans_b else b).astype(np.float64) * alpha
         k, n = w.shape
-        xs = self.shapes.get(x)
         if xs is not None:
             if len(xs) != 2:
                 raise ModelFormatError(f"Gemm node {node.name!r}: A {a_name!r} has shape "
-                                       f"{self._shape_str(x)}; expected 2-D [M, K]")
+                                       f"{self._shape_str(a_name)}; expected 2-D [M, K]")
             if xs[1] is not None and xs[1] != k:
-                raise ModelFormatError(f"Gemm node {node.name!r}: A {self._shape_str(x)} and "
-                                       f"B{'^T' if trans_b else ''} {list(w.shape)} disagree "
-                                       f"on K")
+                raise ModelFormatError(f"Gemm node {node.name!r}: A{'^T' if trans_a else ''} "
+                                       f"{list(xs)} and B{'^T' if trans_b else ''} "
+                                       f"{list(w.shape)} disagree on K")
         tag = "" if (not trans_b and alpha == 1.0 and b.dtype == np.float32) else "kn"
         wname = self.weight(b_name, w if tag else b, tag)
         out = self.only_output(node)
@@ -76,6 +75,21 @@ class LinearOps:
             self.emit("Gemm", gemm_in, [tmp], name=node.name)
             self.emit("Add", [tmp, post_add], [out], name=f"{node.name}_bias" if node.name
                       else "")
+
+    def _transposed_a(self, node: Any, x: str, xs: tuple | None) -> tuple[str, tuple | None]:
+        """transA=1: A [K, M] becomes a Transpose node's output [M, K]. The IR keeps the
+        symbolic batch in the first dim, so A's first dim must be fixed."""
+        if xs is not None and len(xs) != 2:
+            raise ModelFormatError(f"Gemm node {node.name!r}: A {x!r} has shape "
+                                   f"{self._shape_str(x)}; expected 2-D [K, M] (transA=1)")
+        if xs is not None and xs[0] is None:
+            raise Unsupported(f"transA=1 with a run-time A {x!r} of shape "
+                              f"{self._shape_str(x)} whose first dim is the symbolic batch "
+                              "(A^T would move the batch out of the first dim)")
+        t = self.fresh(f"{x}_T")
+        self.emit("Transpose", [x], [t], {"perm": (1, 0)},
+                  f"{node.name}_transA" if node.name else "")
+        return t, None if xs is None else (xs[1], xs[0])
 
     def _op_MatMul(self, node: Any) -> None:
         a_name, b_name = node.input[0], node.input[1]

@@ -191,9 +191,6 @@ class SpatialOps:
         if min(kernel) < 1 or min(strides) < 1 or min(dil) < 1:
             raise ModelFormatError(f"{op} node {node.name!r}: kernel_shape, strides and "
                                    "dilations must be >= 1")
-        if op == "AveragePool" and dil != (1, 1):
-            raise Unsupported(f"dilations {list(dil)}; pyruntime's AveragePool has no "
-                               "dilation")
         if dil != (1, 1) and a.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
             # The spec's output size ceil(in / stride) needs dilated-kernel padding, but
             # onnxruntime pads for the undilated kernel: the result would depend on whom
@@ -224,10 +221,10 @@ class SpatialOps:
                                    f"the window {ext} (a window would see padding only)")
         attrs: dict[str, Any] = {"kernel_shape": kernel, "strides": strides,
                                  "pads": tuple(pads), "ceil_mode": ceil}
-        if op == "MaxPool":
+        if dil != (1, 1):
             attrs["dilations"] = dil
-            # storage_order only changes the Indices output, rejected above.
-        else:
+        # MaxPool's storage_order only changes the Indices output, rejected above.
+        if op == "AveragePool":
             attrs["count_include_pad"] = cip
         self.emit(op, [src], [outs[0]], attrs, node.name)
 

@@ -248,12 +248,22 @@ class _Exporter:
 
     def _op_AveragePool(self, n: Node) -> None:
         a = n.attrs
-        self.node("AveragePool", [n.inputs[0]], [n.outputs[0]], n.name,
-                  kernel_shape=list(a["kernel_shape"]),
-                  strides=list(a.get("strides", (1, 1))),
-                  pads=list(a.get("pads", (0, 0, 0, 0))),
-                  count_include_pad=int(a.get("count_include_pad", 0)),
-                  ceil_mode=int(a.get("ceil_mode", 0)))
+        attrs = {"kernel_shape": list(a["kernel_shape"]),
+                 "strides": list(a.get("strides", (1, 1))),
+                 "pads": list(a.get("pads", (0, 0, 0, 0))),
+                 "count_include_pad": int(a.get("count_include_pad", 0)),
+                 "ceil_mode": int(a.get("ceil_mode", 0))}
+        dil = list(a.get("dilations", (1, 1)))
+        if dil != [1, 1]:
+            if self.opset < 19:
+                raise UnsupportedOpError(f"AveragePool dilations {dil} need opset >= 19 "
+                                         f"(AveragePool-19 added them); pass opset=19")
+            attrs["dilations"] = dil
+        self.node("AveragePool", [n.inputs[0]], [n.outputs[0]], n.name, **attrs)
+
+    def _op_Transpose(self, n: Node) -> None:
+        self.node("Transpose", [n.inputs[0]], [n.outputs[0]], n.name,
+                  perm=list(n.attrs.get("perm", (1, 0))))
 
     def _op_GlobalAveragePool(self, n: Node) -> None:
         self.node("GlobalAveragePool", [n.inputs[0]], [n.outputs[0]], n.name)

@@ -17,7 +17,9 @@ not block on another future's result."""
 
 from __future__ import annotations
 
+import atexit
 import threading
+import weakref
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Sequence
 
@@ -46,6 +48,25 @@ def native_capable(targets: Sequence[Any]) -> str | None:
     first = targets[0]
     same = all(t.inputs == first.inputs and t.outputs == first.outputs for t in targets)
     return None if same else "the replicas are not the same model"
+
+
+#: Lanes not closed yet (closed at interpreter exit, see _close_at_exit).
+_OPEN: "weakref.WeakSet[NativeLane]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close every engine still open before the interpreter finalizes (queued requests
+    fail with Closed, running batches finish): the resolver thread, and any caller
+    thread still waiting, then leave the engine before CPython stops daemon threads.
+    Without this a process that exited (or raised) with balancers open aborted about
+    once in three runs (the resolver, inside the engine with the GIL released, was ended
+    by CPython while it took the GIL back; the C++ side now also survives that)."""
+    for lane in list(_OPEN):
+        try:
+            lane.close(False)
+        except Exception:  # noqa: BLE001 - exiting anyway; close the others
+            pass
 
 
 def _error(status: int, message: str) -> BaseException:
@@ -77,6 +98,7 @@ class NativeLane:
         self._resolver = threading.Thread(target=self._resolve_loop, daemon=True,
                                           name="pyruntime-serve-resolver")
         self._resolver.start()
+        _OPEN.add(self)
 
     # ------------------------------------------------------------ requests
     def _prepare(self, x: np.ndarray) -> np.ndarray:
@@ -138,6 +160,7 @@ class NativeLane:
     def close(self, drain: bool) -> None:
         self.engine.close(drain)    # every request ends; futures are reported
         self._closed = True
+        _OPEN.discard(self)
         if self._resolver is not threading.current_thread():
             self._resolver.join()
 

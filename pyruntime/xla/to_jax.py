@@ -188,6 +188,8 @@ def _eval(jax: Any, prec: Any, node: Node, a: dict, args: list) -> Any:
             known = math.prod(t for i, t in enumerate(target) if i != k)
             target[k] = math.prod(x.shape) // known  # exact: validate() checked it divides
         return jnp.reshape(x, tuple(target))
+    if op == "Transpose":
+        return jnp.transpose(x, a["perm"])
     if op in ("Identity", "Dropout"):
         return x
     raise UnsupportedOpError(f"op {op!r} has no XLA lowering")  # validate() rejects it first
