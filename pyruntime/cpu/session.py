@@ -61,7 +61,9 @@ class Session:
         self.inputs = [IOInfo(v.name, shapes[v.name], F32) for v in graph.inputs]
         self.outputs = [IOInfo(n, shapes[n], F32) for n in self._out_names]
         #: The input check every Session kind and the load balancer share.
-        self.spec = InputSpec(self.inputs, before_copy=self._check_batch)
+        # (over the plan, not the Session: a bound method would make every Session a
+        # reference cycle, freed only by the cyclic collector)
+        self.spec = InputSpec(self.inputs, before_copy=_arena_check(plan, self.inputs))
         self._step_nodes = step_nodes
         self._step_weights = step_weights or [None] * len(step_nodes)
         # A static graph (all inputs with a fixed first dim) runs as one sample.
@@ -121,11 +123,6 @@ class Session:
                 f"{len(self._step_nodes)}, inputs=[{ins}], outputs=[{outs}])")
 
     # ------------------------------------------------------------ running
-    def _check_batch(self, x: np.ndarray) -> None:
-        """Before an input is copied: the batch's working memory must fit the cap."""
-        if not self._static:
-            self.arena_bytes(x.shape[0])
-
     def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         if self._static:
             return [o[0] for o in self._run([a[None] for a in arrays])]
@@ -150,6 +147,19 @@ class Session:
         return dict(zip(self._out_names, outs))
 
     __call__ = run
+
+
+def _arena_check(plan: Any, inputs: list[IOInfo]) -> Any:
+    """Before an input is copied: the batch's working memory must fit the cap."""
+    static = all(i.shape[0] is not None for i in inputs)
+
+    def check(x: np.ndarray) -> None:
+        if not static:
+            try:
+                plan.arena_bytes(x.shape[0])
+            except _core.SizeError as e:
+                raise ShapeError(f"batch {x.shape[0]} is too large: {e}") from None
+    return check
 
 
 def _threads(threads: Any) -> int:
