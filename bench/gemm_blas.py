@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import pyruntime as rt
 from pyruntime import _core
 from pyruntime.graph import Graph, Node, ValueInfo, Weight
+from run import block_seconds  # bench/run.py (this script's directory is on sys.path)
 
 SHAPES = {
     "main": [(256, 1024, 1024)],
@@ -36,17 +37,6 @@ def gemm_graph(k: int, n: int) -> tuple[Graph, np.ndarray]:
     g = Graph([ValueInfo("x", (None, k))], ["y"], [Node("Gemm", ["x", "W"], ["y"], name="gemm")],
               {"W": Weight.f32(w)}, name=f"gemm_{k}x{n}")
     return g, w
-
-
-def block_time(fn, min_s: float, min_calls: int) -> float:
-    n = 0
-    t0 = time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        dt = time.perf_counter() - t0
-        if n >= min_calls and dt >= min_s:
-            return dt / n
 
 
 def bench_shape(m: int, k: int, n: int, threads: int, isa: str | None, rounds: int,
@@ -75,7 +65,7 @@ def bench_shape(m: int, k: int, n: int, threads: int, isa: str | None, rounds: i
         for name, fn in ((("ours", ours), ("blas", theirs)) if r % 2 == 0
                          else (("blas", theirs), ("ours", ours))):
             time.sleep(pause)
-            t[name] = block_time(fn, min_s, 3)
+            t[name] = block_seconds(fn, 3, min_s)
         ratios.append(t["blas"] / t["ours"])
         g_ours.append(flops / t["ours"] / 1e9)
         g_blas.append(flops / t["blas"] / 1e9)
