@@ -52,16 +52,20 @@ def time_alternating(engines: dict[str, Callable[[], object]], *, blocks: int, c
             order.reverse()
         for name, fn in order:
             time.sleep(pause)
-            n = 0
-            t0 = time.perf_counter()
-            while True:
-                fn()
-                n += 1
-                dt = time.perf_counter() - t0
-                if n >= calls and dt >= min_block_s:
-                    break
-            samples[name].append(dt / n)
+            samples[name].append(block_seconds(fn, calls, min_block_s))
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def block_seconds(fn: Callable[[], object], calls: int, min_s: float = 0.0) -> float:
+    """Seconds per call over one block of at least `calls` calls and `min_s` seconds."""
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        dt = time.perf_counter() - t0
+        if n >= calls and dt >= min_s:
+            return dt / n
 
 
 # ------------------------------------------------------------------------ baselines

@@ -133,6 +133,24 @@ def test_every_epilogue(isa, rng, act, after):
         assert C.min() >= lo and (act == "relu" or C.max() <= 0.45)
 
 
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("after", [False, True])
+def test_epilogue_over_several_panels_at_small_k(isa, rng, act, after):
+    """Small K, several panels: the kernels walk row tiles outside and panels inside
+    (the chunk's B fits in L1). Bias and residual move with each panel, the last one is
+    ragged; also under the executor's column splits and written over its residual."""
+    M, N, K = 29, 150, 16
+    A, B = rand(rng, M, K), rand(rng, K, N)
+    bias, res = rand(rng, N), rand(rng, M, N, lo=-2, hi=2)
+    kw = dict(bias=bias, residual=res, act=act, lo=-0.3, hi=0.45, residual_after_act=after)
+    want = reference(A, B, **kw)
+    for n_split in (1, 3):
+        check(T.gemm(A, B, isa=isa, n_split=n_split, m_split=2, **kw), want)
+    inplace = res.copy()
+    T.gemm(A, B, isa=isa, out=inplace, **dict(kw, residual=inplace))
+    check(inplace, want)
+
+
 @pytest.mark.parametrize("act", ["none", "relu", "gelu"])
 def test_bias_only_and_residual_only(isa, rng, act):
     M, N, K = 9, 70, 40

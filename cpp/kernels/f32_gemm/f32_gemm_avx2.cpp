@@ -62,7 +62,7 @@ namespace {
 constexpr int kMr = 12;
 constexpr int kNr = 16;
 constexpr ptrdiff_t kKc = 1024;
-constexpr ptrdiff_t kMc = 240;
+constexpr ptrdiff_t kMc = 96;
 constexpr ptrdiff_t kNc = 8;
 constexpr const char* kName = "f32_gemm_12x16__avx2";
 #include "f32_gemm_impl.inc"

@@ -42,8 +42,11 @@ struct V {
 constexpr int kMr = 12;
 constexpr int kNr = 32;
 constexpr ptrdiff_t kKc = 1024;  // B panel of up to 128 KiB, kept in L2
-constexpr ptrdiff_t kMc = 240;
-constexpr ptrdiff_t kNc = 8;     // panels per N chunk (C block 240 x 256 beside A in L2)
+constexpr ptrdiff_t kMc = 96;    // 96 rows x kKc of A (384 KiB) + the B panel fit a 1 MiB
+                                 // L2 (Zen 4, Skylake-SP); 240 rows (960 KiB) overflow it.
+                                 // Sapphire Rapids (2 MiB L2), 256x1024x1024, 96 vs 240:
+                                 // 1.00x on 1 and on 2 threads (paired rounds)
+constexpr ptrdiff_t kNc = 8;     // panels per N chunk (C block 96 x 256 beside A in L2)
 constexpr const char* kName = "f32_gemm_12x32__avx512";
 
 #include "f32_gemm_impl.inc"
