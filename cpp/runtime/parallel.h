@@ -1,6 +1,7 @@
-// The one way the runtime uses threads: a static parallel-for over tasks with the
-// session's thread count (OpenMP when built with it, serial otherwise). Kernels never
-// start threads themselves. Tasks must not throw.
+// The one way the runtime uses threads: a parallel-for over tasks with the session's
+// thread count, on the executor's worker pool (threadpool.h), or on OpenMP when
+// PYRUNTIME_THREADING=openmp (kept to compare against). Kernels never start threads
+// themselves.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -8,15 +9,27 @@
 #include <omp.h>
 #endif
 
+#include "threadpool.h"
+
 namespace pyrt {
 
-// Calls f(task, thread_index) for task in [0, n); thread_index < min(threads, n).
-// Threads claim tasks from a shared counter, so a thread the OS delays (a busy machine)
-// leaves its tasks to the others instead of stalling the step. Which thread runs a task
-// never changes its result, so runs stay bit-reproducible.
+// True when PYRUNTIME_THREADING=openmp (and the build has OpenMP). Read once.
+bool use_openmp();
+
+// Calls f(task, thread_index) for task in [0, n); thread_index < min(threads, n), and
+// one thread at a time uses each index (per-thread scratch). The calling thread works
+// too; a thread the OS delays leaves its tasks to the others (see threadpool.h). Which
+// thread runs a task never changes its result, so runs stay bit-reproducible. A task
+// that throws skips the remaining ones; the exception comes out here.
 template <class F>
 void parallel_for(int threads, ptrdiff_t n, const F& f) {
   if (n <= 0) return;
+  if (threads > 1 && n > 1 && !use_openmp()) {
+    ThreadPool::shared().run(
+        threads, n, [](void* ctx, ptrdiff_t i, int t) { (*static_cast<const F*>(ctx))(i, t); },
+        const_cast<void*>(static_cast<const void*>(&f)));
+    return;
+  }
 #ifdef PYRT_HAVE_OPENMP
   if (threads > 1 && n > 1) {
     const int t = n < threads ? static_cast<int>(n) : threads;

@@ -43,7 +43,22 @@ double min_parallel_work() {
   return w;
 }
 
-Plan::Plan(const KernelTable& kt, int threads) : kt_(kt), threads_(threads < 1 ? 1 : threads) {}
+bool use_openmp() {
+#ifdef PYRT_HAVE_OPENMP
+  static const bool omp = [] {
+    const char* p = std::getenv("PYRUNTIME_THREADING");
+    return p && std::string(p) == "openmp";
+  }();
+  return omp;
+#else
+  return false;
+#endif
+}
+
+Plan::Plan(const KernelTable& kt, int threads) : kt_(kt), threads_(threads < 1 ? 1 : threads) {
+  // Start the workers now rather than in the first run.
+  if (threads_ > 1 && !use_openmp()) ThreadPool::shared().reserve(threads_ - 1);
+}
 
 void Plan::check_value(int v) const {
   if (v < 0 || static_cast<size_t>(v) >= values_.size())
