@@ -192,6 +192,65 @@ def run_case(model: str, threads: int, busy: bool, args: argparse.Namespace) -> 
     return rows
 
 
+def calibrate(isas: list[str], repeat: int) -> list[dict]:
+    """Per plan step of small models: its (multiply-adds, bytes), its time on one
+    thread, and on 2 threads with every step split (the pool's threshold at 0). Fits the
+    cost model's rates (ns per multiply-add per ISA, ns per byte) to the 1-thread times
+    and prints where splitting starts to pay. The numbers behind step_ns in plan.cpp."""
+    from pyruntime import _core
+    from pyruntime.train import digits
+
+    cases = [("mlp", rt.zoo.mlp(), (784,), (1, 4, 16, 64)),
+             ("mlp_small", rt.zoo.mlp((256, 128, 64, 10)), (256,), (1, 8)),
+             ("digits_cnn", digits.teacher_cnn(), (1, 8, 8), (1, 4, 16)),
+             ("digits_student", digits.student_cnn(), (1, 8, 8), (1, 16)),
+             ("mobilenetv2_96", rt.zoo.mobilenetv2_style((3, 96, 96), width=0.5), (3, 96, 96), (1,))]
+    rows = []
+    old = _core.testing.min_parallel_us()
+    try:
+        for isa in isas:
+            for name, g, shape, batches in cases:
+                s1 = rt.compile(g, threads=1, isa=isa)
+                s2 = rt.compile(g, threads=2, isa=isa)
+                for b in batches:
+                    x = np.random.default_rng(0).standard_normal((b, *shape)).astype(np.float32)
+                    work = s1._plan.step_work(b)
+                    _core.testing.set_min_parallel_us(1e12)
+                    for _ in range(50):
+                        s1.run(x)
+                    p1 = s1.profile(x, repeat=repeat)
+                    _core.testing.set_min_parallel_us(0)
+                    for _ in range(50):
+                        s2.run(x)
+                    p2 = s2.profile(x, repeat=repeat)
+                    for (macs, nbytes), a, c in zip(work, p1, p2):
+                        if a["op"] == "copy":
+                            continue
+                        rows.append({"isa": isa, "model": name, "batch": b, "op": a["op"],
+                                     "macs": macs, "bytes": nbytes, "t1": a["seconds"],
+                                     "t2": c["seconds"]})
+    finally:
+        _core.testing.set_min_parallel_us(old)
+    # Least squares on relative error: t1 ~ macs * r_isa + bytes * r_byte.
+    cols = isas + ["byte"]
+    A = np.array([[r["macs"] if r["isa"] == i else 0.0 for i in isas] + [r["bytes"]] for r in rows])
+    t = np.array([r["t1"] for r in rows])
+    w = 1.0 / np.maximum(t, 1e-7)
+    coef, *_ = np.linalg.lstsq(A * w[:, None], t * w, rcond=None)
+    fit = dict(zip(cols, coef * 1e9))
+    print("fitted ns per multiply-add:", {i: round(fit[i], 4) for i in isas},
+          "ns per byte:", round(fit["byte"], 4))
+    print("in use:", {i: round(_core.testing.step_us(i, 1e6, 0) * 1e-3, 4) for i in isas},
+          round(_core.testing.step_us(isas[0], 0, 1e6) * 1e-3, 4),
+          f"threshold {_core.testing.min_parallel_us():.1f} us")
+    print(f"{'isa':7} {'model':15} {'b':>3} {'op':15} {'est us':>7} {'1t us':>7} {'2t us':>7} {'2t/1t':>6}")
+    for r in sorted(rows, key=lambda r: (r["isa"], _core.testing.step_us(r["isa"], r["macs"], r["bytes"]))):
+        est = _core.testing.step_us(r["isa"], r["macs"], r["bytes"])
+        print(f"{r['isa']:7} {r['model']:15} {r['batch']:3d} {r['op']:15} {est:7.2f} "
+              f"{r['t1'] * 1e6:7.2f} {r['t2'] * 1e6:7.2f} {r['t2'] / max(r['t1'], 1e-9):6.2f}")
+    return rows
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -231,12 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="*", default=None,
                     help="worker-pool settings timed side by side, each SPIN_US[:ASIDE] "
                          "(e.g. 20 100:0 1000); default: as the environment sets it")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="time every step of small models on 1 and 2 threads and fit the "
+                         "cost model instead (prints the table)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
     unknown = set(names) - set(models())
     if unknown:
         ap.error(f"unknown models {sorted(unknown)}; known: {sorted(models())}")
+    if args.calibrate:
+        from pyruntime import _core
+        isas = [i for i in ("avx512", "avx2", "scalar") if _core.isa_supported(i)]
+        calibrate(isas, repeat=200)
+        return 0
     loads = {"off": [False], "on": [True], "both": [False, True]}[args.busy]
     env = {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
                                           "PYRUNTIME_SPIN_US", "PYRUNTIME_POOL")}

@@ -170,6 +170,62 @@ def test_parked_workers_wake():
         T.set_pool_spin_us(old)
 
 
+def conv_net(rng, c, hw, oc, k, stride, residual):
+    from test_session import GB
+
+    b = GB(rng, {"x": (None, c, hw, hw)})
+    p = k // 2
+    y = b.conv("x", c, oc, k, stride, (p, p, p, p))
+    if residual:  # fused into the conv's epilogue
+        y = b.op("Add", [y, b.conv("x", c, oc, 1, stride)])
+    return b.graph(b.op("Relu", [y]))
+
+
+@pytest.mark.parametrize("c,hw,oc,k,stride,residual", [
+    (64, 4, 64, 3, 1, False),    # 16 pixels: blocks of output channels per thread
+    (17, 4, 96, 3, 1, True),     # 16 pixels, 3 channel blocks, fused residual
+    (5, 3, 70, 3, 1, True),      # 9 pixels, a partial channel block
+    (32, 8, 64, 3, 1, True),     # 64 pixels: row tiles per thread
+    (3, 11, 40, 5, 2, False),    # 36 pixels, 40 channels (one block)
+    (8, 2, 256, 1, 1, False),    # 1x1: a GEMM
+])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_split_conv_equals_one_thread(rng, isa, c, hw, oc, k, stride, residual, batch):
+    from pyruntime.reference import run_reference
+
+    g = conv_net(rng, c, hw, oc, k, stride, residual)
+    x = rng.standard_normal((batch, c, hw, hw)).astype(np.float32)
+    want = rt.compile(g, threads=1, isa=isa).run(x)
+    ref = run_reference(g, x)
+    ref = ref if isinstance(ref, np.ndarray) else next(iter(ref.values()))
+    np.testing.assert_allclose(want, ref, rtol=1e-4, atol=1e-4)
+    for threads in (2, 3, 5):
+        s = rt.compile(g, threads=threads, isa=isa)
+        for _ in range(5):
+            assert np.array_equal(s.run(x), want)
+
+
+def test_cost_model_keeps_small_steps_on_one_thread(rng):
+    old = T.min_parallel_us()
+    T.set_min_parallel_us(5.0)
+    try:
+        assert T.step_us("avx2", 1e6, 0) > T.step_us("avx512", 1e6, 0) > 0
+        assert T.step_us("scalar", 1e6, 0) > T.step_us("avx2", 1e6, 0)
+        tiny = rt.compile(rt.zoo.mlp((16, 8, 4)), threads=2)
+        big = rt.compile(rt.zoo.mlp((784, 512, 10)), threads=2)
+        xt = rng.standard_normal((1, 16)).astype(np.float32)
+        xb = rng.standard_normal((1, 784)).astype(np.float32)
+        a = T.pool_stats()["claimed"]
+        for _ in range(20):
+            tiny.run(xt)
+        assert T.pool_stats()["claimed"] == a  # no loop handed to the pool
+        for _ in range(20):
+            big.run(xb)
+        assert T.pool_stats()["claimed"] >= a + 20  # 784x512 is split
+    finally:
+        T.set_min_parallel_us(old)
+
+
 def test_session_results_do_not_depend_on_threads(rng):
     g = rt.zoo.mlp((300, 200, 100, 10))
     x = rng.standard_normal((5, 300)).astype(np.float32)

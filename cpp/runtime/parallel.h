@@ -9,6 +9,8 @@
 #include <omp.h>
 #endif
 
+#include "plan.h"
+#include "pyrt/kernels.h"
 #include "threadpool.h"
 
 namespace pyrt {
@@ -48,12 +50,22 @@ void parallel_for(int threads, ptrdiff_t n, const F& f) {
   for (ptrdiff_t i = 0; i < n; ++i) f(i, 0);
 }
 
-// Work (multiply-adds or element operations) below which a step runs on one thread:
-// 64K normally; 1M when OMP_WAIT_POLICY=passive, where every parallel region pays a
-// wake-up of sleeping threads (tens of microseconds). Read once.
-double min_parallel_work();
-inline int threads_for(int threads, double work) {
-  return work < min_parallel_work() ? 1 : threads;
+// The cost model that decides whether a step is worth a parallel loop: its estimated
+// time on one thread from the multiply-adds (or element operations) it does and the
+// bytes it reads and writes, at rates measured on this project's machine per ISA (see
+// step_ns in plan.cpp). A step estimated below min_parallel_ns() runs on the calling
+// thread alone: handing out tasks, a worker's start, and the cache lines its results
+// take back to the caller's core cost more than the split saves.
+double step_ns(Isa isa, double macs, double bytes);
+// PYRUNTIME_MIN_PARALLEL_US (microseconds) or the measured default; settable for
+// tests and benchmarks.
+double min_parallel_ns();
+void set_min_parallel_ns(double ns);
+inline int threads_for(int threads, Isa isa, double macs, double bytes) {
+  return threads > 1 && step_ns(isa, macs, bytes) >= min_parallel_ns() ? threads : 1;
+}
+inline int threads_for(int threads, Isa isa, const Work& w) {
+  return threads_for(threads, isa, w.macs, w.bytes);
 }
 
 inline ptrdiff_t ceil_div(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }

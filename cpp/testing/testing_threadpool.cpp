@@ -15,6 +15,7 @@
 #include "../bindings/bindings.h"
 #include "../runtime/parallel.h"
 #include "../runtime/threadpool.h"
+#include "pyrt/dispatch.h"
 
 namespace py = pybind11;
 
@@ -148,6 +149,12 @@ void bind_testing_threadpool(py::module_& testing) {
   testing.def("pool_spin_us", [] { return ThreadPool::spin_us(); });
   testing.def("set_pool_spin_us", [](double us) { ThreadPool::set_spin_us(us); }, py::arg("us"));
   testing.def("set_pool_step_aside", [](bool on) { ThreadPool::set_step_aside(on); }, py::arg("on"));
+  testing.def("min_parallel_us", [] { return min_parallel_ns() * 1e-3; },
+              "Estimated single-thread step time below which a step runs on one thread.");
+  testing.def("set_min_parallel_us", [](double us) { set_min_parallel_ns(us * 1e3); }, py::arg("us"));
+  testing.def("step_us", [](const std::string& isa, double macs, double bytes) {
+    return step_ns(parse_isa(isa), macs, bytes) * 1e-3;
+  }, py::arg("isa"), py::arg("macs"), py::arg("bytes"), "The cost model's estimate of a step.");
   testing.def("threading", [] { return std::string(use_openmp() ? "openmp" : "pool"); });
 }
 
