@@ -255,9 +255,3 @@ def test_fork_child_gets_a_working_pool(rng):
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     assert np.array_equal(sess.run(x), want)
-
-
-def test_threading_backend_is_the_pool():
-    assert T.threading() in ("pool", "openmp")
-    if "PYRUNTIME_THREADING" not in os.environ:
-        assert T.threading() == "pool"

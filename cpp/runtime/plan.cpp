@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <system_error>
 
 #include "parallel.h"
 #include "steps.h"
@@ -60,21 +60,15 @@ std::atomic<double>& min_parallel_ref() {
 double min_parallel_ns() { return min_parallel_ref().load(std::memory_order_relaxed); }
 void set_min_parallel_ns(double ns) { min_parallel_ref().store(ns >= 0 ? ns : 0, std::memory_order_relaxed); }
 
-bool use_openmp() {
-#ifdef PYRT_HAVE_OPENMP
-  static const bool omp = [] {
-    const char* p = std::getenv("PYRUNTIME_THREADING");
-    return p && std::string(p) == "openmp";
-  }();
-  return omp;
-#else
-  return false;
-#endif
-}
-
 Plan::Plan(const KernelTable& kt, int threads) : kt_(kt), threads_(threads < 1 ? 1 : threads) {
-  // Start the workers now rather than in the first run.
-  if (threads_ > 1 && !use_openmp()) ThreadPool::shared().reserve(threads_ - 1);
+  // Start the workers now rather than in the first run (if the OS refuses threads, runs
+  // use the workers there are).
+  if (threads_ > 1) {
+    try {
+      ThreadPool::shared().reserve(threads_ - 1);
+    } catch (const std::system_error&) {
+    }
+  }
 }
 
 void Plan::check_value(int v) const {

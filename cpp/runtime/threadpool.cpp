@@ -20,6 +20,8 @@
 #if defined(__linux__)
 #include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 namespace pyrt {
@@ -69,17 +71,25 @@ int current_cpu() {
 #endif
 }
 
-// Moves the calling thread to another CPU it may run on (by narrowing its affinity mask
-// for a moment: the kernel migrates it at once, and the mask is then restored).
-void move_off_cpu(int cpu) {
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Moves thread `tid` (0: the calling thread) to another CPU it may run on, by narrowing
+// its affinity mask for a moment: the kernel migrates it at once (a waiting thread to
+// the other CPU's run queue), and the mask is then restored.
+void move_off_cpu(int tid, int cpu) {
 #if defined(__linux__)
   cpu_set_t all, other;
-  if (sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) < 2) return;
+  if (sched_getaffinity(static_cast<pid_t>(tid), sizeof all, &all) != 0 || CPU_COUNT(&all) < 2) return;
   other = all;
   CPU_CLR(cpu, &other);
-  if (CPU_COUNT(&other) == 0 || sched_setaffinity(0, sizeof other, &other) != 0) return;
-  sched_setaffinity(0, sizeof all, &all);
+  if (CPU_COUNT(&other) == 0 || sched_setaffinity(tid, sizeof other, &other) != 0) return;
+  sched_setaffinity(tid, sizeof all, &all);
 #else
+  (void)tid;
   (void)cpu;
 #endif
 }
@@ -92,7 +102,11 @@ struct alignas(64) ThreadPool::Worker {
   std::atomic<bool> sleeping{false};
   std::atomic<bool> held{false};
   std::atomic<uint64_t> claimed{0}, revoked{0}, woken{0}, parked{0}, moved{0};
-  std::chrono::steady_clock::time_point last_move{};  // the worker's own
+  std::atomic<int> cpu{-1};            // where the worker last looked for work
+  std::atomic<int> misses{0};          // loops in a row revoked before it started
+  std::atomic<int64_t> last_move{0};   // steady-clock ns of its last move off a caller's CPU
+  int tid = 0;                         // its kernel thread id (Linux), set before `started`
+  std::atomic<bool> started{false};
   // Parking.
   alignas(64) std::mutex mu;
   std::condition_variable cv;
@@ -214,30 +228,36 @@ void ThreadPool::hold_worker(int i, bool held) {
 // an idle vCPU) put a woken worker beside the caller for whole seconds here, and the
 // worker then never got to a task. So the worker moves to another CPU (at most once a
 // millisecond) or else yields. A worker alone on its CPU spins without yielding.
-void ThreadPool::step_aside(Worker* w, std::chrono::steady_clock::time_point now) {
+void ThreadPool::step_aside(Worker* w, int64_t now) {
   if (!g_step_aside.load(std::memory_order_relaxed)) return;
   const int cpu = current_cpu();
-  if (cpu < 0 || cpu != caller_cpu_.load(std::memory_order_relaxed)) return;
-  if (now - w->last_move >= std::chrono::nanoseconds(kMoveEveryNs)) {
-    w->last_move = now;
-    w->moved.fetch_add(1, std::memory_order_relaxed);
-    move_off_cpu(cpu);
-  } else {
-    std::this_thread::yield();
-  }
+  if (cpu < 0) return;
+  if (w->cpu.load(std::memory_order_relaxed) != cpu) w->cpu.store(cpu, std::memory_order_relaxed);
+  if (cpu != caller_cpu_.load(std::memory_order_relaxed)) return;
+  if (!try_move(w, now, cpu, 0)) std::this_thread::yield();
+}
+
+bool ThreadPool::try_move(Worker* w, int64_t now, int cpu, int tid) {
+  int64_t last = w->last_move.load(std::memory_order_relaxed);
+  if (now - last < kMoveEveryNs ||
+      !w->last_move.compare_exchange_strong(last, now, std::memory_order_relaxed))
+    return false;
+  w->moved.fetch_add(1, std::memory_order_relaxed);
+  move_off_cpu(tid, cpu);
+  return true;
 }
 
 uintptr_t ThreadPool::wait_for_job(Worker* w) {
   for (;;) {
     const int64_t spin_ns = spin_ns_ref().load(std::memory_order_relaxed);
     if (spin_ns > 0) {
-      const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spin_ns);
+      const int64_t until = now_ns() + spin_ns;
       for (unsigned i = 1;; ++i) {
         const uintptr_t v = w->slot.load(std::memory_order_acquire);
         if (v) return v;
         cpu_relax();
         if ((i & 31) == 0) {
-          const auto now = std::chrono::steady_clock::now();
+          const int64_t now = now_ns();
           if (now >= until) break;
           step_aside(w, now);
         }
@@ -262,6 +282,10 @@ uintptr_t ThreadPool::wait_for_job(Worker* w) {
 }
 
 void ThreadPool::worker_main(Worker* w) {
+#if defined(__linux__)
+  w->tid = static_cast<int>(syscall(SYS_gettid));
+#endif
+  w->started.store(true, std::memory_order_release);
   for (;;) {
     uintptr_t v = w->slot.load(std::memory_order_acquire);
     if (v == 0) v = wait_for_job(w);
@@ -278,6 +302,7 @@ void ThreadPool::worker_main(Worker* w) {
                                          std::memory_order_acquire))
       continue;  // revoked (or a new claim arrived): look again
     Job& j = *reinterpret_cast<Job*>(v);
+    if (w->misses.load(std::memory_order_relaxed)) w->misses.store(0, std::memory_order_relaxed);
     work(j, j.next_id.fetch_add(1, std::memory_order_relaxed));
     // Idle before the decrement, so the caller's next loop can claim this worker again.
     w->slot.store(0, std::memory_order_release);
@@ -371,10 +396,17 @@ void ThreadPool::run(int threads, ptrdiff_t n, TaskFn fn, void* ctx) {
   // Every task is taken: workers that have not started get nothing to do; revoke them.
   for (int k = 0; k <= last; ++k) {
     uintptr_t mine = reinterpret_cast<uintptr_t>(&j);
-    if (slots_[k]->slot.compare_exchange_strong(mine, 0, std::memory_order_acq_rel,
-                                                std::memory_order_relaxed)) {
+    Worker* w = slots_[k];
+    if (w->slot.compare_exchange_strong(mine, 0, std::memory_order_acq_rel,
+                                        std::memory_order_relaxed)) {
       j.state.fetch_sub(1, std::memory_order_relaxed);
-      slots_[k]->revoked.fetch_add(1, std::memory_order_relaxed);
+      w->revoked.fetch_add(1, std::memory_order_relaxed);
+      // A worker that keeps missing loops may be waiting for this very CPU (packed
+      // beside the caller after it last looked): it cannot step aside until it runs,
+      // so move it off this CPU (a no-op when it is elsewhere).
+      if (w->misses.fetch_add(1, std::memory_order_relaxed) >= 2 && cpu >= 0 &&
+          w->started.load(std::memory_order_acquire) && g_step_aside.load(std::memory_order_relaxed))
+        try_move(w, now_ns(), cpu, w->tid);
     }
   }
   // Wait for the workers inside a task: spin briefly, then sleep.

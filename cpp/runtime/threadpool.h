@@ -39,7 +39,7 @@ class ThreadPool {
  public:
   static constexpr int kMaxWorkers = 1023;  // a Session has at most 1024 threads
   static constexpr int kRanges = 16;        // home ranges per loop (threads share beyond)
-  static constexpr double kDefaultSpinUs = 100.0;
+  static constexpr double kDefaultSpinUs = 1000.0;
 
   // A pool with `workers` threads started now (more start on demand, see run()).
   explicit ThreadPool(int workers = 0);
@@ -90,7 +90,8 @@ class ThreadPool {
   struct Worker;
   void worker_main(Worker* w);
   uintptr_t wait_for_job(Worker* w);
-  void step_aside(Worker* w, std::chrono::steady_clock::time_point now);
+  void step_aside(Worker* w, int64_t now_ns);
+  static bool try_move(Worker* w, int64_t now_ns, int cpu, int tid);
   static void work(Job& j, int id);
 
   mutable std::mutex grow_mu_;

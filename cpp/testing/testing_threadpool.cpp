@@ -155,7 +155,6 @@ void bind_testing_threadpool(py::module_& testing) {
   testing.def("step_us", [](const std::string& isa, double macs, double bytes) {
     return step_ns(parse_isa(isa), macs, bytes) * 1e-3;
   }, py::arg("isa"), py::arg("macs"), py::arg("bytes"), "The cost model's estimate of a step.");
-  testing.def("threading", [] { return std::string(use_openmp() ? "openmp" : "pool"); });
 }
 
 }  // namespace pyrt
