@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ import numpy as np
 
 import pyruntime as rt
 from pyruntime.graph import Graph
+from run import cpu_name, ort_session  # bench/run.py (this script's directory is on sys.path)
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -48,21 +48,6 @@ def models() -> dict[str, tuple[Callable[[], Graph], tuple[int, ...]]]:
         "digits_cnn": (digits.teacher_cnn, (1, 1, 8, 8)),
         "digits_student": (digits.student_cnn, (1, 1, 8, 8)),
     }
-
-
-def ort_session(graph: Graph, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
-    from pyruntime.onnx import to_onnx
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(to_onnx(graph).SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return lambda x: sess.run(None, {name: x})[0]
 
 
 @contextlib.contextmanager
@@ -249,16 +234,6 @@ def calibrate(isas: list[str], repeat: int) -> list[dict]:
         print(f"{r['isa']:7} {r['model']:15} {r['batch']:3d} {r['op']:15} {est:7.2f} "
               f"{r['t1'] * 1e6:7.2f} {r['t2'] * 1e6:7.2f} {r['t2'] / max(r['t1'], 1e-9):6.2f}")
     return rows
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def print_header() -> None:

@@ -8,13 +8,18 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "../bindings/bindings.h"
-#include "../runtime/aligned.h"
 #include "pyrt/dispatch.h"
 
 namespace py = pybind11;
@@ -86,7 +91,13 @@ void bind_testing_peak(py::module_& testing) {
     double best = 0;
     {
       py::gil_scoped_release nogil;
-      AlignedFloats buf(static_cast<size_t>(n));
+      // 2 MiB aligned and advised for huge pages, like the plan's large buffers.
+      void* raw = nullptr;
+      if (posix_memalign(&raw, size_t(2) << 20, size_t(n) * sizeof(float)) != 0) throw std::bad_alloc();
+      std::unique_ptr<float, void (*)(void*)> buf(static_cast<float*>(raw), std::free);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+      madvise(raw, size_t(n) * sizeof(float), MADV_HUGEPAGE);
+#endif
       for (ptrdiff_t i = 0; i < n; ++i) buf.get()[i] = 1.0f;  // fault every page in
       std::vector<float> sink(threads);
       for (int p = 0; p < passes; ++p) {
