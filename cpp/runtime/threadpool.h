@@ -19,6 +19,13 @@
 //   (CAS back to idle), waits only for workers already inside a task, and returns.
 // - Idle workers spin for a while (spin_us(), default kDefaultSpinUs) and then park on
 //   a condition variable; claiming a parked worker wakes it.
+// - A worker must not sit on the caller's CPU: some kernels (this project's VM packs
+//   threads onto few vCPUs) put a woken worker there, where it runs only when the
+//   caller's time slice ends. An idle worker that finds itself on the CPU of the last
+//   caller moves to another CPU it may use (its affinity mask narrowed for a moment and
+//   restored), else yields; a caller that has revoked the same worker 3 loops in a row
+//   moves it off the caller's CPU itself (it cannot step aside before it runs). At most
+//   one move per worker per millisecond.
 // - A task that throws: the remaining tasks are skipped and run() rethrows the first
 //   exception on the calling thread.
 // Nothing is allocated per loop: the loop's state lives on the caller's stack.
@@ -63,12 +70,13 @@ class ThreadPool {
   // task has finished; rethrows the first exception a task threw.
   void run(int threads, ptrdiff_t n, TaskFn fn, void* ctx);
 
-  // Seconds an idle worker spins before parking; read by each worker whenever it goes
-  // idle. Default: PYRUNTIME_SPIN_US if set, else kDefaultSpinUs.
+  // Microseconds an idle worker spins before parking; read by each worker whenever it
+  // goes idle. Default: PYRUNTIME_SPIN_US if set, else kDefaultSpinUs (chosen with
+  // bench/latency.py --variants: see the commit that set it).
   static double spin_us();
   static void set_spin_us(double us);
-  // Whether an idle worker on the CPU of the last caller moves away (default on; off
-  // only to measure what it is worth).
+  // Whether workers step aside from the caller's CPU (see above; default on, off only to
+  // measure what it is worth).
   static void set_step_aside(bool on);
 
   // Counters for tests and benchmarks (relaxed; exact only when the pool is quiet).
