@@ -6,8 +6,20 @@ this command only, never in tests or CI):
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py --threads 2
 
 Engines are timed in alternating blocks of calls with a pause between blocks, so
-spinning worker threads of one engine (onnxruntime, OpenMP) cannot steal the cores of
-the other; medians are reported. Prints a table and writes JSON to bench/results/.
+spinning worker threads of one engine cannot steal the cores of the other. Each round
+times one block of each engine; the time ratio reported is the median over rounds of
+(pyruntime block time / baseline block time in the same round), so a slow period of the
+machine hits both sides of a ratio. Before anything is timed, every case's output is
+checked against its baseline's (np.allclose, rtol=1e-4, atol=1e-4 * max|baseline|); a
+case that differs is not timed and the run exits with status 1.
+
+Bounds, measured here before the cases: the peak FLOP/s is the best of repeated FMA
+probes (16 independent AVX-512 or 12 AVX2 chains in registers, all threads at once,
+each thread timing itself; the best ISA); the read rate is the best of repeated reads
+of a buffer as large as the case's bytes, on the same threads (so it is the rate of the
+cache level that holds that much). No case can exceed either: a row that does means a
+probe or a FLOP count is wrong, and the run exits with status 1.
+Prints a table and writes JSON to bench/results/.
 """
 
 from __future__ import annotations
@@ -36,11 +48,12 @@ except ImportError:  # progress bars are optional
 
 # ----------------------------------------------------------------------------- timing
 def time_alternating(engines: dict[str, Callable[[], object]], *, blocks: int, calls: int,
-                     pause: float = 0.3, min_block_s: float = 0.0) -> dict[str, float]:
-    """Median seconds per call of each engine, timed in alternating blocks of calls.
+                     pause: float = 0.3, min_block_s: float = 0.0) -> dict[str, list[float]]:
+    """Seconds per call of each engine in every round: one block per engine per round,
+    the order reversed every other round.
 
     The pause between blocks outlasts the other engines' spinning workers: OpenBLAS
-    threads spin about 2**28 cycles (~0.1 s) after a call, onnxruntime's and OpenMP's
+    threads spin about 2**28 cycles (~0.1 s) after a call, onnxruntime's and pyruntime's
     less, so each block starts with the cores free."""
     for fn in engines.values():  # warm up: plans, caches, thread pools
         for _ in range(3):
@@ -53,7 +66,27 @@ def time_alternating(engines: dict[str, Callable[[], object]], *, blocks: int, c
         for name, fn in order:
             time.sleep(pause)
             samples[name].append(block_seconds(fn, calls, min_block_s))
-    return {k: statistics.median(v) for k, v in samples.items()}
+    return samples
+
+
+class Mismatch(Exception):
+    """A case's output differs from its baseline's: it is not timed."""
+
+
+RTOL = 1e-4  # and atol = RTOL * max|baseline|
+
+
+def check_close(ours: np.ndarray, base: np.ndarray) -> float:
+    """Raises Mismatch unless np.allclose(ours, base, RTOL, RTOL * max|base|); returns
+    the largest difference relative to max|base|."""
+    ours, base = np.asarray(ours, np.float64), np.asarray(base, np.float64)
+    if ours.shape != base.shape:
+        raise Mismatch(f"shape {ours.shape} != baseline {base.shape}")
+    scale = float(np.max(np.abs(base))) if base.size else 0.0
+    err = float(np.max(np.abs(ours - base))) / (scale + 1e-30) if base.size else 0.0
+    if not np.allclose(ours, base, rtol=RTOL, atol=RTOL * scale):
+        raise Mismatch(f"max |difference| {err:.2e} of max|baseline| {scale:.3g}")
+    return err
 
 
 def block_seconds(fn: Callable[[], object], calls: int, min_s: float = 0.0) -> float:
@@ -94,13 +127,30 @@ def blas_info() -> list[dict]:
 
 
 def measured_peaks(threads: int) -> dict[str, float]:
+    """The best of repeated FMA probes over the ISAs this CPU has (on Zen 4, 512-bit
+    operations run as two 256-bit halves, so either ISA may give the higher rate)."""
     isas = [i for i in ("avx512", "avx2") if _core.isa_supported(i)]
-    peak = max(_core.testing.peak_gflops(isas[0], threads, 30_000_000) for _ in range(3)) \
-        if isas else float("nan")
-    a = np.ones(64 * 1024 * 1024 // 4, dtype=np.float32)  # 64 MiB, far beyond L3
-    b = np.empty_like(a)
-    best = min(_t(lambda: np.copyto(b, a)) for _ in range(5))
-    return {"gflops": peak, "gbps": 2 * a.nbytes / best / 1e9, "isa": isas[0] if isas else "scalar"}
+    best, best_isa = float("nan"), "scalar"
+    for isa in isas:
+        for _ in range(5):
+            g = _core.testing.peak_gflops(isa, threads, 5_000_000)
+            if not g <= best:  # also replaces the initial NaN
+                best, best_isa = g, isa
+    return {"gflops": best, "isa": best_isa}
+
+
+_read_rates: dict[int, float] = {}
+
+
+def read_rate(threads: int, nbytes: float) -> float:
+    """Best GB/s of `threads` threads reading a buffer of `nbytes` (its own size: a larger
+    one may no longer fit the cache level that holds the case's data), NaN without AVX2."""
+    if not np.isfinite(nbytes) or not _core.isa_supported("avx2"):
+        return float("nan")
+    kb = max(16, int(np.ceil(nbytes / 1024)))
+    if kb not in _read_rates:
+        _read_rates[kb] = max(_core.testing.read_gbps(threads, kb, 12) for _ in range(2))
+    return _read_rates[kb]
 
 
 def cpu_name() -> str:
@@ -170,79 +220,108 @@ def run_cases(threads: int, quick: bool, progress: bool) -> tuple[list[dict], di
         x = rng.standard_normal((m, k)).astype(np.float32)
         sess = rt.compile(g, threads=threads)
         out = np.empty((m, n), np.float32)
+        err = check_close(sess.run(x), np.matmul(x, w))
         res = time_alternating({"pyruntime": lambda: sess.run(x),
                                 "numpy": lambda: np.matmul(x, w, out=out)},
                                blocks=blocks, calls=3, min_block_s=0.05)
         fl = 2.0 * m * k * n
         return dict(case=f"gemm {m}x{k}x{n}", baseline="numpy BLAS", flops=fl,
-                    bytes=4.0 * (m * k + k * n + m * n), **_times(res, "numpy"))
+                    bytes=4.0 * (m * k + k * n + m * n), max_rel_diff=err,
+                    **_times(res, "numpy"))
 
     def dw_case(c: int, hw: int, k: int, s: int):
         g = dwconv_graph(c, hw, k, s)
         x = rng.standard_normal((1, c, hw, hw)).astype(np.float32)
         sess = rt.compile(g, threads=threads)
         ort = ort_session(g, threads)
+        err = check_close(sess.run(x), ort(x))
         res = time_alternating({"pyruntime": lambda: sess.run(x), "onnxruntime": lambda: ort(x)},
                                blocks=blocks, calls=5, min_block_s=0.05)
         oh = (hw + 2 * (k // 2) - k) // s + 1
         return dict(case=f"dwconv {k}x{k} s{s} {c}x{hw}x{hw}", baseline="onnxruntime",
                     flops=2.0 * c * oh * oh * k * k, bytes=4.0 * c * (hw * hw + oh * oh),
-                    **_times(res, "onnxruntime"))
+                    max_rel_diff=err, **_times(res, "onnxruntime"))
 
     def model_case(name: str, g: Graph, x: np.ndarray):
         sess = rt.compile(g, threads=threads)
         ort = ort_session(g, threads)
-        ours, theirs = sess.run(x), ort(x)
-        err = float(np.max(np.abs(ours - theirs)) / (np.max(np.abs(theirs)) + 1e-30))
+        err = check_close(sess.run(x), ort(x))
         res = time_alternating({"pyruntime": lambda: sess.run(x), "onnxruntime": lambda: ort(x)},
                                blocks=blocks, calls=5, min_block_s=0.1)
         return dict(case=name, baseline="onnxruntime", flops=graph_flops(g, x.shape[0]),
                     bytes=float("nan"), max_rel_diff=err, **_times(res, "onnxruntime"))
 
-    cases.append(lambda: gemm_case(256, 1024, 1024))
-    cases.append(lambda: gemm_case(64, 1024, 1024))
-    cases.append(lambda: gemm_case(1, 1024, 1024))
-    cases.append(lambda: gemm_case(1, 4096, 4096))
-    cases.append(lambda: dw_case(96, 112, 3, 1))
-    cases.append(lambda: dw_case(144, 56, 3, 2))
-    cases.append(lambda: dw_case(240, 28, 5, 1))
+    for m, k, n in ((256, 1024, 1024), (64, 1024, 1024), (1, 1024, 1024), (1, 4096, 4096)):
+        cases.append((f"gemm {m}x{k}x{n}", lambda m=m, k=k, n=n: gemm_case(m, k, n)))
+    for c, hw, k, st in ((96, 112, 3, 1), (144, 56, 3, 2), (240, 28, 5, 1)):
+        cases.append((f"dwconv {k}x{k} s{st} {c}x{hw}x{hw}",
+                      lambda c=c, hw=hw, k=k, st=st: dw_case(c, hw, k, st)))
     mlp = zoo.mlp()
-    cases.append(lambda: model_case("MLP 784-512-256-10 b1", mlp,
-                                    rng.standard_normal((1, 784)).astype(np.float32)))
-    cases.append(lambda: model_case("MLP 784-512-256-10 b64", mlp,
-                                    rng.standard_normal((64, 784)).astype(np.float32)))
+    for b in (1, 64):
+        name = f"MLP 784-512-256-10 b{b}"
+        cases.append((name, lambda name=name, b=b: model_case(
+            name, mlp, rng.standard_normal((b, 784)).astype(np.float32))))
     mnv2 = zoo.mobilenetv2_style()
-    cases.append(lambda: model_case("MobileNetV2-style 1x3x224x224", mnv2,
-                                    rng.standard_normal((1, 3, 224, 224)).astype(np.float32)))
+    name = "MobileNetV2-style 1x3x224x224"
+    cases.append((name, lambda name=name: model_case(
+        name, mnv2, rng.standard_normal((1, 3, 224, 224)).astype(np.float32))))
     it = tqdm(cases, desc="bench", disable=not progress) if tqdm else cases
-    for case in it:
-        row = case()
+    for name, case in it:
+        try:
+            row = case()
+        except Mismatch as e:
+            rows.append({"case": name, "error": f"output differs from the baseline's: {e}; not timed"})
+            continue
         row["gflops"] = row["flops"] / row["pyruntime_s"] / 1e9
         row["frac_peak_flops"] = row["gflops"] / peaks["gflops"]
         row["gbps"] = row["bytes"] / row["pyruntime_s"] / 1e9
-        row["frac_peak_bw"] = row["gbps"] / peaks["gbps"]
+        row["read_gbps"] = read_rate(threads, row["bytes"])
+        row["frac_read"] = row["gbps"] / row["read_gbps"]
         rows.append(row)
     return rows, peaks
 
 
-def _times(res: dict[str, float], base: str) -> dict:
-    return {"pyruntime_s": res["pyruntime"], "baseline_s": res[base],
-            "ratio": res["pyruntime"] / res[base]}
+def _times(res: dict[str, list[float]], base: str) -> dict:
+    """Medians of each side, and the median of the per-round paired ratios."""
+    ours, theirs = res["pyruntime"], res[base]
+    ratios = [a / b for a, b in zip(ours, theirs)]
+    q1, q3 = np.percentile(ratios, [25, 75])
+    return {"pyruntime_s": statistics.median(ours), "baseline_s": statistics.median(theirs),
+            "ratio": statistics.median(ratios), "ratio_q1": float(q1), "ratio_q3": float(q3),
+            "rounds": len(ratios)}
+
+
+def bound_violations(rows: list[dict]) -> list[str]:
+    """Rows faster than a measured bound: impossible unless a probe or count is wrong."""
+    bad = []
+    for r in rows:
+        for key, what in (("frac_peak_flops", "peak FLOP/s"), ("frac_read", "read rate")):
+            v = r.get(key, float("nan"))
+            if np.isfinite(v) and v > 1.0:
+                bad.append(f"{r['case']}: {100 * v:.0f}% of the measured {what}")
+    return bad
 
 
 def print_table(rows: list[dict], meta: dict) -> None:
     print(f"\nmachine: {meta['cpu']}, {meta['threads']} threads, ISA {meta['isa']}; "
-          f"measured peak {meta['peak_gflops']:.1f} GFLOP/s ({meta['peak_isa']} FMA), "
-          f"copy bandwidth {meta['peak_gbps']:.1f} GB/s")
+          f"measured peak {meta['peak_gflops']:.1f} GFLOP/s ({meta['peak_isa']} FMA, best of "
+          f"repeated probes on {meta['threads']} threads)")
     print(f"numpy BLAS: {meta['blas']}")
-    print(f"\n{'case':34} {'baseline':12} {'ours ms':>9} {'base ms':>9} {'time ratio':>10} "
-          f"{'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6}")
+    print(f"\n{'case':34} {'baseline':12} {'ours ms':>9} {'base ms':>9} {'ratio':>6} "
+          f"{'(q1-q3)':>11} {'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6} {'%read':>6}")
     for r in rows:
+        if "error" in r:
+            print(f"{r['case']:34} NOT TIMED: {r['error']}")
+            continue
         gbps = f"{r['gbps']:6.1f}" if np.isfinite(r["gbps"]) else "     -"
+        read = f"{100 * r['frac_read']:6.1f}" if np.isfinite(r["frac_read"]) else "     -"
         print(f"{r['case']:34} {r['baseline']:12} {r['pyruntime_s'] * 1e3:9.3f} "
-              f"{r['baseline_s'] * 1e3:9.3f} {r['ratio']:10.2f} {r['gflops']:8.1f} "
-              f"{100 * r['frac_peak_flops']:6.1f} {gbps}")
-    print("time ratio = pyruntime time / baseline time (lower is better; < 1 = faster).")
+              f"{r['baseline_s'] * 1e3:9.3f} {r['ratio']:6.2f} "
+              f"{r['ratio_q1']:5.2f}-{r['ratio_q3']:<5.2f} {r['gflops']:8.1f} "
+              f"{100 * r['frac_peak_flops']:6.1f} {gbps} {read}")
+    print("ratio = median over rounds of pyruntime block time / baseline block time in the same "
+          "round (lower is better; < 1 = faster), q1-q3 its quartiles. %read = GB/s against "
+          "the measured rate of reading as many bytes (from the cache level that holds them).")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     info = rt.info()
     meta = dict(cpu=cpu_name(), threads=args.threads,
                 isa=info["isa"], kernels=info["kernels"], peak_gflops=peaks["gflops"],
-                peak_isa=peaks["isa"], peak_gbps=peaks["gbps"], blas=blas_info(),
+                peak_isa=peaks["isa"], read_gbps_by_kib=dict(_read_rates), blas=blas_info(),
                 env_openblas={k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
                 python=sys.version.split()[0], numpy=np.__version__)
     print_table(rows, meta)
@@ -271,7 +350,16 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
     print(f"\nwrote {path}")
     del limits
-    return 0
+    status = 0
+    for r in rows:
+        if "error" in r:
+            print(f"ERROR {r['case']}: {r['error']}", file=sys.stderr)
+            status = 1
+    for msg in bound_violations(rows):
+        print(f"ERROR {msg}: above a measured bound (a probe or a FLOP/byte count is wrong)",
+              file=sys.stderr)
+        status = 1
+    return status
 
 
 if __name__ == "__main__":

@@ -3,19 +3,6 @@ faster to serve. See README.md for the tour; docs/DESIGN.md for the map."""
 
 from __future__ import annotations
 
-import os as _os
-
-# OpenMP workers spin briefly, then sleep. A run's steps follow each other within
-# microseconds, so a short spin keeps the workers hot through a run (sleeping between
-# steps cost a MobileNet 50% here: every region paid a wake-up); sleeping soon after a
-# run keeps idle workers from starving other threads when cores are shared (libgomp's
-# default spins ~10x longer; spinning forever starved the thread they waited for and a
-# 2-thread MobileNet took 20x longer on a busy 2-core box). libgomp reads this when it
-# loads, so it is set before the native core is imported; set OMP_WAIT_POLICY or
-# GOMP_SPINCOUNT yourself to choose otherwise.
-if "OMP_WAIT_POLICY" not in _os.environ:
-    _os.environ.setdefault("GOMP_SPINCOUNT", "30000")
-
 from .errors import (
     DTypeError,
     Error,

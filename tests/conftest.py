@@ -29,6 +29,18 @@ def isa(request) -> str:
     return request.param
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _split_every_step():
+    """Every step a Session with threads > 1 may split is split in tests (in real use the
+    cost model keeps steps estimated under a few microseconds on one thread): the
+    parallel paths of every step and the worker pool then run in every test that uses
+    threads > 1, including the sanitizer lanes. Results never depend on the split."""
+    old = _core.testing.min_parallel_us()
+    _core.testing.set_min_parallel_us(0)
+    yield
+    _core.testing.set_min_parallel_us(old)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

@@ -325,6 +325,11 @@ void bind_plan(py::module_& m) {
              return py::make_tuple(outs, t);
            }, py::arg("feeds"), "Like run, also returning the seconds spent in every step.")
       .def("arena_bytes", [](PyPlan& s, int64_t batch) { return s.p().arena_bytes(batch); })
+      .def("step_work", [](PyPlan& s, int64_t batch) {
+        py::list out;
+        for (const Work& w : s.p().step_work(batch)) out.append(py::make_tuple(w.macs, w.bytes));
+        return out;
+      }, py::arg("batch"), "Per step: (multiply-adds or element operations, bytes) at this batch.")
       .def("packed_weight_bytes", [](PyPlan& s) { return s.p().packed_weight_bytes(); })
       .def("summary", [](PyPlan& s) {
         py::list out;

@@ -2,11 +2,12 @@
 #include "plan.h"
 
 #include <algorithm>
-#include <cctype>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <system_error>
 
 #include "parallel.h"
 #include "steps.h"
@@ -33,17 +34,42 @@ size_t align_up(size_t n) { return checked_add(n, kAlign - 1, "buffer") / kAlign
 
 }  // namespace
 
-double min_parallel_work() {
-  static const double w = [] {
-    const char* p = std::getenv("OMP_WAIT_POLICY");
-    std::string s = p ? p : "";
-    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return s == "passive" ? double(1 << 20) : 65536.0;
-  }();
-  return w;
+double step_ns(Isa isa, double macs, double bytes) {
+  // Nanoseconds per multiply-add (scalar, AVX2, AVX-512) and per byte on one thread,
+  // fitted to the single-thread times of every step of small models (MLPs, the digits
+  // CNNs, a MobileNetV2-style net at 96x96) at batches 1-64 on this project's 2-vCPU
+  // Sapphire Rapids guest: bench/latency.py --calibrate.
+  static constexpr double kMacNs[kNumIsa] = {0.25, 0.019, 0.0125};
+  static constexpr double kByteNs = 0.009;
+  const int i = static_cast<int>(isa);
+  return macs * kMacNs[i >= 0 && i < kNumIsa ? i : 0] + bytes * kByteNs;
 }
 
-Plan::Plan(const KernelTable& kt, int threads) : kt_(kt), threads_(threads < 1 ? 1 : threads) {}
+namespace {
+std::atomic<double>& min_parallel_ref() {
+  static std::atomic<double> ns{[] {
+    const char* p = std::getenv("PYRUNTIME_MIN_PARALLEL_US");
+    char* end = nullptr;
+    const double us = p ? std::strtod(p, &end) : 0.0;
+    return p && end != p && us >= 0 ? us * 1e3 : 5000.0;
+  }()};
+  return ns;
+}
+}  // namespace
+
+double min_parallel_ns() { return min_parallel_ref().load(std::memory_order_relaxed); }
+void set_min_parallel_ns(double ns) { min_parallel_ref().store(ns >= 0 ? ns : 0, std::memory_order_relaxed); }
+
+Plan::Plan(const KernelTable& kt, int threads) : kt_(kt), threads_(threads < 1 ? 1 : threads) {
+  // Start the workers now rather than in the first run (if the OS refuses threads, runs
+  // use the workers there are).
+  if (threads_ > 1) {
+    try {
+      ThreadPool::shared().reserve(threads_ - 1);
+    } catch (const std::system_error&) {
+    }
+  }
+}
 
 void Plan::check_value(int v) const {
   if (v < 0 || static_cast<size_t>(v) >= values_.size())
@@ -294,7 +320,7 @@ void Plan::run(ptrdiff_t batch, const float* const* inputs, float* const* output
       case ValueKind::Const: ptr[v] = r.data.as<float>(); break;
     }
   }
-  ExecCtx c{batch, threads_, ptr, reinterpret_cast<float*>(base + lay->scratch_offset)};
+  ExecCtx c{batch, threads_, kt_.isa, ptr, reinterpret_cast<float*>(base + lay->scratch_offset)};
   if (step_seconds) {
     step_seconds->assign(steps_.size(), 0.0);
     for (size_t i = 0; i < steps_.size(); ++i) {
@@ -313,6 +339,12 @@ void Plan::run(ptrdiff_t batch, const float* const* inputs, float* const* output
 std::vector<StepInfo> Plan::summary() const {
   std::vector<StepInfo> out;
   for (const auto& st : steps_) out.push_back({st->op, st->kernel, st->reads, st->writes});
+  return out;
+}
+
+std::vector<Work> Plan::step_work(ptrdiff_t batch) const {
+  std::vector<Work> out;
+  for (const auto& st : steps_) out.push_back(st->work(batch));
   return out;
 }
 

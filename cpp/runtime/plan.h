@@ -29,13 +29,21 @@ struct SizeError : std::length_error {
 struct ExecCtx {
   ptrdiff_t batch;
   int threads;
+  Isa isa;            // of the plan's kernels (the cost model's rates)
   float* const* ptr;  // value id -> pointer for this run
   float* scratch;     // per-run scratch, Step::scratch_floats() floats
+};
+
+// What a step does at a batch size: multiply-adds (or element operations) and bytes
+// read and written. The cost model (parallel.h) turns it into an estimated time.
+struct Work {
+  double macs = 0, bytes = 0;
 };
 
 struct Step {
   virtual ~Step() = default;
   virtual void run(const ExecCtx& c) const = 0;
+  virtual Work work(ptrdiff_t batch) const = 0;
   // Floats of scratch this step needs during a run (shared by all steps, not live across).
   virtual size_t scratch_floats() const { return 0; }
   virtual size_t weight_bytes() const { return 0; }  // packed weights owned by the step
@@ -95,6 +103,7 @@ class Plan {
   size_t arena_bytes(ptrdiff_t batch) const;
 
   std::vector<StepInfo> summary() const;
+  std::vector<Work> step_work(ptrdiff_t batch) const;
   size_t packed_weight_bytes() const;
 
   static constexpr size_t kMemoryCap = size_t(1) << 36;  // 64 GiB of working memory

@@ -48,9 +48,10 @@ struct ConvGeom {
 constexpr int64_t kMaxGeom = int64_t(1) << 31;
 
 // Multithreaded C = ep(A @ packed): splits M (multiples of mr) and N (multiples of nr).
-void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
-                   const float* A, ptrdiff_t lda, const void* packed, float* C, ptrdiff_t ldc,
-                   const Epilogue& ep);
+// One thread when the cost model says the product is too small to split.
+void gemm_parallel(const GemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptrdiff_t N,
+                   ptrdiff_t K, const float* A, ptrdiff_t lda, const void* packed, float* C,
+                   ptrdiff_t ldc, const Epilogue& ep);
 
 std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample);
 // Per sample, `images` row-major [R, S] matrices -> [S, R] (NCHW <-> NHWC).

@@ -10,8 +10,8 @@
 namespace pyrt {
 namespace {
 
-// Number of tasks for n elements: 1 when small, else one per thread.
-ptrdiff_t tasks_for(int threads, double n) { return threads_for(threads, n); }
+// n elements of `ops` operations each, reading and writing `bytes` per element.
+Work elementwise(double n, double ops, double bytes) { return {n * ops, n * bytes}; }
 
 void check_elt(const EltwiseConfig& e) {
   if (!e.add || !e.activation || !e.softmax)
@@ -20,6 +20,9 @@ void check_elt(const EltwiseConfig& e) {
 
 struct CopyStep final : Step {
   int64_t per_sample;
+  Work work(ptrdiff_t batch) const override {
+    return elementwise(double(batch) * double(per_sample), 0.0, 8.0);
+  }
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
@@ -32,6 +35,9 @@ struct TransposeStep final : Step {
   void (*transpose)(ptrdiff_t, ptrdiff_t, const float*, ptrdiff_t, float*, ptrdiff_t);
   int threads;
   int64_t R, S, images;
+  Work work(ptrdiff_t batch) const override {
+    return elementwise(double(batch * images) * double(R * S), 0.0, 8.0);
+  }
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
@@ -43,7 +49,7 @@ struct TransposeStep final : Step {
     const ptrdiff_t cw = std::max<ptrdiff_t>(64, ceil_div(16384 / std::min<ptrdiff_t>(R, B), 8) * 8);
     const ptrdiff_t cb = ceil_div(S, cw);
     const ptrdiff_t nimg = c.batch * images;
-    const int t = threads_for(threads, double(nimg) * double(R * S));
+    const int t = threads_for(threads, c.isa, work(c.batch));
     parallel_for(t, nimg * rb * cb, [&](ptrdiff_t task, int) {
       const ptrdiff_t b = task / (rb * cb), rest = task % (rb * cb);
       const ptrdiff_t r0 = (rest / cb) * B, r1 = std::min<ptrdiff_t>(R, r0 + B);
@@ -57,6 +63,12 @@ struct AddStep final : Step {
   void (*add)(ptrdiff_t, const float*, ptrdiff_t, const float*, ptrdiff_t, float*);
   int threads;
   std::vector<int64_t> dims, sa, sb;  // dims[0] == -1: the batch
+
+  Work work(ptrdiff_t batch) const override {
+    double n = 1;
+    for (int64_t d : dims) n *= d < 0 ? double(batch) : double(d);
+    return elementwise(n, 1.0, 12.0);
+  }
 
   void run(const ExecCtx& c) const override {
     const float* a = c.ptr[reads[0]];
@@ -91,7 +103,7 @@ struct AddStep final : Step {
     const bool vec = (da[nd - 1] == 0 || da[nd - 1] == 1) && (db[nd - 1] == 0 || db[nd - 1] == 1);
     ptrdiff_t outer = 1;
     for (int i = 0; i < nd - 1; ++i) outer *= dd[i];
-    const int t = threads_for(threads, double(outer) * double(inner));
+    const int t = threads_for(threads, c.isa, work(c.batch));
     const ptrdiff_t tasks = std::min<ptrdiff_t>(outer, t);
     parallel_for(t, tasks, [&](ptrdiff_t task, int) {
       const ptrdiff_t o0 = task * outer / tasks, o1 = (task + 1) * outer / tasks;
@@ -130,11 +142,16 @@ struct ActStep final : Step {
   int64_t per_sample;
   Act act;
   float lo, hi;
+  Work work(ptrdiff_t batch) const override {
+    // sigmoid, tanh and gelu cost ~10 times a relu per element
+    return elementwise(double(batch) * double(per_sample),
+                       act == Act::Relu || act == Act::Clip ? 1.0 : 10.0, 8.0);
+  }
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     const ptrdiff_t n = c.batch * per_sample;
-    const ptrdiff_t tasks = tasks_for(threads, double(n));
+    const ptrdiff_t tasks = threads_for(threads, c.isa, work(c.batch));
     parallel_for(threads, tasks, [&](ptrdiff_t t, int) {
       const ptrdiff_t i0 = (t * n / tasks) / 16 * 16;
       const ptrdiff_t i1 = t + 1 == tasks ? n : ((t + 1) * n / tasks) / 16 * 16;
@@ -147,11 +164,14 @@ struct SoftmaxStep final : Step {
   void (*fn)(ptrdiff_t, ptrdiff_t, const float*, float*);
   int threads;
   int64_t rows, cols;
+  Work work(ptrdiff_t batch) const override {
+    return elementwise(double(batch * rows) * double(cols), 10.0, 8.0);
+  }
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     const ptrdiff_t R = c.batch * rows;
-    const ptrdiff_t tasks = std::min<ptrdiff_t>(R, tasks_for(threads, double(R) * double(cols)));
+    const ptrdiff_t tasks = std::min<ptrdiff_t>(R, threads_for(threads, c.isa, work(c.batch)));
     parallel_for(threads, tasks, [&](ptrdiff_t t, int) {
       const ptrdiff_t r0 = t * R / tasks, r1 = (t + 1) * R / tasks;
       fn(r1 - r0, cols, x + r0 * cols, y + r0 * cols);
@@ -163,11 +183,14 @@ struct AffineStep final : Step {
   int threads;
   int64_t rows, C;
   std::vector<float> scale, bias;
+  Work work(ptrdiff_t batch) const override {
+    return elementwise(double(batch * rows) * double(C), 1.0, 8.0);
+  }
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     const ptrdiff_t R = c.batch * rows;
-    const ptrdiff_t tasks = std::min<ptrdiff_t>(R, tasks_for(threads, double(R) * double(C)));
+    const ptrdiff_t tasks = std::min<ptrdiff_t>(R, threads_for(threads, c.isa, work(c.batch)));
     const float* s = scale.data();
     const float* b = bias.data();
     parallel_for(threads, tasks, [&](ptrdiff_t t, int) {

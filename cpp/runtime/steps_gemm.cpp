@@ -10,12 +10,13 @@
 
 namespace pyrt {
 
-void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
-                   const float* A, ptrdiff_t lda, const void* packed, float* C, ptrdiff_t ldc,
-                   const Epilogue& ep) {
+void gemm_parallel(const GemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptrdiff_t N,
+                   ptrdiff_t K, const float* A, ptrdiff_t lda, const void* packed, float* C,
+                   ptrdiff_t ldc, const Epilogue& ep) {
   if (M <= 0 || N <= 0) return;
   const double work = double(M) * double(N) * double(K > 0 ? K : 1);
-  if (threads_for(threads, work) <= 1) {
+  const double bytes = 4.0 * (double(M) * double(K) + double(K) * double(N) + double(M) * double(N));
+  if (threads_for(threads, isa, work, bytes) <= 1) {
     g.run(M, N, K, A, lda, packed, C, ldc, &ep, 0, N);
     return;
   }
@@ -88,9 +89,13 @@ struct GemmStep final : Step {
   int64_t rows, K, N;
   AlignedBuffer packed;
   EpilogueSpec eps;
+  Work work(ptrdiff_t batch) const override {
+    const double M = double(batch) * double(rows);
+    return {M * double(N) * double(K), 4.0 * (M * double(K) + double(K) * double(N) + M * double(N))};
+  }
   void run(const ExecCtx& c) const override {
     const Epilogue e = make_ep(eps, eps.bias.empty() ? nullptr : eps.bias.data(), c, N);
-    gemm_parallel(g, threads, c.batch * rows, N, K, c.ptr[reads[0]], K, packed.get(),
+    gemm_parallel(g, c.isa, threads, c.batch * rows, N, K, c.ptr[reads[0]], K, packed.get(),
                   c.ptr[writes[0]], N, e);
   }
   size_t weight_bytes() const override { return packed.size(); }
@@ -143,6 +148,13 @@ struct ConvStep final : Step {
     }
   }
 
+  Work work(ptrdiff_t batch) const override {
+    const double P = double(batch * geo.images) * double(geo.OH * geo.OW);
+    const double in = double(batch * geo.images) * double(geo.H * geo.W * geo.C);
+    return {P * double(Kd) * double(geo.OC),
+            4.0 * (in + double(Kd) * double(geo.OC) + P * double(geo.OC + Kd))};
+  }
+
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
@@ -152,7 +164,23 @@ struct ConvStep final : Step {
     if (ceil_div(P, t) < threads) t = std::max<ptrdiff_t>(g.mr, ceil_div(ceil_div(P, threads), g.mr) * g.mr);
     t = std::min<ptrdiff_t>(t, tile);
     const ptrdiff_t tasks = ceil_div(P, t);
-    const int nt = threads_for(threads, double(P) * double(Kd) * double(geo.OC));
+    const int nt = threads_for(threads, c.isa, work(c.batch));
+    if (nt > 1 && P < 2 * ptrdiff_t(nt) * g.mr && P <= tile && geo.OC >= 2 * g.nr) {
+      // Too few output pixels for two row tiles per thread (a 4x4 map is 16 rows: 12 + 4
+      // with mr = 12): every task builds the whole im2col matrix in its own scratch and
+      // computes a block of output channels. Building it once and sharing it cost more:
+      // its cache lines then move between cores, in this step and the next one that
+      // reuses the scratch.
+      const ptrdiff_t nblocks = std::min<ptrdiff_t>(nt, ceil_div(geo.OC, g.nr));
+      const ptrdiff_t nb = ceil_div(ceil_div(geo.OC, g.nr), nblocks) * g.nr;
+      parallel_for(nt, ceil_div(geo.OC, nb), [&](ptrdiff_t i, int tid) {
+        float* buf = c.scratch + size_t(tid) * size_t(tile) * size_t(Kd);
+        im2col(x, 0, P, buf);
+        const ptrdiff_t n0 = i * nb, n1 = std::min<ptrdiff_t>(geo.OC, n0 + nb);
+        g.run(P, geo.OC, Kd, buf, Kd, packed.get(), y, geo.OC, &e0, n0, n1);
+      });
+      return;
+    }
     parallel_for(nt, tasks, [&](ptrdiff_t i, int tid) {
       const ptrdiff_t p0 = i * t, rows = std::min(t, P - p0);
       float* buf = c.scratch + size_t(tid) * size_t(tile) * size_t(Kd);

@@ -16,6 +16,13 @@ ptrdiff_t chunks_per_image(int threads, ptrdiff_t batch, ptrdiff_t OH) {
   return std::max<ptrdiff_t>(1, std::min<ptrdiff_t>(OH, ceil_div(2 * threads, batch)));
 }
 
+// A window op over NHWC images: one operation per output element and tap.
+Work window_work(const ConvGeom& g, ptrdiff_t batch) {
+  const double nimg = double(batch * g.images);
+  return {nimg * double(g.OH * g.OW * g.C) * double(g.KH * g.KW),
+          4.0 * nimg * double(g.H * g.W * g.C + g.OH * g.OW * g.C)};
+}
+
 struct DwConvStep final : Step {
   DwConvConfig k;
   int threads;
@@ -23,13 +30,14 @@ struct DwConvStep final : Step {
   AlignedBuffer packed;
   EpilogueSpec eps;
   size_t weight_bytes() const override { return packed.size(); }
+  Work work(ptrdiff_t batch) const override { return window_work(geo, batch); }
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     const float* res = eps.residual >= 0 ? c.ptr[eps.residual] : nullptr;
     const ptrdiff_t in_img = geo.H * geo.W * geo.C, out_img = geo.OH * geo.OW * geo.C;
     const ptrdiff_t nimg = c.batch * geo.images;
-    const int nt = threads_for(threads, double(nimg * geo.OH * geo.OW * geo.C) * double(geo.KH * geo.KW));
+    const int nt = threads_for(threads, c.isa, work(c.batch));
     const ptrdiff_t cpi = chunks_per_image(nt, nimg, geo.OH);
     parallel_for(nt, nimg * cpi, [&](ptrdiff_t t, int) {
       const ptrdiff_t n = t / cpi, ch = t % cpi;
@@ -55,12 +63,13 @@ struct PoolStep final : Step {
   int threads;
   ConvGeom geo;
   bool count_include_pad;
+  Work work(ptrdiff_t batch) const override { return window_work(geo, batch); }
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     const ptrdiff_t in_img = geo.H * geo.W * geo.C, out_img = geo.OH * geo.OW * geo.C;
     const ptrdiff_t nimg = c.batch * geo.images;
-    const int nt = threads_for(threads, double(nimg * geo.OH * geo.OW * geo.C) * double(geo.KH * geo.KW));
+    const int nt = threads_for(threads, c.isa, work(c.batch));
     const ptrdiff_t cpi = chunks_per_image(nt, nimg, geo.OH);
     parallel_for(nt, nimg * cpi, [&](ptrdiff_t t, int) {
       const ptrdiff_t n = t / cpi, ch = t % cpi;
@@ -77,11 +86,15 @@ struct GapStep final : Step {
   void (*fn)(const float*, ptrdiff_t, ptrdiff_t, float*);
   int threads;
   int64_t HW, C, images;
+  Work work(ptrdiff_t batch) const override {
+    const double n = double(batch * images) * double(HW * C);
+    return {n, 4.0 * (n + double(batch * images) * double(C))};
+  }
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
     const ptrdiff_t nimg = c.batch * images;
-    const int t = threads_for(threads, double(nimg) * double(HW * C));
+    const int t = threads_for(threads, c.isa, work(c.batch));
     parallel_for(t, nimg, [&](ptrdiff_t n, int) { fn(x + n * HW * C, HW, C, y + n * C); });
   }
 };

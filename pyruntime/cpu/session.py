@@ -75,7 +75,8 @@ class Session:
     # ------------------------------------------------------------ facts
     @property
     def threads(self) -> int:
-        """OpenMP threads each run uses."""
+        """Threads each run may use: the calling thread and up to threads - 1 workers of
+        the process's worker pool (steps too small to split run on the caller alone)."""
         return self._threads
 
     @property
