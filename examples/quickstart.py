@@ -33,7 +33,7 @@ def build() -> rt.Graph:
 
 
 def main() -> None:
-    print("runtime:", {k: rt.info()[k] for k in ("version", "isa", "openmp", "max_threads")})
+    print("runtime:", {k: rt.info()[k] for k in ("version", "isa", "threading", "max_threads")})
     g = build()
     sess = rt.compile(g, threads=2)
     print("inputs:", sess.inputs, "outputs:", sess.outputs)

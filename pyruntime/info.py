@@ -9,7 +9,7 @@ from .errors import IsaError
 
 
 def info() -> dict[str, Any]:
-    """Version, compiler, OpenMP and threads, CPU features (raw, and the usable feature
+    """Version, compiler, threads (hardware threads, workers started in the pool), CPU features (raw, and the usable feature
     sets kernels are chosen by), the ISA level in use, the kernel chosen per table entry.
     Raises IsaError if PYRUNTIME_ISA asks for something unusable."""
     d = dict(_core.info())  # an unusable PYRUNTIME_ISA raises IsaError natively

@@ -15,7 +15,7 @@ from conftest import ALL_ISAS, SUPPORTED_ISAS, run_python
 
 def test_info_fields():
     d = rt.info()
-    for key in ("version", "compiler", "openmp", "max_threads", "cpu_features", "isa",
+    for key in ("version", "compiler", "threading", "max_threads", "pool_workers", "cpu_features", "isa",
                 "best_isa", "supported_isas", "kernels"):
         assert key in d, key
     assert d["version"] == rt.__version__

@@ -5,8 +5,8 @@
 #   tools/sanitize.sh [asan|tsan] [pytest args...]
 #     asan (default): -fsanitize=address,undefined, UBSan non-recoverable, every report
 #                     fatal (halt_on_error), leak checking off (CPython "leaks" by design).
-#     tsan:           -fsanitize=thread (see README "Reliability" for what TSan can and
-#                     cannot say about an OpenMP + CPython process).
+#     tsan:           -fsanitize=thread over the worker pool, concurrency and stress tests
+#                     (see README "Reliability").
 #   Default pytest args: the kernel, executor (session/concurrency/stress), loader and
 #   bad-input tests. Exit status is pytest's; any sanitizer report aborts the process.
 #   A lane that cannot run (TSan cannot start Python) exits 1, never 0, unless
@@ -16,22 +16,15 @@ cd "$(dirname "$0")/.."
 kind="${1:-asan}"; shift || true
 case "$kind" in
   asan) flags="address,undefined" ;;
-  tsan) flags="thread" ;;  # OpenMP off unless PYRUNTIME_TSAN_OPENMP=1 (see below)
+  tsan) flags="thread" ;;
   *) echo "usage: tools/sanitize.sh [asan|tsan] [pytest args...]" >&2; exit 2 ;;
 esac
 bdir="build/$kind"
 # The real interpreter, not a launcher script (pyenv's shims crash under LD_PRELOADed TSan).
 py="$("$(command -v python3 || command -v python)" -c 'import sys; print(sys.executable)')"
-extra=()
-# libgomp is not TSan-instrumented: its barriers are invisible to TSan, so every OpenMP
-# parallel region reports false races. The TSan lane therefore builds without OpenMP; the
-# executor's own worker pool (the default threading, cpp/runtime/threadpool.cpp) is
-# plain C++ atomics, mutexes and std::thread, which TSan sees in full.
-if [ "$kind" = tsan ] && [ "${PYRUNTIME_TSAN_OPENMP:-0}" != 1 ]; then
-  extra+=(-DCMAKE_DISABLE_FIND_PACKAGE_OpenMP=ON)
-elif [ "$kind" = tsan ]; then
-  bdir="build/tsan-omp"
-fi
+# The runtime's threads are its own worker pool (cpp/runtime/threadpool.cpp: std::thread,
+# atomics, a mutex and condition variable per worker), which TSan sees in full; there is
+# no OpenMP (whose uninstrumented barriers made every region a false report).
 # Whether TSan can start Python at all, before spending minutes on the build.
 runner=()
 tsan_lib="$(gcc -print-file-name=libtsan.so)"
@@ -55,7 +48,7 @@ fi
 # -O1 -g1: the usual sanitizer trade-off (fast enough to run the tests, line numbers in
 # reports) at about half the compile time of -O2 -g; asserts stay on (no -DNDEBUG).
 cmake -S . -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
-  -DPYRUNTIME_SANITIZE="$flags" "${extra[@]}" \
+  -DPYRUNTIME_SANITIZE="$flags" \
   -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$py" >/dev/null
 cmake --build "$bdir" -j"$(nproc)"
 stage="$bdir/stage"

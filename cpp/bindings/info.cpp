@@ -1,16 +1,15 @@
-// rt.info() backend: version, compiler, OpenMP, CPU features, ISA and kernels chosen.
+// rt.info() backend: version, compiler, threads, CPU features, ISA and kernels chosen.
 #include <pybind11/stl.h>
 
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "../runtime/threadpool.h"
 #include "bindings.h"
 #include "pyrt/dispatch.h"
-#ifdef PYRT_HAVE_OPENMP
-#include <omp.h>
-#endif
 
 #ifndef PYRT_VERSION
 #define PYRT_VERSION "0.0.0"
@@ -61,13 +60,9 @@ void bind_info(py::module_& m) {
     py::dict d;
     d["version"] = PYRT_VERSION;
     d["compiler"] = PYRT_COMPILER;
-#ifdef PYRT_HAVE_OPENMP
-    d["openmp"] = true;
-    d["max_threads"] = omp_get_max_threads();
-#else
-    d["openmp"] = false;
-    d["max_threads"] = 1;
-#endif
+    d["threading"] = "worker pool";  // cpp/runtime/threadpool.h
+    d["max_threads"] = static_cast<int>(std::thread::hardware_concurrency());
+    d["pool_workers"] = ThreadPool::shared().workers();
     d["cpu_features"] = cpu_features().names();
     d["usable_features"] = feature_names(cpu_features().usable());
     d["best_isa"] = isa_name(best_isa());
