@@ -25,6 +25,7 @@ py::dict kernels_of(const KernelTable& t) {
   py::dict d;
   d["gemm"] = t.gemm.name ? t.gemm.name : "";
   d["dwconv"] = t.dwconv.name ? t.dwconv.name : "";
+  d["dwconv_chw"] = t.dwconv_chw.name ? t.dwconv_chw.name : "";
   d["pool"] = t.pool.name ? t.pool.name : "";
   d["eltwise"] = t.eltwise.name ? t.eltwise.name : "";
   d["transpose"] = t.transpose.name ? t.transpose.name : "";

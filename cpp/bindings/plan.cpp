@@ -218,6 +218,17 @@ void bind_plan(py::module_& m) {
         s.p().add_step(make_dwconv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
                                         epilogue(bias, q.C, residual, act, lo, hi, after)));
       })
+      .def("dwconv_chw", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, const py::object& W,
+                            const py::object& bias, int residual, int act, float lo, float hi, bool after) {
+        // Same geometry and sizes as dwconv; x, y (and the residual) in NCHW order.
+        const ConvGeom q = geom(g);
+        check_geom(s.p(), x, y, q, q.C);
+        if (q.OC != q.C) throw std::invalid_argument("depthwise conv: OC must equal C");
+        check_residual(s.p(), residual, y);
+        FArray w = weight(W, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
+        s.p().add_step(make_dwconv_chw_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
+                                            epilogue(bias, q.C, residual, act, lo, hi, after)));
+      })
       .def("pool", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, bool is_max, bool cip,
                       int64_t pb, int64_t pr) {
         const ConvGeom q = geom(g);

@@ -51,6 +51,7 @@ KernelTable build_table(Isa isa) {
   t.isa_name = "scalar";
   register_gemm__scalar(t);
   register_dwconv__scalar(t);
+  register_dwconv_chw__scalar(t);
   register_pool__scalar(t);
   register_eltwise__scalar(t);
   register_transpose__scalar(t);
@@ -59,6 +60,7 @@ KernelTable build_table(Isa isa) {
     t.isa_name = "avx2";
     register_gemm__avx2(t);
     register_dwconv__avx2(t);
+    register_dwconv_chw__avx2(t);
     register_pool__avx2(t);
     register_eltwise__avx2(t);
     register_transpose__avx2(t);
@@ -68,6 +70,7 @@ KernelTable build_table(Isa isa) {
     t.isa_name = "avx512";
     register_gemm__avx512(t);
     register_dwconv__avx512(t);
+    register_dwconv_chw__avx512(t);
     register_pool__avx512(t);
     register_eltwise__avx512(t);
   }

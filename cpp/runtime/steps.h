@@ -61,6 +61,10 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
 // Depthwise conv (C == OC, multiplier 1); W is [C, 1, KH, KW].
 std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x, int y,
                                        const ConvGeom& g, const float* W, EpilogueSpec ep);
+// Depthwise conv on NCHW planes (x and y in public NCHW layout per sample, `images`
+// images of C planes); W is [C, 1, KH, KW]; residual laid out like y.
+std::unique_ptr<Step> make_dwconv_chw_step(const KernelTable& kt, int threads, int x, int y,
+                                           const ConvGeom& g, const float* W, EpilogueSpec ep);
 std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
                                      const ConvGeom& g, bool is_max, bool count_include_pad,
                                      int64_t pb, int64_t pr);

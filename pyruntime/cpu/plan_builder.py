@@ -16,7 +16,7 @@ import numpy as np
 from .. import _core
 from ..errors import GraphError, UnsupportedOpError
 from ..graph import Graph, Node
-from ..shapes import node_attrs, node_label
+from ..shapes import consumers, node_attrs, node_label
 
 ACT_CODES = {None: 0, "relu": 1, "clip": 2, "sigmoid": 3, "tanh": 4, "gelu": 5}
 _UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Gelu": "gelu", "Clip": "clip"}
@@ -30,6 +30,7 @@ class _Val:
     id: int
     shape: tuple
     static: bool = False
+    planar: bool = False  # a 4-D value stored in public NCHW order (no transpose needed)
 
     @property
     def per_sample(self) -> int:
@@ -41,7 +42,7 @@ class _Val:
 
     @property
     def nhwc(self) -> bool:
-        return len(self.shape) == 4
+        return len(self.shape) == 4 and not self.planar
 
     def storage_dims(self) -> list[int]:
         """Public dims in storage order, without the batch dim of a dynamic graph."""
@@ -70,6 +71,8 @@ class Lowerer:
         self.step_nodes: list[str] = []
         self._where = ""
         self.static = all(shapes[v.name][0] is not None for v in graph.inputs)
+        self._planar_in: dict[str, _Val] = {}  # 4-D graph inputs, as given (NCHW)
+        self._chw_nodes = self._planar_dwconv_nodes()
 
     # ------------------------------------------------------------ helpers
     def _step(self, fn: str, *args) -> None:
@@ -104,17 +107,48 @@ class Lowerer:
         self._step("transpose", src_id, t.id, shape[1], shape[2] * shape[3], t.images)
         return t
 
+    def _planar_dwconv_nodes(self) -> set[int]:
+        """Depthwise convs that read a 4-D graph input and write only a graph output
+        (nothing else reads it), without a residual: the graph's whole work for that
+        value is this one layer, so it runs on the public NCHW planes directly
+        (f32_dwconv2d_chw) instead of between two layout transposes."""
+        inputs = {v.name for v in self.g.inputs if len(self.shapes[v.name]) == 4}
+        cons = consumers(self.g)
+        out = set()
+        for i, n in enumerate(self.g.nodes):
+            if n.op != "Conv" or not n.inputs or n.inputs[0] not in inputs:
+                continue
+            a = node_attrs(n, i)
+            w = self.g.weights.get(n.inputs[1]) if len(n.inputs) > 1 else None
+            c = self.shapes[n.inputs[0]][1]
+            if (w is None or a["group"] == 1 or a["group"] != c or a["residual"]
+                    or n.outputs[0] not in self.g.outputs or cons.get(n.outputs[0])):
+                continue
+            out.add(i)
+        return out
+
     # ------------------------------------------------------------ driver
     def lower(self) -> "Lowerer":
+        cons = consumers(self.g)
         for vi in self.g.inputs:
             shape = self.shapes[vi.name]
             self._where = f"input {vi.name!r}"
             v = _Val(-1, shape, self.static)
             v.id = self.plan.add_input(v.per_sample)
-            self.vals[vi.name] = self._to_nhwc(v.id, shape) if len(shape) == 4 else v
+            if len(shape) != 4:
+                self.vals[vi.name] = v
+                continue
+            self._planar_in[vi.name] = _Val(v.id, shape, self.static, planar=True)
+            # The NHWC copy only when something other than a planar depthwise conv reads it.
+            if vi.name in self.g.outputs or any(i not in self._chw_nodes
+                                                for i in cons.get(vi.name, [])):
+                self.vals[vi.name] = self._to_nhwc(v.id, shape)
         for i, node in enumerate(self.g.nodes):
             self._where = node_label(node, i)
-            self._node(node, node_attrs(node, i))
+            if i in self._chw_nodes:
+                self._planar_dwconv(node, node_attrs(node, i))
+            else:
+                self._node(node, node_attrs(node, i))
         for name in self.g.outputs:
             self._where = f"output {name!r}"
             if name not in self.vals:
@@ -211,6 +245,23 @@ class Lowerer:
                 self._step("activation", y.id, z.id, ACT_CODES[act], lo, hi)
                 y = z
         self.vals[out] = y
+
+    def _planar_dwconv(self, n: Node, a: dict) -> None:
+        """A depthwise conv from a graph input to a graph output, NCHW in and out."""
+        x = self._planar_in[n.inputs[0]]
+        yshape = self.shapes[n.outputs[0]]
+        w = self.consts[n.inputs[1]]
+        bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+        _, c, h, wd = x.shape
+        (sh, sw), (dh, dw) = a["strides"], a["dilations"]
+        geom = [h, wd, c, yshape[2], yshape[3], c, w.shape[2], w.shape[3], sh, sw,
+                a["pads"][0], a["pads"][1], dh, dw, x.images]
+        y = _Val(-1, tuple(yshape), self.static, planar=True)
+        y.id = self.plan.add_value(y.per_sample)
+        act = a["activation"]
+        self._step("dwconv_chw", x.id, y.id, geom, w, bias, -1, ACT_CODES[act],
+                   a["act_min"], a["act_max"], False)
+        self.vals[n.outputs[0]] = y
 
     def _add_vals(self, y: _Val, other: str, shape: tuple) -> _Val:
         tmp = f"\0{y.id}"

@@ -1,9 +1,9 @@
 // Standalone differential check of a kernel table against the scalar table.
 //
 // For the chosen ISA (argv[1]: scalar | avx2 | avx512 | avx2w16 | best; default best)
-// every kernel family of the KernelTable (gemm, dwconv, pool, eltwise, transpose) runs
-// on seeded random inputs and is compared with the scalar table's kernel (which the
-// Python tests verify against float64 numpy). Calling conventions follow
+// every kernel family of the KernelTable (gemm, dwconv, dwconv_chw, pool, eltwise,
+// transpose) runs on seeded random inputs and is compared with the scalar table's kernel
+// (which the Python tests verify against float64 numpy). Calling conventions follow
 // cpp/testing/testing_*.cpp. Inputs end exactly at a page boundary followed by a
 // PROT_NONE page (a masked tail that reads past its end faults); outputs are surrounded
 // by sentinels and padded row strides, and the sentinels must survive.
@@ -576,6 +576,131 @@ void test_dwconv(const KernelTable& ref, const KernelTable& tst) {
   }
 }
 
+// ======================================================= depthwise conv, CHW planes
+
+bool dwc_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, ptrdiff_t planes,
+               int plane_split, Group& grp) {
+  set_case("dwconv_chw planes=%td H=%td W=%td C=%td K=%tdx%td s=%td,%td pads=%td,%td,%td,%td "
+           "d=%td,%td bias=%d res=%d act=%s split=%d,%d nan=%d",
+           planes, c.H, c.W, c.C, c.KH, c.KW, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw,
+           c.bias, c.res, act_name(c.act), plane_split, c.split, c.nan);
+  const ptrdiff_t eh = c.dh * (c.KH - 1) + 1, ew = c.dw * (c.KW - 1) + 1;
+  if (c.H + c.pt + c.pb < eh || c.W + c.pl + c.pr < ew) return true;  // invalid: skip
+  const ptrdiff_t OH = (c.H + c.pt + c.pb - eh) / c.sh + 1;
+  const ptrdiff_t OW = (c.W + c.pl + c.pr - ew) / c.sw + 1;
+  Fenced x(static_cast<size_t>(planes * c.H * c.W)), w(static_cast<size_t>(c.C * c.KH * c.KW));
+  fill(x.p, x.n);
+  fill(w.p, w.n);
+  if (c.nan) {
+    x[irand(static_cast<int>(x.n))] = kNaN;
+    x[irand(static_cast<int>(x.n))] = kInf;
+  }
+  Fenced bias(static_cast<size_t>(c.C));
+  fill(bias.p, bias.n);
+  const size_t ysize = static_cast<size_t>(planes * OH * OW);
+  Fenced R(c.res ? ysize : 0);
+  fill(R.p, R.n, -2.0f, 2.0f);
+  Guarded yr(ysize), yt(ysize);
+  Guarded* outs[2] = {&yr, &yt};
+  const KernelTable* tabs[2] = {&ref, &tst};
+  for (int t = 0; t < 2; ++t) {
+    const DwConvChwConfig& k = tabs[t]->dwconv_chw;
+    Fenced P(k.packed_size(c.KH, c.KW, c.C));
+    k.pack(w.p, c.KH, c.KW, c.C, P.p);
+    Epilogue ep{};
+    ep.bias = c.bias ? bias.p : nullptr;
+    ep.residual = c.res ? R.p : nullptr;
+    ep.ldr = OW;
+    ep.act = c.act;
+    ep.lo = c.lo;
+    ep.hi = c.hi;
+    ep.residual_after_act = c.res == 2;
+    DwConvChwArgs a{};
+    a.x = x.p; a.H = c.H; a.W = c.W; a.C = c.C;
+    a.w = P.p;
+    a.KH = c.KH; a.KW = c.KW; a.sh = c.sh; a.sw = c.sw; a.pt = c.pt; a.pl = c.pl;
+    a.dh = c.dh; a.dw = c.dw;
+    a.y = outs[t]->p(); a.OH = OH; a.OW = OW;
+    a.ep = &ep;
+    // Scratch of exactly the size asked for (rounded to 64 bytes), ending at a fence.
+    Fenced scratch((k.scratch_floats(&a) + 15) / 16 * 16);
+    const int ps = t == 0 ? 1 : plane_split, rs = t == 0 ? 1 : c.split;
+    for (int i = ps - 1; i >= 0; --i) {  // last range first, like the tests
+      const ptrdiff_t p0 = planes * i / ps, p1 = planes * (i + 1) / ps;
+      for (int j = rs - 1; j >= 0; --j) {
+        const ptrdiff_t r0 = OH * j / rs, r1 = OH * (j + 1) / rs;
+        if (p1 > p0 && r1 > r0) k.run(&a, p0, p1, r0, r1, scratch.p);
+      }
+    }
+  }
+  return match_guarded(yr, yt, ysize, rtol_for(c.KH * c.KW), rtol_for(c.KH * c.KW), false, grp, "y");
+}
+
+void test_dwconv_chw(const KernelTable& ref, const KernelTable& tst) {
+  const std::vector<ptrdiff_t> Ws = g_small ? std::vector<ptrdiff_t>{1, 7, 16, 17, 33}
+                                            : std::vector<ptrdiff_t>{1, 2, 3, 7, 8, 15, 16, 17, 29, 31, 32, 33, 47, 65};
+  {
+    Group g{"dwconv_chw/fast-3x3-5x5"};
+    const std::vector<ptrdiff_t> Hs = g_small ? std::vector<ptrdiff_t>{1, 3, 5, 9}
+                                              : std::vector<ptrdiff_t>{1, 2, 3, 4, 5, 7, 9, 13};
+    for (ptrdiff_t k : {3, 5})
+      for (ptrdiff_t s : {1, 2})
+        for (ptrdiff_t h : Hs)
+          for (ptrdiff_t wd : Ws)
+            for (int padv = 0; padv < 3; ++padv) {
+              const ptrdiff_t p = padv == 0 ? 0 : padv == 1 ? k / 2 : 1;
+              DwCase c{h, wd, 3, k, k, s, s, p, p, padv == 2 ? 0 : p, p};
+              c.act = padv == 1 ? Act::Relu : padv == 2 ? Act::Clip : Act::None;
+              c.split = 1 + static_cast<int>((h + wd) % 5);
+              record(g, dwc_check(ref, tst, c, 5, 1 + static_cast<int>(wd % 3), g));
+            }
+    end_group(g);
+  }
+  {
+    Group g{"dwconv_chw/generic"};
+    struct S { ptrdiff_t KH, KW, sh, sw, dh, dw; };
+    const S shapes[] = {{1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 1, 1}, {3, 3, 1, 1, 2, 2},
+                        {3, 3, 3, 3, 1, 1}, {3, 5, 1, 2, 1, 1}, {7, 7, 1, 1, 1, 1},
+                        {5, 5, 2, 1, 1, 2}, {1, 3, 1, 1, 1, 3}, {3, 3, 2, 1, 1, 1},
+                        {1, 7, 1, 3, 1, 1}};
+    for (const S& s : shapes)
+      for (ptrdiff_t wd : Ws)
+        for (ptrdiff_t h : {5, 11}) {
+          DwCase c{h, wd, 2, s.KH, s.KW, s.sh, s.sw, s.KH / 2, s.KW / 2, s.KH / 2, (s.KW - 1) / 2};
+          c.dh = s.dh;
+          c.dw = s.dw;
+          c.bias = wd % 2;
+          c.split = 2;
+          record(g, dwc_check(ref, tst, c, 4, 3, g));
+        }
+    end_group(g);
+  }
+  {
+    Group g{"dwconv_chw/epilogue"};
+    for (DwCase s : std::vector<DwCase>{{7, 19, 3, 3, 3, 1, 1, 1, 1, 1, 1},
+                                        {9, 33, 3, 5, 5, 2, 2, 2, 2, 2, 2},
+                                        {6, 17, 3, 3, 3, 2, 2, 0, 0, 1, 1},
+                                        {5, 5, 3, 2, 3, 1, 1, 1, 1, 0, 1}})
+      for (Act act : kActs)
+        for (int bias = 0; bias < 2; ++bias)
+          for (int res = 0; res < 3; ++res) {
+            DwCase c = s;
+            c.act = act;
+            c.bias = bias;
+            c.res = res;
+            c.split = 3;
+            record(g, dwc_check(ref, tst, c, 7, 2, g));
+          }
+    for (Act act : kActs) {  // NaN / inf in x
+      DwCase c{7, 21, 3, 3, 3, 1, 1, 1, 1, 1, 1};
+      c.act = act;
+      c.nan = true;
+      record(g, dwc_check(ref, tst, c, 6, 2, g));
+    }
+    end_group(g);
+  }
+}
+
 // ================================================================== pooling
 
 struct PoolCase {
@@ -908,14 +1033,16 @@ int main(int argc, char** argv) {
   }
   printf("testing ISA %s (table isa_name=%s) against scalar\n", isa_arg == "best" ? isa_name(want) : isa_arg.c_str(),
          tst.isa_name);
-  printf("kernels: gemm=%s (mr=%d nr=%d) dwconv=%s pool=%s eltwise=%s transpose=%s\n",
-         tst.gemm.name, tst.gemm.mr, tst.gemm.nr, tst.dwconv.name, tst.pool.name,
-         tst.eltwise.name, tst.transpose.name);
+  printf("kernels: gemm=%s (mr=%d nr=%d) dwconv=%s dwconv_chw=%s pool=%s eltwise=%s "
+         "transpose=%s\n",
+         tst.gemm.name, tst.gemm.mr, tst.gemm.nr, tst.dwconv.name, tst.dwconv_chw.name,
+         tst.pool.name, tst.eltwise.name, tst.transpose.name);
   fflush(stdout);
 
   const double t0 = now_s();
   test_gemm(ref, tst);
   test_dwconv(ref, tst);
+  test_dwconv_chw(ref, tst);
   test_pool(ref, tst);
   test_eltwise(ref, tst);
   test_transpose(ref, tst);

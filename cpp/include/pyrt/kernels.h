@@ -67,6 +67,35 @@ struct DwConvConfig {
   void (*run)(const DwConvArgs* a, ptrdiff_t oh0, ptrdiff_t oh1);
 };
 
+// ------------------------------------------------- depthwise conv, CHW (planar)
+// Depthwise conv on NCHW data, one H x W plane per (image, channel) (XNNPACK's
+// dwconv2d_chw): a graph that is one depthwise layer with public NCHW input and output
+// runs without layout transposes. Planes lie back to back; plane p uses channel p % C.
+// Padded taps contribute +0 * w (not skipped): this differs from skipping them only for
+// a non-finite weight.
+struct DwConvChwArgs {
+  const float* x; ptrdiff_t H, W;  // input planes of H * W floats
+  ptrdiff_t C;                     // channels (weights and bias of plane p: p % C)
+  const float* w;                  // packed by DwConvChwConfig::pack
+  ptrdiff_t KH, KW, sh, sw, pt, pl, dh, dw;
+  float* y; ptrdiff_t OH, OW;      // output planes of OH * OW floats
+  // bias[C] (one value per plane); residual laid out like y: row (p, oh) at
+  // residual + (p * OH + oh) * ldr. nullptr = no epilogue.
+  const Epilogue* ep;
+};
+struct DwConvChwConfig {
+  const char* name;  // e.g. "f32_dwconv2d_chw__avx512"
+  size_t (*packed_size)(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C);
+  // w_src is the ONNX layout [C][1][KH][KW].
+  void (*pack)(const float* w_src, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C, float* packed);
+  // Floats of scratch one `run` call needs for this geometry (per thread).
+  size_t (*scratch_floats)(const DwConvChwArgs* a);
+  // Single-threaded: output rows [oh0, oh1) of planes [p0, p1). `scratch` holds
+  // scratch_floats(a) floats, 64-byte aligned.
+  void (*run)(const DwConvChwArgs* a, ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t oh0, ptrdiff_t oh1,
+              float* scratch);
+};
+
 // -------------------------------------------------------------- pooling
 // One image, NHWC. Padded positions are skipped by max; avg divides by the number of
 // taps inside the image, or, when count_include_pad, by the taps inside the padded image
@@ -117,6 +146,7 @@ struct KernelTable {
   const char* isa_name;
   GemmConfig gemm;
   DwConvConfig dwconv;
+  DwConvChwConfig dwconv_chw;
   PoolConfig pool;
   EltwiseConfig eltwise;
   TransposeConfig transpose;
@@ -129,6 +159,9 @@ void register_gemm__avx512(KernelTable& t);
 void register_dwconv__scalar(KernelTable& t);
 void register_dwconv__avx2(KernelTable& t);
 void register_dwconv__avx512(KernelTable& t);
+void register_dwconv_chw__scalar(KernelTable& t);
+void register_dwconv_chw__avx2(KernelTable& t);
+void register_dwconv_chw__avx512(KernelTable& t);
 void register_pool__scalar(KernelTable& t);
 void register_pool__avx2(KernelTable& t);
 void register_pool__avx512(KernelTable& t);
