@@ -229,6 +229,39 @@ void bind_plan(py::module_& m) {
         s.p().add_step(make_dwconv_chw_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
                                             epilogue(bias, q.C, residual, act, lo, hi, after)));
       })
+      .def("inverted_residual", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g,
+                                   int64_t cin, int64_t cout, const py::object& We,
+                                   const py::object& be, int act_e, float lo_e, float hi_e,
+                                   const py::object& Wd, const py::object& bd, int act_d,
+                                   float lo_d, float hi_d, const py::object& Wp,
+                                   const py::object& bp, int residual, int act_p, float lo_p,
+                                   float hi_p, bool after_p) {
+        // geom: the depthwise conv's (C = hidden channels, H/W = the block input's).
+        const ConvGeom q = geom(g);
+        if (q.OC != q.C) throw std::invalid_argument("inverted residual: depthwise OC must equal C");
+        if (q.sh < 1 || q.sw < 1 || q.dh < 1 || q.dw < 1 || q.KH < 1 || q.KW < 1)
+          throw std::invalid_argument("conv/pool strides, dilations and kernel must be >= 1");
+        const bool expand = !We.is_none();
+        if (cin < 1 || cout < 1 || (!expand && cin != q.C))
+          throw std::invalid_argument("inverted residual: bad channel counts");
+        if (mul({q.images, q.H, q.W, cin}, "block input") != s.p().per_sample(x) ||
+            mul({q.images, q.OH, q.OW, cout}, "block output") != s.p().per_sample(y))
+          throw std::invalid_argument("inverted residual: geometry does not match the value sizes");
+        check_residual(s.p(), residual, y);
+        FArray we;
+        if (expand) we = weight(We, mul(q.C, cin, "expand weight"), "expand weight");
+        FArray wd = weight(Wd, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
+        FArray wp = weight(Wp, mul(cout, q.C, "project weight"), "project weight");
+        s.p().add_step(make_inverted_residual_step(
+            s.p().kernels(), s.p().threads(), x, y, q, cin, expand ? we.data() : nullptr,
+            epilogue(be, q.C, -1, act_e, lo_e, hi_e, false), wd.data(),
+            epilogue(bd, q.C, -1, act_d, lo_d, hi_d, false), cout, wp.data(),
+            epilogue(bp, cout, residual, act_p, lo_p, hi_p, after_p)));
+      }, py::arg("x"), py::arg("y"), py::arg("geom"), py::arg("cin"), py::arg("cout"),
+         py::arg("We"), py::arg("be"), py::arg("act_e"), py::arg("lo_e"), py::arg("hi_e"),
+         py::arg("Wd"), py::arg("bd"), py::arg("act_d"), py::arg("lo_d"), py::arg("hi_d"),
+         py::arg("Wp"), py::arg("bp"), py::arg("residual"), py::arg("act_p"), py::arg("lo_p"),
+         py::arg("hi_p"), py::arg("after_p"))
       .def("pool", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, bool is_max, bool cip,
                       int64_t pb, int64_t pr) {
         const ConvGeom q = geom(g);

@@ -47,6 +47,12 @@ void gemm_parallel(const GemmConfig& g, int threads, ptrdiff_t M, ptrdiff_t N, p
                    const float* A, ptrdiff_t lda, const float* packed, float* C, ptrdiff_t ldc,
                    const Epilogue& ep);
 
+void check_gemm(const GemmConfig& g);  // throws when the table has no GEMM kernel
+// B [K, N] (row stride ldb) packed once for g.
+AlignedFloats pack_gemm(const GemmConfig& g, int64_t K, int64_t N, const float* B, int64_t ldb);
+// The run-time epilogue of a spec: `bias`, its residual value resolved for this run.
+Epilogue make_ep(const EpilogueSpec& s, const float* bias, const ExecCtx& c, ptrdiff_t ldr);
+
 std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample);
 // Per sample, `images` row-major [R, S] matrices -> [S, R] (NCHW <-> NHWC).
 std::unique_ptr<Step> make_transpose_step(const KernelTable& kt, int threads, int x, int y, int64_t R, int64_t S,
@@ -65,6 +71,14 @@ std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x
 // images of C planes); W is [C, 1, KH, KW]; residual laid out like y.
 std::unique_ptr<Step> make_dwconv_chw_step(const KernelTable& kt, int threads, int x, int y,
                                            const ConvGeom& g, const float* W, EpilogueSpec ep);
+// A fused inverted-residual block, NHWC: [1x1 expand conv We [Ch, cin] + ee] ->
+// depthwise conv Wd [Ch, 1, KH, KW] of geometry q (q.C = Ch, q.H/q.W = the input's) + ed
+// -> 1x1 project conv Wp [cout, Ch] + ej (its residual laid out like y). We == nullptr:
+// no expand conv (x has Ch channels).
+std::unique_ptr<Step> make_inverted_residual_step(
+    const KernelTable& kt, int threads, int x, int y, const ConvGeom& q, int64_t cin,
+    const float* We, EpilogueSpec ee, const float* Wd, EpilogueSpec ed, int64_t cout,
+    const float* Wp, EpilogueSpec ej);
 std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
                                      const ConvGeom& g, bool is_max, bool count_include_pad,
                                      int64_t pb, int64_t pr);

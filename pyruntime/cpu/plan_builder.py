@@ -17,6 +17,7 @@ from .. import _core
 from ..errors import GraphError, UnsupportedOpError
 from ..graph import Graph, Node
 from ..shapes import consumers, node_attrs, node_label
+from .fused_blocks import InvertedResidual, find_inverted_residuals
 
 ACT_CODES = {None: 0, "relu": 1, "clip": 2, "sigmoid": 3, "tanh": 4, "gelu": 5}
 _UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Gelu": "gelu", "Clip": "clip"}
@@ -62,7 +63,8 @@ def _storage_perm(rank: int) -> tuple[int, ...]:
 class Lowerer:
     """Builds the plan node by node; `step_nodes[i]` names the node behind plan step i."""
 
-    def __init__(self, graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int):
+    def __init__(self, graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int,
+                 fuse_blocks: bool = True):
         self.g = graph
         self.shapes = shapes
         self.plan = _core.Plan(isa, threads)
@@ -73,6 +75,9 @@ class Lowerer:
         self.static = all(shapes[v.name][0] is not None for v in graph.inputs)
         self._planar_in: dict[str, _Val] = {}  # 4-D graph inputs, as given (NCHW)
         self._chw_nodes = self._planar_dwconv_nodes()
+        blocks = find_inverted_residuals(graph, shapes) if fuse_blocks else []
+        self._blocks = {b.project: b for b in blocks}  # emitted at the project conv
+        self._in_block = {i for b in blocks for i in b.nodes if i != b.project}
 
     # ------------------------------------------------------------ helpers
     def _step(self, fn: str, *args) -> None:
@@ -145,7 +150,11 @@ class Lowerer:
                 self.vals[vi.name] = self._to_nhwc(v.id, shape)
         for i, node in enumerate(self.g.nodes):
             self._where = node_label(node, i)
-            if i in self._chw_nodes:
+            if i in self._in_block:
+                continue
+            if i in self._blocks:
+                self._inverted_residual(self._blocks[i])
+            elif i in self._chw_nodes:
                 self._planar_dwconv(node, node_attrs(node, i))
             else:
                 self._node(node, node_attrs(node, i))
@@ -262,6 +271,41 @@ class Lowerer:
         self._step("dwconv_chw", x.id, y.id, geom, w, bias, -1, ACT_CODES[act],
                    a["act_min"], a["act_max"], False)
         self.vals[n.outputs[0]] = y
+
+    def _inverted_residual(self, b: InvertedResidual) -> None:
+        """[1x1 expand] -> depthwise -> 1x1 project (+ residual) as one fused step."""
+        nodes = [self.g.nodes[i] for i in b.nodes]
+        self._where = " + ".join(node_label(n, i) for n, i in zip(nodes, b.nodes))
+        e = self.g.nodes[b.expand] if b.expand is not None else None
+        d, p = self.g.nodes[b.dw], self.g.nodes[b.project]
+        x = self._act((e or d).inputs[0])
+        dshape, yshape = self.shapes[d.outputs[0]], self.shapes[p.outputs[0]]
+
+        def parts(n: Node, i: int) -> tuple:
+            a = node_attrs(n, i)
+            w = self.consts[n.inputs[1]]
+            bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+            return a, w, bias, ACT_CODES[a["activation"]], a["act_min"], a["act_max"]
+
+        ad, wd, bd, act_d, lo_d, hi_d = parts(d, b.dw)
+        ch = wd.shape[0]
+        _, _, h, wdt = self.shapes[d.inputs[0]]
+        (sh, sw), (dh, dw) = ad["strides"], ad["dilations"]
+        geom = [h, wdt, ch, dshape[2], dshape[3], ch, wd.shape[2], wd.shape[3], sh, sw,
+                ad["pads"][0], ad["pads"][1], dh, dw, x.images]
+        if e is not None:
+            _, we, be, act_e, lo_e, hi_e = parts(e, b.expand)
+            we = we.reshape(we.shape[0], we.shape[1])
+        else:
+            we, be, act_e, lo_e, hi_e = None, None, 0, 0.0, 0.0
+        ap, wp, bp, act_p, lo_p, hi_p = parts(p, b.project)
+        res = self.vals[p.inputs[3]].id if ap["residual"] else -1
+        y = self._new(yshape)
+        self._step("inverted_residual", x.id, y.id, geom, x.shape[1], yshape[1],
+                   we, be, act_e, lo_e, hi_e, wd, bd, act_d, lo_d, hi_d,
+                   wp.reshape(wp.shape[0], wp.shape[1]), bp, res, act_p, lo_p, hi_p,
+                   bool(ap["residual_after_act"]))
+        self.vals[p.outputs[0]] = y
 
     def _add_vals(self, y: _Val, other: str, shape: tuple) -> _Val:
         tmp = f"\0{y.id}"
@@ -397,8 +441,10 @@ def _row_strides(shape) -> list[int]:
     return st[::-1]
 
 
-def lower(graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int) -> Lowerer:
-    """Build and finalize the plan for an optimized graph."""
+def lower(graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int,
+          fuse_blocks: bool = True) -> Lowerer:
+    """Build and finalize the plan for an optimized graph. `fuse_blocks=False` runs
+    inverted-residual blocks as separate steps (for comparisons)."""
     if not graph.outputs:
         raise GraphError("graph has no outputs")
-    return Lowerer(graph, shapes, isa, threads).lower()
+    return Lowerer(graph, shapes, isa, threads, fuse_blocks).lower()

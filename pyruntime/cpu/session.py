@@ -229,10 +229,12 @@ def _check_sizes(g: Graph, shapes: dict[str, tuple]) -> None:
                                  f"(each value at most {_MAX_GEOM})")
 
 
-def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None) -> Session:
+def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None,
+                fuse_blocks: bool = True) -> Session:
     """Optimize a validated `graph`, then build its native plan (weights packed for the
     chosen kernels, buffers planned). `threads=None` uses every core this process may run
-    on; `isa=None` the best kernels this CPU has (or PYRUNTIME_ISA)."""
+    on; `isa=None` the best kernels this CPU has (or PYRUNTIME_ISA). `fuse_blocks=False`
+    keeps inverted-residual blocks as separate steps (to compare the two plans)."""
     from .. import passes, shapes as shp
     from .plan_builder import lower
 
@@ -242,7 +244,7 @@ def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None
     shapes = shp.infer_shapes(g)
     _check_sizes(g, shapes)
     try:
-        low = lower(g, shapes, isa_name, n)
+        low = lower(g, shapes, isa_name, n, fuse_blocks)
     except RuntimeError as e:
         if isinstance(e, Error):
             raise
