@@ -129,43 +129,55 @@ struct ConvStep final : Step {
   size_t scratch_floats() const override { return size_t(threads) * size_t(tile) * size_t(Kd); }
   size_t weight_bytes() const override { return packed.size() * sizeof(float); }
 
-  // Rows [p0, p0 + rows) of the im2col matrix (output pixels over the whole batch).
+  // Rows [p0, p0 + rows) of the im2col matrix (output pixels over the whole batch), one
+  // output-row segment at a time: per kernel row, the input row is checked once, and the
+  // pixels whose window lies inside it horizontally copy one contiguous run each (a
+  // 3-channel stem conv spent as long on per-pixel index and bounds work as on copying).
   void im2col(const float* x, ptrdiff_t p0, ptrdiff_t rows, float* buf) const {
     const ConvGeom& q = geo;
     const ptrdiff_t OHW = q.OH * q.OW, C = q.C;
     const ptrdiff_t krow = q.KW * C;
-    // (image, output row, output column) of pixel p0, then stepped along (no division
-    // per pixel: it cost as much as the copies for a 3-channel stem conv).
-    ptrdiff_t n = p0 / OHW, oh = p0 % OHW / q.OW, ow = p0 % q.OW;
-    for (ptrdiff_t r = 0; r < rows; ++r, ++ow) {
-      if (ow == q.OW) {
-        ow = 0;
-        if (++oh == q.OH) oh = 0, ++n;
-      }
-      float* dst = buf + r * Kd;
+    // Output columns whose window is inside horizontally (dilation 1): [in0, in1).
+    ptrdiff_t in0 = q.OW, in1 = q.OW;
+    if (q.dw == 1) {
+      in0 = std::min<ptrdiff_t>(q.OW, ceil_div(q.pl, q.sw));
+      const ptrdiff_t num = q.W + q.pl - q.KW;
+      in1 = num < 0 ? in0 : std::clamp<ptrdiff_t>(num / q.sw + 1, in0, q.OW);
+    }
+    ptrdiff_t r = 0, p = p0;
+    while (r < rows) {
+      const ptrdiff_t n = p / OHW, oh = p % OHW / q.OW, ow0 = p % q.OW;
+      const ptrdiff_t ow1 = std::min<ptrdiff_t>(q.OW, ow0 + (rows - r));  // this segment
       const float* img = x + n * q.H * q.W * C;
-      const ptrdiff_t iw0 = ow * q.sw - q.pl;
-      const bool row_inside = q.dw == 1 && iw0 >= 0 && iw0 + q.KW <= q.W;
+      float* seg = buf + r * Kd;
       for (ptrdiff_t kh = 0; kh < q.KH; ++kh) {
         const ptrdiff_t ih = oh * q.sh - q.pt + kh * q.dh;
-        float* d = dst + kh * krow;
+        float* d = seg + kh * krow;
         if (ih < 0 || ih >= q.H) {
-          std::memset(d, 0, sizeof(float) * krow);
+          for (ptrdiff_t ow = ow0; ow < ow1; ++ow)
+            std::memset(d + (ow - ow0) * Kd, 0, sizeof(float) * krow);
           continue;
         }
         const float* src = img + ih * q.W * C;
-        if (row_inside) {
-          copy_floats(d, src + iw0 * C, krow);
-          continue;
-        }
-        for (ptrdiff_t kw = 0; kw < q.KW; ++kw) {
-          const ptrdiff_t iw = iw0 + kw * q.dw;
-          if (iw < 0 || iw >= q.W)
-            std::memset(d + kw * C, 0, sizeof(float) * C);
-          else
-            copy_floats(d + kw * C, src + iw * C, C);
-        }
+        auto edge = [&](ptrdiff_t ow) {  // a window crossing the left or right edge
+          const ptrdiff_t iw0 = ow * q.sw - q.pl;
+          float* dd = d + (ow - ow0) * Kd;
+          for (ptrdiff_t kw = 0; kw < q.KW; ++kw) {
+            const ptrdiff_t iw = iw0 + kw * q.dw;
+            if (iw < 0 || iw >= q.W)
+              std::memset(dd + kw * C, 0, sizeof(float) * C);
+            else
+              copy_floats(dd + kw * C, src + iw * C, C);
+          }
+        };
+        const ptrdiff_t a = std::clamp(in0, ow0, ow1), b = std::clamp(in1, a, ow1);
+        for (ptrdiff_t ow = ow0; ow < a; ++ow) edge(ow);
+        for (ptrdiff_t ow = a; ow < b; ++ow)
+          copy_floats(d + (ow - ow0) * Kd, src + (ow * q.sw - q.pl) * C, krow);
+        for (ptrdiff_t ow = b; ow < ow1; ++ow) edge(ow);
       }
+      r += ow1 - ow0;
+      p += ow1 - ow0;
     }
   }
 
