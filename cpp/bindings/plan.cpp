@@ -102,6 +102,20 @@ void check_geom(Plan& p, int x, int y, const ConvGeom& q, int64_t oc) {
     throw std::invalid_argument("conv/pool strides, dilations and kernel must be >= 1");
 }
 
+// A depthwise conv step: NHWC (dwconv) or on NCHW planes (dwconv_chw), same checks.
+void add_dwconv(PyPlan& s, bool planar, int x, int y, const std::vector<int64_t>& g,
+                const py::object& W, const py::object& bias, int residual, int act, float lo,
+                float hi, bool after) {
+  const ConvGeom q = geom(g);
+  check_geom(s.p(), x, y, q, q.C);
+  if (q.OC != q.C) throw std::invalid_argument("depthwise conv: OC must equal C");
+  check_residual(s.p(), residual, y);
+  FArray w = weight(W, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
+  auto make = planar ? make_dwconv_chw_step : make_dwconv_step;
+  s.p().add_step(make(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
+                      epilogue(bias, q.C, residual, act, lo, hi, after)));
+}
+
 py::list run_plan(PyPlan& self, const py::sequence& feeds, std::vector<double>* times) {
   Plan& p = self.p();
   const size_t ni = p.num_inputs();
@@ -210,24 +224,12 @@ void bind_plan(py::module_& m) {
       })
       .def("dwconv", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, const py::object& W,
                         const py::object& bias, int residual, int act, float lo, float hi, bool after) {
-        const ConvGeom q = geom(g);
-        check_geom(s.p(), x, y, q, q.C);
-        if (q.OC != q.C) throw std::invalid_argument("depthwise conv: OC must equal C");
-        check_residual(s.p(), residual, y);
-        FArray w = weight(W, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
-        s.p().add_step(make_dwconv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
-                                        epilogue(bias, q.C, residual, act, lo, hi, after)));
+        add_dwconv(s, false, x, y, g, W, bias, residual, act, lo, hi, after);
       })
       .def("dwconv_chw", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g, const py::object& W,
                             const py::object& bias, int residual, int act, float lo, float hi, bool after) {
         // Same geometry and sizes as dwconv; x, y (and the residual) in NCHW order.
-        const ConvGeom q = geom(g);
-        check_geom(s.p(), x, y, q, q.C);
-        if (q.OC != q.C) throw std::invalid_argument("depthwise conv: OC must equal C");
-        check_residual(s.p(), residual, y);
-        FArray w = weight(W, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
-        s.p().add_step(make_dwconv_chw_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
-                                            epilogue(bias, q.C, residual, act, lo, hi, after)));
+        add_dwconv(s, true, x, y, g, W, bias, residual, act, lo, hi, after);
       })
       .def("inverted_residual", [](PyPlan& s, int x, int y, const std::vector<int64_t>& g,
                                    int64_t cin, int64_t cout, const py::object& We,

@@ -512,6 +512,36 @@ bool dw_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, G
   return ok;
 }
 
+// Shapes of the generic (not unrolled) depthwise paths: KH, KW, sh, sw, dh, dw.
+struct DwShape { ptrdiff_t KH, KW, sh, sw, dh, dw; };
+const DwShape kDwGenericShapes[] = {{1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 1, 1}, {3, 3, 1, 1, 2, 2},
+                                    {3, 3, 3, 3, 1, 1}, {3, 5, 1, 2, 1, 1}, {7, 7, 1, 1, 1, 1},
+                                    {5, 5, 2, 1, 1, 2}, {1, 3, 1, 1, 1, 3}};
+
+// Every activation x bias x residual mode on each base case, then NaN / inf in x.
+template <class Check>
+void dw_epilogue_group(const char* name, const std::vector<DwCase>& bases, Check check) {
+  Group g{name};
+  for (const DwCase& s : bases)
+    for (Act act : kActs)
+      for (int bias = 0; bias < 2; ++bias)
+        for (int res = 0; res < 3; ++res) {
+          DwCase c = s;
+          c.act = act;
+          c.bias = bias;
+          c.res = res;
+          c.split = 3;
+          record(g, check(c, g));
+        }
+  for (Act act : kActs) {
+    DwCase c = bases[0];
+    c.act = act;
+    c.nan = true;
+    record(g, check(c, g));
+  }
+  end_group(g);
+}
+
 void test_dwconv(const KernelTable& ref, const KernelTable& tst) {
   const std::vector<ptrdiff_t> Cs = g_small ? std::vector<ptrdiff_t>{1, 7, 16, 17, 33, 48}
                                             : std::vector<ptrdiff_t>{1, 3, 7, 8, 15, 16, 17, 31, 33, 48, 65, 96};
@@ -534,11 +564,7 @@ void test_dwconv(const KernelTable& ref, const KernelTable& tst) {
   }
   {
     Group g{"dwconv/generic"};
-    struct S { ptrdiff_t KH, KW, sh, sw, dh, dw; };
-    const S shapes[] = {{1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 1, 1}, {3, 3, 1, 1, 2, 2},
-                        {3, 3, 3, 3, 1, 1}, {3, 5, 1, 2, 1, 1}, {7, 7, 1, 1, 1, 1},
-                        {5, 5, 2, 1, 1, 2}, {1, 3, 1, 1, 1, 3}};
-    for (const S& s : shapes)
+    for (const DwShape& s : kDwGenericShapes)
       for (ptrdiff_t C : Cs)
         for (ptrdiff_t hw : {5, 11}) {
           DwCase c{hw, hw + 1, C, s.KH, s.KW, s.sh, s.sw, s.KH / 2, s.KW / 2, s.KH / 2, (s.KW - 1) / 2};
@@ -550,30 +576,10 @@ void test_dwconv(const KernelTable& ref, const KernelTable& tst) {
         }
     end_group(g);
   }
-  {
-    Group g{"dwconv/epilogue"};
-    for (DwCase s : std::vector<DwCase>{{7, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1},
-                                        {9, 7, 33, 5, 5, 2, 2, 2, 2, 2, 2},
-                                        {6, 6, 20, 3, 3, 2, 2, 0, 0, 1, 1},
-                                        {5, 5, 16, 2, 3, 1, 1, 1, 1, 0, 1}})
-      for (Act act : kActs)
-        for (int bias = 0; bias < 2; ++bias)
-          for (int res = 0; res < 3; ++res) {
-            DwCase c = s;
-            c.act = act;
-            c.bias = bias;
-            c.res = res;
-            c.split = 3;
-            record(g, dw_check(ref, tst, c, g));
-          }
-    for (Act act : kActs) {  // NaN / inf in x
-      DwCase c{7, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1};
-      c.act = act;
-      c.nan = true;
-      record(g, dw_check(ref, tst, c, g));
-    }
-    end_group(g);
-  }
+  dw_epilogue_group("dwconv/epilogue",
+                    {{7, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1}, {9, 7, 33, 5, 5, 2, 2, 2, 2, 2, 2},
+                     {6, 6, 20, 3, 3, 2, 2, 0, 0, 1, 1}, {5, 5, 16, 2, 3, 1, 1, 1, 1, 0, 1}},
+                    [&](const DwCase& c, Group& g) { return dw_check(ref, tst, c, g); });
 }
 
 // ======================================================= depthwise conv, CHW planes
@@ -658,12 +664,10 @@ void test_dwconv_chw(const KernelTable& ref, const KernelTable& tst) {
   }
   {
     Group g{"dwconv_chw/generic"};
-    struct S { ptrdiff_t KH, KW, sh, sw, dh, dw; };
-    const S shapes[] = {{1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 1, 1}, {3, 3, 1, 1, 2, 2},
-                        {3, 3, 3, 3, 1, 1}, {3, 5, 1, 2, 1, 1}, {7, 7, 1, 1, 1, 1},
-                        {5, 5, 2, 1, 1, 2}, {1, 3, 1, 1, 1, 3}, {3, 3, 2, 1, 1, 1},
-                        {1, 7, 1, 3, 1, 1}};
-    for (const S& s : shapes)
+    std::vector<DwShape> shapes(std::begin(kDwGenericShapes), std::end(kDwGenericShapes));
+    shapes.push_back({3, 3, 2, 1, 1, 1});  // row stride != column stride
+    shapes.push_back({1, 7, 1, 3, 1, 1});  // column stride 3: three phases
+    for (const DwShape& s : shapes)
       for (ptrdiff_t wd : Ws)
         for (ptrdiff_t h : {5, 11}) {
           DwCase c{h, wd, 2, s.KH, s.KW, s.sh, s.sw, s.KH / 2, s.KW / 2, s.KH / 2, (s.KW - 1) / 2};
@@ -675,30 +679,10 @@ void test_dwconv_chw(const KernelTable& ref, const KernelTable& tst) {
         }
     end_group(g);
   }
-  {
-    Group g{"dwconv_chw/epilogue"};
-    for (DwCase s : std::vector<DwCase>{{7, 19, 3, 3, 3, 1, 1, 1, 1, 1, 1},
-                                        {9, 33, 3, 5, 5, 2, 2, 2, 2, 2, 2},
-                                        {6, 17, 3, 3, 3, 2, 2, 0, 0, 1, 1},
-                                        {5, 5, 3, 2, 3, 1, 1, 1, 1, 0, 1}})
-      for (Act act : kActs)
-        for (int bias = 0; bias < 2; ++bias)
-          for (int res = 0; res < 3; ++res) {
-            DwCase c = s;
-            c.act = act;
-            c.bias = bias;
-            c.res = res;
-            c.split = 3;
-            record(g, dwc_check(ref, tst, c, 7, 2, g));
-          }
-    for (Act act : kActs) {  // NaN / inf in x
-      DwCase c{7, 21, 3, 3, 3, 1, 1, 1, 1, 1, 1};
-      c.act = act;
-      c.nan = true;
-      record(g, dwc_check(ref, tst, c, 6, 2, g));
-    }
-    end_group(g);
-  }
+  dw_epilogue_group("dwconv_chw/epilogue",
+                    {{7, 21, 3, 3, 3, 1, 1, 1, 1, 1, 1}, {9, 33, 3, 5, 5, 2, 2, 2, 2, 2, 2},
+                     {6, 17, 3, 3, 3, 2, 2, 0, 0, 1, 1}, {5, 5, 3, 2, 3, 1, 1, 1, 1, 0, 1}},
+                    [&](const DwCase& c, Group& g) { return dwc_check(ref, tst, c, 7, 2, g); });
 }
 
 // ================================================================== pooling
