@@ -19,7 +19,9 @@ namespace pyrt {
 namespace {
 
 constexpr size_t kFloatsPerLine = 16;
-inline size_t round_line(size_t n) { return (n + kFloatsPerLine - 1) / kFloatsPerLine * kFloatsPerLine; }
+inline size_t round_line(size_t n) {
+  return (n + kFloatsPerLine - 1) / kFloatsPerLine * kFloatsPerLine;
+}
 
 struct InvertedResidualStep final : Step {
   GemmConfig g;
@@ -238,16 +240,22 @@ std::unique_ptr<Step> make_inverted_residual_step(
   const int64_t need = (s->tile - 1) * q.sh + (q.KH - 1) * q.dh + 1;
   s->cap = std::min<int64_t>(q.H, need + 3 * s->tile * q.sh);
   s->cap = std::max<int64_t>(s->cap, std::min<int64_t>(need, q.H));
+  // Scratch sizes are checked in double first: absurd geometries must not wrap size_t.
+  const double per_thread_cap = double(Plan::kMemoryCap / sizeof(float)) / s->threads;
+  const double rows_floats = (s->expand ? double(s->cap) * double(q.W) : 0.0) * double(Ch) +
+                             double(s->tile) * double(q.OW) * double(Ch);
+  if (rows_floats > per_thread_cap)
+    throw SizeError("inverted residual block: its row buffers pass the memory cap");
   const size_t row = size_t(q.W) * size_t(Ch);
   s->buf_floats = s->expand ? round_line(size_t(s->cap) * row) : 0;
   s->dw_floats = round_line(size_t(s->tile) * size_t(q.OW) * size_t(Ch));
-  if (s->per_thread() > Plan::kMemoryCap / sizeof(float) / size_t(s->threads))
-    throw SizeError("inverted residual block: its row buffers pass the memory cap");
   // The channel split for small images (see run_channel_split): groups of whole GEMM
   // panels, one per thread.
   const int64_t nr = kt.gemm.nr, panels = ceil_div(Ch, nr);
+  const double split_floats = double(Ch) * double(q.H * q.W + q.OH * q.OW) +
+                              double(q.OH * q.OW) * double(cout) * s->threads;
   if (s->expand && s->threads > 1 && panels >= 2 && kt.eltwise.add && kt.eltwise.epilogue &&
-      s->small_image()) {
+      s->small_image() && split_floats <= per_thread_cap) {
     const int64_t G = std::min<int64_t>(s->threads, panels);
     for (int64_t i = 0; i <= G; ++i) s->cg.push_back(std::min(Ch, panels * i / G * nr));
     int64_t cmax = 0;
