@@ -108,6 +108,8 @@ CONV_CASES = [
     (3, 5, 3, 1, (0, 2, 1, 0), 1),      # asymmetric pads
     (5, 3, 5, 1, (2, 2, 2, 2), 2),      # dilation
     (1, 3, (3, 1), 2, (1, 0, 1, 0), 1),
+    (2, 3, 3, 2, (3, 4, 3, 4), 1),      # pads past the kernel: windows all padding
+    (3, 4, (2, 4), 3, (0, 3, 1, 2), 1),
 ]
 
 

@@ -71,9 +71,10 @@ if [ "$#" -eq 0 ] && [ "$kind" = tsan ]; then
          tests/test_serve_native.py
 elif [ "$#" -eq 0 ]; then
   # Every kernel test file (tests/test_kernels_*.py: new kernels land here automatically),
-  # the executor (session, concurrency, stress), the native serving engine, the loaders
-  # (weight formats included) and the bad inputs/fuzzing.
-  set -- $(cd "$stage" && ls tests/test_kernels_*.py) tests/test_session.py \
+  # the CPU plan's own steps (tests/test_cpu_*.py: fused blocks, planar depthwise,
+  # layout transposes), the executor (session, concurrency, stress), the native serving
+  # engine, the loaders (weight formats included) and the bad inputs/fuzzing.
+  set -- $(cd "$stage" && ls tests/test_kernels_*.py tests/test_cpu_*.py) tests/test_session.py \
          tests/test_threadpool.py tests/test_concurrency.py tests/test_stress_*.py \
          tests/test_serve_native.py tests/test_fileformat.py tests/test_formats.py \
          tests/test_onnx_import.py tests/test_bad_inputs.py tests/test_fuzz_*.py

@@ -103,6 +103,18 @@ void check_geom(Plan& p, int x, int y, const ConvGeom& q, int64_t oc) {
     throw std::invalid_argument("conv/pool geometry does not match the value sizes");
 }
 
+// A depthwise conv step: NHWC (dwconv) or on NCHW planes (dwconv_chw), same checks.
+void add_dwconv(PyPlan& s, bool planar, int x, int y, const ConvGeom& q, const py::object& W,
+                const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
+  check_geom(s.p(), x, y, q, q.C);
+  if (q.OC != q.C) throw std::invalid_argument("depthwise conv: OC must equal C");
+  check_residual(s.p(), residual, y);
+  FArray w = weight(W, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
+  auto make = planar ? make_dwconv_chw_step : make_dwconv_step;
+  s.p().add_step(make(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
+                      epilogue(bias, q.C, residual, act, lo, hi, after)));
+}
+
 std::string geom_repr(const ConvGeom& q) {
   const std::pair<const char*, int64_t> f[] = {
       {"H", q.H}, {"W", q.W}, {"C", q.C}, {"OH", q.OH}, {"OW", q.OW}, {"OC", q.OC},
@@ -258,13 +270,44 @@ void bind_plan(py::module_& m) {
       })
       .def("dwconv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
                         const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
-        check_geom(s.p(), x, y, q, q.C);
-        if (q.OC != q.C) throw std::invalid_argument("depthwise conv: OC must equal C");
-        check_residual(s.p(), residual, y);
-        FArray w = weight(W, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
-        s.p().add_step(make_dwconv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
-                                        epilogue(bias, q.C, residual, act, lo, hi, after)));
+        add_dwconv(s, false, x, y, q, W, bias, residual, act, lo, hi, after);
       })
+      .def("dwconv_chw", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
+                            const py::object& bias, int residual, Act act, float lo, float hi,
+                            bool after) {
+        // Same geometry and sizes as dwconv; x, y (and the residual) in NCHW order.
+        add_dwconv(s, true, x, y, q, W, bias, residual, act, lo, hi, after);
+      })
+      .def("inverted_residual", [](PyPlan& s, int x, int y, const ConvGeom& q, int64_t cin,
+                                   int64_t cout, const py::object& We, const py::object& be,
+                                   Act act_e, float lo_e, float hi_e, const py::object& Wd,
+                                   const py::object& bd, Act act_d, float lo_d, float hi_d,
+                                   const py::object& Wp, const py::object& bp, int residual,
+                                   Act act_p, float lo_p, float hi_p, bool after_p) {
+        // q: the depthwise conv's geometry (C = hidden channels, H/W = the block input's).
+        check_geom_values(q);
+        if (q.OC != q.C) throw std::invalid_argument("inverted residual: depthwise OC must equal C");
+        const bool expand = !We.is_none();
+        if (cin < 1 || cout < 1 || (!expand && cin != q.C))
+          throw std::invalid_argument("inverted residual: bad channel counts");
+        if (mul({q.images, q.H, q.W, cin}, "block input") != s.p().per_sample(x) ||
+            mul({q.images, q.OH, q.OW, cout}, "block output") != s.p().per_sample(y))
+          throw std::invalid_argument("inverted residual: geometry does not match the value sizes");
+        check_residual(s.p(), residual, y);
+        FArray we;
+        if (expand) we = weight(We, mul(q.C, cin, "expand weight"), "expand weight");
+        FArray wd = weight(Wd, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
+        FArray wp = weight(Wp, mul(cout, q.C, "project weight"), "project weight");
+        s.p().add_step(make_inverted_residual_step(
+            s.p().kernels(), s.p().threads(), x, y, q, cin, expand ? we.data() : nullptr,
+            epilogue(be, q.C, -1, act_e, lo_e, hi_e, false), wd.data(),
+            epilogue(bd, q.C, -1, act_d, lo_d, hi_d, false), cout, wp.data(),
+            epilogue(bp, cout, residual, act_p, lo_p, hi_p, after_p)));
+      }, py::arg("x"), py::arg("y"), py::arg("geom"), py::arg("cin"), py::arg("cout"),
+         py::arg("We"), py::arg("be"), py::arg("act_e"), py::arg("lo_e"), py::arg("hi_e"),
+         py::arg("Wd"), py::arg("bd"), py::arg("act_d"), py::arg("lo_d"), py::arg("hi_d"),
+         py::arg("Wp"), py::arg("bp"), py::arg("residual"), py::arg("act_p"), py::arg("lo_p"),
+         py::arg("hi_p"), py::arg("after_p"))
       .def("pool", [](PyPlan& s, int x, int y, const ConvGeom& q, bool is_max, bool cip) {
         check_geom(s.p(), x, y, q, q.C);
         s.p().add_step(make_pool_step(s.p().kernels(), s.p().threads(), x, y, q, is_max, cip));

@@ -53,6 +53,12 @@ void gemm_parallel(const GemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptrdi
                    ptrdiff_t K, const float* A, ptrdiff_t lda, const void* packed, float* C,
                    ptrdiff_t ldc, const Epilogue& ep);
 
+void check_gemm(const GemmConfig& g);  // throws when the table has no GEMM kernel
+// B [K, N] (row stride ldb) packed once for g.
+AlignedBuffer pack_gemm(const GemmConfig& g, int64_t K, int64_t N, const float* B, int64_t ldb);
+// The run-time epilogue of a spec: `bias`, its residual value resolved for this run.
+Epilogue make_ep(const EpilogueSpec& s, const float* bias, const ExecCtx& c, ptrdiff_t ldr);
+
 std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample);
 // Per sample, `images` row-major [R, S] matrices -> [S, R] (NCHW <-> NHWC).
 std::unique_ptr<Step> make_transpose_step(const KernelTable& kt, int threads, int x, int y, int64_t R, int64_t S,
@@ -67,6 +73,18 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
 // Depthwise conv (C == OC, multiplier 1); W is [C, 1, KH, KW].
 std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x, int y,
                                        const ConvGeom& g, const float* W, EpilogueSpec ep);
+// Depthwise conv on NCHW planes (x and y in public NCHW layout per sample, `images`
+// images of C planes); W is [C, 1, KH, KW]; residual laid out like y.
+std::unique_ptr<Step> make_dwconv_chw_step(const KernelTable& kt, int threads, int x, int y,
+                                           const ConvGeom& g, const float* W, EpilogueSpec ep);
+// A fused inverted-residual block, NHWC: [1x1 expand conv We [Ch, cin] + ee] ->
+// depthwise conv Wd [Ch, 1, KH, KW] of geometry q (q.C = Ch, q.H/q.W = the input's) + ed
+// -> 1x1 project conv Wp [cout, Ch] + ej (its residual laid out like y). We == nullptr:
+// no expand conv (x has Ch channels).
+std::unique_ptr<Step> make_inverted_residual_step(
+    const KernelTable& kt, int threads, int x, int y, const ConvGeom& q, int64_t cin,
+    const float* We, EpilogueSpec ee, const float* Wd, EpilogueSpec ed, int64_t cout,
+    const float* Wp, EpilogueSpec ej);
 // pb, pr of the geometry: only count_include_pad reads them (see PoolArgs).
 std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
                                      const ConvGeom& g, bool is_max, bool count_include_pad);

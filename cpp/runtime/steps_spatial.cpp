@@ -1,5 +1,5 @@
-// Per-image spatial steps on NHWC: depthwise conv, max/avg pool, global average pool.
-// Threads split (image, output-row range) tasks.
+// Per-image spatial steps on NHWC: depthwise conv, max/avg pool, global average pool;
+// and depthwise conv on NCHW planes. Threads split (image, output-row range) tasks.
 #include <algorithm>
 #include <stdexcept>
 
@@ -58,6 +58,58 @@ struct DwConvStep final : Step {
   }
 };
 
+// Depthwise conv on NCHW planes (public layout in and out). Tasks are (plane range,
+// output-row range) pieces: whole planes when there are enough of them for the threads,
+// else row ranges of each plane.
+struct DwConvChwStep final : Step {
+  DwConvChwConfig k;
+  int threads;
+  ConvGeom geo;
+  AlignedBuffer packed;
+  EpilogueSpec eps;
+  size_t per_thread = 0;  // scratch floats per thread, rounded to 64 bytes
+  size_t weight_bytes() const override { return packed.size(); }
+  size_t scratch_floats() const override { return per_thread * size_t(threads); }
+  Work work(ptrdiff_t batch) const override { return window_work(geo, batch); }
+  DwConvChwArgs args(const ExecCtx* c, const Epilogue* e) const {
+    DwConvChwArgs a{};
+    a.x = c ? c->ptr[reads[0]] : nullptr;
+    a.H = geo.H; a.W = geo.W; a.C = geo.C;
+    a.w = packed.get();
+    a.KH = geo.KH; a.KW = geo.KW; a.sh = geo.sh; a.sw = geo.sw; a.pt = geo.pt; a.pl = geo.pl;
+    a.dh = geo.dh; a.dw = geo.dw;
+    a.y = c ? c->ptr[writes[0]] : nullptr;
+    a.OH = geo.OH; a.OW = geo.OW;
+    a.ep = e;
+    return a;
+  }
+  void run(const ExecCtx& c) const override {
+    Epilogue e{};
+    e.bias = eps.bias.empty() ? nullptr : eps.bias.data();
+    e.residual = eps.residual >= 0 ? c.ptr[eps.residual] : nullptr;
+    e.ldr = geo.OW;
+    e.act = eps.act;
+    e.lo = eps.lo;
+    e.hi = eps.hi;
+    e.residual_after_act = eps.residual_after_act ? 1 : 0;
+    const DwConvChwArgs a = args(&c, &e);
+    const ptrdiff_t planes = c.batch * geo.images * geo.C;
+    const int nt = threads_for(threads, c.isa, work(c.batch));
+    // Pieces of about 1/4 of a thread's share (dynamic hand-out), at least a plane's row
+    // or a whole plane; a plane is cut into row ranges only when planes are few.
+    const ptrdiff_t want = nt > 1 ? 4 * nt : 1;
+    const ptrdiff_t per_task = std::max<ptrdiff_t>(1, planes / want);
+    const ptrdiff_t ptasks = ceil_div(planes, per_task);
+    const ptrdiff_t rchunks = ptasks >= want ? 1 : std::min<ptrdiff_t>(geo.OH, ceil_div(want, ptasks));
+    parallel_for(nt, ptasks * rchunks, [&](ptrdiff_t t, int tid) {
+      const ptrdiff_t pt = t / rchunks, rc = t % rchunks;
+      const ptrdiff_t p0 = pt * per_task, p1 = std::min(planes, p0 + per_task);
+      const ptrdiff_t oh0 = rc * geo.OH / rchunks, oh1 = (rc + 1) * geo.OH / rchunks;
+      k.run(&a, p0, p1, oh0, oh1, c.scratch + size_t(tid) * per_thread);
+    });
+  }
+};
+
 struct PoolStep final : Step {
   void (*fn)(const PoolArgs*, ptrdiff_t, ptrdiff_t);
   int threads;
@@ -110,6 +162,27 @@ std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x
   s->k = k;
   s->threads = threads;
   s->geo = g;
+  s->packed = AlignedBuffer(k.packed_bytes(g.KH, g.KW, g.C), k.pack_align);
+  k.pack(W, g.KH, g.KW, g.C, s->packed.get());
+  if (ep.residual >= 0) s->reads.push_back(ep.residual);
+  s->eps = std::move(ep);
+  return s;
+}
+
+std::unique_ptr<Step> make_dwconv_chw_step(const KernelTable& kt, int threads, int x, int y,
+                                           const ConvGeom& g, const float* W, EpilogueSpec ep) {
+  const DwConvChwConfig& k = kt.f32_dwconv2d_chw;
+  if (!k.run || !k.pack || !k.packed_bytes || !k.scratch_floats)
+    throw std::logic_error("the f32_dwconv2d_chw entry of the kernel table is empty");
+  auto s = new_step<DwConvChwStep>("dwconv_chw", k.name, {x}, {y});
+  s->k = k;
+  s->threads = std::max(1, threads);
+  s->geo = g;
+  const DwConvChwArgs a = s->args(nullptr, nullptr);
+  const size_t n = k.scratch_floats(&a);
+  if (n > Plan::kMemoryCap / sizeof(float) / size_t(s->threads))
+    throw SizeError("depthwise conv: the row buffers of this geometry pass the memory cap");
+  s->per_thread = (n + 15) / 16 * 16;
   s->packed = AlignedBuffer(k.packed_bytes(g.KH, g.KW, g.C), k.pack_align);
   k.pack(W, g.KH, g.KW, g.C, s->packed.get());
   if (ep.residual >= 0) s->reads.push_back(ep.residual);

@@ -22,7 +22,8 @@ import numpy as np
 from .. import _core
 from ..errors import GraphError, UnsupportedOpError
 from ..graph import Graph, Node
-from ..shapes import ACTIVATION_OPS, node_attrs, node_label
+from ..shapes import ACTIVATION_OPS, consumers, node_attrs, node_label
+from .fused_blocks import InvertedResidual, find_inverted_residuals
 
 
 def _act(name: str | None) -> "_core.Act":
@@ -48,6 +49,7 @@ class _Val:
     id: int
     shape: tuple
     static: bool = False
+    planar: bool = False  # a 4-D value stored in public NCHW order (no transpose needed)
 
     @property
     def per_sample(self) -> int:
@@ -59,7 +61,7 @@ class _Val:
 
     @property
     def nhwc(self) -> bool:
-        return len(self.shape) == 4
+        return len(self.shape) == 4 and not self.planar
 
     def storage_dims(self) -> list[int]:
         """Public dims in storage order, without the batch dim of a dynamic graph."""
@@ -79,7 +81,8 @@ def _storage_perm(rank: int) -> tuple[int, ...]:
 class Lowerer:
     """Builds the plan node by node; `step_nodes[i]` names the node behind plan step i."""
 
-    def __init__(self, graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int):
+    def __init__(self, graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int,
+                 fuse_blocks: bool = True):
         self.g = graph
         self.shapes = shapes
         self.plan = _core.Plan(isa, threads)
@@ -91,12 +94,18 @@ class Lowerer:
         self._wfmt: tuple[str, str] | None = None
         self._where = ""
         self.static = all(shapes[v.name][0] is not None for v in graph.inputs)
+        self._planar_in: dict[str, _Val] = {}  # 4-D graph inputs, as given (NCHW)
+        self._chw_nodes = self._planar_dwconv_nodes()
+        blocks = find_inverted_residuals(graph, shapes) if fuse_blocks else []
+        self._blocks = {b.project: b for b in blocks}  # emitted at the project conv
+        self._in_block = {i for b in blocks for i in b.nodes if i != b.project}
 
     # ------------------------------------------------------------ helpers
     def _step(self, fn: str, *args) -> None:
         getattr(self.plan, fn)(*args)
         self.step_nodes.append(self._where)
-        self.step_weights.append(self._wfmt if fn in ("gemm", "conv", "dwconv") else None)
+        self.step_weights.append(self._wfmt if fn in ("gemm", "conv", "dwconv", "dwconv_chw",
+                                                      "inverted_residual") else None)
 
     def _new(self, shape: tuple) -> _Val:
         v = _Val(-1, tuple(shape), self.static)
@@ -126,19 +135,54 @@ class Lowerer:
         self._step("transpose", src_id, t.id, shape[1], shape[2] * shape[3], t.images)
         return t
 
+    def _planar_dwconv_nodes(self) -> set[int]:
+        """Depthwise convs that read a 4-D graph input and write only a graph output
+        (nothing else reads it), without a residual: the graph's whole work for that
+        value is this one layer, so it runs on the public NCHW planes directly
+        (f32_dwconv2d_chw) instead of between two layout transposes."""
+        inputs = {v.name for v in self.g.inputs if len(self.shapes[v.name]) == 4}
+        cons = consumers(self.g)
+        out = set()
+        for i, n in enumerate(self.g.nodes):
+            if n.op != "Conv" or not n.inputs or n.inputs[0] not in inputs:
+                continue
+            a = node_attrs(n, i)
+            w = self.g.weights.get(n.inputs[1]) if len(n.inputs) > 1 else None
+            c = self.shapes[n.inputs[0]][1]
+            if (w is None or a["group"] == 1 or a["group"] != c or a["residual"]
+                    or n.outputs[0] not in self.g.outputs or cons.get(n.outputs[0])):
+                continue
+            out.add(i)
+        return out
+
     # ------------------------------------------------------------ driver
     def lower(self) -> "Lowerer":
+        cons = consumers(self.g)
         for vi in self.g.inputs:
             shape = self.shapes[vi.name]
             self._where = f"input {vi.name!r}"
             v = _Val(-1, shape, self.static)
             v.id = self.plan.add_input(v.per_sample)
-            self.vals[vi.name] = self._to_nhwc(v.id, shape) if len(shape) == 4 else v
+            if len(shape) != 4:
+                self.vals[vi.name] = v
+                continue
+            self._planar_in[vi.name] = _Val(v.id, shape, self.static, planar=True)
+            # The NHWC copy only when something other than a planar depthwise conv reads it.
+            if vi.name in self.g.outputs or any(i not in self._chw_nodes
+                                                for i in cons.get(vi.name, [])):
+                self.vals[vi.name] = self._to_nhwc(v.id, shape)
         for i, node in enumerate(self.g.nodes):
+            if i in self._in_block:
+                continue
             self._where = node_label(node, i)
             w = self.g.weights.get(node.inputs[1]) if node.op in ("Conv", "Gemm") else None
             self._wfmt = (w.format, "f32") if w is not None else None
-            self._node(node, node_attrs(node, i))
+            if i in self._blocks:
+                self._inverted_residual(self._blocks[i])
+            elif i in self._chw_nodes:
+                self._planar_dwconv(node, node_attrs(node, i))
+            else:
+                self._node(node, node_attrs(node, i))
         self._wfmt = None
         for name in self.g.outputs:
             self._where = f"output {name!r}"
@@ -232,6 +276,52 @@ class Lowerer:
                 self._step("activation", y.id, z.id, _act(act), lo, hi)
                 y = z
         self.vals[out] = y
+
+    def _planar_dwconv(self, n: Node, a: dict) -> None:
+        """A depthwise conv from a graph input to a graph output, NCHW in and out."""
+        x = self._planar_in[n.inputs[0]]
+        yshape = self.shapes[n.outputs[0]]
+        w = self.consts[n.inputs[1]]
+        bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+        y = _Val(-1, tuple(yshape), self.static, planar=True)
+        y.id = self.plan.add_value(y.per_sample)
+        self._step("dwconv_chw", x.id, y.id, _geom(x, yshape, w.shape[0], a, w.shape[2:]), w,
+                   bias, -1, _act(a["activation"]), a["act_min"], a["act_max"], False)
+        self.vals[n.outputs[0]] = y
+
+    def _inverted_residual(self, b: InvertedResidual) -> None:
+        """[1x1 expand] -> depthwise -> 1x1 project (+ residual) as one fused step."""
+        nodes = [self.g.nodes[i] for i in b.nodes]
+        self._where = " + ".join(node_label(n, i) for n, i in zip(nodes, b.nodes))
+        self._wfmt = ("+".join(self.g.weights[n.inputs[1]].format for n in nodes), "f32")
+        e = self.g.nodes[b.expand] if b.expand is not None else None
+        d, p = self.g.nodes[b.dw], self.g.nodes[b.project]
+        x = self._act((e or d).inputs[0])
+        dshape, yshape = self.shapes[d.outputs[0]], self.shapes[p.outputs[0]]
+
+        def parts(n: Node, i: int) -> tuple:
+            a = node_attrs(n, i)
+            w = self.consts[n.inputs[1]]
+            bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+            return a, w, bias, _act(a["activation"]), a["act_min"], a["act_max"]
+
+        ad, wd, bd, act_d, lo_d, hi_d = parts(d, b.dw)
+        # The depthwise conv's window on the block input's rows (hidden channels).
+        dw_in = _Val(-1, (x.shape[0], wd.shape[0]) + tuple(x.shape[2:]), self.static)
+        geom = _geom(dw_in, dshape, wd.shape[0], ad, wd.shape[2:])
+        if e is not None:
+            _, we, be, act_e, lo_e, hi_e = parts(e, b.expand)
+            we = we.reshape(we.shape[0], we.shape[1])
+        else:
+            we, be, act_e, lo_e, hi_e = None, None, _act(None), 0.0, 0.0
+        ap, wp, bp, act_p, lo_p, hi_p = parts(p, b.project)
+        res = self.vals[p.inputs[3]].id if ap["residual"] else -1
+        y = self._new(yshape)
+        self._step("inverted_residual", x.id, y.id, geom, x.shape[1], yshape[1],
+                   we, be, act_e, lo_e, hi_e, wd, bd, act_d, lo_d, hi_d,
+                   wp.reshape(wp.shape[0], wp.shape[1]), bp, res, act_p, lo_p, hi_p,
+                   bool(ap["residual_after_act"]))
+        self.vals[p.outputs[0]] = y
 
     def _add_vals(self, y: _Val, other: str, shape: tuple) -> _Val:
         tmp = f"\0{y.id}"
@@ -379,8 +469,10 @@ def _row_strides(shape) -> list[int]:
     return st[::-1]
 
 
-def lower(graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int) -> Lowerer:
-    """Build and finalize the plan for an optimized graph."""
+def lower(graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int,
+          fuse_blocks: bool = True) -> Lowerer:
+    """Build and finalize the plan for an optimized graph. `fuse_blocks=False` runs
+    inverted-residual blocks as separate steps (for comparisons)."""
     if not graph.outputs:
         raise GraphError("graph has no outputs")
-    return Lowerer(graph, shapes, isa, threads).lower()
+    return Lowerer(graph, shapes, isa, threads, fuse_blocks).lower()

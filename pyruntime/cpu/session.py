@@ -87,9 +87,10 @@ class Session:
     def plan_summary(self) -> list[dict[str, Any]]:
         """One record per plan step: op, kernel name, the graph node it came from
         ("output ..." for copies to the caller's arrays), and for Conv/Gemm steps the
-        stored format of the weight ("weight_format", e.g. "csr") and the format the
-        kernel computed with ("computed_as": "f32" for now: other formats run through
-        their dense float32 view); both None on other steps."""
+        stored format of the weight ("weight_format", e.g. "csr"; a fused step joins its
+        weights' formats with "+", e.g. "f32+f16+csr" for an inverted-residual block) and
+        the format the kernel computed with ("computed_as": "f32" for now: other formats
+        run through their dense float32 view); both None on other steps."""
         out = []
         for i, (op, kernel, reads, writes) in enumerate(self._plan.summary()):
             node = self._step_nodes[i] if i < len(self._step_nodes) else "output copy"
@@ -194,12 +195,14 @@ def _check_sizes(g: Graph, shapes: dict[str, tuple]) -> None:
                                  f"(each value at most {_MAX_GEOM})")
 
 
-def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None) -> Session:
+def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None,
+                fuse_blocks: bool = True) -> Session:
     """Optimize a validated `graph`, then build its native plan (weights packed for the
     chosen kernels, buffers planned). `threads=None` uses every core this process may run
     on; `isa=None` the best kernels this CPU has (or PYRUNTIME_ISA). Weights of every
     format compile through their dense float32 view (the kernels are f32 for now; see
-    plan_summary()'s weight_format / computed_as)."""
+    plan_summary()'s weight_format / computed_as). `fuse_blocks=False` keeps
+    inverted-residual blocks as separate steps (to compare the two plans)."""
     from .. import passes, shapes as shp
     from .plan_builder import lower
 
@@ -208,5 +211,5 @@ def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None
     g = passes.optimize(graph)
     shapes = shp.infer_shapes(g)
     _check_sizes(g, shapes)
-    low = lower(g, shapes, isa_name, n)  # an unusable ISA surfaces as IsaError natively
+    low = lower(g, shapes, isa_name, n, fuse_blocks)  # an unusable ISA: IsaError natively
     return Session(low.plan, g, shapes, low.step_nodes, n, low.step_weights)

@@ -2,10 +2,10 @@
 // scalar table against float64.
 //
 // For the chosen ISA (argv[1]: scalar | avx2 | avx512 | avx2w16 | best; default best)
-// every entry of the KernelTable (f32_gemm, f32_dwconv, f32_pool, f32_eltwise,
-// x32_transpose) runs on seeded random inputs and is compared with the scalar table's
-// kernel. For `scalar` itself the reference is float64 loops (reference_f64.h), each
-// element held to an error bound derived from float32 rounding. Calling conventions follow
+// every entry of the KernelTable (f32_gemm, f32_dwconv, f32_dwconv2d_chw, f32_pool,
+// f32_eltwise, x32_transpose) runs on seeded random inputs and is compared with the scalar
+// table's kernel. For `scalar` itself the reference is float64 loops (reference_f64.h),
+// each element held to an error bound derived from float32 rounding. Calling conventions follow
 // cpp/testing/testing_*.cpp. Inputs end exactly at a page boundary followed by a
 // PROT_NONE page (a masked tail that reads past its end faults); outputs are surrounded
 // by sentinels and padded row strides, and the sentinels must survive.
@@ -573,6 +573,36 @@ bool dw_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, G
   return ok;
 }
 
+// Shapes of the generic (not unrolled) depthwise paths: KH, KW, sh, sw, dh, dw.
+struct DwShape { ptrdiff_t KH, KW, sh, sw, dh, dw; };
+const DwShape kDwGenericShapes[] = {{1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 1, 1}, {3, 3, 1, 1, 2, 2},
+                                    {3, 3, 3, 3, 1, 1}, {3, 5, 1, 2, 1, 1}, {7, 7, 1, 1, 1, 1},
+                                    {5, 5, 2, 1, 1, 2}, {1, 3, 1, 1, 1, 3}};
+
+// Every activation x bias x residual mode on each base case, then NaN / inf in x.
+template <class Check>
+void dw_epilogue_group(const char* name, const std::vector<DwCase>& bases, Check check) {
+  Group g{name};
+  for (const DwCase& s : bases)
+    for (Act act : kActs)
+      for (int bias = 0; bias < 2; ++bias)
+        for (int res = 0; res < 3; ++res) {
+          DwCase c = s;
+          c.act = act;
+          c.bias = bias;
+          c.res = res;
+          c.split = 3;
+          record(g, check(c, g));
+        }
+  for (Act act : kActs) {
+    DwCase c = bases[0];
+    c.act = act;
+    c.nan = true;
+    record(g, check(c, g));
+  }
+  end_group(g);
+}
+
 void test_dwconv(const KernelTable& ref, const KernelTable& tst) {
   const std::vector<ptrdiff_t> Cs = g_small ? std::vector<ptrdiff_t>{1, 7, 16, 17, 33, 48}
                                             : std::vector<ptrdiff_t>{1, 3, 7, 8, 15, 16, 17, 31, 33, 48, 65, 96};
@@ -595,11 +625,7 @@ void test_dwconv(const KernelTable& ref, const KernelTable& tst) {
   }
   {
     Group g{"dwconv/generic"};
-    struct S { ptrdiff_t KH, KW, sh, sw, dh, dw; };
-    const S shapes[] = {{1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 1, 1}, {3, 3, 1, 1, 2, 2},
-                        {3, 3, 3, 3, 1, 1}, {3, 5, 1, 2, 1, 1}, {7, 7, 1, 1, 1, 1},
-                        {5, 5, 2, 1, 1, 2}, {1, 3, 1, 1, 1, 3}};
-    for (const S& s : shapes)
+    for (const DwShape& s : kDwGenericShapes)
       for (ptrdiff_t C : Cs)
         for (ptrdiff_t hw : {5, 11}) {
           DwCase c{hw, hw + 1, C, s.KH, s.KW, s.sh, s.sw, s.KH / 2, s.KW / 2, s.KH / 2, (s.KW - 1) / 2};
@@ -611,30 +637,144 @@ void test_dwconv(const KernelTable& ref, const KernelTable& tst) {
         }
     end_group(g);
   }
-  {
-    Group g{"dwconv/epilogue"};
-    for (DwCase s : std::vector<DwCase>{{7, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1},
-                                        {9, 7, 33, 5, 5, 2, 2, 2, 2, 2, 2},
-                                        {6, 6, 20, 3, 3, 2, 2, 0, 0, 1, 1},
-                                        {5, 5, 16, 2, 3, 1, 1, 1, 1, 0, 1}})
-      for (Act act : kActs)
-        for (int bias = 0; bias < 2; ++bias)
-          for (int res = 0; res < 3; ++res) {
-            DwCase c = s;
-            c.act = act;
-            c.bias = bias;
-            c.res = res;
-            c.split = 3;
-            record(g, dw_check(ref, tst, c, g));
-          }
-    for (Act act : kActs) {  // NaN / inf in x
-      DwCase c{7, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1};
-      c.act = act;
-      c.nan = true;
-      record(g, dw_check(ref, tst, c, g));
+  dw_epilogue_group("dwconv/epilogue",
+                    {{7, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1}, {9, 7, 33, 5, 5, 2, 2, 2, 2, 2, 2},
+                     {6, 6, 20, 3, 3, 2, 2, 0, 0, 1, 1}, {5, 5, 16, 2, 3, 1, 1, 1, 1, 0, 1}},
+                    [&](const DwCase& c, Group& g) { return dw_check(ref, tst, c, g); });
+}
+
+// ======================================================= depthwise conv, CHW planes
+
+// The float64 reference of `planes` CHW planes: each plane is a one-channel NHWC image
+// for kref::dwconv, with its channel's weights, bias and residual plane.
+kref::Ref dwc_f64(const DwConvChwArgs& a, ptrdiff_t planes, const float* w_onnx,
+                  const Epilogue& ep) {
+  const ptrdiff_t plane_out = a.OH * a.OW, KK = a.KH * a.KW;
+  kref::Ref r(static_cast<size_t>(planes * plane_out));
+  for (ptrdiff_t p = 0; p < planes; ++p) {
+    const ptrdiff_t c = p % a.C;
+    DwConvArgs one{};
+    one.x = a.x + p * a.H * a.W; one.H = a.H; one.W = a.W; one.C = 1;
+    one.KH = a.KH; one.KW = a.KW; one.sh = a.sh; one.sw = a.sw; one.pt = a.pt; one.pl = a.pl;
+    one.dh = a.dh; one.dw = a.dw; one.OH = a.OH; one.OW = a.OW;
+    Epilogue e = ep;
+    e.bias = ep.bias ? ep.bias + c : nullptr;
+    e.residual = ep.residual ? ep.residual + p * plane_out : nullptr;
+    e.ldr = 1;  // one channel: row = pixel
+    const kref::Ref rp = kref::dwconv(one, w_onnx + c * KK, e);
+    for (ptrdiff_t i = 0; i < plane_out; ++i) {
+      r.v[size_t(p * plane_out + i)] = rp.v[size_t(i)];
+      r.tol[size_t(p * plane_out + i)] = rp.tol[size_t(i)];
     }
+  }
+  return r;
+}
+
+bool dwc_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, ptrdiff_t planes,
+               int plane_split, Group& grp) {
+  set_case("dwconv_chw planes=%td H=%td W=%td C=%td K=%tdx%td s=%td,%td pads=%td,%td,%td,%td "
+           "d=%td,%td bias=%d res=%d act=%s split=%d,%d nan=%d",
+           planes, c.H, c.W, c.C, c.KH, c.KW, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw,
+           c.bias, c.res, act_name(c.act), plane_split, c.split, c.nan);
+  const ptrdiff_t eh = c.dh * (c.KH - 1) + 1, ew = c.dw * (c.KW - 1) + 1;
+  if (c.H + c.pt + c.pb < eh || c.W + c.pl + c.pr < ew) return true;  // invalid: skip
+  const ptrdiff_t OH = (c.H + c.pt + c.pb - eh) / c.sh + 1;
+  const ptrdiff_t OW = (c.W + c.pl + c.pr - ew) / c.sw + 1;
+  Fenced x(static_cast<size_t>(planes * c.H * c.W)), w(static_cast<size_t>(c.C * c.KH * c.KW));
+  fill(x.p, x.n);
+  fill(w.p, w.n);
+  if (c.nan) {
+    x[irand(static_cast<int>(x.n))] = kNaN;
+    x[irand(static_cast<int>(x.n))] = kInf;
+  }
+  Fenced bias(static_cast<size_t>(c.C));
+  fill(bias.p, bias.n);
+  const size_t ysize = static_cast<size_t>(planes * OH * OW);
+  Fenced R(c.res ? ysize : 0);
+  fill(R.p, R.n, -2.0f, 2.0f);
+  Guarded yr(ysize), yt(ysize);
+  Guarded* outs[2] = {&yr, &yt};
+  const KernelTable* tabs[2] = {&ref, &tst};
+  kref::Ref f64(0);
+  for (int t = 0; t < 2; ++t) {
+    const DwConvChwConfig& k = tabs[t]->f32_dwconv2d_chw;
+    Fenced P(k.packed_bytes(c.KH, c.KW, c.C) / sizeof(float));
+    k.pack(w.p, c.KH, c.KW, c.C, P.p);
+    Epilogue ep{};
+    ep.bias = c.bias ? bias.p : nullptr;
+    ep.residual = c.res ? R.p : nullptr;
+    ep.ldr = OW;
+    ep.act = c.act;
+    ep.lo = c.lo;
+    ep.hi = c.hi;
+    ep.residual_after_act = c.res == 2;
+    DwConvChwArgs a{};
+    a.x = x.p; a.H = c.H; a.W = c.W; a.C = c.C;
+    a.w = P.p;
+    a.KH = c.KH; a.KW = c.KW; a.sh = c.sh; a.sw = c.sw; a.pt = c.pt; a.pl = c.pl;
+    a.dh = c.dh; a.dw = c.dw;
+    a.y = outs[t]->p(); a.OH = OH; a.OW = OW;
+    a.ep = &ep;
+    if (t == 0 && g_f64) {
+      f64 = dwc_f64(a, planes, w.p, ep);
+      continue;
+    }
+    // Scratch of exactly the size asked for (rounded to 64 bytes), ending at a fence.
+    Fenced scratch((k.scratch_floats(&a) + 15) / 16 * 16);
+    const int ps = t == 0 ? 1 : plane_split, rs = t == 0 ? 1 : c.split;
+    for (int i = ps - 1; i >= 0; --i) {  // last range first, like the tests
+      const ptrdiff_t p0 = planes * i / ps, p1 = planes * (i + 1) / ps;
+      for (int j = rs - 1; j >= 0; --j) {
+        const ptrdiff_t r0 = OH * j / rs, r1 = OH * (j + 1) / rs;
+        if (p1 > p0 && r1 > r0) k.run(&a, p0, p1, r0, r1, scratch.p);
+      }
+    }
+  }
+  if (g_f64) return match_f64(f64, yt, ysize, grp, "y");
+  return match_guarded(yr, yt, ysize, rtol_for(c.KH * c.KW), rtol_for(c.KH * c.KW), false, grp, "y");
+}
+
+void test_dwconv_chw(const KernelTable& ref, const KernelTable& tst) {
+  const std::vector<ptrdiff_t> Ws = g_small ? std::vector<ptrdiff_t>{1, 7, 16, 17, 33}
+                                            : std::vector<ptrdiff_t>{1, 2, 3, 7, 8, 15, 16, 17, 29, 31, 32, 33, 47, 65};
+  {
+    Group g{"dwconv_chw/fast-3x3-5x5"};
+    const std::vector<ptrdiff_t> Hs = g_small ? std::vector<ptrdiff_t>{1, 3, 5, 9}
+                                              : std::vector<ptrdiff_t>{1, 2, 3, 4, 5, 7, 9, 13};
+    for (ptrdiff_t k : {3, 5})
+      for (ptrdiff_t s : {1, 2})
+        for (ptrdiff_t h : Hs)
+          for (ptrdiff_t wd : Ws)
+            for (int padv = 0; padv < 3; ++padv) {
+              const ptrdiff_t p = padv == 0 ? 0 : padv == 1 ? k / 2 : 1;
+              DwCase c{h, wd, 3, k, k, s, s, p, p, padv == 2 ? 0 : p, p};
+              c.act = padv == 1 ? Act::Relu : padv == 2 ? Act::Clip : Act::None;
+              c.split = 1 + static_cast<int>((h + wd) % 5);
+              record(g, dwc_check(ref, tst, c, 5, 1 + static_cast<int>(wd % 3), g));
+            }
     end_group(g);
   }
+  {
+    Group g{"dwconv_chw/generic"};
+    std::vector<DwShape> shapes(std::begin(kDwGenericShapes), std::end(kDwGenericShapes));
+    shapes.push_back({3, 3, 2, 1, 1, 1});  // row stride != column stride
+    shapes.push_back({1, 7, 1, 3, 1, 1});  // column stride 3: three phases
+    for (const DwShape& s : shapes)
+      for (ptrdiff_t wd : Ws)
+        for (ptrdiff_t h : {5, 11}) {
+          DwCase c{h, wd, 2, s.KH, s.KW, s.sh, s.sw, s.KH / 2, s.KW / 2, s.KH / 2, (s.KW - 1) / 2};
+          c.dh = s.dh;
+          c.dw = s.dw;
+          c.bias = wd % 2;
+          c.split = 2;
+          record(g, dwc_check(ref, tst, c, 4, 3, g));
+        }
+    end_group(g);
+  }
+  dw_epilogue_group("dwconv_chw/epilogue",
+                    {{7, 21, 3, 3, 3, 1, 1, 1, 1, 1, 1}, {9, 33, 3, 5, 5, 2, 2, 2, 2, 2, 2},
+                     {6, 17, 3, 3, 3, 2, 2, 0, 0, 1, 1}, {5, 5, 3, 2, 3, 1, 1, 1, 1, 0, 1}},
+                    [&](const DwCase& c, Group& g) { return dwc_check(ref, tst, c, 7, 2, g); });
 }
 
 // ================================================================== pooling
@@ -1004,14 +1144,17 @@ int main(int argc, char** argv) {
   printf("testing ISA %s (table isa_name=%s) against %s\n",
          isa_arg == "best" ? isa_name(want) : isa_arg.c_str(), tst.isa_name,
          g_f64 ? "float64 loops" : "the scalar table");
-  printf("kernels: gemm=%s (mr=%d nr=%d) dwconv=%s pool=%s eltwise=%s transpose=%s\n",
-         tst.f32_gemm.name, tst.f32_gemm.mr, tst.f32_gemm.nr, tst.f32_dwconv.name, tst.f32_pool.name,
-         tst.f32_eltwise.name, tst.x32_transpose.name);
+  printf("kernels: gemm=%s (mr=%d nr=%d) dwconv=%s dwconv_chw=%s pool=%s eltwise=%s "
+         "transpose=%s\n",
+         tst.f32_gemm.name, tst.f32_gemm.mr, tst.f32_gemm.nr, tst.f32_dwconv.name,
+         tst.f32_dwconv2d_chw.name, tst.f32_pool.name, tst.f32_eltwise.name,
+         tst.x32_transpose.name);
   fflush(stdout);
 
   const double t0 = now_s();
   test_gemm(ref, tst);
   test_dwconv(ref, tst);
+  test_dwconv_chw(ref, tst);
   test_pool(ref, tst);
   test_eltwise(ref, tst);
   test_transpose(ref, tst);

@@ -91,6 +91,36 @@ struct DwConvConfig {
   void (*run)(const DwConvArgs* a, ptrdiff_t oh0, ptrdiff_t oh1);
 };
 
+// ----------------------------------------------------- f32_dwconv2d_chw
+// Depthwise conv on NCHW data, one H x W plane per (image, channel) (XNNPACK's
+// dwconv2d_chw): a graph that is one depthwise layer with public NCHW input and output
+// runs without layout transposes. Planes lie back to back; plane p uses channel p % C.
+// Padded taps contribute +0 * w (not skipped): this differs from skipping them only for
+// a non-finite weight.
+struct DwConvChwArgs {
+  const float* x; ptrdiff_t H, W;  // input planes of H * W floats
+  ptrdiff_t C;                     // channels (weights and bias of plane p: p % C)
+  const void* w;                   // packed by DwConvChwConfig::pack
+  ptrdiff_t KH, KW, sh, sw, pt, pl, dh, dw;
+  float* y; ptrdiff_t OH, OW;      // output planes of OH * OW floats
+  // bias[C] (one value per plane); residual laid out like y: row (p, oh) at
+  // residual + (p * OH + oh) * ldr. nullptr = no epilogue.
+  const Epilogue* ep;
+};
+struct DwConvChwConfig {
+  const char* name;  // e.g. "f32_dwconv2d_chw__avx512"
+  size_t pack_align;
+  size_t (*packed_bytes)(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C);
+  // w_src is the ONNX layout [C][1][KH][KW].
+  void (*pack)(const float* w_src, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C, void* packed);
+  // Floats of scratch one `run` call needs for this geometry (per thread).
+  size_t (*scratch_floats)(const DwConvChwArgs* a);
+  // Single-threaded: output rows [oh0, oh1) of planes [p0, p1). `scratch` holds
+  // scratch_floats(a) floats, 64-byte aligned.
+  void (*run)(const DwConvChwArgs* a, ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t oh0, ptrdiff_t oh1,
+              float* scratch);
+};
+
 // ------------------------------------------------------------- f32_pool
 // One image, NHWC. Padded positions are skipped by max; avg divides by the number of
 // taps inside the image, or, when count_include_pad, by the taps inside the padded image
@@ -143,11 +173,13 @@ struct KernelTable {
   const char* isa_name;
   GemmConfig f32_gemm;
   DwConvConfig f32_dwconv;
+  DwConvChwConfig f32_dwconv2d_chw;
   PoolConfig f32_pool;
   EltwiseConfig f32_eltwise;
   TransposeConfig x32_transpose;
 };
-#define PYRT_KERNEL_ENTRIES(X) X(f32_gemm) X(f32_dwconv) X(f32_pool) X(f32_eltwise) X(x32_transpose)
+#define PYRT_KERNEL_ENTRIES(X) \
+  X(f32_gemm) X(f32_dwconv) X(f32_dwconv2d_chw) X(f32_pool) X(f32_eltwise) X(x32_transpose)
 
 // Each kernel file defines one filler per variant; it overwrites its entry. Which fillers
 // run, in which order, is the variant list in cpp/runtime/dispatch.cpp.
@@ -157,6 +189,9 @@ void register_f32_gemm__avx512(KernelTable& t);
 void register_f32_dwconv__scalar(KernelTable& t);
 void register_f32_dwconv__avx2(KernelTable& t);
 void register_f32_dwconv__avx512(KernelTable& t);
+void register_f32_dwconv2d_chw__scalar(KernelTable& t);
+void register_f32_dwconv2d_chw__avx2(KernelTable& t);
+void register_f32_dwconv2d_chw__avx512(KernelTable& t);
 void register_f32_pool__scalar(KernelTable& t);
 void register_f32_pool__avx2(KernelTable& t);
 void register_f32_pool__avx512(KernelTable& t);
