@@ -153,6 +153,14 @@ struct GapStep final : Step {
 
 }  // namespace
 
+// Depthwise weights [C][1][KH][KW] packed by either depthwise record (NHWC or planar).
+template <class Config>
+AlignedBuffer pack_depthwise(const Config& k, const ConvGeom& g, const float* W) {
+  AlignedBuffer p(k.packed_bytes(g.KH, g.KW, g.C), k.pack_align);
+  k.pack(W, g.KH, g.KW, g.C, p.get());
+  return p;
+}
+
 std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x, int y,
                                        const ConvGeom& g, const float* W, EpilogueSpec ep) {
   const DwConvConfig& k = kt.f32_dwconv;
@@ -162,8 +170,7 @@ std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x
   s->k = k;
   s->threads = threads;
   s->geo = g;
-  s->packed = AlignedBuffer(k.packed_bytes(g.KH, g.KW, g.C), k.pack_align);
-  k.pack(W, g.KH, g.KW, g.C, s->packed.get());
+  s->packed = pack_depthwise(k, g, W);
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
   return s;
@@ -183,8 +190,7 @@ std::unique_ptr<Step> make_dwconv_chw_step(const KernelTable& kt, int threads, i
   if (n > Plan::kMemoryCap / sizeof(float) / size_t(s->threads))
     throw SizeError("depthwise conv: the row buffers of this geometry pass the memory cap");
   s->per_thread = (n + 15) / 16 * 16;
-  s->packed = AlignedBuffer(k.packed_bytes(g.KH, g.KW, g.C), k.pack_align);
-  k.pack(W, g.KH, g.KW, g.C, s->packed.get());
+  s->packed = pack_depthwise(k, g, W);
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
   return s;
