@@ -6,8 +6,6 @@ thread, an idle pool shuts down, and a forked child gets a working pool."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 
 import pyruntime as rt
+from conftest import run_python
 from pyruntime import _core
 
 T = _core.testing
@@ -267,6 +266,7 @@ print("ok")
                     reason="needs fork (TSan does not support fork after threads)")
 def test_fork_child_gets_a_working_pool():
     # In a fresh interpreter: this process may hold other libraries' threads (JAX's).
-    r = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
-                       timeout=TIMEOUT)
+    # (run_python: the child's cwd is tests/, so it imports the installed package, not a
+    # source checkout without the compiled module)
+    r = run_python(FORK_SCRIPT, timeout=TIMEOUT)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
