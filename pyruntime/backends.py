@@ -6,6 +6,7 @@ Every backend returns a Session with the same interface (`run`, `inputs`, `outpu
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from .errors import InputError
@@ -14,8 +15,9 @@ from .shapes import validate
 
 __all__ = ["compile", "DEVICES"]
 
-#: Device names `compile` accepts, with the backend package that serves each.
-DEVICES = {"cpu": "pyruntime.cpu"}
+#: Device name -> (backend module, its compile function). A backend module is imported
+#: only when its device is asked for.
+DEVICES = {"cpu": ("pyruntime.cpu.session", "compile_cpu")}
 
 
 def compile(graph: Graph, device: str = "cpu", threads: int | None = None,
@@ -30,5 +32,5 @@ def compile(graph: Graph, device: str = "cpu", threads: int | None = None,
         raise InputError(f"device {device!r} is not available: expected one of "
                          f"{sorted(DEVICES)}")
     validate(graph)
-    from .cpu.session import compile_cpu
-    return compile_cpu(graph, threads=threads, isa=isa)
+    module, fn = DEVICES[dev]
+    return getattr(importlib.import_module(module), fn)(graph, threads=threads, isa=isa)

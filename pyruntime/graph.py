@@ -212,3 +212,12 @@ class Graph:
                 total += w.nbytes if isinstance(w, Weight) else 0
             lines.append(f"  weights: {total:,} bytes stored")
         return "\n".join(lines)
+
+
+def fresh_name(base: str, taken: set[str]) -> str:
+    """`base`, or `base_1`, `base_2`, ... : the first not in `taken`, which it joins."""
+    name, k = base, 1
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name

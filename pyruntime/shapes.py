@@ -316,10 +316,13 @@ def validate(graph: Graph) -> None:
     infer_shapes(graph)
 
 
-def infer_shapes(graph: Graph) -> dict[str, tuple]:
+def infer_shapes(graph: Graph, checked: bool = False) -> dict[str, tuple]:
     """Validate the structure, then return the shape of every graph input and node
-    output (first dim None when the batch is symbolic)."""
-    _check_structure(graph)
+    output (first dim None when the batch is symbolic). `checked=True`: the caller has
+    validated this graph (or made it from a validated one) and the structure and weight
+    checks are skipped; shape mismatches are still found."""
+    if not checked:
+        _check_structure(graph)
     shapes: dict[str, tuple] = {vi.name: tuple(None if d is None else int(d) for d in vi.shape)
                                 for vi in graph.inputs}
     for wn, w in graph.weights.items():

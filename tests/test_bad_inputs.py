@@ -157,6 +157,15 @@ def fmt_weight(fmt: str, **edits) -> Weight:
     return w
 
 
+def huge_sparse_graph() -> Graph:
+    """A Gemm whose csr weight stores one value of a [2**30, 16] matrix: a file of about a
+    kilobyte whose dense view would take 64 GiB."""
+    w = Weight.csr((np.ones(1, np.float32), np.zeros(1, np.int32),
+                    np.r_[0, np.ones(16, np.int32)].astype(np.int32)), shape=(1 << 30, 16))
+    return Graph([ValueInfo("x", (None, 1 << 30))], ["y"],
+                 [Node("Gemm", ["x", "w"], ["y"], name="fc")], {"w": w})
+
+
 def _with(i, v):
     def f(a):
         a = a.copy()
@@ -426,6 +435,9 @@ ROWS: list[Row] = [
     R("weight-qc8-scale-length", lambda: rt.compile(fmt_graph(fmt_weight(
         "qc8", scale=lambda s: s[:-1]))), rt.WeightFormatError,
       r"'scale' must have length 4 \(one per output channel\), got 3"),
+    R("weight-sparse-huge-dense-view", lambda: rt.compile(rt.load(fileformat.dumps(
+        huge_sparse_graph()))), rt.ShapeError,
+      r"dense float32 views need 65536 MiB \(weight 'w' of shape \(1073741824, 16\)"),
     R("weight-csr-index-out-of-range", lambda: rt.compile(fmt_graph(fmt_weight(
         "csr", indices=_with(0, 6)))), rt.WeightFormatError,
       r"'w' \(csr\): column indices must lie in \[0, 6\), got indices\[0\] = 6"),

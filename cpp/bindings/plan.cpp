@@ -103,6 +103,18 @@ void check_geom(Plan& p, int x, int y, const ConvGeom& q, int64_t oc) {
     throw std::invalid_argument("conv/pool geometry does not match the value sizes");
 }
 
+// Packing a weight (copying, transposing, laying it out for the kernel) touches no
+// Python object: build the step with the GIL released, add it to the plan with it held.
+template <class Make>
+void add_packed_step(PyPlan& s, Make&& make) {
+  std::unique_ptr<Step> st;
+  {
+    ReleaseGil release;
+    st = make();
+  }
+  s.p().add_step(std::move(st));
+}
+
 // A depthwise conv step: NHWC (dwconv) or on NCHW planes (dwconv_chw), same checks.
 void add_dwconv(PyPlan& s, bool planar, int x, int y, const ConvGeom& q, const py::object& W,
                 const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
@@ -111,8 +123,10 @@ void add_dwconv(PyPlan& s, bool planar, int x, int y, const ConvGeom& q, const p
   check_residual(s.p(), residual, y);
   FArray w = weight(W, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
   auto make = planar ? make_dwconv_chw_step : make_dwconv_step;
-  s.p().add_step(make(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
-                      epilogue(bias, q.C, residual, act, lo, hi, after)));
+  EpilogueSpec ep = epilogue(bias, q.C, residual, act, lo, hi, after);
+  add_packed_step(s, [&] {
+    return make(s.p().kernels(), s.p().threads(), x, y, q, w.data(), std::move(ep));
+  });
 }
 
 std::string geom_repr(const ConvGeom& q) {
@@ -256,17 +270,22 @@ void bind_plan(py::module_& m) {
         check_sizes(s.p(), x, mul(rows, K, "gemm input"), y, mul(rows, N, "gemm output"), "gemm");
         check_residual(s.p(), residual, y);
         FArray w = weight(W, mul(K, N, "gemm weight"), "gemm weight");
-        auto st = make_gemm_step(s.p().kernels(), s.p().threads(), x, y, rows, K, N, w.data(),
-                                 epilogue(bias, N, residual, act, lo, hi, after));
-        s.p().add_step(std::move(st));
+        EpilogueSpec ep = epilogue(bias, N, residual, act, lo, hi, after);
+        add_packed_step(s, [&] {
+          return make_gemm_step(s.p().kernels(), s.p().threads(), x, y, rows, K, N, w.data(),
+                                std::move(ep));
+        });
       })
       .def("conv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
                       const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
         check_geom(s.p(), x, y, q, q.OC);
         check_residual(s.p(), residual, y);
         FArray w = weight(W, mul({q.OC, q.C, q.KH, q.KW}, "conv weight"), "conv weight");
-        s.p().add_step(make_conv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
-                                      epilogue(bias, q.OC, residual, act, lo, hi, after)));
+        EpilogueSpec ep = epilogue(bias, q.OC, residual, act, lo, hi, after);
+        add_packed_step(s, [&] {
+          return make_conv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
+                                std::move(ep));
+        });
       })
       .def("dwconv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
                         const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
@@ -298,11 +317,14 @@ void bind_plan(py::module_& m) {
         if (expand) we = weight(We, mul(q.C, cin, "expand weight"), "expand weight");
         FArray wd = weight(Wd, mul({q.C, q.KH, q.KW}, "depthwise weight"), "depthwise weight");
         FArray wp = weight(Wp, mul(cout, q.C, "project weight"), "project weight");
-        s.p().add_step(make_inverted_residual_step(
-            s.p().kernels(), s.p().threads(), x, y, q, cin, expand ? we.data() : nullptr,
-            epilogue(be, q.C, -1, act_e, lo_e, hi_e, false), wd.data(),
-            epilogue(bd, q.C, -1, act_d, lo_d, hi_d, false), cout, wp.data(),
-            epilogue(bp, cout, residual, act_p, lo_p, hi_p, after_p)));
+        EpilogueSpec ee = epilogue(be, q.C, -1, act_e, lo_e, hi_e, false);
+        EpilogueSpec ed = epilogue(bd, q.C, -1, act_d, lo_d, hi_d, false);
+        EpilogueSpec ep = epilogue(bp, cout, residual, act_p, lo_p, hi_p, after_p);
+        add_packed_step(s, [&] {
+          return make_inverted_residual_step(
+              s.p().kernels(), s.p().threads(), x, y, q, cin, expand ? we.data() : nullptr,
+              std::move(ee), wd.data(), std::move(ed), cout, wp.data(), std::move(ep));
+        });
       }, py::arg("x"), py::arg("y"), py::arg("geom"), py::arg("cin"), py::arg("cout"),
          py::arg("We"), py::arg("be"), py::arg("act_e"), py::arg("lo_e"), py::arg("hi_e"),
          py::arg("Wd"), py::arg("bd"), py::arg("act_d"), py::arg("lo_d"), py::arg("hi_d"),

@@ -57,7 +57,7 @@ void check_gemm(const GemmConfig& g);  // throws when the table has no GEMM kern
 // B [K, N] (row stride ldb) packed once for g.
 AlignedBuffer pack_gemm(const GemmConfig& g, int64_t K, int64_t N, const float* B, int64_t ldb);
 // The run-time epilogue of a spec: `bias`, its residual value resolved for this run.
-Epilogue make_ep(const EpilogueSpec& s, const float* bias, const ExecCtx& c, ptrdiff_t ldr);
+Epilogue make_ep(const EpilogueSpec& s, const ExecCtx& c, ptrdiff_t ldr);
 
 std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample);
 // Per sample, `images` row-major [R, S] matrices -> [S, R] (NCHW <-> NHWC).

@@ -112,9 +112,9 @@ struct InvertedResidualStep final : Step {
     const ConvGeom& q = geo;
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
-    const Epilogue e1 = make_ep(ee, ee.bias.empty() ? nullptr : ee.bias.data(), c, q.C);
-    const Epilogue e2 = make_ep(ed, ed.bias.empty() ? nullptr : ed.bias.data(), c, q.C);
-    const Epilogue e3 = make_ep(ej, ej.bias.empty() ? nullptr : ej.bias.data(), c, cout);
+    const Epilogue e1 = make_ep(ee, c, q.C);
+    const Epilogue e2 = make_ep(ed, c, q.C);
+    const Epilogue e3 = make_ep(ej, c, cout);
     const ptrdiff_t in_img = q.H * q.W * (expand ? cin : q.C), out_img = q.OH * q.OW * cout;
     const ptrdiff_t nimg = c.batch * q.images;
     const int nt = threads_for(threads, c.isa, work(c.batch));

@@ -69,9 +69,9 @@ AlignedBuffer pack_gemm(const GemmConfig& g, int64_t K, int64_t N, const float* 
   return p;
 }
 
-Epilogue make_ep(const EpilogueSpec& s, const float* bias, const ExecCtx& c, ptrdiff_t ldr) {
+Epilogue make_ep(const EpilogueSpec& s, const ExecCtx& c, ptrdiff_t ldr) {
   Epilogue e{};
-  e.bias = bias;
+  e.bias = s.bias.empty() ? nullptr : s.bias.data();
   e.residual = s.residual >= 0 ? c.ptr[s.residual] : nullptr;
   e.ldr = ldr;
   e.act = s.act;
@@ -115,7 +115,7 @@ struct GemmStep final : Step {
     return {M * double(N) * double(K), 4.0 * (M * double(K) + double(K) * double(N) + M * double(N))};
   }
   void run(const ExecCtx& c) const override {
-    const Epilogue e = make_ep(eps, eps.bias.empty() ? nullptr : eps.bias.data(), c, N);
+    const Epilogue e = make_ep(eps, c, N);
     gemm_parallel(g, c.isa, threads, c.batch * rows, N, K, c.ptr[reads[0]], K, packed.get(),
                   c.ptr[writes[0]], N, e);
   }
@@ -196,7 +196,7 @@ struct ConvStep final : Step {
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
-    const Epilogue e0 = make_ep(eps, eps.bias.empty() ? nullptr : eps.bias.data(), c, geo.OC);
+    const Epilogue e0 = make_ep(eps, c, geo.OC);
     const ptrdiff_t P = c.batch * geo.images * geo.OH * geo.OW;
     ptrdiff_t t = tile;
     if (ceil_div(P, t) < threads) t = std::max<ptrdiff_t>(g.mr, ceil_div(ceil_div(P, threads), g.mr) * g.mr);

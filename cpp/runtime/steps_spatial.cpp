@@ -34,7 +34,6 @@ struct DwConvStep final : Step {
   void run(const ExecCtx& c) const override {
     const float* x = c.ptr[reads[0]];
     float* y = c.ptr[writes[0]];
-    const float* res = eps.residual >= 0 ? c.ptr[eps.residual] : nullptr;
     const ptrdiff_t in_img = geo.H * geo.W * geo.C, out_img = geo.OH * geo.OW * geo.C;
     const ptrdiff_t nimg = c.batch * geo.images;
     const int nt = threads_for(threads, c.isa, work(c.batch));
@@ -42,14 +41,8 @@ struct DwConvStep final : Step {
     parallel_for(nt, nimg * cpi, [&](ptrdiff_t t, int) {
       const ptrdiff_t n = t / cpi, ch = t % cpi;
       const ptrdiff_t oh0 = ch * geo.OH / cpi, oh1 = (ch + 1) * geo.OH / cpi;
-      Epilogue e{};
-      e.bias = eps.bias.empty() ? nullptr : eps.bias.data();
-      e.residual = res ? res + n * out_img : nullptr;
-      e.ldr = geo.C;
-      e.act = eps.act;
-      e.lo = eps.lo;
-      e.hi = eps.hi;
-      e.residual_after_act = eps.residual_after_act ? 1 : 0;
+      Epilogue e = make_ep(eps, c, geo.C);
+      if (e.residual) e.residual += n * out_img;
       DwConvArgs a{x + n * in_img, geo.H, geo.W, geo.C, packed.get(), geo.KH, geo.KW,
                    geo.sh, geo.sw, geo.pt, geo.pl, geo.dh, geo.dw,
                    y + n * out_img, geo.OH, geo.OW, &e};
@@ -84,14 +77,7 @@ struct DwConvChwStep final : Step {
     return a;
   }
   void run(const ExecCtx& c) const override {
-    Epilogue e{};
-    e.bias = eps.bias.empty() ? nullptr : eps.bias.data();
-    e.residual = eps.residual >= 0 ? c.ptr[eps.residual] : nullptr;
-    e.ldr = geo.OW;
-    e.act = eps.act;
-    e.lo = eps.lo;
-    e.hi = eps.hi;
-    e.residual_after_act = eps.residual_after_act ? 1 : 0;
+    const Epilogue e = make_ep(eps, c, geo.OW);
     const DwConvChwArgs a = args(&c, &e);
     const ptrdiff_t planes = c.batch * geo.images * geo.C;
     const int nt = threads_for(threads, c.isa, work(c.batch));

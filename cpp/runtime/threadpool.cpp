@@ -102,7 +102,6 @@ struct alignas(64) ThreadPool::Worker {
   std::atomic<bool> sleeping{false};
   std::atomic<bool> held{false};
   std::atomic<uint64_t> claimed{0}, revoked{0}, woken{0}, parked{0}, moved{0};
-  std::atomic<int> cpu{-1};            // where the worker last looked for work
   std::atomic<int> misses{0};          // loops in a row revoked before it started
   std::atomic<int64_t> last_move{0};   // steady-clock ns of its last move off a caller's CPU
   int tid = 0;                         // its kernel thread id (Linux), set before `started`
@@ -232,7 +231,6 @@ void ThreadPool::step_aside(Worker* w, int64_t now) {
   if (!g_step_aside.load(std::memory_order_relaxed)) return;
   const int cpu = current_cpu();
   if (cpu < 0) return;
-  if (w->cpu.load(std::memory_order_relaxed) != cpu) w->cpu.store(cpu, std::memory_order_relaxed);
   if (cpu != caller_cpu_.load(std::memory_order_relaxed)) return;
   if (!try_move(w, now, cpu, 0)) std::this_thread::yield();
 }

@@ -81,7 +81,6 @@ class ThreadPool {
 
   // Counters for tests and benchmarks (relaxed; exact only when the pool is quiet).
   struct Stats {
-    uint64_t loops = 0;     // run() calls that used workers
     uint64_t claimed = 0;   // workers claimed
     uint64_t revoked = 0;   // claimed workers revoked before they started
     uint64_t parked = 0;    // times a worker parked
@@ -106,7 +105,6 @@ class ThreadPool {
   Worker* slots_[kMaxWorkers] = {};
   std::atomic<int> count_{0};
   alignas(64) std::atomic<int> caller_cpu_{-1};
-  std::atomic<uint64_t> loops_{0}, claimed_{0}, revoked_{0}, parked_{0}, woken_{0};
 };
 
 }  // namespace pyrt

@@ -53,15 +53,13 @@ inline const KernelTable& table(const std::optional<std::string>& isa) {
   }
 }
 
+// An activation by its name in the bound enum (_core.Act): the one activation list.
 inline Act parse_act(const std::string& s) {
-  if (s == "none") return Act::None;
-  if (s == "relu") return Act::Relu;
-  if (s == "clip") return Act::Clip;
-  if (s == "sigmoid") return Act::Sigmoid;
-  if (s == "tanh") return Act::Tanh;
-  if (s == "gelu") return Act::Gelu;
-  raise("InputError", "unknown activation '" + s +
-                          "': expected 'none', 'relu', 'clip', 'sigmoid', 'tanh' or 'gelu'");
+  py::dict members = py::module_::import("pyruntime._core").attr("Act").attr("__members__");
+  if (members.contains(s)) return members[py::str(s)].cast<Act>();
+  std::string names;
+  for (auto kv : members) names += (names.empty() ? "'" : ", '") + std::string(py::str(kv.first)) + "'";
+  raise("InputError", "unknown activation '" + s + "': expected one of " + names);
 }
 
 inline std::string shape_str(const py::array& a) {

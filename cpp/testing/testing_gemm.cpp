@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../bindings/bindings.h"
+#include "kern_testing_util.h"
 #include "pyrt/dispatch.h"
 
 namespace py = pybind11;
@@ -27,11 +28,9 @@ namespace {
 
 constexpr const char* kAvx512Shape = "avx2_12x16";
 
-[[noreturn]] void raise(const char* cls, const std::string& msg) {
-  py::object type = py::module_::import("pyruntime.errors").attr(cls);
-  PyErr_SetString(type.ptr(), msg.c_str());
-  throw py::error_already_set();
-}
+using kt::parse_act;
+using kt::raise;
+using kt::shape_str;
 
 // "avx2_12x16": the AVX2 table with its gemm replaced by the test-only kernel that has
 // the AVX-512 kernel's tile shape (see f32_gemm_avx2.cpp); any other name is an ISA.
@@ -59,11 +58,6 @@ struct Mat {
   const char* hi = nullptr;
 };
 
-std::string shape_str(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
 
 Mat as_mat(const py::handle& obj, const char* what, bool writable) {
   if (!py::isinstance<py::array>(obj))
@@ -102,16 +96,6 @@ Mat as_mat(const py::handle& obj, const char* what, bool writable) {
 
 bool overlaps(const Mat& a, const Mat& b) { return a.lo < b.hi && b.lo < a.hi; }
 
-Act parse_act(const std::string& s) {
-  if (s == "none") return Act::None;
-  if (s == "relu") return Act::Relu;
-  if (s == "clip") return Act::Clip;
-  if (s == "sigmoid") return Act::Sigmoid;
-  if (s == "tanh") return Act::Tanh;
-  if (s == "gelu") return Act::Gelu;
-  raise("InputError", "act must be one of 'none', 'relu', 'clip', 'sigmoid', 'tanh', "
-                      "'gelu'; got '" + s + "'");
-}
 
 struct AlignedFree {
   void operator()(float* p) const { std::free(p); }

@@ -66,11 +66,9 @@ class Session:
         self.spec = InputSpec(self.inputs, before_copy=_arena_check(plan, self.inputs))
         self._step_nodes = step_nodes
         self._step_weights = step_weights or [None] * len(step_nodes)
-        # A static graph (all inputs with a fixed first dim) runs as one sample.
-        self._static = self.spec.static
         s0 = self.inputs[0].shape
         self._fast = (len(s0), tuple(s0[1:])) \
-            if len(self.inputs) == 1 and not self._static and s0[0] is None else None
+            if len(self.inputs) == 1 and s0[0] is None else None
 
     # ------------------------------------------------------------ facts
     @property
@@ -103,9 +101,7 @@ class Session:
     def profile(self, feeds: Any, repeat: int = 10) -> list[dict[str, Any]]:
         """plan_summary() with the median seconds of every step over `repeat` runs."""
         arrays, _ = self.spec.ordered(feeds)
-        if self._static:
-            arrays = [a[None] for a in arrays]
-        times = [self._plan.run_profiled(arrays)[1] for _ in range(max(1, int(repeat)))]
+        times = [self._execute(arrays, profiled=True) for _ in range(max(1, int(repeat)))]
         rows = self.plan_summary()
         for i, r in enumerate(rows):
             r["seconds"] = sorted(t[i] for t in times)[len(times) // 2] if times[0] else 0.0
@@ -125,13 +121,18 @@ class Session:
                 f"{len(self._step_nodes)}, inputs=[{ins}], outputs=[{outs}])")
 
     # ------------------------------------------------------------ running
-    def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        if self._static:
-            return [o[0] for o in self._run([a[None] for a in arrays])]
+    def _execute(self, arrays: list[np.ndarray], profiled: bool = False) -> Any:
+        """The outputs of one native run (a static graph runs as one sample); with
+        `profiled`, the seconds of every step instead."""
+        static = self.spec.static
+        feeds = [a[None] for a in arrays] if static else arrays
         try:
-            return self._run(arrays)
+            if profiled:
+                return self._plan.run_profiled(feeds)[1]
+            outs = self._run(feeds)
         except _core.SizeError as e:
             raise ShapeError(f"batch {arrays[0].shape[0]} is too large: {e}") from None
+        return [o[0] for o in outs] if static else outs
 
     def run(self, feeds: Any) -> Any:
         """Run the whole model in one native call (GIL released). See the class doc."""
@@ -152,7 +153,8 @@ class Session:
 
 
 def _arena_check(plan: Any, inputs: list[IOInfo]) -> Any:
-    """Before an input is copied: the batch's working memory must fit the cap."""
+    """Before an input is copied: the batch's working memory must fit the cap (a static
+    graph, whose inputs all have a fixed first dim, was sized when it compiled)."""
     static = all(i.shape[0] is not None for i in inputs)
 
     def check(x: np.ndarray) -> None:
@@ -195,6 +197,25 @@ def _check_sizes(g: Graph, shapes: dict[str, tuple]) -> None:
                                  f"(each value at most {_MAX_GEOM})")
 
 
+def _check_weight_sizes(g: Graph) -> None:
+    """The kernels compute every weight from its dense float32 view: a sparse weight of a
+    tiny file may describe a huge matrix. Its dense bytes must fit the memory cap and this
+    machine's memory, checked from the logical shapes before anything is densified."""
+    sizes = {name: 4 * math.prod(w.shape) for name, w in g.weights.items()}
+    total = sum(sizes.values())
+    try:
+        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        phys = _MEMORY_CAP
+    limit = min(_MEMORY_CAP, phys)
+    if total > limit:
+        big = max(sizes, key=sizes.get)
+        raise ShapeError(f"the weights' dense float32 views need {total >> 20} MiB (weight "
+                         f"{big!r} of shape {tuple(g.weights[big].shape)} alone "
+                         f"{sizes[big] >> 20} MiB), more than the {limit >> 20} MiB this "
+                         f"runtime may use here (the memory cap and this machine's memory)")
+
+
 def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None,
                 fuse_blocks: bool = True) -> Session:
     """Optimize a validated `graph`, then build its native plan (weights packed for the
@@ -208,7 +229,8 @@ def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None
 
     n = _threads(threads)
     isa_name = check_isa(isa) if isa is not None else None
-    g = passes.optimize(graph)
+    _check_weight_sizes(graph)  # before any pass densifies a weight
+    g = passes.optimize(graph, checked=True)  # rt.compile validated it
     shapes = shp.infer_shapes(g)
     _check_sizes(g, shapes)
     low = lower(g, shapes, isa_name, n, fuse_blocks)  # an unusable ISA: IsaError natively

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import formats
 from ..errors import GraphError, UnsupportedOpError
-from ..graph import Graph, Node
+from ..graph import Graph, Node, fresh_name
 from .proto import import_onnx
 
 __all__ = ["to_onnx"]
@@ -58,11 +58,7 @@ class _Exporter:
             {i for n in graph.nodes for i in n.inputs}
 
     def fresh(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.names:
-            name, k = f"{base}_{k}", k + 1
-        self.names.add(name)
-        return name
+        return fresh_name(base, self.names)
 
     def const(self, base: str, value: np.ndarray) -> str:
         name = self.fresh(base)

@@ -55,7 +55,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import GraphError, ModelFormatError, ShapeError, UnsupportedOpError
-from ..graph import Graph, Node, ValueInfo, Weight
+from ..graph import Graph, Node, ValueInfo, Weight, fresh_name
 from .convert_elementwise import ElementwiseOps
 from .convert_linear import LinearOps
 from .convert_spatial import SpatialOps
@@ -387,11 +387,7 @@ class _Importer(ElementwiseOps, TensorOps, LinearOps, SpatialOps):
         return name
 
     def fresh(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.names:
-            name, k = f"{base}_{k}", k + 1
-        self.names.add(name)
-        return name
+        return fresh_name(base, self.names)
 
     def rank(self, name: str) -> int | None:
         s = self.shapes.get(name)

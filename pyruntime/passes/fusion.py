@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import formats
 from ..errors import WeightFormatError
-from ..graph import Graph, Node, ValueInfo, Weight
+from ..graph import Graph, Node, ValueInfo, Weight, fresh_name
 from ..shapes import ACTIVATION_OPS, consumers, infer_shapes, node_attrs, producers, validate
 
 __all__ = ["drop_identity", "fold_batchnorm", "fuse_activations", "fuse_residual_add",
@@ -36,12 +36,16 @@ def _sole_consumer(g: Graph, cons: dict[str, list[int]], value: str) -> int | No
     return None
 
 
-def _fresh(base: str, taken: set[str]) -> str:
-    name, k = base, 1
-    while name in taken:
-        name, k = f"{base}_{k}", k + 1
-    taken.add(name)
-    return name
+def _epilogue_host(g: Graph, cons: dict[str, list[int]], prod: dict[str, int],
+                   nodes: list[Node | None], value: str, i: int) -> tuple[int, Node | None]:
+    """(index, node) of the Conv/Gemm producing `value` when node i is its only reader
+    (so node i can fold into its epilogue), else (-1, None)."""
+    j = prod[value]
+    p = nodes[j]
+    if p is None or p.op not in ("Conv", "Gemm") or _sole_consumer(g, cons, value) != i:
+        return -1, None
+    return j, p
+
 
 
 def _used_names(g: Graph) -> set[str]:
@@ -60,11 +64,12 @@ def _prune(before: Graph, after: Graph) -> Graph:
 
 # ---------------------------------------------------------------- drop Identity/Dropout
 
-def drop_identity(g: Graph) -> Graph:
+def drop_identity(g: Graph, checked: bool = False) -> Graph:
     """Remove Identity and Dropout. A graph output produced by one keeps its name: the
     producer of the source is renamed to it; only when the source is a graph input, a
     weight or another graph output does the node stay."""
-    validate(g)
+    if not checked:
+        validate(g)
     outs, prod = set(g.outputs), producers(g)
     alias: dict[str, str] = {}
 
@@ -92,7 +97,7 @@ def drop_identity(g: Graph) -> Graph:
 
 # ---------------------------------------------------------------- BatchNorm folding
 
-def fold_batchnorm(g: Graph) -> Graph:
+def fold_batchnorm(g: Graph, checked: bool = False) -> Graph:
     """Fold BatchNormalization into the Conv/Gemm producing its input when that output
     feeds only the BatchNorm and the producer has no fused activation or residual:
     W' = W * s, B' = (B - mean) * s + beta with s = scale / sqrt(var + eps).
@@ -107,7 +112,8 @@ def fold_batchnorm(g: Graph) -> Graph:
     f16/bf16 (folding would round every weight again) or int8 quantized along another
     axis: those BatchNorms stay their own step, as does one whose folded weights do not
     fit the format at all (f16 overflow, non-finite values for int8)."""
-    validate(g)
+    if not checked:
+        validate(g)
     cons, prod = consumers(g), producers(g)
     taken = _used_names(g)
     weights = dict(g.weights)
@@ -115,9 +121,8 @@ def fold_batchnorm(g: Graph) -> Graph:
     for i, bn in enumerate(g.nodes):
         if bn.op != "BatchNormalization" or bn.inputs[0] not in prod:
             continue
-        j = prod[bn.inputs[0]]
-        p = nodes[j]
-        if p is None or p.op not in ("Conv", "Gemm") or _sole_consumer(g, cons, bn.inputs[0]) != i:
+        j, p = _epilogue_host(g, cons, prod, nodes, bn.inputs[0], i)
+        if p is None:
             continue
         pa = node_attrs(p)
         has_b = len(p.inputs) > 2 and bool(p.inputs[2])
@@ -140,7 +145,7 @@ def fold_batchnorm(g: Graph) -> Graph:
             continue       # not representable in the weight's format: keep the BatchNorm
         if not (_as_exact_as_f32(w_new, w) and _as_exact_as_f32(b_new, b)):
             continue       # the format would round the folded weights again: keep it
-        wn, bname = _fresh(p.inputs[1] + "_bn", taken), _fresh(bn.outputs[0] + "_bias", taken)
+        wn, bname = fresh_name(p.inputs[1] + "_bn", taken), fresh_name(bn.outputs[0] + "_bias", taken)
         weights[wn], weights[bname] = w_new, b_new
         p.inputs = [p.inputs[0], wn, bname, *p.inputs[3:]]
         p.outputs = list(bn.outputs)
@@ -160,19 +165,19 @@ def _as_exact_as_f32(new: Weight, want: np.ndarray) -> bool:
 
 # ---------------------------------------------------------------- activation fusion
 
-def fuse_activations(g: Graph) -> Graph:
+def fuse_activations(g: Graph, checked: bool = False) -> Graph:
     """Fuse Relu/Clip/Sigmoid/Tanh/Gelu into the preceding Conv/Gemm epilogue when the
     producer's output feeds only the activation and the producer has no activation yet.
     A producer with a residual gets act(conv + R) (residual before the activation)."""
-    validate(g)
+    if not checked:
+        validate(g)
     cons, prod = consumers(g), producers(g)
     nodes: list[Node | None] = [n.copy() for n in g.nodes]
     for i, act in enumerate(g.nodes):
         if act.op not in ACTIVATION_OPS or act.inputs[0] not in prod:
             continue
-        j = prod[act.inputs[0]]
-        p = nodes[j]
-        if p is None or p.op not in ("Conv", "Gemm") or _sole_consumer(g, cons, act.inputs[0]) != i:
+        j, p = _epilogue_host(g, cons, prod, nodes, act.inputs[0], i)
+        if p is None:
             continue
         pa = node_attrs(p)
         if pa["activation"] is not None:
@@ -190,12 +195,12 @@ def fuse_activations(g: Graph) -> Graph:
 
 # ---------------------------------------------------------------- residual-add fusion
 
-def fuse_residual_add(g: Graph) -> Graph:
+def fuse_residual_add(g: Graph, checked: bool = False) -> Graph:
     """Add(conv_or_gemm_out, other) with equal shapes becomes the producer's 4th input R
     (residual=True; residual_after_act=True if it already has an activation), when the
     producer's output feeds only the Add and the producer has no residual yet. The fused
     node takes the Add's place, so R's producer still comes before it."""
-    shapes = infer_shapes(g)  # validates
+    shapes = infer_shapes(g, checked=checked)
     cons, prod = consumers(g), producers(g)
     nodes: list[Node | None] = [n.copy() for n in g.nodes]
     for i, add in enumerate(g.nodes):
@@ -229,15 +234,17 @@ def _same(a: tuple | None, b: tuple | None) -> bool:
 
 # ---------------------------------------------------------------- pipeline
 
-def optimize(g: Graph) -> Graph:
+def optimize(g: Graph, checked: bool = False) -> Graph:
     """Drop no-ops, fold BatchNorm, fuse residual adds and activations, until nothing
     changes. Residual fusion runs before activation fusion so Conv -> Add -> Relu
     becomes relu(conv + R); Conv -> Relu -> Add becomes conv -> relu -> + R."""
     passes = (drop_identity, fold_batchnorm, fuse_residual_add, fuse_activations)
+    if not checked:
+        validate(g)  # once: every pass keeps a valid graph valid
     g = _copy(g)
     while True:
         n = len(g.nodes)
         for p in passes:
-            g = p(g)
+            g = p(g, checked=True)
         if len(g.nodes) == n:  # every rewrite removes a node, so this is a fixed point
             return g
