@@ -514,27 +514,58 @@ struct DwCase {
   bool nan = false;
 };
 
+// The inputs of a depthwise case, shared by the NHWC and the planar check: `planes`
+// NCHW planes (planar) or one NHWC image (planes == 1 with C channels, same element
+// count), weights [C][KH][KW], bias, and a residual shaped like the output.
+struct DwData {
+  bool valid = false;
+  ptrdiff_t OH = 0, OW = 0;
+  size_t ysize = 0;
+  Fenced x, w, bias, R;
+  DwData(const DwCase& c, ptrdiff_t planes) {
+    const ptrdiff_t eh = c.dh * (c.KH - 1) + 1, ew = c.dw * (c.KW - 1) + 1;
+    if (c.H + c.pt + c.pb < eh || c.W + c.pl + c.pr < ew) return;
+    valid = true;
+    OH = (c.H + c.pt + c.pb - eh) / c.sh + 1;
+    OW = (c.W + c.pl + c.pr - ew) / c.sw + 1;
+    const ptrdiff_t images = planes == 1 ? c.C : planes;  // channels (NHWC) or planes
+    x.alloc(static_cast<size_t>(images * c.H * c.W));
+    w.alloc(static_cast<size_t>(c.C * c.KH * c.KW));
+    fill(x.p, x.n);
+    fill(w.p, w.n);
+    if (c.nan) {
+      x[irand(static_cast<int>(x.n))] = kNaN;
+      x[irand(static_cast<int>(x.n))] = kInf;
+    }
+    bias.alloc(static_cast<size_t>(c.C));
+    fill(bias.p, bias.n);
+    ysize = static_cast<size_t>(images * OH * OW);
+    R.alloc(c.res ? ysize : 0);
+    fill(R.p, R.n, -2.0f, 2.0f);
+  }
+  Epilogue epilogue(const DwCase& c, ptrdiff_t ldr) const {
+    Epilogue ep{};
+    ep.bias = c.bias ? bias.p : nullptr;
+    ep.residual = c.res ? R.p : nullptr;
+    ep.ldr = ldr;
+    ep.act = c.act;
+    ep.lo = c.lo;
+    ep.hi = c.hi;
+    ep.residual_after_act = c.res == 2;
+    return ep;
+  }
+};
+
 bool dw_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, Group& grp) {
   set_case("dwconv H=%td W=%td C=%td K=%tdx%td s=%td,%td pads=%td,%td,%td,%td d=%td,%td bias=%d "
            "res=%d act=%s split=%d nan=%d",
            c.H, c.W, c.C, c.KH, c.KW, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw, c.bias, c.res,
            act_name(c.act), c.split, c.nan);
-  const ptrdiff_t eh = c.dh * (c.KH - 1) + 1, ew = c.dw * (c.KW - 1) + 1;
-  if (c.H + c.pt + c.pb < eh || c.W + c.pl + c.pr < ew) return true;  // invalid: skip
-  const ptrdiff_t OH = (c.H + c.pt + c.pb - eh) / c.sh + 1;
-  const ptrdiff_t OW = (c.W + c.pl + c.pr - ew) / c.sw + 1;
-  Fenced x(static_cast<size_t>(c.H * c.W * c.C)), w(static_cast<size_t>(c.C * c.KH * c.KW));
-  fill(x.p, x.n);
-  fill(w.p, w.n);
-  if (c.nan) {
-    x[irand(static_cast<int>(x.n))] = kNaN;
-    x[irand(static_cast<int>(x.n))] = kInf;
-  }
-  Fenced bias(static_cast<size_t>(c.C));
-  fill(bias.p, bias.n);
-  const size_t ysize = static_cast<size_t>(OH * OW * c.C);
-  Fenced R(c.res ? ysize : 0);
-  fill(R.p, R.n, -2.0f, 2.0f);
+  DwData d(c, 1);
+  if (!d.valid) return true;  // kernel larger than the padded input: skip
+  const ptrdiff_t OH = d.OH, OW = d.OW;
+  Fenced &x = d.x, &w = d.w;
+  const size_t ysize = d.ysize;
   Guarded yr(ysize), yt(ysize);
   Guarded* outs[2] = {&yr, &yt};
   const KernelTable* tabs[2] = {&ref, &tst};
@@ -543,14 +574,7 @@ bool dw_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, G
     const DwConvConfig& k = tabs[t]->f32_dwconv;
     Fenced P(k.packed_bytes(c.KH, c.KW, c.C) / sizeof(float));
     k.pack(w.p, c.KH, c.KW, c.C, P.p);
-    Epilogue ep{};
-    ep.bias = c.bias ? bias.p : nullptr;
-    ep.residual = c.res ? R.p : nullptr;
-    ep.ldr = c.C;
-    ep.act = c.act;
-    ep.lo = c.lo;
-    ep.hi = c.hi;
-    ep.residual_after_act = c.res == 2;
+    const Epilogue ep = d.epilogue(c, c.C);
     DwConvArgs a{};
     a.x = x.p; a.H = c.H; a.W = c.W; a.C = c.C;
     a.w = P.p;
@@ -676,22 +700,11 @@ bool dwc_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, 
            "d=%td,%td bias=%d res=%d act=%s split=%d,%d nan=%d",
            planes, c.H, c.W, c.C, c.KH, c.KW, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw,
            c.bias, c.res, act_name(c.act), plane_split, c.split, c.nan);
-  const ptrdiff_t eh = c.dh * (c.KH - 1) + 1, ew = c.dw * (c.KW - 1) + 1;
-  if (c.H + c.pt + c.pb < eh || c.W + c.pl + c.pr < ew) return true;  // invalid: skip
-  const ptrdiff_t OH = (c.H + c.pt + c.pb - eh) / c.sh + 1;
-  const ptrdiff_t OW = (c.W + c.pl + c.pr - ew) / c.sw + 1;
-  Fenced x(static_cast<size_t>(planes * c.H * c.W)), w(static_cast<size_t>(c.C * c.KH * c.KW));
-  fill(x.p, x.n);
-  fill(w.p, w.n);
-  if (c.nan) {
-    x[irand(static_cast<int>(x.n))] = kNaN;
-    x[irand(static_cast<int>(x.n))] = kInf;
-  }
-  Fenced bias(static_cast<size_t>(c.C));
-  fill(bias.p, bias.n);
-  const size_t ysize = static_cast<size_t>(planes * OH * OW);
-  Fenced R(c.res ? ysize : 0);
-  fill(R.p, R.n, -2.0f, 2.0f);
+  DwData d(c, planes);
+  if (!d.valid) return true;  // kernel larger than the padded input: skip
+  const ptrdiff_t OH = d.OH, OW = d.OW;
+  Fenced &x = d.x, &w = d.w;
+  const size_t ysize = d.ysize;
   Guarded yr(ysize), yt(ysize);
   Guarded* outs[2] = {&yr, &yt};
   const KernelTable* tabs[2] = {&ref, &tst};
@@ -700,14 +713,7 @@ bool dwc_check(const KernelTable& ref, const KernelTable& tst, const DwCase& c, 
     const DwConvChwConfig& k = tabs[t]->f32_dwconv2d_chw;
     Fenced P(k.packed_bytes(c.KH, c.KW, c.C) / sizeof(float));
     k.pack(w.p, c.KH, c.KW, c.C, P.p);
-    Epilogue ep{};
-    ep.bias = c.bias ? bias.p : nullptr;
-    ep.residual = c.res ? R.p : nullptr;
-    ep.ldr = OW;
-    ep.act = c.act;
-    ep.lo = c.lo;
-    ep.hi = c.hi;
-    ep.residual_after_act = c.res == 2;
+    const Epilogue ep = d.epilogue(c, OW);
     DwConvChwArgs a{};
     a.x = x.p; a.H = c.H; a.W = c.W; a.C = c.C;
     a.w = P.p;
