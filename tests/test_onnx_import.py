@@ -1082,3 +1082,20 @@ def test_global_max_pool_becomes_maxpool():
               [("y", None)])
     g = check(m, {"x": f32(3, 4, 5, 3)})
     assert [n.op for n in g.nodes] == ["MaxPool"] and g.nodes[0].attrs["kernel_shape"] == (5, 3)
+
+
+def test_deprecated_module_paths_still_work():
+    """Earlier READMEs documented pyruntime.onnx_export.to_onnx and
+    `python -m pyruntime.onnx_backend`: both keep working, with a DeprecationWarning."""
+    import importlib
+    import sys
+    for name in ("pyruntime.onnx_export", "pyruntime.onnx_backend"):
+        sys.modules.pop(name, None)
+        with pytest.warns(DeprecationWarning, match="deprecated"):
+            mod = importlib.import_module(name)
+        assert mod is not None
+    from pyruntime.onnx_export import to_onnx as old
+    assert old is rt.to_onnx
+    from pyruntime import onnx_backend
+    from pyruntime.onnx import conformance
+    assert onnx_backend.main is conformance.main

@@ -23,7 +23,8 @@ Policy:
 Canonical forms worth knowing:
 - Gemm: W = alpha * op(B) stored [K, N]; beta * C becomes the bias when it broadcasts as
   [N] (scalar, [1], [N], [1, N]), else a following Add (weight [M, N]/[M, 1], or a
-  run-time C when beta == 1). transA only on constants (folded).
+  run-time C when beta == 1). transA: folded on a constant A, else Transpose + Gemm
+  when A has a fixed first dim (a symbolic-batch A is refused).
 - MatMul(X, W const 2-D) -> Gemm; MatMul/Gemm + Add of a [N] weight -> one Gemm.
 - Conv/pools: auto_pad becomes explicit (top, left, bottom, right) pads (SAME as in the
   spec, for the dilated kernel); pool ceil_mode is kept only where it changes the output.
