@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
-#: FAKE=noatheris | short | full | nocount | notsan
+#: FAKE=noatheris | short | slow | full | nocount | notsan
 FAKE_PY = r"""#!/usr/bin/env bash
 case "$1 $2" in
   "-c import atheris") [ "$FAKE" = noatheris ] && exit 1; exit 0 ;;
@@ -29,6 +29,7 @@ case "$1" in
   fuzz/fuzz_*.py)
     case "$FAKE" in
       short) echo "Done 7 in 0 second(s)" ;;
+      slow) sleep 1.1; echo "Done 7 in 1 second(s)" ;;
       full) echo "Done 100 in 0 second(s)" ;;
       nocount) echo "INFO: Seed: 1" ;;
     esac
@@ -80,10 +81,14 @@ def test_fuzz_passes_when_every_target_ran_its_executions(tmp_path):
 
 
 def test_fuzz_time_budget_counts_as_done(tmp_path):
-    """RUNS=0 (the long run): done once the time budget is spent; here the fake target
-    returns at once, so it did not spend its 60 s and fails."""
+    """A target that spent its whole time budget is done even with fewer executions than
+    asked (a slow target; RUNS=0, the long run); one that returned early is not."""
     r = run_lane(tmp_path, "full", ["tools/fuzz.sh", "0", "60"])
     assert r.returncode == 1 and "under the 60 s budget" in r.stderr, r.stderr
+    for runs in ("100", "0"):
+        r = run_lane(tmp_path, "slow", ["tools/fuzz.sh", runs, "1"])
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.count("7 executions") == 3
 
 
 def test_tsan_lane_fails_when_tsan_cannot_start_python(tmp_path):
