@@ -1,6 +1,7 @@
 // f32 GEMM for AVX-512F: a 12 x 32 register tile (24 accumulators, 2 B vectors, one
-// broadcast of A), and a 14 x 16 one for narrow outputs. The algorithm is the shared template in f32_gemm_impl.inc (tested on
-// AVX2); this file only supplies the 16-float vector traits and the blocking constants.
+// broadcast of A), and a 14 x 16 one for narrow outputs. The algorithm is the shared
+// template in f32_gemm_impl.inc (tested on AVX2); this file only supplies the 16-float
+// vector traits and the blocking constants.
 #include <immintrin.h>
 
 #include <cstddef>
