@@ -82,6 +82,24 @@ def test_fused_block_matches_reference_and_unfused(isa, rng, cin, hw, hidden, co
     assert "'expand'" in step["node"] and "'dw'" in step["node"] and "'project'" in step["node"]
 
 
+@pytest.mark.parametrize("cout,narrow", [(16, True), (13, True), (48, True), (24, False),
+                                         (80, False)])
+def test_narrow_outputs_use_the_narrow_gemm(isa, rng, cout, narrow):
+    """On AVX-512, a 1x1 conv, a 3x3 conv or a block projection whose width pads to at
+    most 3/4 of the 32-column tile runs on the 14x16 kernel (GemmConfig::narrow); the
+    results match the float64 reference either way."""
+    x = nn.Input((8, 9, 15), name="input")
+    h = nn.Conv2D(cout, 3, padding=1, activation="relu", name="conv3")(x)
+    h = nn.Conv2D(cout, 1, activation="relu6", name="conv1")(h)
+    h = nn.DepthwiseConv2D(3, padding=1, activation="relu6", name="dw")(h)
+    h = nn.Conv2D(cout, 1, name="project")(h)
+    g = nn.Model(x, h, name="narrow").graph
+    sess = check(g, (8, 9, 15), isa, rng=rng, batch=3)
+    kernels = [r["kernel"] for r in sess.plan_summary()]
+    want = narrow and sess.isa == "avx512"
+    assert all(("f32_gemm_14x16__avx512" in k) == want for k in kernels if "f32_gemm" in k), kernels
+
+
 @pytest.mark.parametrize("act", ["relu", "relu6", None])
 @pytest.mark.parametrize("residual", [False, True])
 def test_activations_and_residual(isa, rng, act, residual):

@@ -21,6 +21,9 @@ T = _core.testing
 #: Test-only kernel: AVX2 vectors in the AVX-512 kernel's tile shape (12 rows, two
 #: vectors per row, same blocking), so the template paths AVX-512 takes run here.
 AVX512_SHAPE = "avx2_12x16"
+#: The narrow-output kernels (GemmConfig::narrow): AVX-512's 14x16 and its AVX2 mirror
+#: 14x8, the narrow kernel of AVX512_SHAPE.
+NARROW = ("avx512/narrow", AVX512_SHAPE + "/narrow")
 ACTS = ("none", "relu", "clip", "sigmoid", "tanh", "gelu")
 
 
@@ -66,9 +69,13 @@ def rand(rng, *shape, lo=-1.0, hi=1.0):
       for i in ("scalar", "avx2", "avx512")),
     pytest.param(AVX512_SHAPE, marks=pytest.mark.skipif(not _core.isa_supported("avx2"),
                                                         reason="CPU lacks avx2")),
+    pytest.param(NARROW[0], marks=pytest.mark.skipif(not _core.isa_supported("avx512"),
+                                                     reason="CPU lacks avx512")),
+    pytest.param(NARROW[1], marks=pytest.mark.skipif(not _core.isa_supported("avx2"),
+                                                     reason="CPU lacks avx2")),
 ])
 def isa(request) -> str:
-    """conftest's `isa` plus the AVX-512-shaped AVX2 kernel."""
+    """conftest's `isa` plus the AVX-512-shaped AVX2 kernel and the narrow kernels."""
     return request.param
 
 
@@ -76,6 +83,12 @@ def test_config_names_the_kernel(isa):
     cfg = T.gemm_config(isa)
     if isa == AVX512_SHAPE:
         assert cfg["name"] == "f32_gemm_12x16__avx2"
+        assert cfg["narrow"] == "f32_gemm_14x8__avx2"
+        return
+    if isa in NARROW:
+        base = isa.split("/")[0]
+        assert cfg["name"] == T.gemm_config(base)["narrow"] and cfg["narrow"] is None
+        assert cfg["nr"] < T.gemm_config(base)["nr"]
         return
     assert re.fullmatch(rf"f32_gemm_{cfg['mr']}x{cfg['nr']}__{isa}", cfg["name"]), cfg
     assert _core.kernels_for(isa)["f32_gemm"] == cfg["name"]
@@ -91,6 +104,10 @@ def test_avx512_shape_mirror_matches_the_avx512_kernel():
         pytest.skip("CPU lacks avx2")
     mirror = T.gemm_config(AVX512_SHAPE)
     assert mirror["mr"] == real["mr"] and mirror["nr"] // 8 == real["nr"] // 16
+    real_n = T.gemm_config("avx512/narrow", check_cpu=False)
+    mirror_n = T.gemm_config(NARROW[1])
+    assert real_n["name"] == real["narrow"] == f"f32_gemm_{real_n['mr']}x{real_n['nr']}__avx512"
+    assert mirror_n["mr"] == real_n["mr"] and mirror_n["nr"] // 8 == real_n["nr"] // 16
 
 
 SHAPES = [  # (M, N, K): 1, primes, non-multiples of every vector width, both tails at once
@@ -295,6 +312,10 @@ def test_bad_input_raises_typed_errors(rng):
         gemm(A, B, repeat=0)
     with pytest.raises(rt.IsaError, match="unknown ISA"):
         T.gemm_config("avx1024", check_cpu=False)
+    with pytest.raises(rt.IsaError, match="no narrow variant"):
+        gemm(A, B, isa="scalar/narrow")
+    with pytest.raises(rt.IsaError, match="no narrow variant"):
+        T.gemm_config("scalar/narrow", check_cpu=False)
     with pytest.raises(rt.InputError, match="overlap"):
         buf = rand(rng, 4, 12)
         gemm(buf[:, :5], B, out=buf[:, 4:10])

@@ -54,6 +54,10 @@ void gemm_parallel(const GemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptrdi
                    ptrdiff_t ldc, const Epilogue& ep);
 
 void check_gemm(const GemmConfig& g);  // throws when the table has no GEMM kernel
+// The kernel of g's family for a product with N output columns: g.narrow when it pads N
+// to fewer columns than g (by a quarter or more), else g. A step packs its weight with
+// the kernel chosen here and keeps that kernel.
+const GemmConfig& gemm_for(const GemmConfig& g, int64_t N);
 // B [K, N] (row stride ldb) packed once for g.
 AlignedBuffer pack_gemm(const GemmConfig& g, int64_t K, int64_t N, const float* B, int64_t ldb);
 // The run-time epilogue of a spec: `bias`, its residual value resolved for this run.

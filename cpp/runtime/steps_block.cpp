@@ -24,7 +24,7 @@ inline size_t round_line(size_t n) {
 }
 
 struct InvertedResidualStep final : Step {
-  GemmConfig g;
+  GemmConfig ge, gp;  // the expand and project GEMMs' kernels (gemm_for their widths)
   DwConvConfig d;
   EltwiseConfig el;  // add and epilogue, for the channel split's partial sums
   int threads = 1;
@@ -90,8 +90,8 @@ struct InvertedResidualStep final : Step {
           b0 = r0;
         }
         if (r1 > b1) {
-          g.run((r1 - b1) * q.W, Ch, cin, x + b1 * q.W * cin, cin, pe.get(),
-                buf + (b1 - b0) * row, Ch, &e1, 0, Ch);
+          ge.run((r1 - b1) * q.W, Ch, cin, x + b1 * q.W * cin, cin, pe.get(),
+                 buf + (b1 - b0) * row, Ch, &e1, 0, Ch);
           b1 = r1;
         }
         src = buf + (r0 - b0) * row;
@@ -103,8 +103,8 @@ struct InvertedResidualStep final : Step {
       d.run(&a, 0, g1 - oh);
       Epilogue e = e3;
       if (res) e.residual = res + oh * q.OW * cout;
-      g.run((g1 - oh) * q.OW, cout, Ch, dwb, Ch, pp.get(), y + oh * q.OW * cout, cout, &e, 0,
-            cout);
+      gp.run((g1 - oh) * q.OW, cout, Ch, dwb, Ch, pp.get(), y + oh * q.OW * cout, cout, &e, 0,
+             cout);
     }
   }
 
@@ -164,14 +164,14 @@ struct InvertedResidualStep final : Step {
       // depthwise output.
       float* e_buf = c.scratch + size_t(tid) * ch_thread + q.C;
       float* d_buf = e_buf + round_line(size_t(q.H * q.W * cw));
-      g.run(q.H * q.W, c1, cin, x + n * in_img, cin, pe.get(), e_buf - c0, cw, &e1, c0, c1);
+      ge.run(q.H * q.W, c1, cin, x + n * in_img, cin, pe.get(), e_buf - c0, cw, &e1, c0, c1);
       Epilogue ed_g = e2;
       if (ed_g.bias) ed_g.bias += c0;
       DwConvArgs a{e_buf, q.H, q.W, cw, pd_g[gi].get(), q.KH, q.KW, q.sh, q.sw, q.pt, q.pl,
                    q.dh, q.dw, d_buf, q.OH, q.OW, &ed_g};
       d.run(&a, 0, q.OH);
-      g.run(q.OH * q.OW, cout, cw, d_buf, cw, pp_g[gi].get(),
-            parts + size_t(gi) * ch_part + size_t(n * out_img), cout, &none, 0, cout);
+      gp.run(q.OH * q.OW, cout, cw, d_buf, cw, pp_g[gi].get(),
+             parts + size_t(gi) * ch_part + size_t(n * out_img), cout, &none, 0, cout);
     });
     const ptrdiff_t rows = nimg * q.OH * q.OW;
     const ptrdiff_t tasks = std::min<ptrdiff_t>(ptrdiff_t(nt), rows);
@@ -211,10 +211,13 @@ std::unique_ptr<Step> make_inverted_residual_step(
   if (!d.run || !d.pack || !d.packed_bytes)
     throw std::logic_error("the f32_dwconv entry of the kernel table is empty");
   const int64_t Ch = q.C;
-  std::string kernel = std::string(d.name) + " + " + kt.f32_gemm.name;
-  if (We) kernel = std::string(kt.f32_gemm.name) + " + " + kernel;
+  const GemmConfig& ge = gemm_for(kt.f32_gemm, q.C);
+  const GemmConfig& gp = gemm_for(kt.f32_gemm, cout);
+  std::string kernel = std::string(d.name) + " + " + gp.name;
+  if (We) kernel = std::string(ge.name) + " + " + kernel;
   auto s = new_step<InvertedResidualStep>("inverted_residual", kernel, {x}, {y});
-  s->g = kt.f32_gemm;
+  s->ge = ge;
+  s->gp = gp;
   s->d = d;
   s->threads = std::max(1, threads);
   s->geo = q;
@@ -225,14 +228,14 @@ std::unique_ptr<Step> make_inverted_residual_step(
     std::vector<float> B(size_t(cin) * size_t(Ch));
     for (int64_t o = 0; o < Ch; ++o)
       for (int64_t i = 0; i < cin; ++i) B[size_t(i * Ch + o)] = We[o * cin + i];
-    s->pe = pack_gemm(kt.f32_gemm, cin, Ch, B.data(), Ch);
+    s->pe = pack_gemm(ge, cin, Ch, B.data(), Ch);
   }
   s->pd = AlignedBuffer(d.packed_bytes(q.KH, q.KW, Ch), d.pack_align);
   d.pack(Wd, q.KH, q.KW, Ch, s->pd.get());
   std::vector<float> Bp(size_t(Ch) * size_t(cout));  // W [cout, Ch] -> B [Ch, cout]
   for (int64_t o = 0; o < cout; ++o)
     for (int64_t i = 0; i < Ch; ++i) Bp[size_t(i * cout + o)] = Wp[o * Ch + i];
-  s->pp = pack_gemm(kt.f32_gemm, Ch, cout, Bp.data(), cout);
+  s->pp = pack_gemm(gp, Ch, cout, Bp.data(), cout);
   // Output rows per pass: about 96 output pixels or more, a GEMM row block that reuses
   // each B panel over several register tiles, preferably whole tiles of mr rows (the
   // expand GEMM's new rows per pass are then whole tiles too when sh * W is a multiple
@@ -242,7 +245,7 @@ std::unique_ptr<Step> make_inverted_residual_step(
   const int64_t base = std::min<int64_t>(ceil_div(96, ow), oh);
   s->tile = base;
   for (int64_t t = base; t <= std::min<int64_t>(2 * base, oh); ++t)
-    if (t * ow % kt.f32_gemm.mr == 0) {
+    if (t * ow % gp.mr == 0) {
       s->tile = t;
       break;
     }
@@ -260,7 +263,7 @@ std::unique_ptr<Step> make_inverted_residual_step(
   s->dw_floats = round_line(size_t(s->tile) * size_t(q.OW) * size_t(Ch));
   // The channel split for small images (see run_channel_split): groups of whole GEMM
   // panels, one per thread.
-  const int64_t nr = kt.f32_gemm.nr, panels = ceil_div(Ch, nr);
+  const int64_t nr = ge.nr, panels = ceil_div(Ch, nr);
   const double split_floats = double(Ch) * double(q.H * q.W + q.OH * q.OW) +
                               double(q.OH * q.OW) * double(cout) * s->threads;
   const EltwiseConfig& el = kt.f32_eltwise;
@@ -275,7 +278,7 @@ std::unique_ptr<Step> make_inverted_residual_step(
       AlignedBuffer pdg(d.packed_bytes(q.KH, q.KW, cw), d.pack_align);
       d.pack(Wd + c0 * q.KH * q.KW, q.KH, q.KW, cw, pdg.get());
       s->pd_g.push_back(std::move(pdg));
-      s->pp_g.push_back(pack_gemm(kt.f32_gemm, cw, cout, Bp.data() + c0 * cout, cout));
+      s->pp_g.push_back(pack_gemm(gp, cw, cout, Bp.data() + c0 * cout, cout));
     }
     s->ch_thread = size_t(Ch) + round_line(size_t(q.H * q.W * cmax)) +
                    round_line(size_t(q.OH * q.OW * cmax));

@@ -63,6 +63,13 @@ void check_gemm(const GemmConfig& g) {
     throw std::logic_error("the f32_gemm entry of the kernel table is empty");
 }
 
+const GemmConfig& gemm_for(const GemmConfig& g, int64_t N) {
+  const GemmConfig* n = g.narrow;
+  if (n == nullptr || n->run == nullptr || N <= 0) return g;
+  const int64_t wide = ceil_div(N, g.nr) * g.nr, narrow = ceil_div(N, n->nr) * n->nr;
+  return 4 * narrow <= 3 * wide ? *n : g;
+}
+
 AlignedBuffer pack_gemm(const GemmConfig& g, int64_t K, int64_t N, const float* B, int64_t ldb) {
   AlignedBuffer p(g.packed_bytes(K, N), g.pack_align);
   g.pack(K, N, B, ldb, p.get());
@@ -236,13 +243,14 @@ std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, 
                                      int64_t rows_per_sample, int64_t K, int64_t N,
                                      const float* W, EpilogueSpec ep) {
   check_gemm(kt.f32_gemm);
-  auto s = new_step<GemmStep>("gemm", kt.f32_gemm.name, {x}, {y});
-  s->g = kt.f32_gemm;
+  const GemmConfig& g = gemm_for(kt.f32_gemm, N);
+  auto s = new_step<GemmStep>("gemm", g.name, {x}, {y});
+  s->g = g;
   s->threads = threads;
   s->rows = rows_per_sample;
   s->K = K;
   s->N = N;
-  s->packed = pack_gemm(kt.f32_gemm, K, N, W, N);
+  s->packed = pack_gemm(g, K, N, W, N);
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
   return s;
@@ -267,16 +275,17 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
     s->op = "conv1x1";
     return s;
   }
-  auto s = new_step<ConvStep>("conv", std::string("im2col+") + kt.f32_gemm.name, {x}, {y});
-  s->g = kt.f32_gemm;
+  const GemmConfig& g = gemm_for(kt.f32_gemm, q.OC);
+  auto s = new_step<ConvStep>("conv", std::string("im2col+") + g.name, {x}, {y});
+  s->g = g;
   s->threads = threads;
   s->geo = q;
   s->Kd = Kd;
-  const int64_t mr = kt.f32_gemm.mr;
+  const int64_t mr = g.mr;
   int64_t tile = 65536 / std::max<int64_t>(Kd, 1);
   tile = std::clamp<int64_t>(tile, 64, 256);
   s->tile = std::max<int64_t>(mr, tile / mr * mr);
-  s->packed = pack_gemm(kt.f32_gemm, Kd, q.OC, B.data(), q.OC);
+  s->packed = pack_gemm(g, Kd, q.OC, B.data(), q.OC);
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
   return s;

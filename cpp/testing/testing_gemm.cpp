@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -34,7 +35,7 @@ using kt::shape_str;
 
 // "avx2_12x16": the AVX2 table with its gemm replaced by the test-only kernel that has
 // the AVX-512 kernel's tile shape (see f32_gemm_avx2.cpp); any other name is an ISA.
-const KernelTable& table_for(const std::string& isa) {
+const KernelTable& base_table_for(const std::string& isa) {
   try {
     if (isa == kAvx512Shape) {
       static const KernelTable t = [] {
@@ -48,6 +49,37 @@ const KernelTable& table_for(const std::string& isa) {
   } catch (const std::exception& e) {
     raise("IsaError", e.what());
   }
+}
+
+constexpr const char* kNarrowSuffix = "/narrow";
+
+bool is_narrow(const std::string& name) {
+  const size_t n = std::strlen(kNarrowSuffix);
+  return name.size() > n && name.compare(name.size() - n, n, kNarrowSuffix) == 0;
+}
+
+// The name without its "/narrow".
+std::string base_name(const std::string& name) {
+  return is_narrow(name) ? name.substr(0, name.size() - std::strlen(kNarrowSuffix)) : name;
+}
+
+// A base name (above), or one followed by "/narrow": that table with its gemm replaced
+// by the family's narrow-output kernel (GemmConfig::narrow), e.g. "avx512/narrow".
+const KernelTable& table_for(const std::string& name) {
+  if (!is_narrow(name)) return base_table_for(name);
+  const std::string base = base_name(name);
+  const KernelTable& t = base_table_for(base);
+  if (t.f32_gemm.narrow == nullptr)
+    raise("IsaError", "the f32_gemm kernel " + std::string(t.f32_gemm.name) + " of '" + base +
+                          "' has no narrow variant");
+  static std::map<std::string, KernelTable> tables;  // guarded by the GIL
+  auto it = tables.find(base);
+  if (it == tables.end()) {
+    KernelTable copy = t;
+    copy.f32_gemm = *t.f32_gemm.narrow;
+    it = tables.emplace(base, copy).first;
+  }
+  return it->second;
 }
 
 // A float32 matrix view with unit column stride: rows, cols and the row stride in floats.
@@ -249,26 +281,34 @@ void bind_testing_gemm(py::module_& testing) {
   testing.def("gemm_config", [](const std::string& isa, bool check_cpu) {
     KernelTable blank{};
     const KernelTable* t = &blank;
-    if (check_cpu || isa == kAvx512Shape) {
-      t = &table_for(isa);
+    const std::string base = base_name(isa);
+    if (check_cpu || base == kAvx512Shape) {
+      t = &base_table_for(base);
     } else {  // names and shapes only: registering runs no ISA instruction
       Isa want;
       try {
-        want = parse_isa(isa);
+        want = parse_isa(base);
       } catch (const std::exception& e) {
         raise("IsaError", e.what());
       }
       for (const KernelVariant& v : kernel_variants())
         if (std::string(v.entry) == "f32_gemm" && v.level <= want) v.fill(blank);
     }
-    const GemmConfig& g = t->f32_gemm;
+    const GemmConfig* g = &t->f32_gemm;
+    if (base != isa) {
+      if (g->narrow == nullptr)
+        raise("IsaError", "the f32_gemm kernel of '" + base + "' has no narrow variant");
+      g = g->narrow;
+    }
     py::dict d;
-    d["name"] = g.name ? g.name : "";
-    d["mr"] = g.mr;
-    d["nr"] = g.nr;
+    d["name"] = g->name ? g->name : "";
+    d["mr"] = g->mr;
+    d["nr"] = g->nr;
+    d["narrow"] = g->narrow && g->narrow->name ? py::object(py::str(g->narrow->name)) : py::none();
     return d;
   }, py::arg("isa"), py::arg("check_cpu") = true,
-     "The gemm kernel for an ISA: {name, mr, nr}. check_cpu=False also describes the "
+     "The gemm kernel for an ISA (or '<isa>/narrow': its narrow-output kernel): {name, mr, "
+     "nr, narrow (that kernel's name or None)}. check_cpu=False also describes the "
      "kernel of an ISA this CPU lacks (it is not run).");
   testing.def("gemm_pack", [](const py::object& B_obj, const std::string& isa) {
     const GemmConfig& g = table_for(isa).f32_gemm;

@@ -10,8 +10,10 @@
 // PROT_NONE page (a masked tail that reads past its end faults); outputs are surrounded
 // by sentinels and padded row strides, and the sentinels must survive.
 //
-// "avx2w16" is the AVX2 table with the test-only 16-lane builds (gemm 12x16 tile,
-// dwconv/pool/eltwise on two AVX2 halves): the AVX-512 code paths on an AVX2 machine.
+// "avx2w16" is the AVX2 table with the test-only 16-lane builds (gemm 12x16 tile and its
+// narrow 14x8 one, dwconv/pool/eltwise on two AVX2 halves): the AVX-512 code paths on an
+// AVX2 machine. A gemm with a narrow-output kernel (GemmConfig::narrow) has it checked
+// too, in the gemm_narrow/ groups.
 //
 // Options: --small (sizes for an emulator), --seed N.
 // Last line: "KERNELCHECK PASS n/n" or "KERNELCHECK FAIL f/n ...", exit 0 / 1 (2: the
@@ -385,10 +387,14 @@ bool gemm_check(const KernelTable& ref, const KernelTable& tst, const GemmCase& 
   return ok;
 }
 
+// Group name prefix of test_gemm: "gemm", or "gemm_narrow" for the narrow-output kernel.
+std::string g_gemm_group = "gemm";
+
 void test_gemm(const KernelTable& ref, const KernelTable& tst) {
   {
-    Group g{"gemm/shapes"};
-    std::vector<ptrdiff_t> Ms = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 17, 24, 25, 31, 33};
+    Group g{g_gemm_group + "/shapes"};
+    std::vector<ptrdiff_t> Ms = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 24, 25,
+                                 28, 31, 33};
     std::vector<ptrdiff_t> Ns = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 64, 97};
     std::vector<ptrdiff_t> Ks = {1, 2, 3, 5, 7, 17, 64};
     if (!g_small) {
@@ -409,7 +415,7 @@ void test_gemm(const KernelTable& ref, const KernelTable& tst) {
     end_group(g);
   }
   {
-    Group g{"gemm/kblock"};  // K above kKc (256 avx2, 1024 avx512) with M > kMr
+    Group g{g_gemm_group + "/kblock"};  // K above kKc (256 avx2, 1024 avx512) with M > kMr
     std::vector<ptrdiff_t> Ms = {13, 25}, Ns = {17, 33}, Ks = {255, 257, 1025, 1100};
     if (!g_small) {
       Ms = {13, 25, 97, 130, 257};
@@ -439,7 +445,7 @@ void test_gemm(const KernelTable& ref, const KernelTable& tst) {
     end_group(g);
   }
   {
-    Group g{"gemm/epilogue"};
+    Group g{g_gemm_group + "/epilogue"};
     std::vector<GemmCase> shapes = {{1, 17, 5}, {13, 33, 17}, {12, 32, 8}, {7, 47, 3}};
     shapes.push_back(g_small ? GemmCase{25, 33, 1030} : GemmCase{25, 47, 1100});
     for (GemmCase s : shapes)
@@ -460,7 +466,7 @@ void test_gemm(const KernelTable& ref, const KernelTable& tst) {
   {
     // Clip with lo > hi gives hi everywhere (np.clip, ONNX). The scalar GEMM once gave
     // lo where v < lo; this group found it.
-    Group g{"gemm/clip-lo>hi"};
+    Group g{g_gemm_group + "/clip-lo>hi"};
     for (GemmCase s : std::vector<GemmCase>{{1, 17, 5}, {13, 33, 17}})
       for (int res = 0; res < 3; ++res) {
         GemmCase c = s;
@@ -473,7 +479,7 @@ void test_gemm(const KernelTable& ref, const KernelTable& tst) {
     end_group(g);
   }
   {
-    Group g{"gemm/splits"};  // blocks as the executor's threads call them
+    Group g{g_gemm_group + "/splits"};  // blocks as the executor's threads call them
     for (GemmCase s : std::vector<GemmCase>{{13, 97, 17}, {31, 130, 9}, {5, 257, 3}, {25, 70, 300}})
       for (int ms : {1, 2, 3})
         for (int ns : {2, 3, 5}) {
@@ -489,7 +495,7 @@ void test_gemm(const KernelTable& ref, const KernelTable& tst) {
     end_group(g);
   }
   {
-    Group g{"gemm/nan-inf"};
+    Group g{g_gemm_group + "/nan-inf"};
     for (GemmCase s : std::vector<GemmCase>{{3, 17, 5}, {13, 33, 9}, {12, 16, 4}})
       for (Act act : kActs) {
         GemmCase c = s;
@@ -1159,6 +1165,15 @@ int main(int argc, char** argv) {
 
   const double t0 = now_s();
   test_gemm(ref, tst);
+  if (tst.f32_gemm.narrow) {  // the family's narrow-output kernel (GemmConfig::narrow)
+    KernelTable narrow = tst;
+    narrow.f32_gemm = *tst.f32_gemm.narrow;
+    printf("narrow gemm=%s (mr=%d nr=%d)\n", narrow.f32_gemm.name, narrow.f32_gemm.mr,
+           narrow.f32_gemm.nr);
+    g_gemm_group = "gemm_narrow";
+    test_gemm(ref, narrow);
+    g_gemm_group = "gemm";
+  }
   test_dwconv(ref, tst);
   test_dwconv_chw(ref, tst);
   test_pool(ref, tst);

@@ -71,6 +71,10 @@ struct GemmConfig {
   void (*run)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
               const void* packed, float* C, ptrdiff_t ldc, const Epilogue* ep,
               ptrdiff_t n0, ptrdiff_t n1);
+  // The same family's kernel for narrow outputs (a tile of fewer columns, its own packer)
+  // or nullptr. A layer packed for one must run on it: steps pick once, when they pack
+  // (gemm_for in cpp/runtime/steps.h). On AVX-512, N = 16 fills half of a 32-column tile.
+  const GemmConfig* narrow;
 };
 
 // ----------------------------------------------------------- f32_dwconv

@@ -88,7 +88,7 @@ void run(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
 }  // namespace
 
 void register_f32_gemm__scalar(KernelTable& t) {
-  t.f32_gemm = GemmConfig{"f32_gemm_4x8__scalar", kMr, kNr, 64, packed_bytes, pack, run};
+  t.f32_gemm = GemmConfig{"f32_gemm_4x8__scalar", kMr, kNr, 64, packed_bytes, pack, run, nullptr};
 }
 
 }  // namespace pyrt
