@@ -91,8 +91,8 @@ def main() -> None:
             blas = [(d["architecture"], d["num_threads"]) for d in threadpool_info()
                     if d["user_api"] == "blas"]
             peak = max(_core.testing.peak_gflops(peak_isa, threads, 20_000_000) for _ in range(3))
-            kernel = rt.compile(gemm_graph(8, 8)[0], threads=threads,
-                                isa=args.isa).plan_summary()[0]["kernel"]
+            cfg = _core.testing.gemm_config(peak_isa)
+            kernel = cfg["name"] + (f" (narrow N: {cfg['narrow']})" if cfg.get("narrow") else "")
             print(f"\n{threads} thread(s): ours {kernel}; numpy OpenBLAS {blas}; "
                   f"measured FMA peak {peak:.1f} GFLOP/s ({peak_isa}, best of 3)")
             print(f"{'shape':>16} {'ours GF/s':>9} {'blas GF/s':>9} {'ratio':>6} "
