@@ -20,17 +20,24 @@ __all__ = ["compile", "DEVICES"]
 DEVICES = {"cpu": ("pyruntime.cpu.session", "compile_cpu")}
 
 
+SPARSE_MODES = ("auto", "dense", "sparse")
+
+
 def compile(graph: Graph, device: str = "cpu", threads: int | None = None,
-            isa: str | None = None) -> Any:
+            isa: str | None = None, sparse: str = "auto") -> Any:
     """Validate `graph`, optimize it and compile it for `device`. CPU: `threads=None`
     uses every core this process may run on; `isa=None` the best kernels this CPU has
-    (or PYRUNTIME_ISA)."""
+    (or PYRUNTIME_ISA); `sparse="auto"` runs a Gemm/Conv weight with zeros on the sparse
+    kernel where the cost model says it is faster, "dense" never, "sparse" always."""
     if not isinstance(graph, Graph):
         raise InputError(f"compile: expected a pyruntime.Graph, got {type(graph).__name__}")
     dev = device.lower() if isinstance(device, str) else None
     if dev not in DEVICES:
         raise InputError(f"device {device!r} is not available: expected one of "
                          f"{sorted(DEVICES)}")
+    if sparse not in SPARSE_MODES:
+        raise InputError(f"sparse must be one of {SPARSE_MODES}, got {sparse!r}")
     validate(graph)
     module, fn = DEVICES[dev]
-    return getattr(importlib.import_module(module), fn)(graph, threads=threads, isa=isa)
+    return getattr(importlib.import_module(module), fn)(graph, threads=threads, isa=isa,
+                                                        sparse=sparse)

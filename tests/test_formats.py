@@ -805,7 +805,9 @@ def test_session_gemm_every_format_matches_reference(fmt, isa):
                                + g.weights["b"].numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(s.run(x), ref, rtol=1e-5, atol=1e-5)
     row = next(r for r in s.plan_summary() if r["op"] == "gemm")
-    assert row["weight_format"] == w.format and row["computed_as"] == "f32"
+    # 70% zeros: the sparse kernel for a few rows, the dense one from some rows on
+    assert row["weight_format"] == w.format
+    assert row["computed_as"] in ("f32", "f32 sparse", "f32 sparse|dense")
 
 
 @pytest.mark.parametrize("isa", SUPPORTED_ISAS)

@@ -11,6 +11,7 @@ PYBIND11_MODULE(_core, m) {
   pyrt::bind_testing_pool(testing);
   pyrt::bind_testing_eltwise(testing);
   pyrt::bind_testing_transpose(testing);
+  pyrt::bind_testing_spmm(testing);
   pyrt::bind_testing_threadpool(testing);
   pyrt::bind_testing_peak(testing);
   pyrt::bind_plan(m);

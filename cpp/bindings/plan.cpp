@@ -103,6 +103,13 @@ void check_geom(Plan& p, int x, int y, const ConvGeom& q, int64_t oc) {
     throw std::invalid_argument("conv/pool geometry does not match the value sizes");
 }
 
+SparseMode sparse_mode(const std::string& s) {
+  if (s == "auto") return SparseMode::Auto;
+  if (s == "dense") return SparseMode::Dense;
+  if (s == "sparse") return SparseMode::Sparse;
+  throw std::invalid_argument("sparse must be 'auto', 'dense' or 'sparse', got '" + s + "'");
+}
+
 // Packing a weight (copying, transposing, laying it out for the kernel) touches no
 // Python object: build the step with the GIL released, add it to the plan with it held.
 template <class Make>
@@ -230,14 +237,30 @@ void bind_plan(py::module_& m) {
       .def("check", &check_geom_values, "Raise if a field is out of range.")
       .def("__repr__", &geom_repr);
 
+  m.def("sparse_choice", [](const py::object& W, const py::object& isa, const std::string& mode) {
+        FArray w = weight(W, -1, "weight");
+        if (w.ndim() != 2) throw std::invalid_argument("sparse_choice: expected a 2-D weight [K, N]");
+        const KernelTable& kt = table_for(isa);
+        SparseChoice c;
+        {
+          ReleaseGil release;
+          c = choose_sparse(kt, w.shape(0), w.shape(1), w.data(), w.shape(1), sparse_mode(mode));
+        }
+        return py::make_tuple(c.R, c.dense_from, c.density);
+      }, py::arg("W"), py::arg("isa"), py::arg("mode") = "auto",
+      "(R, dense_from, density): the group size the sparse kernel would use for W [K, N], "
+      "the rows per run from which the dense GEMM is faster (0 = always, 2**63-1 = never), "
+      "and the stored fraction.");
+
   py::class_<PyPlan>(m, "Plan", "A compiled execution plan (built by pyruntime.compile).")
-      .def(py::init([](const py::object& isa, int threads) {
+      .def(py::init([](const py::object& isa, int threads, const std::string& sparse) {
              if (threads < 1) throw std::invalid_argument("threads must be >= 1");
              auto pp = std::make_unique<PyPlan>();
+             pp->sparse = sparse_mode(sparse);
              pp->plan = std::make_unique<Plan>(table_for(isa), threads);
              return pp;
            }),
-           py::arg("isa"), py::arg("threads"))
+           py::arg("isa"), py::arg("threads"), py::arg("sparse") = "auto")
       .def_property_readonly("isa", [](PyPlan& s) { return std::string(s.p().kernels().isa_name); })
       .def_property_readonly("threads", [](PyPlan& s) { return s.p().threads(); })
       .def("add_value", [](PyPlan& s, int64_t n) { return s.p().add_value(n); })
@@ -266,27 +289,32 @@ void bind_plan(py::module_& m) {
       }, py::arg("x"), py::arg("y"), py::arg("R"), py::arg("S"), py::arg("images") = 1)
       .def("gemm", [](PyPlan& s, int x, int y, int64_t rows, int64_t K, int64_t N,
                       const py::object& W, const py::object& bias, int residual, Act act,
-                      float lo, float hi, bool after) {
+                      float lo, float hi, bool after, bool fixed_rows) {
         check_sizes(s.p(), x, mul(rows, K, "gemm input"), y, mul(rows, N, "gemm output"), "gemm");
         check_residual(s.p(), residual, y);
         FArray w = weight(W, mul(K, N, "gemm weight"), "gemm weight");
         EpilogueSpec ep = epilogue(bias, N, residual, act, lo, hi, after);
         add_packed_step(s, [&] {
           return make_gemm_step(s.p().kernels(), s.p().threads(), x, y, rows, K, N, w.data(),
-                                std::move(ep));
+                                std::move(ep), s.sparse, fixed_rows ? rows : -1);
         });
-      })
+      }, py::arg("x"), py::arg("y"), py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("W"),
+         py::arg("bias"), py::arg("residual"), py::arg("act"), py::arg("lo"), py::arg("hi"),
+         py::arg("after"), py::arg("fixed_rows") = false)
       .def("conv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
-                      const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
+                      const py::object& bias, int residual, Act act, float lo, float hi, bool after,
+                      bool fixed_rows) {
         check_geom(s.p(), x, y, q, q.OC);
         check_residual(s.p(), residual, y);
         FArray w = weight(W, mul({q.OC, q.C, q.KH, q.KW}, "conv weight"), "conv weight");
         EpilogueSpec ep = epilogue(bias, q.OC, residual, act, lo, hi, after);
         add_packed_step(s, [&] {
           return make_conv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
-                                std::move(ep));
+                                std::move(ep), s.sparse, fixed_rows);
         });
-      })
+      }, py::arg("x"), py::arg("y"), py::arg("geom"), py::arg("W"), py::arg("bias"),
+         py::arg("residual"), py::arg("act"), py::arg("lo"), py::arg("hi"), py::arg("after"),
+         py::arg("fixed_rows") = false)
       .def("dwconv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
                         const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
         add_dwconv(s, false, x, y, q, W, bias, residual, act, lo, hi, after);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "plan.h"
+#include "sparse.h"
 
 namespace pyrt {
 
@@ -67,13 +68,19 @@ std::unique_ptr<Step> make_copy_step(int x, int y, int64_t per_sample);
 // Per sample, `images` row-major [R, S] matrices -> [S, R] (NCHW <-> NHWC).
 std::unique_ptr<Step> make_transpose_step(const KernelTable& kt, int threads, int x, int y, int64_t R, int64_t S,
                                           int64_t images = 1);
-// y[rows, N] = ep(x[rows, K] @ W[K, N]) with rows = batch * rows_per_sample.
+// y[rows, N] = ep(x[rows, K] @ W[K, N]) with rows = batch * rows_per_sample. A sparse W
+// runs f32_spmm where the cost model (sparse.h) says it is faster; rows_hint: the rows
+// of every run when the batch is fixed (-1: they vary).
 std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, int y,
                                      int64_t rows_per_sample, int64_t K, int64_t N,
-                                     const float* W, EpilogueSpec ep);
+                                     const float* W, EpilogueSpec ep,
+                                     SparseMode mode = SparseMode::Auto, int64_t rows_hint = -1);
 // Group-1 conv; W is [OC, C, KH, KW]. 1x1 stride-1 unpadded convs become one GEMM.
+// Sparse weights (by the cost model of sparse.h, or as `mode` says) run f32_spmm on the
+// im2col tiles; static_batch: the plan runs one sample, so the rows are known.
 std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, int y,
-                                     const ConvGeom& g, const float* W, EpilogueSpec ep);
+                                     const ConvGeom& g, const float* W, EpilogueSpec ep,
+                                     SparseMode mode = SparseMode::Auto, bool static_batch = false);
 // Depthwise conv (C == OC, multiplier 1); W is [C, 1, KH, KW].
 std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x, int y,
                                        const ConvGeom& g, const float* W, EpilogueSpec ep);

@@ -1,11 +1,15 @@
 // GEMM-based steps: Gemm, and group-1 Conv as im2col (NHWC, (kh, kw, c) order) + GEMM.
 #include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <memory>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "aligned.h"
 #include "parallel.h"
+#include "sparse.h"
 #include "steps.h"
 
 namespace pyrt {
@@ -115,18 +119,26 @@ struct GemmStep final : Step {
   GemmConfig g;
   int threads;
   int64_t rows, K, N;
-  AlignedBuffer packed;
+  AlignedBuffer packed;  // dense; empty when the sparse kernel always runs
+  std::unique_ptr<SparseWeight> sp;
+  int64_t dense_from = INT64_MAX;  // rows from which the dense kernel runs (with sp)
   EpilogueSpec eps;
   Work work(ptrdiff_t batch) const override {
     const double M = double(batch) * double(rows);
     return {M * double(N) * double(K), 4.0 * (M * double(K) + double(K) * double(N) + M * double(N))};
   }
+  size_t scratch_floats() const override { return sp ? size_t(threads) * sp->scratch_floats() : 0; }
   void run(const ExecCtx& c) const override {
     const Epilogue e = make_ep(eps, c, N);
-    gemm_parallel(g, c.isa, threads, c.batch * rows, N, K, c.ptr[reads[0]], K, packed.get(),
+    const ptrdiff_t M = c.batch * rows;
+    if (sp && M < dense_from) {
+      sparse_parallel(*sp, c.isa, threads, M, c.ptr[reads[0]], K, c.ptr[writes[0]], N, e, c.scratch);
+      return;
+    }
+    gemm_parallel(g, c.isa, threads, M, N, K, c.ptr[reads[0]], K, packed.get(),
                   c.ptr[writes[0]], N, e);
   }
-  size_t weight_bytes() const override { return packed.size(); }
+  size_t weight_bytes() const override { return packed.size() + (sp ? sp->packed.size() : 0); }
 };
 
 struct ConvStep final : Step {
@@ -135,11 +147,14 @@ struct ConvStep final : Step {
   ConvGeom geo;
   int64_t Kd;    // KH * KW * C
   int64_t tile;  // output pixels per im2col tile (multiple of mr)
-  AlignedBuffer packed;
+  AlignedBuffer packed;  // dense; empty when the sparse kernel always runs
+  std::unique_ptr<SparseWeight> sp;
+  int64_t dense_from = INT64_MAX;  // output pixels per run from which the dense kernel runs
   EpilogueSpec eps;
 
-  size_t scratch_floats() const override { return size_t(threads) * size_t(tile) * size_t(Kd); }
-  size_t weight_bytes() const override { return packed.size(); }
+  size_t per_thread() const { return size_t(tile) * size_t(Kd) + (sp ? sp->scratch_floats() : 0); }
+  size_t scratch_floats() const override { return size_t(threads) * per_thread(); }
+  size_t weight_bytes() const override { return packed.size() + (sp ? sp->packed.size() : 0); }
 
   // Rows [p0, p0 + rows) of the im2col matrix (output pixels over the whole batch), one
   // output-row segment at a time: per kernel row, the input row is checked once, and the
@@ -210,6 +225,21 @@ struct ConvStep final : Step {
     t = std::min<ptrdiff_t>(t, tile);
     const ptrdiff_t tasks = ceil_div(P, t);
     const int nt = threads_for(threads, c.isa, work(c.batch));
+    if (sp && P < dense_from) {
+      // im2col tiles into the sparse product; few tiles also split the output channels
+      // into ranges of equal nonzeros.
+      const ptrdiff_t parts = tasks >= 2 * nt ? 1 : std::min<ptrdiff_t>(sp->h.G, ceil_div(2 * nt, tasks));
+      parallel_for(nt, tasks * parts, [&](ptrdiff_t i, int tid) {
+        const ptrdiff_t p0 = (i / parts) * t, rows = std::min(t, P - p0), part = i % parts;
+        float* buf = c.scratch + size_t(tid) * per_thread();
+        im2col(x, p0, rows, buf);
+        Epilogue e = e0;
+        if (e.residual) e.residual += p0 * geo.OC;
+        sparse_rows(*sp, buf, Kd, rows, y + p0 * geo.OC, geo.OC, e, group_split(*sp, part, parts),
+                    group_split(*sp, part + 1, parts), buf + size_t(tile) * size_t(Kd));
+      });
+      return;
+    }
     if (nt > 1 && P < 2 * ptrdiff_t(nt) * g.mr && P <= tile && geo.OC >= 2 * g.nr) {
       // Too few output pixels for two row tiles per thread (a 4x4 map is 16 rows: 12 + 4
       // with mr = 12): every task builds the whole im2col matrix in its own scratch and
@@ -219,7 +249,7 @@ struct ConvStep final : Step {
       const ptrdiff_t nblocks = std::min<ptrdiff_t>(nt, ceil_div(geo.OC, g.nr));
       const ptrdiff_t nb = ceil_div(ceil_div(geo.OC, g.nr), nblocks) * g.nr;
       parallel_for(nt, ceil_div(geo.OC, nb), [&](ptrdiff_t i, int tid) {
-        float* buf = c.scratch + size_t(tid) * size_t(tile) * size_t(Kd);
+        float* buf = c.scratch + size_t(tid) * per_thread();
         im2col(x, 0, P, buf);
         const ptrdiff_t n0 = i * nb, n1 = std::min<ptrdiff_t>(geo.OC, n0 + nb);
         g.run(P, geo.OC, Kd, buf, Kd, packed.get(), y, geo.OC, &e0, n0, n1);
@@ -228,7 +258,7 @@ struct ConvStep final : Step {
     }
     parallel_for(nt, tasks, [&](ptrdiff_t i, int tid) {
       const ptrdiff_t p0 = i * t, rows = std::min(t, P - p0);
-      float* buf = c.scratch + size_t(tid) * size_t(tile) * size_t(Kd);
+      float* buf = c.scratch + size_t(tid) * per_thread();
       im2col(x, p0, rows, buf);
       Epilogue e = e0;
       if (e.residual) e.residual += p0 * geo.OC;
@@ -239,9 +269,42 @@ struct ConvStep final : Step {
 
 }  // namespace
 
+namespace {
+
+// "f32_spmm__avx512 (4x1 blocks, 90.0% zeros)" and, when both kernels are kept, from how
+// many rows the dense one runs.
+std::string sparse_name(const SparseWeight& w, const SparseChoice& c, const GemmConfig* dense) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%s (%s, %.1f%% zeros stored)", w.cfg.name,
+                w.h.R == 1 ? "unstructured" : (std::to_string(w.h.R) + "x1 blocks").c_str(),
+                100.0 * (1.0 - c.density));
+  std::string s = buf;
+  if (dense) s += "; from " + std::to_string(c.dense_from) + " rows " + dense->name;
+  return s;
+}
+
+// Packs B [K, N] as the cost model chose: dense only, sparse only, or both. Returns the
+// kernel name for plan summaries.
+template <class S>
+std::string pack_weights(S& s, const KernelTable& kt, const GemmConfig& g, int64_t K, int64_t N,
+                         const float* B, SparseMode mode, int64_t rows_hint) {
+  const SparseChoice c = choose_sparse(kt, K, N, B, N, mode);
+  // A graph with a fixed batch knows its rows: keep only the kernel that runs.
+  const bool sparse = c.dense_from != 0 && (rows_hint < 0 || rows_hint < c.dense_from);
+  const bool dense = !sparse || (rows_hint < 0 && c.dense_from != INT64_MAX);
+  if (dense) s.packed = pack_gemm(g, K, N, B, N);
+  if (!sparse) return g.name;
+  s.sp = std::make_unique<SparseWeight>(pack_sparse(kt, K, N, B, N, c.R));
+  s.dense_from = dense ? c.dense_from : INT64_MAX;
+  return sparse_name(*s.sp, c, dense ? &g : nullptr);
+}
+
+}  // namespace
+
 std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, int y,
                                      int64_t rows_per_sample, int64_t K, int64_t N,
-                                     const float* W, EpilogueSpec ep) {
+                                     const float* W, EpilogueSpec ep, SparseMode mode,
+                                     int64_t rows_hint) {
   check_gemm(kt.f32_gemm);
   const GemmConfig& g = gemm_for(kt.f32_gemm, N);
   auto s = new_step<GemmStep>("gemm", g.name, {x}, {y});
@@ -250,14 +313,15 @@ std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, 
   s->rows = rows_per_sample;
   s->K = K;
   s->N = N;
-  s->packed = pack_gemm(g, K, N, W, N);
+  s->kernel = pack_weights(*s, kt, g, K, N, W, mode, rows_hint);
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
   return s;
 }
 
 std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, int y,
-                                     const ConvGeom& q, const float* W, EpilogueSpec ep) {
+                                     const ConvGeom& q, const float* W, EpilogueSpec ep,
+                                     SparseMode mode, bool static_batch) {
   check_gemm(kt.f32_gemm);
   const int64_t Kd = q.KH * q.KW * q.C;
   // W [OC, C, KH, KW] -> B [(kh, kw, c), OC], the im2col column order.
@@ -269,14 +333,15 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
           B[size_t(((kh * q.KW + kw) * q.C + ci) * q.OC + o)] = W[((o * q.C + ci) * q.KH + kh) * q.KW + kw];
   const bool pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1 && q.pt == 0 &&
                          q.pl == 0 && q.OH == q.H && q.OW == q.W;
+  const int64_t pixels = q.images * q.OH * q.OW;
   if (pointwise) {
-    auto s = make_gemm_step(kt, threads, x, y, q.images * q.H * q.W, q.C, q.OC, B.data(),
-                            std::move(ep));
+    auto s = make_gemm_step(kt, threads, x, y, pixels, q.C, q.OC, B.data(), std::move(ep), mode,
+                            static_batch ? pixels : -1);
     s->op = "conv1x1";
     return s;
   }
   const GemmConfig& g = gemm_for(kt.f32_gemm, q.OC);
-  auto s = new_step<ConvStep>("conv", std::string("im2col+") + g.name, {x}, {y});
+  auto s = new_step<ConvStep>("conv", "", {x}, {y});
   s->g = g;
   s->threads = threads;
   s->geo = q;
@@ -285,7 +350,7 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
   int64_t tile = 65536 / std::max<int64_t>(Kd, 1);
   tile = std::clamp<int64_t>(tile, 64, 256);
   s->tile = std::max<int64_t>(mr, tile / mr * mr);
-  s->packed = pack_gemm(g, Kd, q.OC, B.data(), q.OC);
+  s->kernel = "im2col+" + pack_weights(*s, kt, g, Kd, q.OC, B.data(), mode, static_batch ? pixels : -1);
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
   return s;

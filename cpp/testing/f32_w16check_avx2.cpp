@@ -19,6 +19,7 @@ namespace {
 #include "../kernels/f32_dwconv2d_chw/f32_dwconv2d_chw_impl.inc"
 #include "../kernels/f32_pool/f32_pool_impl.inc"
 #include "../kernels/f32_eltwise/f32_eltwise_impl.inc"
+#include "../kernels/f32_spmm/f32_spmm_impl.inc"
 }  // namespace
 }  // namespace avx2w16
 
@@ -33,6 +34,8 @@ void register_all__avx2w16_testing(KernelTable& t) {
                       avx2w16::global_avgpool};
   t.f32_eltwise = EltwiseConfig{"f32_eltwise__avx2w16", avx2w16::add, avx2w16::activation,
                             avx2w16::epilogue, avx2w16::softmax};
+  t.f32_spmm = SpmmConfig{"f32_spmm__avx2w16", int32_t(avx2w16::kMt), 64, f32_spmm_packed_bytes,
+                          f32_spmm_pack, avx2w16::spmv, avx2w16::spmm};
 }
 
 }  // namespace pyrt

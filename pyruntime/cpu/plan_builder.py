@@ -82,10 +82,11 @@ class Lowerer:
     """Builds the plan node by node; `step_nodes[i]` names the node behind plan step i."""
 
     def __init__(self, graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int,
-                 fuse_blocks: bool = True):
+                 fuse_blocks: bool = True, sparse: str = "auto"):
         self.g = graph
         self.shapes = shapes
-        self.plan = _core.Plan(isa, threads)
+        self.plan = _core.Plan(isa, threads, sparse)
+        self.sparse = sparse
         self.vals: dict[str, _Val] = {}
         self.consts: dict[str, np.ndarray] = {n: w.numpy() for n, w in graph.weights.items()}
         self.step_nodes: list[str] = []
@@ -97,10 +98,27 @@ class Lowerer:
         self._planar_in: dict[str, _Val] = {}  # 4-D graph inputs, as given (NCHW)
         self._chw_nodes = self._planar_dwconv_nodes()
         blocks = find_inverted_residuals(graph, shapes) if fuse_blocks else []
+        # The fused block runs dense GEMMs: a block with a 1x1 conv the sparse kernel
+        # would run stays separate steps.
+        blocks = [b for b in blocks if not any(self._runs_sparse(graph.nodes[i]) for i in
+                                               (b.expand, b.project) if i is not None)]
         self._blocks = {b.project: b for b in blocks}  # emitted at the project conv
         self._in_block = {i for b in blocks for i in b.nodes if i != b.project}
 
     # ------------------------------------------------------------ helpers
+    def _runs_sparse(self, n: Node) -> bool:
+        """Whether a 1x1 conv's weight would run on the sparse kernel (the cost model in
+        C++ decides; weights with under 30% zeros never do, so they skip the count)."""
+        w = self.consts[n.inputs[1]]
+        if self.sparse == "dense" or (self.sparse == "auto" and
+                                      np.count_nonzero(w) > 0.7 * w.size):
+            return False
+        _, dense_from, _ = _core.sparse_choice(
+            np.ascontiguousarray(w.reshape(w.shape[0], -1).T), self.plan.isa, self.sparse)
+        oshape = self.shapes[n.outputs[0]]
+        rows = math.prod(oshape[1:]) // oshape[1] * (oshape[0] if self.static else 1)
+        return rows < dense_from
+
     def _step(self, fn: str, *args) -> None:
         getattr(self.plan, fn)(*args)
         self.step_nodes.append(self._where)
@@ -264,11 +282,15 @@ class Lowerer:
         if n.op == "Gemm":
             k, nn = w.shape
             self._step("gemm", x.id, y.id, x.images, k, nn, w, bias, res_id, code, lo, hi,
-                       after)
+                       after, self.static)
         else:
             geom = _geom(x, yshape, w.shape[0], a, w.shape[2:])
             kind = "conv" if a["group"] == 1 else "dwconv"
-            self._step(kind, x.id, y.id, geom, w, bias, res_id, code, lo, hi, after)
+            if kind == "conv":
+                self._step(kind, x.id, y.id, geom, w, bias, res_id, code, lo, hi, after,
+                           self.static)
+            else:
+                self._step(kind, x.id, y.id, geom, w, bias, res_id, code, lo, hi, after)
         if res_name is not None and res_id < 0:
             y = self._add_vals(y, res_name, yshape)
             if not fuse_act and act is not None:
@@ -470,9 +492,9 @@ def _row_strides(shape) -> list[int]:
 
 
 def lower(graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int,
-          fuse_blocks: bool = True) -> Lowerer:
+          fuse_blocks: bool = True, sparse: str = "auto") -> Lowerer:
     """Build and finalize the plan for an optimized graph. `fuse_blocks=False` runs
     inverted-residual blocks as separate steps (for comparisons)."""
     if not graph.outputs:
         raise GraphError("graph has no outputs")
-    return Lowerer(graph, shapes, isa, threads, fuse_blocks).lower()
+    return Lowerer(graph, shapes, isa, threads, fuse_blocks, sparse).lower()

@@ -87,15 +87,19 @@ class Session:
         ("output ..." for copies to the caller's arrays), and for Conv/Gemm steps the
         stored format of the weight ("weight_format", e.g. "csr"; a fused step joins its
         weights' formats with "+", e.g. "f32+f16+csr" for an inverted-residual block) and
-        the format the kernel computed with ("computed_as": "f32" for now: other formats
-        run through their dense float32 view); both None on other steps."""
+        the format the kernel computed with ("computed_as": "f32" dense, "f32 sparse" on
+        the sparse kernel, "f32 sparse|dense" when it keeps both and picks by the rows of
+        the run; other formats run through their dense float32 view); both None on other
+        steps."""
         out = []
         for i, (op, kernel, reads, writes) in enumerate(self._plan.summary()):
             node = self._step_nodes[i] if i < len(self._step_nodes) else "output copy"
             wf = self._step_weights[i] if i < len(self._step_weights) else None
+            computed = wf[1] if wf else None
+            if computed and "f32_spmm" in kernel:
+                computed = "f32 sparse|dense" if "; from " in kernel else "f32 sparse"
             out.append({"op": op, "kernel": kernel, "node": node,
-                        "weight_format": wf[0] if wf else None,
-                        "computed_as": wf[1] if wf else None})
+                        "weight_format": wf[0] if wf else None, "computed_as": computed})
         return out
 
     def profile(self, feeds: Any, repeat: int = 10) -> list[dict[str, Any]]:
@@ -217,13 +221,15 @@ def _check_weight_sizes(g: Graph) -> None:
 
 
 def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None,
-                fuse_blocks: bool = True) -> Session:
+                fuse_blocks: bool = True, sparse: str = "auto") -> Session:
     """Optimize a validated `graph`, then build its native plan (weights packed for the
     chosen kernels, buffers planned). `threads=None` uses every core this process may run
     on; `isa=None` the best kernels this CPU has (or PYRUNTIME_ISA). Weights of every
     format compile through their dense float32 view (the kernels are f32 for now; see
-    plan_summary()'s weight_format / computed_as). `fuse_blocks=False` keeps
-    inverted-residual blocks as separate steps (to compare the two plans)."""
+    plan_summary()'s weight_format / computed_as); Gemm/Conv weights with zeros run on
+    the sparse kernel f32_spmm where its cost model (cpp/runtime/sparse.cpp) says it is
+    faster (`sparse`: "auto", "dense" or "sparse", see rt.compile). `fuse_blocks=False`
+    keeps inverted-residual blocks as separate steps (to compare the two plans)."""
     from .. import passes, shapes as shp
     from .plan_builder import lower
 
@@ -233,5 +239,5 @@ def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None
     g = passes.optimize(graph, checked=True)  # rt.compile validated it
     shapes = shp.infer_shapes(g)
     _check_sizes(g, shapes)
-    low = lower(g, shapes, isa_name, n, fuse_blocks)  # an unusable ISA: IsaError natively
+    low = lower(g, shapes, isa_name, n, fuse_blocks, sparse)  # an unusable ISA: IsaError natively
     return Session(low.plan, g, shapes, low.step_nodes, n, low.step_weights)

@@ -169,6 +169,42 @@ struct TransposeConfig {
                     ptrdiff_t ldy);
 };
 
+// ------------------------------------------------------------- f32_spmm
+// Sparse weight x dense activations: C[M, N] = A[M, K] @ B[K, N] with B sparse, for
+// Dense layers and convolutions (1x1 directly, k x k after im2col). The weight is packed
+// by output-channel groups of R channels (R in {1, 2, 4, 8, 16}: R = 1 is unstructured,
+// larger R are blocks of R outputs x 1 input, "blocks along output channels"): a group
+// stores the inputs k where any of its R channels has a nonzero, and R values per such
+// input (zeros inside a block stored). Indices are uint16 when K <= 65536, else int32.
+// The layout is one header and three arrays in the packed bytes (f32_spmm_pack.cpp
+// writes it, every ISA reads it):
+struct SpmmHeader {
+  int64_t K, N;        // the logical weight B [K, N]
+  int64_t R, G;        // channels per group, groups = ceil(N / R) (the last may be partial)
+  int64_t nnzb;        // stored (group, input) pairs; values = nnzb * R floats
+  int64_t idx_bytes;   // 2 (uint16) or 4 (int32)
+  int64_t off_ptr;     // int64 [G + 1]: group g's pairs are [ptr[g], ptr[g + 1])
+  int64_t off_idx;     // uint16 | int32 [nnzb]: the input k of each pair
+  int64_t off_val;     // float [nnzb][R]; columns past N in the last group are 0
+};
+static_assert(sizeof(SpmmHeader) == 72, "SpmmHeader is read from packed bytes");
+struct SpmmConfig {
+  const char* name;  // e.g. "f32_spmm__avx512"
+  int32_t mt;        // pixels (rows of A) per spmm tile: a multiple of the vector width
+  size_t pack_align;
+  // Bytes of the packed form of B [K, N] (row stride ldb) with groups of R channels.
+  size_t (*packed_bytes)(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R);
+  void (*pack)(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R, void* packed);
+  // One row: y[c] = sum_k x[k] B[k, c] for the columns of groups [g0, g1) (y indexed by
+  // absolute column; columns >= N not written). No epilogue.
+  void (*spmv)(const float* x, const void* packed, float* y, ptrdiff_t g0, ptrdiff_t g1);
+  // A tile, channel-major: At [K][mt] holds `cols` <= mt rows of A transposed (column j =
+  // row j of A); writes Ct[(g - g0) * R + r][j] = sum_k At[k][j] B[k, g * R + r] for
+  // j < cols (lanes up to the next vector width may be written too), every r < R.
+  void (*spmm)(const float* At, ptrdiff_t cols, const void* packed, float* Ct, ptrdiff_t g0,
+               ptrdiff_t g1);
+};
+
 // ------------------------------------------------------------ the table
 // One record per entry, named by what it computes: <dtype>_<op>. The list macro is the
 // one place that enumerates them (rt.info(), the kernel check).
@@ -181,9 +217,11 @@ struct KernelTable {
   PoolConfig f32_pool;
   EltwiseConfig f32_eltwise;
   TransposeConfig x32_transpose;
+  SpmmConfig f32_spmm;
 };
 #define PYRT_KERNEL_ENTRIES(X) \
-  X(f32_gemm) X(f32_dwconv) X(f32_dwconv2d_chw) X(f32_pool) X(f32_eltwise) X(x32_transpose)
+  X(f32_gemm) X(f32_dwconv) X(f32_dwconv2d_chw) X(f32_pool) X(f32_eltwise) X(x32_transpose) \
+  X(f32_spmm)
 
 // Each kernel file defines one filler per variant; it overwrites its entry. Which fillers
 // run, in which order, is the variant list in cpp/runtime/dispatch.cpp.
@@ -205,5 +243,11 @@ void register_f32_eltwise__avx512(KernelTable& t);
 // Memory-bound 8x8 AVX2 blocks already saturate bandwidth: no AVX-512 variant.
 void register_x32_transpose__scalar(KernelTable& t);
 void register_x32_transpose__avx2(KernelTable& t);
+void register_f32_spmm__scalar(KernelTable& t);
+void register_f32_spmm__avx2(KernelTable& t);
+void register_f32_spmm__avx512(KernelTable& t);
+// The one packer of f32_spmm (layout above; not ISA code).
+size_t f32_spmm_packed_bytes(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R);
+void f32_spmm_pack(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R, void* packed);
 
 }  // namespace pyrt

@@ -1,0 +1,205 @@
+// Sparse products on f32_spmm: see sparse.h.
+#include "sparse.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+
+#include "parallel.h"
+
+namespace pyrt {
+namespace {
+
+// Roofline rates per thread, from bench/sparse.py on this project's machine (Xeon
+// Sapphire Rapids class, 2 vCPUs; a 4096 x 4096 layer, 2 threads, rows 1 to 256): bytes/ns
+// streaming weights, and multiply-adds/ns of the dense GEMM, of the sparse tile kernel
+// per stored value (at full tiles; a tile of M rows runs at M / (M + 16) of it: its
+// vectors are part empty) and of the sparse row kernel (gathers), per ISA level.
+struct Rates {
+  double bw, dense, spmm, spmv;
+};
+Rates rates(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return {28.0, 100.0, 32.0, 4.0};
+    case Isa::Avx2: return {28.0, 56.0, 26.0, 4.4};
+    default: return {28.0, 3.7, 4.7, 0.8};
+  }
+}
+
+double dense_ns(const Rates& r, double M, double K, double N) {
+  return std::max(4.0 * K * N / r.bw, M * K * N / r.dense);
+}
+double sparse_ns(const Rates& r, double M, double K, double N, double values, double pairs,
+                 double idx_bytes) {
+  const double bytes = 4.0 * values + idx_bytes * pairs;
+  const double macs = M * values;
+  const double rate = M <= 2 ? r.spmv : r.spmm * M / (M + 16.0);
+  // Tiles transpose A (M x K) and the result (M x N) once each.
+  const double moves = M <= 2 ? 0.0 : M * (K + N) / (4.0 * r.spmm);
+  return std::max(bytes / r.bw, macs / rate) + moves;
+}
+
+// Stored pairs for groups of R channels: inputs k where any channel of the group is
+// nonzero (NaN counts as nonzero).
+int64_t pairs_for(int64_t K, int64_t N, const float* B, int64_t ldb, int32_t R) {
+  int64_t n = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    const float* row = B + k * ldb;
+    for (int64_t c0 = 0; c0 < N; c0 += R) {
+      const int64_t c1 = std::min<int64_t>(N, c0 + R);
+      for (int64_t c = c0; c < c1; ++c)
+        if (row[c] != 0.0f || row[c] != row[c]) {
+          ++n;
+          break;
+        }
+    }
+  }
+  return n;
+}
+
+constexpr int32_t kGroupSizes[] = {1, 2, 4, 8, 16};
+
+}  // namespace
+
+size_t SparseWeight::scratch_floats() const {
+  return size_t(h.K) * size_t(cfg.mt) + size_t(chunk_groups) * size_t(h.R) * size_t(cfg.mt);
+}
+
+SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const float* B,
+                           int64_t ldb, SparseMode mode) {
+  SparseChoice c;
+  if (mode == SparseMode::Dense || K <= 0 || N <= 0 || !kt.f32_spmm.spmm) return c;
+  const Rates r = rates(kt.isa);
+  const double idx_bytes = K <= 65536 ? 2.0 : 4.0;
+  // The group size: least estimated time at a 64-row tile (R = 1 pays a broadcast and a
+  // load per value; blocks share the activation load), ties to the larger R.
+  double best = 1e300;
+  int64_t best_pairs = 0;
+  for (int32_t R : kGroupSizes) {
+    if (R > 1 && R > N) break;
+    const int64_t pairs = pairs_for(K, N, B, ldb, R);
+    const double values = double(pairs) * R;
+    const double t = values * (R == 1 ? 1.2 : 1.0) + idx_bytes * pairs / 8.0;
+    if (t <= best) {
+      best = t;
+      c.R = R;
+      best_pairs = pairs;
+    }
+  }
+  const double values = double(best_pairs) * c.R;
+  c.density = values / (double(K) * double(N));
+  if (mode == SparseMode::Sparse) {
+    c.dense_from = INT64_MAX;
+    return c;
+  }
+  // Under 40% zeros the sparse kernels never win (at one row, where they gain most, the
+  // measured crossover is near 45%): stay dense without asking the model.
+  if (c.density > 0.6) return c;
+  // Dense from the first row count (doubling) where the model says dense is faster.
+  c.dense_from = INT64_MAX;
+  for (int64_t M = 1; M <= (int64_t(1) << 20); M *= 2) {
+    const double s = sparse_ns(r, double(M), double(K), double(N), values, double(best_pairs), idx_bytes);
+    const double d = dense_ns(r, double(M), double(K), double(N));
+    if (s >= d) {
+      c.dense_from = M == 1 ? 0 : M;
+      break;
+    }
+  }
+  return c;
+}
+
+SparseWeight pack_sparse(const KernelTable& kt, int64_t K, int64_t N, const float* B, int64_t ldb,
+                         int32_t R) {
+  const SpmmConfig& s = kt.f32_spmm;
+  if (!s.spmm || !s.spmv || !s.pack || !kt.x32_transpose.transpose || !kt.f32_eltwise.epilogue)
+    throw std::logic_error("the f32_spmm entry of the kernel table is empty");
+  if (std::find(std::begin(kGroupSizes), std::end(kGroupSizes), R) == std::end(kGroupSizes))
+    throw std::invalid_argument("sparse group size must be 1, 2, 4, 8 or 16");
+  SparseWeight w;
+  w.cfg = s;
+  w.tr = kt.x32_transpose;
+  w.el = kt.f32_eltwise;
+  w.packed = AlignedBuffer(s.packed_bytes(K, N, B, ldb, R), s.pack_align);
+  s.pack(K, N, B, ldb, R, w.packed.get());
+  std::memcpy(&w.h, w.packed.get(), sizeof w.h);
+  // Ct blocks of about 8 KiB.
+  w.chunk_groups = std::max<int64_t>(1, 2048 / (int64_t(s.mt) * R));
+  return w;
+}
+
+ptrdiff_t group_split(const SparseWeight& w, ptrdiff_t part, ptrdiff_t parts) {
+  if (part <= 0) return 0;
+  if (part >= parts) return w.h.G;
+  const int64_t* ptr = reinterpret_cast<const int64_t*>(
+      static_cast<const char*>(w.packed.get()) + w.h.off_ptr);
+  const int64_t target = w.h.nnzb * part / parts;
+  return std::lower_bound(ptr, ptr + w.h.G + 1, target) - ptr;
+}
+
+void sparse_rows(const SparseWeight& w, const float* A, ptrdiff_t lda, ptrdiff_t rows, float* C,
+                 ptrdiff_t ldc, const Epilogue& ep, ptrdiff_t g0, ptrdiff_t g1, float* scratch) {
+  const ptrdiff_t R = w.h.R, N = w.h.N, K = w.h.K, mt = w.cfg.mt;
+  if (g0 >= g1 || rows <= 0) return;
+  auto finish = [&](ptrdiff_t r0, ptrdiff_t nr, ptrdiff_t c0, ptrdiff_t c1) {
+    Epilogue e = ep;
+    if (e.bias) e.bias += c0;
+    if (e.residual) e.residual += r0 * e.ldr + c0;
+    w.el.epilogue(nr, c1 - c0, C + r0 * ldc + c0, ldc, &e);
+  };
+  if (rows <= 2) {  // rows of one: the gather kernel, no transposes
+    for (ptrdiff_t r = 0; r < rows; ++r) {
+      w.cfg.spmv(A + r * lda, w.packed.get(), C + r * ldc, g0, g1);
+      finish(r, 1, g0 * R, std::min(N, g1 * R));
+    }
+    return;
+  }
+  float* At = scratch;
+  float* Ct = scratch + size_t(K) * size_t(mt);
+  for (ptrdiff_t m0 = 0; m0 < rows; m0 += mt) {
+    const ptrdiff_t cols = std::min(mt, rows - m0);
+    w.tr.transpose(cols, K, A + m0 * lda, lda, At, mt);
+    // The kernel reads whole vectors: lanes past `cols` must hold numbers, not stale
+    // scratch (a denormal there costs a microcode assist per multiply).
+    if (cols < mt)
+      for (ptrdiff_t k = 0; k < K; ++k) std::memset(At + k * mt + cols, 0, sizeof(float) * (mt - cols));
+    for (ptrdiff_t ga = g0; ga < g1; ga += w.chunk_groups) {
+      const ptrdiff_t gb = std::min<ptrdiff_t>(g1, ga + w.chunk_groups);
+      w.cfg.spmm(At, cols, w.packed.get(), Ct, ga, gb);
+      const ptrdiff_t c0 = ga * R, c1 = std::min(N, gb * R);
+      w.tr.transpose(c1 - c0, cols, Ct, mt, C + m0 * ldc + c0, ldc);
+      finish(m0, cols, c0, c1);
+    }
+  }
+}
+
+void sparse_parallel(const SparseWeight& w, Isa isa, int threads, ptrdiff_t M, const float* A,
+                     ptrdiff_t lda, float* C, ptrdiff_t ldc, const Epilogue& ep, float* scratch) {
+  if (M <= 0 || w.h.N <= 0) return;
+  const double macs = double(M) * double(w.h.nnzb) * double(w.h.R);
+  // The dense GEMM's rate model, with a sparse value counted as 2.5 dense multiply-adds.
+  const double bytes = 4.0 * double(w.h.nnzb) * (double(w.h.R) + 0.5) +
+                       4.0 * double(M) * double(w.h.K + w.h.N);
+  const int nt = threads_for(threads, isa, 2.5 * macs, bytes);
+  const size_t per = w.scratch_floats();
+  const ptrdiff_t G = w.h.G, mt = w.cfg.mt;
+  if (nt <= 1) {
+    sparse_rows(w, A, lda, M, C, ldc, ep, 0, G, scratch);
+    return;
+  }
+  // Row blocks: single rows (M <= 2) or tiles of mt; when there are fewer blocks than
+  // 2 per thread, each block's groups are also split into ranges of equal nonzeros.
+  const ptrdiff_t unit = M <= 2 ? M : mt;
+  const ptrdiff_t blocks = ceil_div(M, unit);
+  const ptrdiff_t parts = blocks >= 2 * nt ? 1 : std::min<ptrdiff_t>(G, ceil_div(2 * nt, blocks));
+  parallel_for(nt, blocks * parts, [&](ptrdiff_t t, int tid) {
+    const ptrdiff_t b = t / parts, p = t % parts;
+    const ptrdiff_t m0 = b * unit, rows = std::min(unit, M - m0);
+    Epilogue e = ep;
+    if (e.residual) e.residual += m0 * e.ldr;
+    sparse_rows(w, A + m0 * lda, lda, rows, C + m0 * ldc, ldc, e, group_split(w, p, parts),
+                group_split(w, p + 1, parts), scratch + size_t(tid) * per);
+  });
+}
+
+}  // namespace pyrt

@@ -1,0 +1,51 @@
+// Sparse weights on the f32_spmm entry: packing with the group size that runs fastest,
+// the dense-or-sparse decision (a roofline cost model), and the tiled, threaded product
+// with the fused epilogue. Used by the Gemm, 1x1 conv and im2col conv steps.
+#pragma once
+#include <cstdint>
+
+#include "aligned.h"
+#include "pyrt/kernels.h"
+
+namespace pyrt {
+
+// rt.compile(sparse=...): "auto" decides per layer by the cost model, "dense" never runs
+// a sparse kernel, "sparse" always does (tests and benchmarks).
+enum class SparseMode : int32_t { Auto = 0, Dense = 1, Sparse = 2 };
+
+// A weight B [K, N] packed for f32_spmm, with the kernels a sparse product needs.
+struct SparseWeight {
+  SpmmConfig cfg;
+  TransposeConfig tr;   // At and Ct tiles <-> row-major rows
+  EltwiseConfig el;     // the fused epilogue, applied to each finished block
+  SpmmHeader h;
+  AlignedBuffer packed;
+  int64_t chunk_groups; // groups per Ct block (Ct stays in L1)
+  size_t scratch_floats() const;  // per thread
+};
+
+// What the cost model chose for B [K, N] read by `rows_hint` rows per run (or -1 when
+// the rows depend on the batch): the group size R and the smallest number of rows at
+// which the dense GEMM is faster (INT64_MAX: never; 0: always, i.e. stay dense).
+struct SparseChoice {
+  int32_t R = 1;
+  int64_t dense_from = 0;
+  double density = 1.0;  // stored values / (K * N)
+};
+SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const float* B,
+                           int64_t ldb, SparseMode mode);
+SparseWeight pack_sparse(const KernelTable& kt, int64_t K, int64_t N, const float* B,
+                         int64_t ldb, int32_t R);
+
+// C rows [0, rows) = ep(A rows @ B) for the columns of groups [g0, g1), single-threaded.
+// A, C and ep.residual point at row 0 of the block; ep.bias at column 0 of B.
+void sparse_rows(const SparseWeight& w, const float* A, ptrdiff_t lda, ptrdiff_t rows, float* C,
+                 ptrdiff_t ldc, const Epilogue& ep, ptrdiff_t g0, ptrdiff_t g1, float* scratch);
+// The whole product, split over threads by rows (tiles) and by groups of equal nonzeros.
+// scratch: threads * w.scratch_floats() floats.
+void sparse_parallel(const SparseWeight& w, Isa isa, int threads, ptrdiff_t M, const float* A,
+                     ptrdiff_t lda, float* C, ptrdiff_t ldc, const Epilogue& ep, float* scratch);
+// The group boundary that splits [0, G) into `parts` ranges of about equal stored pairs.
+ptrdiff_t group_split(const SparseWeight& w, ptrdiff_t part, ptrdiff_t parts);
+
+}  // namespace pyrt
