@@ -70,6 +70,15 @@ def relu_graph(in_shape) -> Graph:
     return Graph([ValueInfo("x", in_shape)], ["y"], [Node("Relu", ["x"], ["y"], name="r")])
 
 
+def prune_graph(fmt: str = "f32") -> Graph:
+    """An MLP 32 -> 64 -> 4 (fc1's kernel, 2048 entries, is prunable by default);
+    fmt "qc8": fc1's kernel quantized."""
+    g = rt.zoo.mlp((32, 64, 4), seed=1)
+    if fmt == "qc8":
+        g.weights["fc1.weight"] = Weight.qc8(g.weights["fc1.weight"].numpy())
+    return g
+
+
 def model_bytes() -> bytes:
     return _once("bytes", lambda: fileformat.dumps(rt.zoo.mlp((8, 16, 4), seed=1)))
 
@@ -514,6 +523,37 @@ ROWS: list[Row] = [
     R("weight-save-attrs-not-dict", lambda: fileformat.dumps(fmt_graph(Weight(
         "qc8", fmt_weight("qc8").arrays, attrs=[("axis", 1)]))), rt.GraphError,
       r"cannot save weight 'w': attrs must be a dict"),
+    # ---- pruning (rt.prune, rt.train.gradual_prune)
+    R("prune-sparsity-above-one", lambda: rt.prune(prune_graph(), 1.5), rt.InputError,
+      r"sparsity: expected a float in \[0, 1\), got 1.5"),
+    R("prune-sparsity-nan", lambda: rt.prune(prune_graph(), float("nan")), rt.InputError,
+      r"sparsity: expected a float in \[0, 1\), got nan"),
+    R("prune-sparsity-string", lambda: rt.prune(prune_graph(), "90%"), rt.InputError,
+      r"expected a float in \[0, 1\), got '90%'"),
+    R("prune-structure-unknown", lambda: rt.prune(prune_graph(), 0.5, structure="channel"),
+      rt.InputError, r"structure: expected one of \('unstructured', 'block'\), got 'channel'"),
+    R("prune-block-zero", lambda: rt.prune(prune_graph(), 0.5, structure="block", block=(0, 1)),
+      rt.InputError, r"block: expected two positive ints \(output channels, inputs\), got "
+                     r"\(0, 1\)"),
+    R("prune-block-unstructured", lambda: rt.prune(prune_graph(), 0.5, block=(4, 1)),
+      rt.InputError, r"block=\(4, 1\) is only for structure='block'"),
+    R("prune-scope-unknown", lambda: rt.prune(prune_graph(), 0.5, scope="model"),
+      rt.InputError, r"scope: expected one of \('global', 'layer'\), got 'model'"),
+    R("prune-include-unknown", lambda: rt.prune(prune_graph(), 0.5, include=["fc9"]),
+      rt.InputError, r"include: 'fc9' is not a Conv/Gemm kernel weight or node.*kernels: "
+                     r"\['fc1.weight', 'fc2.weight'\]"),
+    R("prune-int8-weight", lambda: rt.prune(prune_graph("qc8"), 0.5), rt.InputError,
+      r"'fc1.weight' \(qc8\) has int8 values.*prune before quantizing, or exclude it"),
+    R("prune-nothing-prunable", lambda: rt.prune(rt.zoo.mlp((8, 16, 4)), 0.5), rt.InputError,
+      r"no Conv/Gemm kernel to prune.*min_params=1024"),
+    R("gradual-prune-end-epoch", lambda: rt.train.gradual_prune(
+        prune_graph(), np.ones((4, 32), np.float32), np.zeros(4, np.int64), 0.5, epochs=3,
+        end_epoch=3), rt.InputError, r"0 <= start_epoch <= end_epoch < epochs.*end_epoch=3, "
+                                     r"epochs=3"),
+    R("gradual-prune-initial-above-final", lambda: rt.train.gradual_prune(
+        prune_graph(), np.ones((4, 32), np.float32), np.zeros(4, np.int64), 0.5, epochs=3,
+        initial_sparsity=0.8), rt.InputError, r"initial_sparsity 0.8 must not exceed the "
+                                              r"final sparsity 0.5"),
     # ---- ONNX import
     R("onnx-unsupported-op", lambda: rt.load_onnx(onnx_model(
         [helper.make_node("Einsum", ["x", "x"], ["y"], equation="ij,ij->ij")],

@@ -2,11 +2,15 @@
 
 - `fusion`: the optimizer `rt.compile` runs (drop no-ops, fold BatchNorm, fuse
   activations and residual adds into the Conv/Gemm epilogue).
+- `prune`: magnitude pruning of the Conv/Gemm kernels (`rt.prune`) and the sparsity
+  report (`rt.sparsity`). `passes.prune` is the function; import the module's other
+  names with `from pyruntime.passes.prune import ...`.
 """
 
 from __future__ import annotations
 
 from .fusion import drop_identity, fold_batchnorm, fuse_activations, fuse_residual_add, optimize
+from .prune import SPARSE_STORE_MIN, prune, sparsity
 
 __all__ = ["drop_identity", "fold_batchnorm", "fuse_activations", "fuse_residual_add",
-           "optimize"]
+           "optimize", "prune", "sparsity", "SPARSE_STORE_MIN"]
