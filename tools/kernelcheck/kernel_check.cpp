@@ -1086,6 +1086,80 @@ void test_transpose(const KernelTable& ref, const KernelTable& tst) {
   end_group(g);
 }
 
+// ================================================================== spmm
+
+// Always against float64 loops on the dense B: the scalar table's tile width differs from
+// the SIMD ones', so its At/Ct layouts are not comparable. Packed weights end at a
+// no-access page like every input.
+void test_spmm(const KernelTable& tst) {
+  Group g{"spmm"};
+  const SpmmConfig& s = tst.f32_spmm;
+  const ptrdiff_t mt = s.mt;
+  const std::vector<ptrdiff_t> Ks = g_small ? std::vector<ptrdiff_t>{1, 17, 64}
+                                            : std::vector<ptrdiff_t>{1, 2, 17, 64, 301};
+  const std::vector<ptrdiff_t> Ns = g_small ? std::vector<ptrdiff_t>{1, 16, 37}
+                                            : std::vector<ptrdiff_t>{1, 5, 16, 37, 64};
+  for (ptrdiff_t K : Ks)
+    for (ptrdiff_t N : Ns)
+      for (int32_t R : {1, 2, 4, 8, 16})
+        for (float density : {0.0f, 0.1f, 0.6f, 1.0f}) {
+          std::vector<float> B(size_t(K * N));
+          for (auto& b : B) b = urand(0, 1) < density ? urand(-1, 1) : 0.0f;
+          const size_t bytes = s.packed_bytes(K, N, B.data(), N, R);
+          Fenced packed(bytes / sizeof(float));
+          s.pack(K, N, B.data(), N, R, packed.p);
+          const ptrdiff_t G = (N + R - 1) / R;
+          const ptrdiff_t gs = G / 2;  // two group ranges, as threads split them
+          // spmv: one row
+          set_case("spmv K=%td N=%td R=%d density=%.1f", K, N, R, double(density));
+          Fenced x{size_t(K)};
+          fill(x.p, x.n);
+          Guarded y{size_t(N)};
+          s.spmv(x.p, packed.p, y.p(), 0, gs);
+          s.spmv(x.p, packed.p, y.p(), gs, G);
+          kref::Ref r{size_t(N)};
+          for (ptrdiff_t c = 0; c < N; ++c) {
+            double v = 0, mag = 0;
+            for (ptrdiff_t k = 0; k < K; ++k) {
+              v += double(x[k]) * B[k * N + c];
+              mag += std::fabs(double(x[k]) * B[k * N + c]);
+            }
+            r.v[c] = v;
+            r.tol[c] = rtol_for(K) * mag + 1e-30;
+          }
+          record(g, match_f64(r, y, size_t(N), g, "y"));
+          // spmm: a tile of `cols` rows, channel-major
+          for (ptrdiff_t cols : {ptrdiff_t(1), ptrdiff_t(3), mt / 4 + 1, mt / 2 + 1, mt - 1, mt}) {
+            set_case("spmm K=%td N=%td R=%d density=%.1f cols=%td", K, N, R, double(density), cols);
+            Fenced at(size_t(K * mt));
+            fill(at.p, at.n);
+            const size_t csize = size_t(G * R * mt);
+            Guarded ct(csize);
+            s.spmm(at.p, cols, packed.p, ct.p(), 0, gs);
+            s.spmm(at.p, cols, packed.p, ct.p() + gs * R * mt, gs, G);
+            kref::Ref rc(csize);
+            for (ptrdiff_t row = 0; row < G * R; ++row)
+              for (ptrdiff_t j = 0; j < mt; ++j) {
+                const size_t i = size_t(row * mt + j);
+                if (j >= cols) {  // lanes past the tile: unspecified
+                  rc.v[i] = ct.p()[i];
+                  continue;
+                }
+                double v = 0, mag = 0;
+                if (row < N)
+                  for (ptrdiff_t k = 0; k < K; ++k) {
+                    v += double(at[k * mt + j]) * B[k * N + row];
+                    mag += std::fabs(double(at[k * mt + j]) * B[k * N + row]);
+                  }
+                rc.v[i] = v;
+                rc.tol[i] = rtol_for(K) * mag + 1e-30;
+              }
+            record(g, match_f64(rc, ct, csize, g, "Ct"));
+          }
+        }
+  end_group(g);
+}
+
 // ================================================================== main
 
 void setup_pid1_console() {
@@ -1157,10 +1231,10 @@ int main(int argc, char** argv) {
          isa_arg == "best" ? isa_name(want) : isa_arg.c_str(), tst.isa_name,
          g_f64 ? "float64 loops" : "the scalar table");
   printf("kernels: gemm=%s (mr=%d nr=%d) dwconv=%s dwconv_chw=%s pool=%s eltwise=%s "
-         "transpose=%s\n",
+         "transpose=%s spmm=%s\n",
          tst.f32_gemm.name, tst.f32_gemm.mr, tst.f32_gemm.nr, tst.f32_dwconv.name,
          tst.f32_dwconv2d_chw.name, tst.f32_pool.name, tst.f32_eltwise.name,
-         tst.x32_transpose.name);
+         tst.x32_transpose.name, tst.f32_spmm.name);
   fflush(stdout);
 
   const double t0 = now_s();
@@ -1179,6 +1253,7 @@ int main(int argc, char** argv) {
   test_pool(ref, tst);
   test_eltwise(ref, tst);
   test_transpose(ref, tst);
+  test_spmm(tst);
   printf("total %.2f s\n", now_s() - t0);
   if (g_total_fail == 0) {
     printf("KERNELCHECK PASS %ld/%ld isa=%s\n", g_total, g_total, tst.isa_name);
