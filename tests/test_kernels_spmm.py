@@ -201,3 +201,21 @@ def test_static_batch_keeps_only_the_kernel_that_runs():
     assert "f32_spmm" in k and "; from " not in k, k
     np.testing.assert_allclose(rt.compile(fixed, threads=1).run(x),
                                run_reference(g, x)[g.outputs[0]], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("isa_name", SUPPORTED_ISAS)
+@pytest.mark.parametrize("block", [None, (16, 1)])
+def test_fused_blocks_run_sparse_pointwise_convs(isa_name, block):
+    g = zoo.mobilenetv2_style(input_shape=(3, 32, 32), width=0.5, num_classes=10)
+    pw = {n.inputs[1]: 0.9 for n in g.nodes
+          if n.op == "Conv" and g.weights[n.inputs[1]].shape[2:] == (1, 1)}
+    kw = {"structure": "block", "block": block} if block else {}
+    p = rt.prune(g, pw, **kw)
+    for threads in (1, 2):
+        s = rt.compile(p, threads=threads, isa=isa_name, sparse="sparse")
+        fused = [r for r in s.plan_summary() if r["op"] == "inverted_residual"]
+        assert fused and all("f32_spmm" in r["kernel"] for r in fused)
+        for batch in (1, 3):
+            x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32)).astype(np.float32)
+            ref = run_reference(p, x)[p.outputs[0]]
+            np.testing.assert_allclose(s.run(x), ref, rtol=2e-4, atol=2e-4)

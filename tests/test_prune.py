@@ -163,10 +163,10 @@ def test_block_default_and_conv_axis():
     g = cnn()
     p = rt.prune(g, 0.8, structure="block", scope="layer")
     w = p.weights["conv2.weight"]
-    assert w.format == "bsr" and tuple(w.attrs["block"]) == (4, 1) and w.attrs["axis"] == 0
+    assert w.format == "bsr" and tuple(w.attrs["block"]) == (16, 1) and w.attrs["axis"] == 0
     kept = matrix(w.numpy(), 0) != 0
     np.testing.assert_array_equal(kept, block_reference(matrix(g.weights["conv2.weight"].numpy(),
-                                                               0), (4, 1), 0.8))
+                                                               0), (16, 1), 0.8))
 
 
 def test_global_block_scores_are_normalised():

@@ -351,7 +351,7 @@ void bind_plan(py::module_& m) {
         add_packed_step(s, [&] {
           return make_inverted_residual_step(
               s.p().kernels(), s.p().threads(), x, y, q, cin, expand ? we.data() : nullptr,
-              std::move(ee), wd.data(), std::move(ed), cout, wp.data(), std::move(ep));
+              std::move(ee), wd.data(), std::move(ed), cout, wp.data(), std::move(ep), s.sparse);
         });
       }, py::arg("x"), py::arg("y"), py::arg("geom"), py::arg("cin"), py::arg("cout"),
          py::arg("We"), py::arg("be"), py::arg("act_e"), py::arg("lo_e"), py::arg("hi_e"),

@@ -30,13 +30,17 @@ Rates rates(Isa isa) {
 double dense_ns(const Rates& r, double M, double K, double N) {
   return std::max(4.0 * K * N / r.bw, M * K * N / r.dense);
 }
+// A transposed element (A into a tile, the tile's result back, and the epilogue's pass)
+// costs about as much as this many multiply-adds of the tile kernel (measured on
+// MobileNetV2's 1x1 convs: K = 16..960 inputs, 10% of the weights).
+constexpr double kMoveCost = 5.0;
+
 double sparse_ns(const Rates& r, double M, double K, double N, double values, double pairs,
-                 double idx_bytes) {
+                 double idx_bytes, bool transposes) {
   const double bytes = 4.0 * values + idx_bytes * pairs;
   const double macs = M * values;
   const double rate = M <= 2 ? r.spmv : r.spmm * M / (M + 16.0);
-  // Tiles transpose A (M x K) and the result (M x N) once each.
-  const double moves = M <= 2 ? 0.0 : M * (K + N) / (4.0 * r.spmm);
+  const double moves = M <= 2 || !transposes ? 0.0 : kMoveCost * M * (K + N) / r.spmm;
   return std::max(bytes / r.bw, macs / rate) + moves;
 }
 
@@ -72,15 +76,20 @@ SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const fl
   if (mode == SparseMode::Dense || K <= 0 || N <= 0 || !kt.f32_spmm.spmm) return c;
   const Rates r = rates(kt.isa);
   const double idx_bytes = K <= 65536 ? 2.0 : 4.0;
-  // The group size: least estimated time at a 64-row tile (R = 1 pays a broadcast and a
-  // load per value; blocks share the activation load), ties to the larger R.
+  // The group size: the least estimated time for a 64-row tile by the model below (R = 1
+  // pays a broadcast and a load per value; blocks share the activation load; groups that
+  // fill vectors run row-major without the tile transposes), ties to the larger R.
+  const auto nhwc = [&](int32_t R) {
+    return kt.f32_spmm.spmm_nhwc && kt.f32_spmm.nhwc_r > 0 && R % kt.f32_spmm.nhwc_r == 0;
+  };
   double best = 1e300;
-  int64_t best_pairs = 0;
+  int64_t best_pairs = 0, nonzeros = 0;
   for (int32_t R : kGroupSizes) {
     if (R > 1 && R > N) break;
     const int64_t pairs = pairs_for(K, N, B, ldb, R);
-    const double values = double(pairs) * R;
-    const double t = values * (R == 1 ? 1.2 : 1.0) + idx_bytes * pairs / 8.0;
+    if (R == 1) nonzeros = pairs;
+    const double t = sparse_ns(r, 64.0, double(K), double(N), double(pairs) * R, double(pairs),
+                               idx_bytes, !nhwc(R));
     if (t <= best) {
       best = t;
       c.R = R;
@@ -95,11 +104,12 @@ SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const fl
   }
   // Under 40% zeros the sparse kernels never win (at one row, where they gain most, the
   // measured crossover is near 45%): stay dense without asking the model.
-  if (c.density > 0.6) return c;
+  if (double(nonzeros) > 0.6 * double(K) * double(N)) return c;
   // Dense from the first row count (doubling) where the model says dense is faster.
   c.dense_from = INT64_MAX;
   for (int64_t M = 1; M <= (int64_t(1) << 20); M *= 2) {
-    const double s = sparse_ns(r, double(M), double(K), double(N), values, double(best_pairs), idx_bytes);
+    const double s = sparse_ns(r, double(M), double(K), double(N), values, double(best_pairs),
+                               idx_bytes, !nhwc(c.R));
     const double d = dense_ns(r, double(M), double(K), double(N));
     if (s >= d) {
       c.dense_from = M == 1 ? 0 : M;
@@ -152,6 +162,12 @@ void sparse_rows(const SparseWeight& w, const float* A, ptrdiff_t lda, ptrdiff_t
       w.cfg.spmv(A + r * lda, w.packed.get(), C + r * ldc, g0, g1);
       finish(r, 1, g0 * R, std::min(N, g1 * R));
     }
+    return;
+  }
+  if (w.cfg.spmm_nhwc && w.cfg.nhwc_r > 0 && R % w.cfg.nhwc_r == 0) {
+    // Groups that fill whole vectors: row-major in and out, no transposes.
+    w.cfg.spmm_nhwc(A, lda, rows, w.packed.get(), C, ldc, g0, g1);
+    finish(0, rows, g0 * R, std::min(N, g1 * R));
     return;
   }
   float* At = scratch;

@@ -91,11 +91,12 @@ std::unique_ptr<Step> make_dwconv_chw_step(const KernelTable& kt, int threads, i
 // A fused inverted-residual block, NHWC: [1x1 expand conv We [Ch, cin] + ee] ->
 // depthwise conv Wd [Ch, 1, KH, KW] of geometry q (q.C = Ch, q.H/q.W = the input's) + ed
 // -> 1x1 project conv Wp [cout, Ch] + ej (its residual laid out like y). We == nullptr:
-// no expand conv (x has Ch channels).
+// no expand conv (x has Ch channels). A 1x1 conv with zeros runs on f32_spmm where the
+// cost model (sparse.h) says it is faster at one pass's rows.
 std::unique_ptr<Step> make_inverted_residual_step(
     const KernelTable& kt, int threads, int x, int y, const ConvGeom& q, int64_t cin,
     const float* We, EpilogueSpec ee, const float* Wd, EpilogueSpec ed, int64_t cout,
-    const float* Wp, EpilogueSpec ej);
+    const float* Wp, EpilogueSpec ej, SparseMode mode = SparseMode::Auto);
 // pb, pr of the geometry: only count_include_pad reads them (see PoolArgs).
 std::unique_ptr<Step> make_pool_step(const KernelTable& kt, int threads, int x, int y,
                                      const ConvGeom& g, bool is_max, bool count_include_pad);

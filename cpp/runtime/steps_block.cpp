@@ -13,6 +13,7 @@
 
 #include "aligned.h"
 #include "parallel.h"
+#include "sparse.h"
 #include "steps.h"
 
 namespace pyrt {
@@ -32,6 +33,10 @@ struct InvertedResidualStep final : Step {
   int64_t cin = 0, cout = 0;
   bool expand = false;
   AlignedBuffer pe, pd, pp;  // packed expand / depthwise / project weights
+  // Sparse expand / project weights (f32_spmm) where the cost model chose them; pe / pp
+  // are then empty. Their tiles need sparse_floats of scratch per thread.
+  std::unique_ptr<SparseWeight> se, sp;
+  size_t sparse_floats = 0;
   EpilogueSpec ee, ed, ej;   // their epilogues (ej: the project's, with the residual)
   int64_t tile = 1;          // output rows per pass
   int64_t cap = 1;           // expanded input rows one thread's buffer holds
@@ -45,7 +50,7 @@ struct InvertedResidualStep final : Step {
   // up to threads - 1 images: the split runs only with fewer images than threads).
   size_t ch_thread = 0, ch_part = 0;
 
-  size_t per_thread() const { return buf_floats + dw_floats; }
+  size_t per_thread() const { return buf_floats + dw_floats + sparse_floats; }
   size_t groups() const { return cg.empty() ? 0 : cg.size() - 1; }
   size_t scratch_floats() const override {
     return std::max(per_thread() * size_t(threads),
@@ -63,7 +68,8 @@ struct InvertedResidualStep final : Step {
     return {macs, bytes};
   }
   size_t weight_bytes() const override {
-    size_t n = pe.size() + pd.size() + pp.size();
+    size_t n = pe.size() + pd.size() + pp.size() + (se ? se->packed.size() : 0) +
+               (sp ? sp->packed.size() : 0);
     for (size_t i = 0; i < pd_g.size(); ++i) n += pd_g[i].size() + pp_g[i].size();
     return n;
   }
@@ -73,6 +79,7 @@ struct InvertedResidualStep final : Step {
   void rows(const float* x, float* y, const float* res, ptrdiff_t oh0, ptrdiff_t oh1,
             float* buf, float* dwb, const Epilogue& e1, const Epilogue& e2,
             const Epilogue& e3) const {
+    float* sbuf = dwb + dw_floats;  // the sparse tiles' scratch
     const ConvGeom& q = geo;
     const ptrdiff_t Ch = q.C, row = q.W * Ch;  // floats per expanded row
     ptrdiff_t b0 = 0, b1 = 0;                  // buf holds expanded rows [b0, b1)
@@ -90,8 +97,12 @@ struct InvertedResidualStep final : Step {
           b0 = r0;
         }
         if (r1 > b1) {
-          ge.run((r1 - b1) * q.W, Ch, cin, x + b1 * q.W * cin, cin, pe.get(),
-                 buf + (b1 - b0) * row, Ch, &e1, 0, Ch);
+          if (se)
+            sparse_rows(*se, x + b1 * q.W * cin, cin, (r1 - b1) * q.W, buf + (b1 - b0) * row, Ch,
+                        e1, 0, se->h.G, sbuf);
+          else
+            ge.run((r1 - b1) * q.W, Ch, cin, x + b1 * q.W * cin, cin, pe.get(),
+                   buf + (b1 - b0) * row, Ch, &e1, 0, Ch);
           b1 = r1;
         }
         src = buf + (r0 - b0) * row;
@@ -103,8 +114,11 @@ struct InvertedResidualStep final : Step {
       d.run(&a, 0, g1 - oh);
       Epilogue e = e3;
       if (res) e.residual = res + oh * q.OW * cout;
-      gp.run((g1 - oh) * q.OW, cout, Ch, dwb, Ch, pp.get(), y + oh * q.OW * cout, cout, &e, 0,
-             cout);
+      if (sp)
+        sparse_rows(*sp, dwb, Ch, (g1 - oh) * q.OW, y + oh * q.OW * cout, cout, e, 0, sp->h.G, sbuf);
+      else
+        gp.run((g1 - oh) * q.OW, cout, Ch, dwb, Ch, pp.get(), y + oh * q.OW * cout, cout, &e, 0,
+               cout);
     }
   }
 
@@ -205,7 +219,7 @@ struct InvertedResidualStep final : Step {
 std::unique_ptr<Step> make_inverted_residual_step(
     const KernelTable& kt, int threads, int x, int y, const ConvGeom& q, int64_t cin,
     const float* We, EpilogueSpec ee, const float* Wd, EpilogueSpec ed, int64_t cout,
-    const float* Wp, EpilogueSpec ej) {
+    const float* Wp, EpilogueSpec ej, SparseMode mode) {
   check_gemm(kt.f32_gemm);
   const DwConvConfig& d = kt.f32_dwconv;
   if (!d.run || !d.pack || !d.packed_bytes)
@@ -213,9 +227,7 @@ std::unique_ptr<Step> make_inverted_residual_step(
   const int64_t Ch = q.C;
   const GemmConfig& ge = gemm_for(kt.f32_gemm, q.C);
   const GemmConfig& gp = gemm_for(kt.f32_gemm, cout);
-  std::string kernel = std::string(d.name) + " + " + gp.name;
-  if (We) kernel = std::string(ge.name) + " + " + kernel;
-  auto s = new_step<InvertedResidualStep>("inverted_residual", kernel, {x}, {y});
+  auto s = new_step<InvertedResidualStep>("inverted_residual", "", {x}, {y});
   s->ge = ge;
   s->gp = gp;
   s->d = d;
@@ -224,25 +236,41 @@ std::unique_ptr<Step> make_inverted_residual_step(
   s->cin = We ? cin : Ch;
   s->cout = cout;
   s->expand = We != nullptr;
+  // Output rows per pass: computed below; the sparse choice needs its row count first.
+  const int64_t ow = std::max<int64_t>(q.OW, 1), oh = std::max<int64_t>(q.OH, 1);
+  const int64_t base = std::min<int64_t>(ceil_div(96, ow), oh);
+  // A 1x1 conv runs sparse when the cost model says so at the rows of one pass (the
+  // expand GEMM's new rows per pass are about as many).
+  const auto sparse_for = [&](const std::vector<float>& B, int64_t K, int64_t N) {
+    const SparseChoice c = choose_sparse(kt, K, N, B.data(), N, mode);
+    const int64_t rows = base * ow;
+    return c.dense_from > rows ? std::make_unique<SparseWeight>(pack_sparse(kt, K, N, B.data(), N, c.R))
+                               : nullptr;
+  };
+  std::string kernel;
   if (We) {  // W [Ch, cin] -> B [cin, Ch]
     std::vector<float> B(size_t(cin) * size_t(Ch));
     for (int64_t o = 0; o < Ch; ++o)
       for (int64_t i = 0; i < cin; ++i) B[size_t(i * Ch + o)] = We[o * cin + i];
-    s->pe = pack_gemm(ge, cin, Ch, B.data(), Ch);
+    s->se = sparse_for(B, cin, Ch);
+    if (!s->se) s->pe = pack_gemm(ge, cin, Ch, B.data(), Ch);
+    kernel = std::string(s->se ? s->se->cfg.name : ge.name) + " + ";
   }
   s->pd = AlignedBuffer(d.packed_bytes(q.KH, q.KW, Ch), d.pack_align);
   d.pack(Wd, q.KH, q.KW, Ch, s->pd.get());
   std::vector<float> Bp(size_t(Ch) * size_t(cout));  // W [cout, Ch] -> B [Ch, cout]
   for (int64_t o = 0; o < cout; ++o)
     for (int64_t i = 0; i < Ch; ++i) Bp[size_t(i * cout + o)] = Wp[o * Ch + i];
-  s->pp = pack_gemm(gp, Ch, cout, Bp.data(), cout);
+  s->sp = sparse_for(Bp, Ch, cout);
+  if (!s->sp) s->pp = pack_gemm(gp, Ch, cout, Bp.data(), cout);
+  s->kernel = kernel + d.name + " + " + (s->sp ? s->sp->cfg.name : gp.name);
+  for (const auto* w : {s->se.get(), s->sp.get()})
+    if (w) s->sparse_floats = std::max(s->sparse_floats, round_line(w->scratch_floats()));
   // Output rows per pass: about 96 output pixels or more, a GEMM row block that reuses
   // each B panel over several register tiles, preferably whole tiles of mr rows (the
   // expand GEMM's new rows per pass are then whole tiles too when sh * W is a multiple
   // of OW). The buffer: the input rows of one pass plus three more passes' new rows, so
   // the halo rows move to its front only every few passes.
-  const int64_t ow = std::max<int64_t>(q.OW, 1), oh = std::max<int64_t>(q.OH, 1);
-  const int64_t base = std::min<int64_t>(ceil_div(96, ow), oh);
   s->tile = base;
   for (int64_t t = base; t <= std::min<int64_t>(2 * base, oh); ++t)
     if (t * ow % gp.mr == 0) {
@@ -267,7 +295,7 @@ std::unique_ptr<Step> make_inverted_residual_step(
   const double split_floats = double(Ch) * double(q.H * q.W + q.OH * q.OW) +
                               double(q.OH * q.OW) * double(cout) * s->threads;
   const EltwiseConfig& el = kt.f32_eltwise;
-  if (s->expand && s->threads > 1 && panels >= 2 && el.add && el.epilogue &&
+  if (s->expand && !s->se && !s->sp && s->threads > 1 && panels >= 2 && el.add && el.epilogue &&
       s->small_image() && split_floats <= per_thread_cap) {
     const int64_t G = std::min<int64_t>(s->threads, panels);
     for (int64_t i = 0; i <= G; ++i) s->cg.push_back(std::min(Ch, panels * i / G * nr));

@@ -35,7 +35,8 @@ void register_all__avx2w16_testing(KernelTable& t) {
   t.f32_eltwise = EltwiseConfig{"f32_eltwise__avx2w16", avx2w16::add, avx2w16::activation,
                             avx2w16::epilogue, avx2w16::softmax};
   t.f32_spmm = SpmmConfig{"f32_spmm__avx2w16", int32_t(avx2w16::kMt), 64, f32_spmm_packed_bytes,
-                          f32_spmm_pack, avx2w16::spmv, avx2w16::spmm};
+                          f32_spmm_pack, avx2w16::spmv, avx2w16::spmm,
+                          int32_t(avx2w16::V::W), avx2w16::spmm_nhwc};
 }
 
 }  // namespace pyrt

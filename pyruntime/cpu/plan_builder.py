@@ -98,27 +98,10 @@ class Lowerer:
         self._planar_in: dict[str, _Val] = {}  # 4-D graph inputs, as given (NCHW)
         self._chw_nodes = self._planar_dwconv_nodes()
         blocks = find_inverted_residuals(graph, shapes) if fuse_blocks else []
-        # The fused block runs dense GEMMs: a block with a 1x1 conv the sparse kernel
-        # would run stays separate steps.
-        blocks = [b for b in blocks if not any(self._runs_sparse(graph.nodes[i]) for i in
-                                               (b.expand, b.project) if i is not None)]
         self._blocks = {b.project: b for b in blocks}  # emitted at the project conv
         self._in_block = {i for b in blocks for i in b.nodes if i != b.project}
 
     # ------------------------------------------------------------ helpers
-    def _runs_sparse(self, n: Node) -> bool:
-        """Whether a 1x1 conv's weight would run on the sparse kernel (the cost model in
-        C++ decides; weights with under 30% zeros never do, so they skip the count)."""
-        w = self.consts[n.inputs[1]]
-        if self.sparse == "dense" or (self.sparse == "auto" and
-                                      np.count_nonzero(w) > 0.7 * w.size):
-            return False
-        _, dense_from, _ = _core.sparse_choice(
-            np.ascontiguousarray(w.reshape(w.shape[0], -1).T), self.plan.isa, self.sparse)
-        oshape = self.shapes[n.outputs[0]]
-        rows = math.prod(oshape[1:]) // oshape[1] * (oshape[0] if self.static else 1)
-        return rows < dense_from
-
     def _step(self, fn: str, *args) -> None:
         getattr(self.plan, fn)(*args)
         self.step_nodes.append(self._where)

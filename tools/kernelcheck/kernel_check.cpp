@@ -1156,6 +1156,29 @@ void test_spmm(const KernelTable& tst) {
               }
             record(g, match_f64(rc, ct, csize, g, "Ct"));
           }
+          // spmm_nhwc: row-major rows, groups that fill vectors
+          if (s.spmm_nhwc && s.nhwc_r > 0 && R % s.nhwc_r == 0)
+            for (ptrdiff_t rows : {ptrdiff_t(1), ptrdiff_t(5), ptrdiff_t(8), ptrdiff_t(19)}) {
+              set_case("spmm_nhwc K=%td N=%td R=%d density=%.1f rows=%td", K, N, R, double(density), rows);
+              const ptrdiff_t lda = K + 3;
+              Fenced a{size_t((rows - 1) * lda + K)};
+              fill(a.p, a.n);
+              Guarded c{size_t(rows * N)};
+              s.spmm_nhwc(a.p, lda, rows, packed.p, c.p(), N, 0, gs);
+              s.spmm_nhwc(a.p, lda, rows, packed.p, c.p(), N, gs, G);
+              kref::Ref rn{size_t(rows * N)};
+              for (ptrdiff_t m = 0; m < rows; ++m)
+                for (ptrdiff_t col = 0; col < N; ++col) {
+                  double v = 0, mag = 0;
+                  for (ptrdiff_t k = 0; k < K; ++k) {
+                    v += double(a[m * lda + k]) * B[k * N + col];
+                    mag += std::fabs(double(a[m * lda + k]) * B[k * N + col]);
+                  }
+                  rn.v[size_t(m * N + col)] = v;
+                  rn.tol[size_t(m * N + col)] = rtol_for(K) * mag + 1e-30;
+                }
+              record(g, match_f64(rn, c, size_t(rows * N), g, "C"));
+            }
         }
   end_group(g);
 }

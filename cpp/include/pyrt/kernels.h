@@ -203,6 +203,14 @@ struct SpmmConfig {
   // j < cols (lanes up to the next vector width may be written too), every r < R.
   void (*spmm)(const float* At, ptrdiff_t cols, const void* packed, float* Ct, ptrdiff_t g0,
                ptrdiff_t g1);
+  // Row-major rows, no transposes, for groups that fill whole vectors (R a multiple of
+  // nhwc_r, the vector width; nullptr where the ISA has none): C[m][g * R + r] = sum_k
+  // A[m][k] B[k][g * R + r] for m < rows, the columns of groups [g0, g1) below N. A pair
+  // loads its R values once for a register tile of rows and multiplies them by each
+  // row's broadcast input. No epilogue.
+  int32_t nhwc_r;
+  void (*spmm_nhwc)(const float* A, ptrdiff_t lda, ptrdiff_t rows, const void* packed, float* C,
+                    ptrdiff_t ldc, ptrdiff_t g0, ptrdiff_t g1);
 };
 
 // ------------------------------------------------------------ the table

@@ -18,7 +18,8 @@ namespace {
 
 void register_f32_spmm__avx2(KernelTable& t) {
   t.f32_spmm = SpmmConfig{"f32_spmm__avx2", int32_t(avx2::kMt), 64, f32_spmm_packed_bytes,
-                          f32_spmm_pack, avx2::spmv, avx2::spmm};
+                          f32_spmm_pack, avx2::spmv, avx2::spmm,
+                          int32_t(avx2::V::W), avx2::spmm_nhwc};
 }
 
 }  // namespace pyrt

@@ -18,7 +18,8 @@ namespace {
 
 void register_f32_spmm__avx512(KernelTable& t) {
   t.f32_spmm = SpmmConfig{"f32_spmm__avx512", int32_t(avx512::kMt), 64, f32_spmm_packed_bytes,
-                          f32_spmm_pack, avx512::spmv, avx512::spmm};
+                          f32_spmm_pack, avx512::spmv, avx512::spmm,
+                          int32_t(avx512::V::W), avx512::spmm_nhwc};
 }
 
 }  // namespace pyrt

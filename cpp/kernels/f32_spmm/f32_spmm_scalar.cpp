@@ -74,7 +74,7 @@ void spmm(const float* At, ptrdiff_t cols, const void* packed, float* Ct, ptrdif
 
 void register_f32_spmm__scalar(KernelTable& t) {
   t.f32_spmm = SpmmConfig{"f32_spmm__scalar", int32_t(scalar::kMt), 64, f32_spmm_packed_bytes,
-                          f32_spmm_pack, scalar::spmv, scalar::spmm};
+                          f32_spmm_pack, scalar::spmv, scalar::spmm, 0, nullptr};
 }
 
 }  // namespace pyrt
