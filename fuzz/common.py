@@ -26,6 +26,16 @@ def seed_models():
             rt.zoo.tiny_cnn_formats(seed=0, input_shape=(3, 6, 6))]
 
 
+def sparse_models():
+    """Pruned graphs (csr and (16, 1) bsr weights) whose Sessions run the sparse kernels:
+    an MLP wide enough for whole 16-channel groups, and a small MobileNetV2-style CNN
+    (im2col, 1x1 and fused-block convs on f32_spmm)."""
+    import pyruntime as rt
+    mlp = rt.prune(rt.zoo.mlp((40, 48, 32, 7), seed=0), 0.8, scope="layer", min_params=0)
+    cnn = rt.zoo.mobilenetv2_style(input_shape=(3, 12, 12), width=0.35, num_classes=5)
+    return [mlp, rt.prune(cnn, 0.85, structure="block", scope="layer", min_params=0)]
+
+
 def onnx_seeds() -> list[bytes]:
     """Serialized ONNX models, exported from the seed graphs."""
     from pyruntime.onnx import export as onnx_export

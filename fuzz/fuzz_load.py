@@ -48,7 +48,7 @@ def test_one_input(data: bytes) -> None:
 
 
 def seeds() -> list[bytes]:
-    return [b"\x01" + fileformat.dumps(g) for g in common.seed_models()]
+    return [b"\x01" + fileformat.dumps(g) for g in common.seed_models() + common.sparse_models()]
 
 
 if __name__ == "__main__":

@@ -23,7 +23,10 @@ _DTYPES = [np.float32, np.float64, np.float16, np.int8, np.uint8, np.int32, np.i
 
 def sessions() -> list:
     if not _SESSIONS:
-        _SESSIONS.extend(rt.compile(g, threads=t) for g, t in zip(common.seed_models(), (1, 2)))
+        _SESSIONS.extend(rt.compile(g, threads=t) for g, t in zip(common.seed_models(), (1, 2, 2)))
+        # the sparse kernels: row (batch 1-2), tile and row-major paths over random batches
+        _SESSIONS.extend(rt.compile(g, threads=t, sparse="sparse")
+                         for g, t in zip(common.sparse_models(), (2, 1)))
     return _SESSIONS
 
 
