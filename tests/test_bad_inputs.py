@@ -339,6 +339,8 @@ ROWS: list[Row] = [
                  marks=pytest.mark.skipif(_isa_lacking() is None, reason="CPU has every ISA")),
     R("device-unknown", lambda: rt.compile(rt.zoo.mlp((4, 2)), device="cuda"), rt.InputError,
       r"device 'cuda'"),
+    R("compile-sparse-mode", lambda: rt.compile(rt.zoo.mlp((4, 2)), sparse="always"),
+      rt.InputError, r"sparse must be one of \('auto', 'dense', 'sparse'\), got 'always'"),
     R("compile-not-graph", lambda: rt.compile("model.onnx"), rt.InputError,
       r"expected a pyruntime.Graph, got str"),
     # ---- malformed graphs
