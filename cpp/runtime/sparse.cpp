@@ -82,12 +82,15 @@ SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const fl
   const auto nhwc = [&](int32_t R) {
     return kt.f32_spmm.spmm_nhwc && kt.f32_spmm.nhwc_r > 0 && R % kt.f32_spmm.nhwc_r == 0;
   };
+  // Under 40% zeros the sparse kernels never win (at one row, where they gain most, the
+  // measured crossover is near 45%): stay dense without asking the model.
+  const int64_t nonzeros = pairs_for(K, N, B, ldb, 1);
+  if (mode == SparseMode::Auto && double(nonzeros) > 0.6 * double(K) * double(N)) return c;
   double best = 1e300;
-  int64_t best_pairs = 0, nonzeros = 0;
+  int64_t best_pairs = 0;
   for (int32_t R : kGroupSizes) {
     if (R > 1 && R > N) break;
-    const int64_t pairs = pairs_for(K, N, B, ldb, R);
-    if (R == 1) nonzeros = pairs;
+    const int64_t pairs = R == 1 ? nonzeros : pairs_for(K, N, B, ldb, R);
     const double t = sparse_ns(r, 64.0, double(K), double(N), double(pairs) * R, double(pairs),
                                idx_bytes, !nhwc(R));
     if (t <= best) {
@@ -102,9 +105,6 @@ SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const fl
     c.dense_from = INT64_MAX;
     return c;
   }
-  // Under 40% zeros the sparse kernels never win (at one row, where they gain most, the
-  // measured crossover is near 45%): stay dense without asking the model.
-  if (double(nonzeros) > 0.6 * double(K) * double(N)) return c;
   // Dense from the first row count (doubling) where the model says dense is faster.
   c.dense_from = INT64_MAX;
   for (int64_t M = 1; M <= (int64_t(1) << 20); M *= 2) {
