@@ -457,6 +457,25 @@ def test_gradual_prune_progress_and_block(capfd):
         assert w.arrays["values"].shape[0] == blocks - round(0.75 * blocks)
 
 
+@jax_needed
+def test_gradual_prune_returns_the_trained_graph():
+    # The returned graph is the one the last epoch measured: its validation loss, recomputed
+    # on the float64 reference, is the History's last val_loss, and the biases and the
+    # kernel under min_params (fc3) trained too (the result once took them from the input).
+    g = mlp()
+    x, y = x_for(g, 96), labels(96)
+    xv, yv = x_for(g, 40, seed=1), labels(40, seed=1)
+    out, hist = rt.train.gradual_prune(g, x, y, 0.8, epochs=4, batch_size=32,
+                                       learning_rate=1e-2, validation_data=(xv, yv),
+                                       progress=False, return_history=True)
+    z = run_reference(out, xv)["fc3"]
+    z = z - z.max(axis=1, keepdims=True)
+    ce = np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(yv)), yv])
+    assert ce == pytest.approx(hist.val_loss[-1], rel=1e-4, abs=1e-5)
+    for k in ("fc1.bias", "fc2.bias", "fc3.weight", "fc3.bias"):
+        assert not np.array_equal(out.weights[k].numpy(), g.weights[k].numpy()), k
+
+
 # ------------------------------------------------------------------ typed errors
 
 def bad_cases():

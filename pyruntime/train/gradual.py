@@ -183,7 +183,8 @@ def gradual_prune(graph: Graph, x: Any, y: Any, sparsity: float, *, epochs: int,
         if bar is not None:
             bar.close()
     hist.best_epoch = hist.epochs_run - 1
-    out = rebuild(graph, {
+    # From the trained graph: its biases and unpruned kernels trained too.
+    out = rebuild(g, {
         k: store(g.weights[k].numpy(), graph.weights[k], kernels[k].axis, p.block)
         for k in kernels})
     return (out, hist) if return_history else out
