@@ -21,8 +21,8 @@ struct Rates {
 };
 Rates rates(Isa isa) {
   switch (isa) {
-    case Isa::Avx512: return {28.0, 100.0, 32.0, 4.0};
-    case Isa::Avx2: return {28.0, 56.0, 26.0, 4.4};
+    case Isa::Avx512: return {28.0, 100.0, 40.0, 4.0};
+    case Isa::Avx2: return {28.0, 56.0, 30.0, 4.4};
     default: return {28.0, 3.7, 4.7, 0.8};
   }
 }
