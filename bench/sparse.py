@@ -57,7 +57,6 @@ def paired_speedup(samples: dict[str, list[float]], base: str, other: str) -> fl
 
 def layer_cases(sparsities, batches, threads, blocks, progress) -> list[dict]:
     dense_g = gemm_graph(N, N)
-    dense = rt.compile(dense_g, threads=threads, sparse="dense")
     rows = []
     cases = [(s, b, blk) for blk in (None, (16, 1)) for s in sparsities for b in batches]
     it = tqdm(cases, desc="4096x4096 layer", disable=not progress) if tqdm else cases
@@ -69,9 +68,10 @@ def layer_cases(sparsities, batches, threads, blocks, progress) -> list[dict]:
         dense_p = rt.compile(g, threads=threads, sparse="dense")
         x = np.random.default_rng(batch).standard_normal((batch, N)).astype(np.float32)
         check_close(sparse.run(x), dense_p.run(x))
-        calls = max(3, int(0.05 / max(1e-6, _once(dense, x))))
+        # blocks of at least 0.1 s each: a fast engine's block is not dominated by waking
+        # the workers after the pause
         t = time_alternating({"dense": lambda: dense_p.run(x), "sparse": lambda: sparse.run(x)},
-                             blocks=blocks, calls=calls, pause=0.1)
+                             blocks=blocks, calls=5, pause=0.1, min_block_s=0.1)
         nnz = int(np.count_nonzero(g.weights["W"].numpy()))
         ts = statistics.median(t["sparse"])
         rows.append({
@@ -81,16 +81,7 @@ def layer_cases(sparsities, batches, threads, blocks, progress) -> list[dict]:
             "speedup": paired_speedup(t, "dense", "sparse"),
             "sparse_gflops": 2.0 * nnz * batch / ts / 1e9, "nonzeros": nnz,
             "kernel": sparse.plan_summary()[0]["kernel"], "auto": auto})
-    del dense
     return rows
-
-
-def _once(sess, x) -> float:
-    import time
-    sess.run(x)
-    t0 = time.perf_counter()
-    sess.run(x)
-    return time.perf_counter() - t0
 
 
 def pointwise_weights(g: rt.Graph) -> list[str]:
@@ -114,7 +105,7 @@ def mobilenet_cases(threads, blocks, progress) -> list[dict]:
         check_close(sparse.run(x), rt.compile(p, threads=threads, sparse="dense").run(x))
         t = time_alternating({"dense": lambda: dense.run(x), "sparse": lambda: sparse.run(x),
                               "onnxruntime": lambda: ort(x)}, blocks=blocks, calls=20,
-                             pause=0.3)
+                             pause=0.3, min_block_s=0.1)
         steps = sparse.plan_summary()
         rows.append({
             "case": "mobilenetv2_224_b1", "structure": label, "pruned": "1x1 convs to 90%",
