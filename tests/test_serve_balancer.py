@@ -509,7 +509,9 @@ def test_dict_requests_for_a_model_with_several_inputs():
             lb.submit({"a": np.ones((2, 6), np.float32), "b": np.ones((2, 5), np.float32)})
     for f, y in zip(feeds, got):     # dict feeds give dict outputs, as Session.run does
         assert set(y) == {"y"}
-        np.testing.assert_allclose(y["y"], sess.run(f)["y"], rtol=1e-6, atol=1e-6)
+        # A request may run inside a batch of other rows: the GEMM then sums in another
+        # order than for its rows alone (float32 rounding, a few ulp of |y| ~ 5).
+        np.testing.assert_allclose(y["y"], sess.run(f)["y"], rtol=1e-5, atol=1e-5)
     assert st["completed"] == len(feeds)
 
 
