@@ -2,6 +2,7 @@
 #include "sparse.h"
 
 #include <algorithm>
+#include <cmath>
 #include <climits>
 #include <cstring>
 #include <stdexcept>
@@ -27,8 +28,11 @@ Rates rates(Isa isa) {
   }
 }
 
+// Streaming the weights and computing overlap only in part at mid batches: the norm of
+// the two times fits our GEMM's measured 4096 x 4096 times at 1, 16 and 64 rows within
+// 5% (the max underestimated 16 rows by 22%, the sum overestimated it by 47%).
 double dense_ns(const Rates& r, double M, double K, double N) {
-  return std::max(4.0 * K * N / r.bw, M * K * N / r.dense);
+  return std::hypot(4.0 * K * N / r.bw, M * K * N / r.dense);
 }
 // A transposed element (A into a tile, the tile's result back, and the epilogue's pass)
 // costs about as much as this many multiply-adds of the tile kernel (measured on
