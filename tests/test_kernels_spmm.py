@@ -171,11 +171,11 @@ def test_auto_keeps_both_kernels_and_switches_by_rows():
     g = pruned_graph(zoo.mlp((512, 512, 10)), 0.6)
     s = rt.compile(g, threads=1)
     k = s.plan_summary()[0]["kernel"]
-    assert "f32_spmm" in k and "; from " in k, k
-    R, dense_from, density = _core.sparse_choice(
+    assert "f32_spmm" in k and "; dense " in k, k
+    R, dense_from, sparse_from, density = _core.sparse_choice(
         np.ascontiguousarray(g.weights["fc1.weight"].numpy()), s.isa)
-    assert 1 < dense_from < 2 ** 62 and abs(density - 0.4) < 0.05
-    for batch in (1, dense_from - 1, dense_from, dense_from + 5):
+    assert 1 < dense_from < sparse_from and abs(density - 0.4) < 0.05
+    for batch in (1, dense_from - 1, dense_from, dense_from + 5, min(sparse_from, 300)):
         x = np.random.default_rng(batch).standard_normal((batch, 512)).astype(np.float32)
         np.testing.assert_allclose(s.run(x), run_reference(g, x)[g.outputs[0]],
                                    rtol=1e-4, atol=1e-5)
@@ -198,7 +198,7 @@ def test_static_batch_keeps_only_the_kernel_that_runs():
     fixed = rt.Graph(inputs=[rt.ValueInfo(g.inputs[0].name, (1, 512))], outputs=g.outputs,
                      nodes=g.nodes, weights=g.weights, name="fixed")
     k = rt.compile(fixed, threads=1).plan_summary()[0]["kernel"]
-    assert "f32_spmm" in k and "; from " not in k, k
+    assert "f32_spmm" in k and "; dense " not in k, k
     np.testing.assert_allclose(rt.compile(fixed, threads=1).run(x),
                                run_reference(g, x)[g.outputs[0]], rtol=1e-4, atol=1e-5)
 
@@ -219,3 +219,21 @@ def test_fused_blocks_run_sparse_pointwise_convs(isa_name, block):
             x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32)).astype(np.float32)
             ref = run_reference(p, x)[p.outputs[0]]
             np.testing.assert_allclose(s.run(x), ref, rtol=2e-4, atol=2e-4)
+
+
+def test_dense_band_between_the_row_kernel_and_full_tiles():
+    # 70% zeros: the row kernel wins at one row, the dense GEMM at a few, full sparse tiles
+    # again from some rows on (the cost model's band)
+    g = pruned_graph(zoo.mlp((512, 512, 10)), 0.7)
+    R, dense_from, sparse_from, _ = _core.sparse_choice(
+        np.ascontiguousarray(g.weights["fc1.weight"].numpy()), "avx512" if "avx512" in
+        SUPPORTED_ISAS else SUPPORTED_ISAS[-1])
+    if sparse_from >= 2 ** 62:
+        pytest.skip("no band for this ISA's rates")
+    s = rt.compile(g, threads=2)
+    k = s.plan_summary()[0]["kernel"]
+    assert f"from {dense_from} rows to {sparse_from - 1}" in k, k
+    for batch in (1, dense_from, sparse_from - 1, sparse_from, sparse_from + 7):
+        x = np.random.default_rng(batch).standard_normal((batch, 512)).astype(np.float32)
+        np.testing.assert_allclose(s.run(x), run_reference(g, x)[g.outputs[0]],
+                                   rtol=1e-4, atol=1e-5)

@@ -246,11 +246,11 @@ void bind_plan(py::module_& m) {
           ReleaseGil release;
           c = choose_sparse(kt, w.shape(0), w.shape(1), w.data(), w.shape(1), sparse_mode(mode));
         }
-        return py::make_tuple(c.R, c.dense_from, c.density);
+        return py::make_tuple(c.R, c.dense_from, c.sparse_from, c.density);
       }, py::arg("W"), py::arg("isa"), py::arg("mode") = "auto",
-      "(R, dense_from, density): the group size the sparse kernel would use for W [K, N], "
-      "the rows per run from which the dense GEMM is faster (0 = always, 2**63-1 = never), "
-      "and the stored fraction.");
+      "(R, dense_from, sparse_from, density): the group size the sparse kernel would use "
+      "for W [K, N]; it runs for rows per run below dense_from or from sparse_from on, the "
+      "dense GEMM in between (2**63-1 = never); the stored fraction.");
 
   py::class_<PyPlan>(m, "Plan", "A compiled execution plan (built by pyruntime.compile).")
       .def(py::init([](const py::object& isa, int threads, const std::string& sparse) {

@@ -109,14 +109,18 @@ SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const fl
     c.dense_from = INT64_MAX;
     return c;
   }
-  // Dense from the first row count (doubling) where the model says dense is faster.
+  // The rows (doubling) where the model's choice changes: first to dense, then back.
   c.dense_from = INT64_MAX;
+  bool dense_now = false;
   for (int64_t M = 1; M <= (int64_t(1) << 20); M *= 2) {
     const double s = sparse_ns(r, double(M), double(K), double(N), values, double(best_pairs),
                                idx_bytes, !nhwc(c.R));
     const double d = dense_ns(r, double(M), double(K), double(N));
-    if (s >= d) {
+    if (!dense_now && s >= d) {
       c.dense_from = M == 1 ? 0 : M;
+      dense_now = true;
+    } else if (dense_now && s < d) {
+      c.sparse_from = M;
       break;
     }
   }

@@ -2,6 +2,7 @@
 // the dense-or-sparse decision (a roofline cost model), and the tiled, threaded product
 // with the fused epilogue. Used by the Gemm, 1x1 conv and im2col conv steps.
 #pragma once
+#include <climits>
 #include <cstdint>
 
 #include "aligned.h"
@@ -24,13 +25,19 @@ struct SparseWeight {
   size_t scratch_floats() const;  // per thread
 };
 
-// What the cost model chose for B [K, N] read by `rows_hint` rows per run (or -1 when
-// the rows depend on the batch): the group size R and the smallest number of rows at
-// which the dense GEMM is faster (INT64_MAX: never; 0: always, i.e. stay dense).
+// What the cost model chose for B [K, N]: the group size R and the rows per run at which
+// the sparse kernel runs: [0, dense_from) and [sparse_from, inf). The dense GEMM runs in
+// between: a weight with 70% zeros gains from the row kernel at one row and from full
+// tiles at 64, while the dense GEMM is faster at a few rows. dense_from = 0 and
+// sparse_from = INT64_MAX: always dense; dense_from = INT64_MAX: always sparse.
 struct SparseChoice {
   int32_t R = 1;
   int64_t dense_from = 0;
+  int64_t sparse_from = INT64_MAX;
   double density = 1.0;  // stored values / (K * N)
+  bool sparse_at(int64_t rows) const { return rows < dense_from || rows >= sparse_from; }
+  bool ever_sparse() const { return dense_from > 0 || sparse_from != INT64_MAX; }
+  bool ever_dense() const { return dense_from != INT64_MAX; }
 };
 SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const float* B,
                            int64_t ldb, SparseMode mode);

@@ -244,8 +244,8 @@ std::unique_ptr<Step> make_inverted_residual_step(
   const auto sparse_for = [&](const std::vector<float>& B, int64_t K, int64_t N) {
     const SparseChoice c = choose_sparse(kt, K, N, B.data(), N, mode);
     const int64_t rows = base * ow;
-    return c.dense_from > rows ? std::make_unique<SparseWeight>(pack_sparse(kt, K, N, B.data(), N, c.R))
-                               : nullptr;
+    return c.sparse_at(rows) ? std::make_unique<SparseWeight>(pack_sparse(kt, K, N, B.data(), N, c.R))
+                             : nullptr;
   };
   std::string kernel;
   if (We) {  // W [Ch, cin] -> B [cin, Ch]

@@ -121,7 +121,7 @@ struct GemmStep final : Step {
   int64_t rows, K, N;
   AlignedBuffer packed;  // dense; empty when the sparse kernel always runs
   std::unique_ptr<SparseWeight> sp;
-  int64_t dense_from = INT64_MAX;  // rows from which the dense kernel runs (with sp)
+  SparseChoice choice;  // with sp: the rows at which it runs (else the dense GEMM)
   EpilogueSpec eps;
   Work work(ptrdiff_t batch) const override {
     const double M = double(batch) * double(rows);
@@ -131,7 +131,7 @@ struct GemmStep final : Step {
   void run(const ExecCtx& c) const override {
     const Epilogue e = make_ep(eps, c, N);
     const ptrdiff_t M = c.batch * rows;
-    if (sp && M < dense_from) {
+    if (sp && choice.sparse_at(M)) {
       sparse_parallel(*sp, c.isa, threads, M, c.ptr[reads[0]], K, c.ptr[writes[0]], N, e, c.scratch);
       return;
     }
@@ -149,7 +149,7 @@ struct ConvStep final : Step {
   int64_t tile;  // output pixels per im2col tile (multiple of mr)
   AlignedBuffer packed;  // dense; empty when the sparse kernel always runs
   std::unique_ptr<SparseWeight> sp;
-  int64_t dense_from = INT64_MAX;  // output pixels per run from which the dense kernel runs
+  SparseChoice choice;  // with sp: the output pixels per run at which it runs
   EpilogueSpec eps;
 
   size_t per_thread() const { return size_t(tile) * size_t(Kd) + (sp ? sp->scratch_floats() : 0); }
@@ -225,7 +225,7 @@ struct ConvStep final : Step {
     t = std::min<ptrdiff_t>(t, tile);
     const ptrdiff_t tasks = ceil_div(P, t);
     const int nt = threads_for(threads, c.isa, work(c.batch));
-    if (sp && P < dense_from) {
+    if (sp && choice.sparse_at(P)) {
       // im2col tiles into the sparse product; few tiles also split the output channels
       // into ranges of equal nonzeros.
       const ptrdiff_t parts = tasks >= 2 * nt ? 1 : std::min<ptrdiff_t>(sp->h.G, ceil_div(2 * nt, tasks));
@@ -271,15 +271,18 @@ struct ConvStep final : Step {
 
 namespace {
 
-// "f32_spmm__avx512 (4x1 blocks, 90.0% zeros)" and, when both kernels are kept, from how
-// many rows the dense one runs.
+// "f32_spmm__avx512 (16x1 blocks, 90.0% zeros stored)" and, when both kernels are kept,
+// the rows at which the dense one runs.
 std::string sparse_name(const SparseWeight& w, const SparseChoice& c, const GemmConfig* dense) {
   char buf[160];
   std::snprintf(buf, sizeof buf, "%s (%s, %.1f%% zeros stored)", w.cfg.name,
                 w.h.R == 1 ? "unstructured" : (std::to_string(w.h.R) + "x1 blocks").c_str(),
                 100.0 * (1.0 - c.density));
   std::string s = buf;
-  if (dense) s += "; from " + std::to_string(c.dense_from) + " rows " + dense->name;
+  if (dense) {
+    s += "; dense " + std::string(dense->name) + " from " + std::to_string(c.dense_from) + " rows";
+    if (c.sparse_from != INT64_MAX) s += " to " + std::to_string(c.sparse_from - 1);
+  }
   return s;
 }
 
@@ -288,14 +291,15 @@ std::string sparse_name(const SparseWeight& w, const SparseChoice& c, const Gemm
 template <class S>
 std::string pack_weights(S& s, const KernelTable& kt, const GemmConfig& g, int64_t K, int64_t N,
                          const float* B, SparseMode mode, int64_t rows_hint) {
-  const SparseChoice c = choose_sparse(kt, K, N, B, N, mode);
+  SparseChoice c = choose_sparse(kt, K, N, B, N, mode);
   // A graph with a fixed batch knows its rows: keep only the kernel that runs.
-  const bool sparse = c.dense_from != 0 && (rows_hint < 0 || rows_hint < c.dense_from);
-  const bool dense = !sparse || (rows_hint < 0 && c.dense_from != INT64_MAX);
+  const bool sparse = rows_hint < 0 ? c.ever_sparse() : c.sparse_at(rows_hint);
+  const bool dense = rows_hint < 0 ? c.ever_dense() : !c.sparse_at(rows_hint);
   if (dense) s.packed = pack_gemm(g, K, N, B, N);
   if (!sparse) return g.name;
   s.sp = std::make_unique<SparseWeight>(pack_sparse(kt, K, N, B, N, c.R));
-  s.dense_from = dense ? c.dense_from : INT64_MAX;
+  if (!dense) c.dense_from = INT64_MAX;  // only the sparse kernel is packed
+  s.choice = c;
   return sparse_name(*s.sp, c, dense ? &g : nullptr);
 }
 

@@ -97,7 +97,7 @@ class Session:
             wf = self._step_weights[i] if i < len(self._step_weights) else None
             computed = wf[1] if wf else None
             if computed and "f32_spmm" in kernel:
-                computed = "f32 sparse|dense" if "; from " in kernel else "f32 sparse"
+                computed = "f32 sparse|dense" if "; dense " in kernel else "f32 sparse"
             out.append({"op": op, "kernel": kernel, "node": node,
                         "weight_format": wf[0] if wf else None, "computed_as": computed})
         return out
