@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         r["fraction_of_peak"] = r["sparse_gflops"] / peak
         auto = "sparse" if "f32_spmm" in r["auto"] else "dense"
         if "; dense " in r["auto"]:  # "...; dense <kernel> from A rows[ to B]"
-            auto = "dense " + r["auto"].split(" from ")[1]
+            auto = "dense from " + r["auto"].split(" from ")[1]
         print(f"{r['structure']:>13} {r['batch']:5d} {100 * r['sparsity']:7.0f}% "
               f"{r['dense_ms']:9.3f} {r['sparse_ms']:9.3f} {r['speedup']:7.2f}x "
               f"{r['sparse_gflops']:8.1f} {100 * r['fraction_of_peak']:5.1f}%  {auto}")
