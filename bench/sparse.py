@@ -96,7 +96,7 @@ def mobilenet_cases(threads, blocks, progress) -> list[dict]:
     dense = rt.compile(g, threads=threads)
     ort = ort_session(g, threads)
     rows = []
-    variants = [((16, 1), "block16x1"), (None, "unstructured")]
+    variants = [((16, 1), "block16x1"), ((4, 1), "block4x1"), (None, "unstructured")]
     it = tqdm(variants, desc="MobileNetV2", disable=not progress) if tqdm else variants
     for block, label in it:
         kw = {"structure": "block", "block": block} if block else {}

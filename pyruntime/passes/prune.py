@@ -16,7 +16,7 @@ float32 view; int8 formats (qc8, int8 csr/bsr) raise InputError: prune before qu
   16 output channels are one AVX-512 vector (two AVX2 ones), so the CPU's sparse kernel
   multiplies a block's values by each row's broadcast input straight on the row-major
   activations, with no tile transposes; MobileNetV2's 1x1 convs at 90%: 1.9x the dense
-  model with (16, 1), 1.4x with (4, 1), 1.2x unstructured, bench/sparse.py);
+  model with (16, 1), 1.5x with (4, 1), 1.3x unstructured, bench/sparse.py);
   each block is scored by its L2 norm divided by sqrt(its element count) (the RMS), so
   the partial blocks at a ragged edge compare fairly with full ones, and whole blocks
   are zeroed. Counts are then in blocks: round(sparsity * number of blocks) blocks.
