@@ -237,3 +237,19 @@ def test_dense_band_between_the_row_kernel_and_full_tiles():
         x = np.random.default_rng(batch).standard_normal((batch, 512)).astype(np.float32)
         np.testing.assert_allclose(s.run(x), run_reference(g, x)[g.outputs[0]],
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_unstored_zeros_skip_infinite_inputs(isa):
+    # documented: a pruned weight contributes nothing, also for inf/NaN activations
+    # (the dense product gives 0 * inf = NaN); NaN weights and stored zeros do multiply
+    A = np.array([[np.inf, 1.0, np.nan]], np.float32)
+    B = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 0.0]], np.float32)
+    for M in (1, 5):
+        C = T.spmm(np.repeat(A, M, axis=0), B, 1, isa=isa)
+        assert (C[:, 0] == 0).all() and np.isinf(C[:, 1]).all()
+
+
+def test_spmm_entry_checks_its_arguments():
+    A, B = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    with pytest.raises(rt.InputError, match="parts and repeat must be >= 1"):
+        T.spmm(A, B, 1, parts=0)

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 #include "parallel.h"
 
@@ -77,7 +78,9 @@ size_t SparseWeight::scratch_floats() const {
 SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const float* B,
                            int64_t ldb, SparseMode mode) {
   SparseChoice c;
-  if (mode == SparseMode::Dense || K <= 0 || N <= 0 || !kt.f32_spmm.spmm) return c;
+  // An empty product has nothing to gain (also with sparse="sparse"): the dense GEMM.
+  if (mode == SparseMode::Dense || K <= 0 || N <= 0 || K > INT32_MAX || !kt.f32_spmm.spmm)
+    return c;
   const Rates r = rates(kt.isa);
   const double idx_bytes = K <= 65536 ? 2.0 : 4.0;
   // The group size: the least estimated time for a 64-row tile by the model below (R = 1
@@ -134,6 +137,8 @@ SparseWeight pack_sparse(const KernelTable& kt, int64_t K, int64_t N, const floa
     throw std::logic_error("the f32_spmm entry of the kernel table is empty");
   if (std::find(std::begin(kGroupSizes), std::end(kGroupSizes), R) == std::end(kGroupSizes))
     throw std::invalid_argument("sparse group size must be 1, 2, 4, 8 or 16");
+  if (K > INT32_MAX)  // the widest index is int32
+    throw SizeError("a sparse weight has at most 2**31 - 1 inputs, got " + std::to_string(K));
   SparseWeight w;
   w.cfg = s;
   w.tr = kt.x32_transpose;

@@ -228,7 +228,8 @@ struct ConvStep final : Step {
     if (sp && choice.sparse_at(P)) {
       // im2col tiles into the sparse product; few tiles also split the output channels
       // into ranges of equal nonzeros.
-      const ptrdiff_t parts = tasks >= 2 * nt ? 1 : std::min<ptrdiff_t>(sp->h.G, ceil_div(2 * nt, tasks));
+      const ptrdiff_t parts =
+          nt <= 1 || tasks >= 2 * nt ? 1 : std::min<ptrdiff_t>(sp->h.G, ceil_div(2 * nt, tasks));
       parallel_for(nt, tasks * parts, [&](ptrdiff_t i, int tid) {
         const ptrdiff_t p0 = (i / parts) * t, rows = std::min(t, P - p0), part = i % parts;
         float* buf = c.scratch + size_t(tid) * per_thread();

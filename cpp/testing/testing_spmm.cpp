@@ -32,6 +32,9 @@ py::array_t<float> spmm(const farray& A, const farray& B, int R, const py::objec
     raise("ShapeError", "spmm: expected A [M, K] and B [K, N], got " + shape_str(A) + " and " +
                             shape_str(B));
   const ptrdiff_t M = A.shape(0), K = A.shape(1), N = B.shape(1);
+  if (parts < 1 || repeat < 1)
+    raise("InputError", "spmm: parts and repeat must be >= 1, got " + std::to_string(parts) +
+                            " and " + std::to_string(repeat));
   const KernelTable& t = kt::table(isa);
   Epilogue ep{};
   std::vector<float> b;
