@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import pyruntime as rt
-from pyruntime import _core, zoo
+from pyruntime import zoo
 
 from run import (check_close, cpu_name, gemm_graph, measured_peaks,  # bench/run.py
                  ort_session, time_alternating)

@@ -79,7 +79,7 @@ def test_pruned_weights_stay_exactly_zero(models):
 
 @pytest.mark.parametrize("sparse", ["auto", "sparse"])
 def test_sparse_session_matches_reference(models, sparse):
-    x, y = models["x"], models["y"]
+    x = models["x"]
     for name in ("pruned", "tuned"):
         g = models[name]
         sess = rt.compile(g, sparse=sparse)

@@ -86,7 +86,6 @@ class Lowerer:
         self.g = graph
         self.shapes = shapes
         self.plan = _core.Plan(isa, threads, sparse)
-        self.sparse = sparse
         self.vals: dict[str, _Val] = {}
         self.consts: dict[str, np.ndarray] = {n: w.numpy() for n, w in graph.weights.items()}
         self.step_nodes: list[str] = []
