@@ -49,24 +49,6 @@ double sparse_ns(const Rates& r, double M, double K, double N, double values, do
   return std::max(bytes / r.bw, macs / rate) + moves;
 }
 
-// Stored pairs for groups of R channels: inputs k where any channel of the group is
-// nonzero (NaN counts as nonzero).
-int64_t pairs_for(int64_t K, int64_t N, const float* B, int64_t ldb, int32_t R) {
-  int64_t n = 0;
-  for (int64_t k = 0; k < K; ++k) {
-    const float* row = B + k * ldb;
-    for (int64_t c0 = 0; c0 < N; c0 += R) {
-      const int64_t c1 = std::min<int64_t>(N, c0 + R);
-      for (int64_t c = c0; c < c1; ++c)
-        if (row[c] != 0.0f || row[c] != row[c]) {
-          ++n;
-          break;
-        }
-    }
-  }
-  return n;
-}
-
 constexpr int32_t kGroupSizes[] = {1, 2, 4, 8, 16};
 
 }  // namespace
@@ -91,13 +73,13 @@ SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const fl
   };
   // Under 40% zeros the sparse kernels never win (at one row, where they gain most, the
   // measured crossover is near 45%): stay dense without asking the model.
-  const int64_t nonzeros = pairs_for(K, N, B, ldb, 1);
+  const int64_t nonzeros = f32_spmm_count_pairs(K, N, B, ldb, 1, nullptr);
   if (mode == SparseMode::Auto && double(nonzeros) > 0.6 * double(K) * double(N)) return c;
   double best = 1e300;
   int64_t best_pairs = 0;
   for (int32_t R : kGroupSizes) {
     if (R > 1 && R > N) break;
-    const int64_t pairs = R == 1 ? nonzeros : pairs_for(K, N, B, ldb, R);
+    const int64_t pairs = R == 1 ? nonzeros : f32_spmm_count_pairs(K, N, B, ldb, R, nullptr);
     const double t = sparse_ns(r, 64.0, double(K), double(N), double(pairs) * R, double(pairs),
                                idx_bytes, !nhwc(R));
     if (t <= best) {

@@ -254,7 +254,10 @@ void register_x32_transpose__avx2(KernelTable& t);
 void register_f32_spmm__scalar(KernelTable& t);
 void register_f32_spmm__avx2(KernelTable& t);
 void register_f32_spmm__avx512(KernelTable& t);
-// The one packer of f32_spmm (layout above; not ISA code).
+// The one packer of f32_spmm (layout above; not ISA code), and its count of the stored
+// (group, input) pairs of B [K, N] for groups of R (ptr: nullptr, or G + 1 group starts).
+int64_t f32_spmm_count_pairs(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R,
+                             int64_t* ptr);
 size_t f32_spmm_packed_bytes(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R);
 void f32_spmm_pack(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R, void* packed);
 

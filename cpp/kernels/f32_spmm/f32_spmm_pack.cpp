@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "pyrt/kernels.h"
 
@@ -12,26 +13,12 @@ namespace {
 constexpr size_t kAlign = 64;
 size_t up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-// Stored (group, input) pairs: inputs k where any of the group's R channels is nonzero.
+// Whether a group stores input k: any of its channels [c0, c1) of that row is nonzero.
 // A NaN weight is nonzero (it is stored, so it propagates as in the dense product).
-int64_t count_pairs(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R,
-                    int64_t* ptr) {
-  const ptrdiff_t G = (N + R - 1) / R;
-  int64_t n = 0;
-  for (ptrdiff_t g = 0; g < G; ++g) {
-    if (ptr) ptr[g] = n;
-    const ptrdiff_t c0 = g * R, c1 = c0 + R < N ? c0 + R : N;
-    for (ptrdiff_t k = 0; k < K; ++k) {
-      const float* row = B + k * ldb;
-      for (ptrdiff_t c = c0; c < c1; ++c)
-        if (row[c] != 0.0f || row[c] != row[c]) {
-          ++n;
-          break;
-        }
-    }
-  }
-  if (ptr) ptr[G] = n;
-  return n;
+inline bool stored(const float* row, ptrdiff_t c0, ptrdiff_t c1) {
+  for (ptrdiff_t c = c0; c < c1; ++c)
+    if (row[c] != 0.0f || row[c] != row[c]) return true;
+  return false;
 }
 
 SpmmHeader layout(ptrdiff_t K, ptrdiff_t N, int32_t R, int64_t nnzb) {
@@ -50,35 +37,52 @@ SpmmHeader layout(ptrdiff_t K, ptrdiff_t N, int32_t R, int64_t nnzb) {
 
 }  // namespace
 
+int64_t f32_spmm_count_pairs(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R,
+                             int64_t* ptr) {
+  const ptrdiff_t G = (N + R - 1) / R;
+  if (ptr) std::memset(ptr, 0, sizeof(int64_t) * size_t(G + 1));
+  int64_t n = 0;
+  for (ptrdiff_t k = 0; k < K; ++k) {  // row by row: B is read in order
+    const float* row = B + k * ldb;
+    for (ptrdiff_t g = 0; g < G; ++g) {
+      const ptrdiff_t c0 = g * R, c1 = c0 + R < N ? c0 + R : N;
+      if (!stored(row, c0, c1)) continue;
+      ++n;
+      if (ptr) ++ptr[g + 1];
+    }
+  }
+  if (ptr)
+    for (ptrdiff_t g = 0; g < G; ++g) ptr[g + 1] += ptr[g];
+  return n;
+}
+
 size_t f32_spmm_packed_bytes(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R) {
-  const SpmmHeader h = layout(K, N, R, count_pairs(K, N, B, ldb, R, nullptr));
+  const SpmmHeader h = layout(K, N, R, f32_spmm_count_pairs(K, N, B, ldb, R, nullptr));
   return size_t(h.off_val) + up(size_t(h.nnzb) * size_t(R) * sizeof(float));
 }
 
 void f32_spmm_pack(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R,
                    void* packed) {
   char* base = static_cast<char*>(packed);
-  const ptrdiff_t G = (N + R - 1) / R;
   int64_t* ptr = reinterpret_cast<int64_t*>(base + up(sizeof(SpmmHeader)));
-  const SpmmHeader h = layout(K, N, R, count_pairs(K, N, B, ldb, R, ptr));
+  const SpmmHeader h = layout(K, N, R, f32_spmm_count_pairs(K, N, B, ldb, R, ptr));
   std::memcpy(base, &h, sizeof h);
   uint16_t* i16 = reinterpret_cast<uint16_t*>(base + h.off_idx);
   int32_t* i32 = reinterpret_cast<int32_t*>(base + h.off_idx);
   float* val = reinterpret_cast<float*>(base + h.off_val);
-  int64_t b = 0;
-  for (ptrdiff_t g = 0; g < G; ++g) {
-    const ptrdiff_t c0 = g * R, c1 = c0 + R < N ? c0 + R : N;
-    for (ptrdiff_t k = 0; k < K; ++k) {
-      const float* row = B + k * ldb;
-      bool any = false;
-      for (ptrdiff_t c = c0; c < c1; ++c) any = any || row[c] != 0.0f || row[c] != row[c];
-      if (!any) continue;
+  // Row by row, each group's next slot: indices come out sorted within a group.
+  std::vector<int64_t> next(ptr, ptr + h.G);
+  for (ptrdiff_t k = 0; k < K; ++k) {
+    const float* row = B + k * ldb;
+    for (ptrdiff_t g = 0; g < h.G; ++g) {
+      const ptrdiff_t c0 = g * R, c1 = c0 + R < N ? c0 + R : N;
+      if (!stored(row, c0, c1)) continue;
+      const int64_t b = next[size_t(g)]++;
       if (h.idx_bytes == 2)
         i16[b] = static_cast<uint16_t>(k);
       else
         i32[b] = static_cast<int32_t>(k);
       for (ptrdiff_t r = 0; r < R; ++r) val[b * R + r] = c0 + r < c1 ? row[c0 + r] : 0.0f;
-      ++b;
     }
   }
 }
