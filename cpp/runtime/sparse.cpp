@@ -44,8 +44,9 @@ double sparse_ns(const Rates& r, double M, double K, double N, double values, do
                  double idx_bytes, bool transposes) {
   const double bytes = 4.0 * values + idx_bytes * pairs;
   const double macs = M * values;
-  const double rate = M <= 2 ? r.spmv : r.spmm * M / (M + 16.0);
-  const double moves = M <= 2 || !transposes ? 0.0 : kMoveCost * M * (K + N) / r.spmm;
+  const bool row_kernel = M <= double(kSpmvMaxRows);
+  const double rate = row_kernel ? r.spmv : r.spmm * M / (M + 16.0);
+  const double moves = row_kernel || !transposes ? 0.0 : kMoveCost * M * (K + N) / r.spmm;
   return std::max(bytes / r.bw, macs / rate) + moves;
 }
 
@@ -152,7 +153,7 @@ void sparse_rows(const SparseWeight& w, const float* A, ptrdiff_t lda, ptrdiff_t
     if (e.residual) e.residual += r0 * e.ldr + c0;
     w.el.epilogue(nr, c1 - c0, C + r0 * ldc + c0, ldc, &e);
   };
-  if (rows <= 2) {  // rows of one: the gather kernel, no transposes
+  if (rows <= kSpmvMaxRows) {  // row by row: the gather kernel, no transposes
     for (ptrdiff_t r = 0; r < rows; ++r) {
       w.cfg.spmv(A + r * lda, w.packed.get(), C + r * ldc, g0, g1);
       finish(r, 1, g0 * R, std::min(N, g1 * R));
@@ -198,9 +199,9 @@ void sparse_parallel(const SparseWeight& w, Isa isa, int threads, ptrdiff_t M, c
     sparse_rows(w, A, lda, M, C, ldc, ep, 0, G, scratch);
     return;
   }
-  // Row blocks: single rows (M <= 2) or tiles of mt; when there are fewer blocks than
+  // Row blocks: all rows (M <= kSpmvMaxRows) or tiles of mt; when there are fewer blocks than
   // 2 per thread, each block's groups are also split into ranges of equal nonzeros.
-  const ptrdiff_t unit = M <= 2 ? M : mt;
+  const ptrdiff_t unit = M <= kSpmvMaxRows ? M : mt;
   const ptrdiff_t blocks = ceil_div(M, unit);
   const ptrdiff_t parts = blocks >= 2 * nt ? 1 : std::min<ptrdiff_t>(G, ceil_div(2 * nt, blocks));
   parallel_for(nt, blocks * parts, [&](ptrdiff_t t, int tid) {

@@ -10,6 +10,10 @@
 
 namespace pyrt {
 
+// Products of at most this many rows run the row kernel (spmv) row by row; more rows run
+// in tiles of the tile or row-major kernels.
+constexpr int64_t kSpmvMaxRows = 2;
+
 // rt.compile(sparse=...): "auto" decides per layer by the cost model, "dense" never runs
 // a sparse kernel, "sparse" always does (tests and benchmarks).
 enum class SparseMode : int32_t { Auto = 0, Dense = 1, Sparse = 2 };

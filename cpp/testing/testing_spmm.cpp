@@ -61,11 +61,11 @@ py::array_t<float> spmm(const farray& A, const farray& B, int R, const py::objec
   {
     ReleaseGil release;
     SparseWeight w = pack_sparse(t, K, N, B.data(), N, R);
-    // Row blocks like sparse_parallel (single rows for M <= 2, else tiles), each block's
+    // Row blocks like sparse_parallel (all rows for M <= kSpmvMaxRows, else tiles), each block's
     // groups split into `parts` ranges of equal nonzeros, run one after another.
     AlignedBuffer scratch(w.scratch_floats() * sizeof(float) + 64, 64);
     float* s = static_cast<float*>(scratch.get());
-    const ptrdiff_t unit = M <= 2 ? (M > 0 ? M : 1) : w.cfg.mt;
+    const ptrdiff_t unit = M <= kSpmvMaxRows ? (M > 0 ? M : 1) : w.cfg.mt;
     for (int it = 0; it < repeat; ++it)
       for (ptrdiff_t m0 = 0; m0 < M; m0 += unit)
         for (int p = 0; p < parts; ++p) {
