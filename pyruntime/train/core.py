@@ -44,7 +44,7 @@ from ..xla._deps import require
 from ..xla.to_jax import dense_weights, lower
 
 __all__ = ["History", "fit", "train_loop", "logits_value", "default_trainable",
-           "check_x", "LOSSES"]
+           "check_x", "check_seed", "LOSSES"]
 
 LOSSES = ("cross_entropy", "mse")
 
@@ -262,8 +262,7 @@ def train_loop(graph: Graph, x: np.ndarray, targets: Mapping[str, np.ndarray],
         if val is None:
             raise InputError("early stopping (patience=...) needs a validation split: pass "
                              "validation_split > 0 or validation_data")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise InputError(f"seed must be a non-negative int, got {seed!r}")
+    check_seed(seed)
 
     names = default_trainable(graph) if trainable is None else list(trainable)
     for k in names:
@@ -369,6 +368,13 @@ def _new_graph(graph: Graph, trained: dict[str, np.ndarray]) -> Graph:
 
 # ------------------------------------------------------------------ fit
 
+def check_seed(seed: Any) -> int:
+    """The seed every training entry point takes: a non-negative int (not a bool)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InputError(f"seed must be a non-negative int, got {seed!r}")
+    return int(seed)
+
+
 def split(n: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (train, validation) index arrays; validation_split 0 -> empty validation."""
     f = _nonneg_float(validation_split, "validation_split", 0.9)
@@ -451,9 +457,7 @@ def fit(graph: Graph, x: Any, y: Any, *, loss: str | LossFn = "cross_entropy",
             return jnp.broadcast_to(loss(p, t["y"]), (p.shape[0],))
     else:
         raise InputError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
-    seed_ok = isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0
-    if not seed_ok:
-        raise InputError(f"seed must be a non-negative int, got {seed!r}")
+    check_seed(seed)
     if validation_data is not None:
         if validation_split:
             raise InputError("pass validation_split or validation_data, not both")

@@ -20,7 +20,7 @@ from ..errors import InputError, ShapeError
 from ..graph import Graph
 from ..shapes import infer_shapes, producers
 from ..xla._deps import require
-from .core import History, _labels, check_x, logits_value, split, train_loop
+from .core import History, _labels, check_seed, check_x, logits_value, split, train_loop
 
 __all__ = ["distill", "distillation_loss", "teacher_logits", "predict", "accuracy"]
 
@@ -152,9 +152,7 @@ def distill(teacher: Graph | Callable[[np.ndarray], Any], student: Graph, x: Any
     def loss_fn(s, tb):
         return distillation_loss(s, tb["teacher"], tb.get("y"), temperature=T, alpha=a)
 
-    seed_ok = isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0
-    if not seed_ok:
-        raise InputError(f"seed must be a non-negative int, got {seed!r}")
+    check_seed(seed)
     ti, vi = split(n, validation_split, int(seed))
     val = (x[vi], {k: v[vi] for k, v in targets.items()}) if len(vi) else None
     g, hist = train_loop(student, x[ti], {k: v[ti] for k, v in targets.items()}, loss_fn,

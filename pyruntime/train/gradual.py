@@ -40,7 +40,7 @@ from ..errors import InputError, ShapeError
 from ..graph import Graph, Weight
 from ..passes.prune import Plan, apply, plan, rebuild, select, store, fraction
 from ..xla._deps import require
-from .core import LOSSES, History, LossFn, check_x, fit, split
+from .core import LOSSES, History, LossFn, check_seed, check_x, fit, split
 
 __all__ = ["gradual_prune", "cubic_schedule", "update_epochs", "PruneHistory"]
 
@@ -123,9 +123,7 @@ def gradual_prune(graph: Graph, x: Any, y: Any, sparsity: float, *, epochs: int,
         raise InputError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
     if not isinstance(progress, bool):
         raise InputError(f"progress: expected True or False, got {progress!r}")
-    seed_ok = isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0
-    if not seed_ok:
-        raise InputError(f"seed must be a non-negative int, got {seed!r}")
+    check_seed(seed)
     x = check_x(graph, x)
     y = np.asarray(y)
     if y.ndim == 0 or len(y) != len(x):
