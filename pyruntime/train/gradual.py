@@ -118,7 +118,7 @@ def gradual_prune(graph: Graph, x: Any, y: Any, sparsity: float, *, epochs: int,
     s_f, s_i, epochs, start, end, frequency = _schedule_args(
         sparsity, initial_sparsity, epochs, start_epoch, end_epoch, frequency)
     p = plan(graph, s_f, structure=structure, block=block, scope=scope,
-                    exclude=exclude, include=include, min_params=min_params)
+             exclude=exclude, include=include, min_params=min_params)
     if isinstance(loss, str) and loss not in LOSSES:
         raise InputError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
     if not isinstance(progress, bool):
@@ -158,12 +158,11 @@ def gradual_prune(graph: Graph, x: Any, y: Any, sparsity: float, *, epochs: int,
             s = cubic_schedule(a, s_f, initial=s_i, start=start, end=end) if a in ups else 0.0
             if a in ups:
                 dense = {k: g.weights[k].numpy() for k in kernels}
-                step = Plan(kernels, {k: s for k in kernels}
-                                   if isinstance(p.targets, dict) else s, p.block, p.scope)
+                targets = {k: s for k in kernels} if isinstance(p.targets, dict) else s
+                step = Plan(kernels, targets, p.block, p.scope)
                 new = select(dense, step)
                 keep = {k: keep[k] & new[k] for k in kernels}
-                g = rebuild(g, {k: Weight.f32(apply(dense[k], keep[k]))
-                                       for k in kernels})
+                g = rebuild(g, {k: Weight.f32(apply(dense[k], keep[k])) for k in kernels})
             chunk_seed = int(np.random.SeedSequence([int(seed), a]).generate_state(1)[0])
             g, h = fit(g, x, y, loss=loss, epochs=b - a, batch_size=batch_size,
                        learning_rate=learning_rate, weight_decay=weight_decay,
