@@ -213,6 +213,57 @@ struct SpmmConfig {
                     ptrdiff_t ldc, ptrdiff_t g0, ptrdiff_t g1);
 };
 
+// -------------------------------------------------------- qs8_qc8w_gemm
+// Quantized GEMM: C[M, N] = requantize(A[M, K] @ B[K, N]) with A uint8 activations
+// (asymmetric: real = a_scale * (q - a_zp), a_zp in [0, 255]) and B int8 weights in
+// [-127, 127] (symmetric per output column: real = w_scale[n] * q), exact int32
+// accumulation (no saturating 16-bit intermediate), then, per element,
+//   v = a_scale[m] * w_scale[n] * (acc[m][n] - a_zp[m] * colsum[n]) + bias[n]
+//   if (residual && !residual_after_act) v += residual[m * ldr + n]
+//   v = act(v)
+//   if (residual && residual_after_act)  v += residual[m * ldr + n]
+// and stores v as float, or as uint8 q = clamp(nearbyint(v * inv) + out_zp, 0, 255) with
+// inv = 1.0f / out_scale (round half to even as ONNX QuantizeLinear, by the float
+// reciprocal: a value on a rounding edge may land one step from x / out_scale's). colsum[n] = sum_k B[k][n] is computed
+// by the packer (the zero-point term costs nothing at run time).
+// Plain aggregate (see the file comment): zero it with `QGemmEpilogue ep{};`.
+struct QGemmEpilogue {
+  const float* a_scale;   // A's scale: a_scale[m * a_stride]
+  const int32_t* a_zp;    // A's zero point: a_zp[m * a_stride], in [0, 255]
+  ptrdiff_t a_stride;     // 1: per row (dynamic), 0: one value for all rows (static)
+  const float* w_scale;   // [N], indexed by absolute column
+  const float* bias;      // [N], absolute column; nullptr = none
+  const float* residual;  // float, same row origin as C; nullptr = none
+  ptrdiff_t ldr;
+  int32_t residual_after_act;
+  Act act;
+  float lo, hi;           // Clip bounds
+  int32_t out_u8;         // 0: C is float; 1: C is uint8 quantized with out_scale/out_zp
+  float out_scale;
+  int32_t out_zp;         // in [0, 255]
+};
+struct QGemmConfig {
+  const char* name;  // spec name, e.g. "qs8_qc8w_gemm_4x32__avx512vnni"
+  int32_t mr, nr;    // register tile
+  size_t pack_align;
+  size_t (*packed_bytes)(ptrdiff_t K, ptrdiff_t N);
+  // B int8 [K, N] (row stride ldb, values in [-127, 127]) and its column sums.
+  void (*pack)(ptrdiff_t K, ptrdiff_t N, const int8_t* B, ptrdiff_t ldb, void* packed);
+  // Single-threaded: rows [0, M), columns [n0, n1) of C (n0 a multiple of nr; n1 a
+  // multiple of nr or N). A points at row 0 of the block, exactly K bytes per row read
+  // (never past); C (float or uint8 by ep->out_u8; ldc in elements), ep->residual,
+  // ep->a_scale and ep->a_zp (when a_stride is 1) point at row 0 of the block too.
+  void (*run)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const uint8_t* A, ptrdiff_t lda,
+              const void* packed, void* C, ptrdiff_t ldc, const QGemmEpilogue* ep,
+              ptrdiff_t n0, ptrdiff_t n1);
+  // Dynamic quantization, per row of a float matrix: lo = min(0, min x), hi = max(0, max
+  // x), scale = (hi - lo) / 255 (1 when hi == lo), zp = clamp(nearbyint(-lo / scale), 0,
+  // 255), q = clamp(nearbyint(x * (1.0f / scale)) + zp, 0, 255). Non-finite x: undefined
+  // values, never a fault.
+  void (*quantize_rows)(ptrdiff_t M, ptrdiff_t K, const float* A, ptrdiff_t lda, uint8_t* Q,
+                        ptrdiff_t ldq, float* scale, int32_t* zp);
+};
+
 // ------------------------------------------------------------ the table
 // One record per entry, named by what it computes: <dtype>_<op>. The list macro is the
 // one place that enumerates them (rt.info(), the kernel check).
