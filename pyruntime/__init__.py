@@ -22,7 +22,7 @@ from .fileformat import load, save
 from .onnx import load_onnx, to_onnx
 from .cpu import Session
 from .backends import compile
-from .passes import prune, sparsity
+from .passes import prune, quantize, quantize_report, sparsity
 from . import formats, nn, passes, serve, train, xla, zoo
 from .train import distill
 
@@ -34,7 +34,7 @@ __all__ = [
     "WeightShapeError",
     "Graph", "Node", "ValueInfo", "Weight",
     "info", "load", "save", "load_onnx", "to_onnx", "Session", "compile", "distill",
-    "prune", "sparsity",
+    "prune", "sparsity", "quantize", "quantize_report",
     "formats", "nn", "passes", "serve", "train", "xla", "zoo",
     "__version__",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError, ShapeError
 from .graph import Graph, Node
-from .shapes import infer_shapes, node_attrs, pool_extent, window_out
+from .shapes import infer_shapes, node_attrs, pool_extent, qdq, window_out
 
 __all__ = ["run_reference", "gelu", "sigmoid", "apply_activation"]
 
@@ -116,6 +116,8 @@ def _eval(node: Node, a: dict, args: list) -> np.ndarray:
         return np.transpose(x, a["perm"])
     if op in ("Identity", "Dropout"):
         return x
+    if op == "QDQ":
+        return qdq(x, a["scale"], a["zero_point"], a["dtype"])
     raise AssertionError(op)
 
 

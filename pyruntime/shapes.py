@@ -22,7 +22,7 @@ from .graph import Graph, Node
 
 __all__ = ["WeightShapeError", "SUPPORTED_OPS", "ACTIVATIONS", "ACTIVATION_OPS", "toposort", "validate",
            "infer_shapes", "node_attrs", "node_label", "consumers", "producers", "window_out",
-           "ceil_adds_window", "same_pads", "pool_extent"]
+           "ceil_adds_window", "same_pads", "pool_extent", "QDQ_RANGE", "qdq"]
 
 
 
@@ -55,7 +55,14 @@ _OPS: dict[str, tuple[int, int, dict[str, Any]]] = {
     "Reshape": (1, 1, {"shape": REQUIRED}),
     "Transpose": (1, 1, {"perm": (1, 0)}),
     "Identity": (1, 1, {}), "Dropout": (1, 1, {}),
+    # Quantize then dequantize an activation (ONNX QuantizeLinear + DequantizeLinear,
+    # per tensor): y = (clamp(round_half_even(x / scale) + zero_point, qmin, qmax)
+    # - zero_point) * scale, float in and out. Backends with int8 kernels keep the
+    # quantized tensor and run the ops around it on it (static quantization).
+    "QDQ": (1, 1, {"scale": REQUIRED, "zero_point": 0, "dtype": "uint8"}),
 }
+#: The integer range of each QDQ dtype.
+QDQ_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
 SUPPORTED_OPS = frozenset(_OPS)
 
 
@@ -196,6 +203,16 @@ def node_attrs(node: Node, index: int | None = None) -> dict[str, Any]:
             if not isinstance(v, (bool, np.bool_)):
                 raise GraphError(f"{w}: expected True or False, got {v!r}")
             a[k] = bool(v)
+        elif k == "scale":
+            a[k] = _float(v, w)
+            f32 = float(np.float32(a[k]))
+            if not (math.isfinite(f32) and f32 > 0 and f32 == a[k]):
+                raise GraphError(f"{w}: expected a finite float32 value > 0, got {v!r}")
+        elif k == "dtype":
+            if v not in QDQ_RANGE:
+                raise GraphError(f"{w}: expected one of {tuple(QDQ_RANGE)}, got {v!r}")
+        elif k == "zero_point":
+            a[k] = _int(v, w)
         elif k == "activation" and v is not None and v not in ACTIVATIONS:
             raise GraphError(f"{w}: expected one of {ACTIVATIONS} or absent, got {v!r}")
     if node.op == "BatchNormalization" and a["epsilon"] < 0:
@@ -209,6 +226,11 @@ def node_attrs(node: Node, index: int | None = None) -> dict[str, Any]:
                              f"{(kh, kw)} (as in ONNX Runtime; else windows see only padding)")
     if node.op in ("Conv", "Gemm"):
         _check_fused(node, a, where)
+    if node.op == "QDQ":
+        lo, hi = QDQ_RANGE[a["dtype"]]
+        if not lo <= a["zero_point"] <= hi:
+            raise GraphError(f"{where}: zero_point must lie in [{lo}, {hi}] for "
+                             f"{a['dtype']}, got {a['zero_point']}")
     return a
 
 
@@ -367,7 +389,7 @@ def _infer_node(graph: Graph, n: Node, i: int, ins: list) -> tuple:
                 _fail(where, f"input {k} {n.inputs[k]!r}", f"shape ({x[1]},) (channels of X)",
                       ins[k], WeightShapeError if n.inputs[k] in graph.weights else ShapeError)
         return x
-    if n.op in ("Relu", "Sigmoid", "Tanh", "Gelu", "Clip", "Identity", "Dropout"):
+    if n.op in ("Relu", "Sigmoid", "Tanh", "Gelu", "Clip", "Identity", "Dropout", "QDQ"):
         return x
     if n.op == "Softmax":
         if not -len(x) <= a["axis"] < len(x):
@@ -396,6 +418,14 @@ def _infer_node(graph: Graph, n: Node, i: int, ins: list) -> tuple:
                   "dim (only a tensor with a fixed first dim can be transposed)", f"input {x}")
         return y
     raise AssertionError(n.op)  # every op in _OPS is handled above
+
+
+def qdq(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
+    """The QDQ op on an array, in x's float dtype (the one definition the reference and
+    the passes share): quantize with round half to even, clamp, dequantize."""
+    lo, hi = QDQ_RANGE[dtype]
+    q = np.clip(np.round(x / x.dtype.type(scale)) + zero_point, lo, hi)
+    return ((q - zero_point) * x.dtype.type(scale)).astype(x.dtype)
 
 
 def _same(a: tuple, b: tuple) -> bool:

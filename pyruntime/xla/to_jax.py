@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import DTypeError, GraphError, InputError, ShapeError, UnsupportedOpError
 from .. import formats
 from ..graph import Graph, Node
-from ..shapes import infer_shapes, node_attrs, pool_extent
+from ..shapes import QDQ_RANGE, infer_shapes, node_attrs, pool_extent
 from ._deps import require
 
 __all__ = ["lower", "dense_weights", "PRECISIONS"]
@@ -192,6 +192,10 @@ def _eval(jax: Any, prec: Any, node: Node, a: dict, args: list) -> Any:
         return jnp.transpose(x, a["perm"])
     if op in ("Identity", "Dropout"):
         return x
+    if op == "QDQ":  # jnp.round rounds half to even, as ONNX QuantizeLinear
+        lo, hi = QDQ_RANGE[a["dtype"]]
+        s, z = jnp.float32(a["scale"]), a["zero_point"]
+        return (jnp.clip(jnp.round(x / s) + z, lo, hi) - z) * s
     raise UnsupportedOpError(f"op {op!r} has no XLA lowering")  # validate() rejects it first
 
 

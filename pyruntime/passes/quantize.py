@@ -1,0 +1,201 @@
+"""Post-training quantization (`rt.quantize`). Graph -> Graph: the input is untouched.
+
+What changes. The graph is optimized first (BatchNorm folded, activations and residual
+adds fused: the quantization grid then sees the tensors the kernels produce), then the
+kernel (input 1) of every Conv and Gemm node not in `exclude` is re-encoded:
+- "int8": `qc8`, symmetric int8 per output channel (`per_channel=False`: one scale for
+  the whole kernel, stored per channel). A pruned kernel stored csr/bsr keeps its
+  pattern with int8 values (one scale per output channel), so the sparse kernels run it.
+  * Without `calibration` (dynamic): the CPU backend quantizes each Conv/Gemm input at
+    run time (per row for Gemm, per sample for Conv) and runs the int8 kernels.
+  * With `calibration` (static): a uint8 `QDQ` node is put in front of every quantized
+    layer's input, its scale and zero point fixed from the calibration data (`method`:
+    minmax, percentile, entropy; see passes/calibrate.py). Between two int8 layers the
+    activation then stays uint8: the producer requantizes in its epilogue.
+- "fp16", "bf16": the kernel is stored as 16-bit floats (round to nearest even) and the
+  CPU computes with fp32 activations, converting the weights in registers. Sparse
+  kernels stay as they are (their values are already the small part).
+Kernels already in an int8 format are left alone for every dtype.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Iterable
+
+import numpy as np
+
+from .. import formats
+from ..errors import InputError
+from ..graph import Graph, Node, Weight, fresh_name
+from ..shapes import node_attrs, validate
+from .calibrate import METHODS, batches, observe, uint8_params
+from .fusion import optimize
+
+__all__ = ["quantize", "DTYPES", "METHODS", "quantized_layers"]
+
+DTYPES = ("int8", "fp16", "bf16")
+_INT8 = ("qc8",)
+
+
+def _check_args(graph: Any, dtype: Any, method: Any, per_channel: Any, exclude: Any,
+                percentile: Any, progress: Any) -> tuple[str, ...]:
+    if not isinstance(graph, Graph):
+        raise InputError(f"quantize: expected a pyruntime.Graph, got {type(graph).__name__}")
+    if dtype not in DTYPES:
+        raise InputError(f"quantize: dtype must be one of {DTYPES}, got {dtype!r}")
+    if method not in METHODS:
+        raise InputError(f"quantize: method must be one of {METHODS}, got {method!r}")
+    for name, v in (("per_channel", per_channel), ("progress", progress)):
+        if not isinstance(v, bool):
+            raise InputError(f"quantize: {name} must be True or False, got {v!r}")
+    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) \
+            or not 50.0 < float(percentile) <= 100.0:
+        raise InputError(f"quantize: percentile must be a number in (50, 100], got "
+                         f"{percentile!r}")
+    if isinstance(exclude, str) or not isinstance(exclude, Iterable):
+        raise InputError(f"quantize: exclude must be a list of node or weight names, got "
+                         f"{exclude!r}")
+    names = tuple(exclude)
+    bad = [x for x in names if not isinstance(x, str)]
+    if bad:
+        raise InputError(f"quantize: exclude must hold names (str), got {bad!r}")
+    return names
+
+
+def _targets(g: Graph, exclude: tuple[str, ...]) -> list[int]:
+    """Indices of the Conv/Gemm nodes whose kernels are quantized."""
+    known = {n.name for n in g.nodes if n.name} | set(g.weights)
+    unknown = [x for x in exclude if x not in known]
+    if unknown:
+        raise InputError(f"quantize: exclude names {unknown} are neither nodes nor weights of "
+                         f"graph {g.name!r}")
+    ex = set(exclude)
+    out = []
+    for i, n in enumerate(g.nodes):
+        if n.op in ("Conv", "Gemm") and n.inputs[1] in g.weights and n.name not in ex \
+                and n.inputs[1] not in ex:
+            out.append(i)
+    return out
+
+
+def _int8_weight(w: Weight, op: str, per_channel: bool) -> Weight:
+    axis = formats.OUTPUT_AXIS[op]
+    if w.format in ("csr", "bsr"):
+        return _sparse_int8(w)
+    dense = formats.dense_f32(w)
+    if per_channel:
+        return formats.encode_qc8(dense, axis=axis)
+    m = float(np.max(np.abs(dense))) if dense.size else 0.0
+    scale = np.float32(m / 127.0) if m > 0 else np.float32(1.0)
+    q = np.clip(np.round(dense.astype(np.float64) / float(scale)), -127, 127).astype(np.int8)
+    return Weight("qc8", {"data": q, "scale": np.full(dense.shape[axis], scale, np.float32)},
+                  attrs={"axis": axis})
+
+
+def _sparse_int8(w: Weight) -> Weight:
+    """A csr/bsr kernel with int8 values: its nonzeros (a stored zero of the float form
+    is dropped), one scale per output channel."""
+    if w.arrays["values"].dtype == np.int8:
+        return w
+    dense = formats.dense_f32(w)
+    axis = int(w.attrs["axis"])
+    if w.format == "csr":
+        return formats.encode_csr(dense, axis=axis, dtype=np.int8)
+    return formats.encode_bsr(dense, tuple(w.attrs["block"]), axis=axis, dtype=np.int8)
+
+
+def _encode(w: Weight, op: str, dtype: str, per_channel: bool) -> Weight | None:
+    """The re-encoded kernel, or None when it stays as it is."""
+    if w.format in _INT8 or (w.format in ("csr", "bsr")
+                             and w.arrays["values"].dtype == np.int8):
+        return None
+    if dtype == "int8":
+        return _int8_weight(w, op, per_channel)
+    if w.format in ("csr", "bsr"):
+        return None
+    dense = formats.dense_f32(w)
+    return formats.encode_f16(dense) if dtype == "fp16" else formats.encode_bf16(dense)
+
+
+def quantize(graph: Graph, dtype: str, *, calibration: Any = None, method: str = "minmax",
+             per_channel: bool = True, exclude: Iterable[str] = (), percentile: float = 99.99,
+             progress: bool = True) -> Graph:
+    """The graph with its Conv/Gemm kernels quantized to `dtype` ("int8", "fp16",
+    "bf16"); int8 with `calibration` data also fixes the activation ranges (static).
+    See the module doc. `progress`: a progress bar while calibrating."""
+    ex = _check_args(graph, dtype, method, per_channel, exclude, percentile, progress)
+    validate(graph)
+    feeds = batches(graph, calibration) if calibration is not None else None
+    if feeds is not None and dtype != "int8":
+        raise InputError(f"quantize: calibration data is used by dtype 'int8' only; "
+                         f"{dtype} has no activation ranges to fix")
+    g = optimize(graph, checked=True)
+    targets = _targets(g, ex)
+    weights = dict(g.weights)
+    shared: dict[str, Weight | None] = {}
+    for i in targets:
+        n = g.nodes[i]
+        wn = n.inputs[1]
+        if wn not in shared:
+            shared[wn] = _encode(g.weights[wn], n.op, dtype, per_channel)
+        if shared[wn] is not None:
+            weights[wn] = shared[wn]
+    out = Graph(g.inputs, list(g.outputs), [n.copy() for n in g.nodes], weights, name=g.name)
+    if feeds is not None:
+        out = _insert_qdq(out, g, targets, feeds, method, float(percentile), progress)
+    validate(out)
+    return out
+
+
+def _insert_qdq(q: Graph, fp: Graph, targets: list[int], feeds: list, method: str,
+                percentile: float, progress: bool) -> Graph:
+    """A uint8 QDQ node in front of every quantized layer's input (one per tensor),
+    its range calibrated on the float graph `fp`."""
+    quantized = [i for i in targets if q.weights[q.nodes[i].inputs[1]].format in _INT8
+                 or (q.weights[q.nodes[i].inputs[1]].format in ("csr", "bsr")
+                     and q.weights[q.nodes[i].inputs[1]].arrays["values"].dtype == np.int8)]
+    tensors = list(dict.fromkeys(q.nodes[i].inputs[0] for i in quantized))
+    if not tensors:
+        return q
+    ranges = observe(fp, tensors, feeds, method, percentile, progress)
+    taken = {v.name for v in q.inputs} | set(q.weights) | {o for n in q.nodes for o in n.outputs}
+    taken |= {n.name for n in q.nodes if n.name}
+    qname: dict[str, str] = {}
+    new_nodes: list[Node] = []
+    for t in tensors:
+        scale, zp = uint8_params(*ranges[t])
+        out = fresh_name(f"{t}_qdq", taken)
+        taken.add(out)
+        qname[t] = out
+        node = Node("QDQ", [t], [out], {"scale": scale, "zero_point": zp, "dtype": "uint8"},
+                    name=fresh_name(f"{t}_qdq_node", taken))
+        taken.add(node.name)
+        new_nodes.append(node)
+    # place each QDQ right after its tensor's producer (graph inputs: at the front)
+    prod = {o: i for i, n in enumerate(q.nodes) for o in n.outputs}
+    after: dict[int, list[Node]] = {}
+    for node in new_nodes:
+        after.setdefault(prod.get(node.inputs[0], -1), []).append(node)
+    qset = set(quantized)
+    nodes: list[Node] = list(after.get(-1, []))
+    for i, n in enumerate(q.nodes):
+        if i in qset:
+            n = n.copy()
+            n.inputs[0] = qname[n.inputs[0]]
+        nodes.append(n)
+        nodes.extend(after.get(i, []))
+    return Graph(q.inputs, list(q.outputs), nodes, q.weights, name=q.name)
+
+
+def quantized_layers(g: Graph) -> list[int]:
+    """Indices of the Conv/Gemm nodes whose kernel is int8 (any int8 format)."""
+    out = []
+    for i, n in enumerate(g.nodes):
+        if n.op in ("Conv", "Gemm") and n.inputs[1] in g.weights:
+            w = g.weights[n.inputs[1]]
+            if w.format in _INT8 or (w.format in ("csr", "bsr")
+                                     and w.arrays["values"].dtype == np.int8):
+                out.append(i)
+    return out
