@@ -17,6 +17,8 @@ objs=()
 pids=()
 for s in "${srcs[@]}"; do
   case "$s" in
+    *_avx512vnni.cpp) flags=("${avx512[@]}" -mavx512vnni) ;;
+    *_avxvnni.cpp) flags=("${avx2[@]}" -mavxvnni) ;;
     *_avx512.cpp) flags=("${avx512[@]}") ;;
     *_avx2.cpp) flags=("${avx2[@]}") ;;
     *) flags=() ;;

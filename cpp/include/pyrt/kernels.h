@@ -277,10 +277,12 @@ struct KernelTable {
   EltwiseConfig f32_eltwise;
   TransposeConfig x32_transpose;
   SpmmConfig f32_spmm;
+  QGemmConfig qs8_qc8w_gemm;
 };
 #define PYRT_KERNEL_ENTRIES(X) \
   X(f32_gemm) X(f32_dwconv) X(f32_dwconv2d_chw) X(f32_pool) X(f32_eltwise) X(x32_transpose) \
-  X(f32_spmm)
+  X(f32_spmm) \
+  X(qs8_qc8w_gemm)
 
 // Each kernel file defines one filler per variant; it overwrites its entry. Which fillers
 // run, in which order, is the variant list in cpp/runtime/dispatch.cpp.
@@ -305,6 +307,11 @@ void register_x32_transpose__avx2(KernelTable& t);
 void register_f32_spmm__scalar(KernelTable& t);
 void register_f32_spmm__avx2(KernelTable& t);
 void register_f32_spmm__avx512(KernelTable& t);
+void register_qs8_qc8w_gemm__scalar(KernelTable& t);
+void register_qs8_qc8w_gemm__avx2(KernelTable& t);        // vpmaddwd, no VNNI
+void register_qs8_qc8w_gemm__avxvnni(KernelTable& t);     // needs kFeatAvxVnni
+void register_qs8_qc8w_gemm__avx512(KernelTable& t);      // vpmaddwd on zmm, no VNNI
+void register_qs8_qc8w_gemm__avx512vnni(KernelTable& t);  // needs kFeatAvx512Vnni
 // The one packer of f32_spmm (layout above; not ISA code), and its count of the stored
 // (group, input) pairs of B [K, N] for groups of R (ptr: nullptr, or G + 1 group starts).
 int64_t f32_spmm_count_pairs(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R,
