@@ -59,6 +59,8 @@ const std::vector<KernelVariant> kVariants = {
     {"f32_eltwise", Isa::Scalar, 0, register_f32_eltwise__scalar},
     {"x32_transpose", Isa::Scalar, 0, register_x32_transpose__scalar},
     {"f32_spmm", Isa::Scalar, 0, register_f32_spmm__scalar},
+    {"f16w_gemm", Isa::Scalar, 0, register_f16w_gemm__scalar},
+    {"bf16w_gemm", Isa::Scalar, 0, register_bf16w_gemm__scalar},
     {"f32_gemm", Isa::Avx2, kLevelAvx2, register_f32_gemm__avx2},
     {"f32_dwconv", Isa::Avx2, kLevelAvx2, register_f32_dwconv__avx2},
     {"f32_dwconv2d_chw", Isa::Avx2, kLevelAvx2, register_f32_dwconv2d_chw__avx2},
@@ -66,12 +68,17 @@ const std::vector<KernelVariant> kVariants = {
     {"f32_eltwise", Isa::Avx2, kLevelAvx2, register_f32_eltwise__avx2},
     {"x32_transpose", Isa::Avx2, kLevelAvx2, register_x32_transpose__avx2},
     {"f32_spmm", Isa::Avx2, kLevelAvx2, register_f32_spmm__avx2},
+    {"f16w_gemm", Isa::Avx2, kLevelAvx2, register_f16w_gemm__avx2},
+    {"bf16w_gemm", Isa::Avx2, kLevelAvx2, register_bf16w_gemm__avx2},
     {"f32_gemm", Isa::Avx512, kLevelAvx512, register_f32_gemm__avx512},
     {"f32_dwconv", Isa::Avx512, kLevelAvx512, register_f32_dwconv__avx512},
     {"f32_dwconv2d_chw", Isa::Avx512, kLevelAvx512, register_f32_dwconv2d_chw__avx512},
     {"f32_pool", Isa::Avx512, kLevelAvx512, register_f32_pool__avx512},
     {"f32_eltwise", Isa::Avx512, kLevelAvx512, register_f32_eltwise__avx512},
     {"f32_spmm", Isa::Avx512, kLevelAvx512, register_f32_spmm__avx512},
+    {"f16w_gemm", Isa::Avx512, kLevelAvx512, register_f16w_gemm__avx512},
+    {"bf16w_gemm", Isa::Avx512, kLevelAvx512, register_bf16w_gemm__avx512},
+    {"bf16w_gemm", Isa::Avx512, kLevelAvx512 | kFeatAvx512Bf16, register_bf16w_gemm__avx512bf16},
 };
 
 uint32_t level_needs(Isa isa) {
