@@ -341,7 +341,14 @@ def test_format_arrays_mutated(data):
     ref = run_reference(g, x)["y"]
     got = sess.run(x)
     scale = max(1.0, float(np.nanmax(np.abs(ref), initial=0.0, where=np.isfinite(ref))))
-    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * scale)
+    if any(r["computed_as"] == "int8 dynamic" for r in sess.plan_summary()):
+        # int8 kernels: each row of x quantized to 8 bits, half a step per input times
+        # the column's sum |w|
+        step = (np.maximum(x.max(1), 0) - np.minimum(x.min(1), 0)) / 255
+        bound = 0.5 * step[:, None] * np.abs(w.numpy()).sum(0)[None, :] * 1.001
+        assert np.all(np.abs(got - ref) <= bound + 1e-5 * scale)
+    else:
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * scale)
     g2 = rt.load(fileformat.dumps(g))
     assert g2.weights["w"].numpy().tobytes() == w.numpy().tobytes()
 

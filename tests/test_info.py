@@ -35,13 +35,23 @@ def test_best_isa_is_the_widest_supported():
     assert list(d["supported_isas"]) == list(SUPPORTED_ISAS)
 
 
+#: Kernel name suffixes that name a feature within a level (VNNI, BF16 variants).
+FEATURE_SUFFIX = {"avxvnni": "avx2", "avx512vnni": "avx512", "avx512bf16": "avx512"}
+
+
+def _level(name: str) -> str:
+    """The ISA level of a kernel by its name's suffix (`__avx512vnni` is avx512)."""
+    suffix = name.rsplit("__", 1)[-1]
+    return FEATURE_SUFFIX.get(suffix, suffix)
+
+
 @pytest.mark.parametrize("isa", SUPPORTED_ISAS)
 def test_kernel_names_per_isa(isa):
     names = _core.kernels_for(isa)
     for entry, name in names.items():
         # an entry without a kernel at this ISA falls back to a lower one
         lower = ALL_ISAS[: ALL_ISAS.index(isa) + 1]
-        assert name.rsplit("__", 1)[-1] in lower, (entry, name)
+        assert _level(name) in lower, (entry, name)
 
 
 def _info_in_subprocess(env_isa: str) -> subprocess.CompletedProcess:
@@ -108,10 +118,14 @@ def test_each_entry_takes_the_last_variant_whose_features_are_usable():
         want = {}
         for entry, level, needs in variants:
             if ALL_ISAS.index(level) <= cap and set(needs) <= usable:
-                want[entry] = level
+                want[entry] = (level, needs)
         got = _core.kernels_for(isa)
-        for entry, level in want.items():
-            assert got[entry].endswith("__" + level), (isa, entry, got[entry], level)
+        for entry, (level, needs) in want.items():
+            assert _level(got[entry]) == level, (isa, entry, got[entry], level)
+            # a variant that needs VNNI or BF16 says so in its name, and only then
+            named = [f for f in needs if f in FEATURE_SUFFIX]
+            assert got[entry].rsplit("__", 1)[-1] == (named[0] if named else level), \
+                (isa, entry, got[entry], needs)
 
 
 def test_an_unsupported_isa_is_an_isa_error_from_every_entry_point():

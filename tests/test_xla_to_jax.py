@@ -156,6 +156,8 @@ CASES = {
     "dwconv_stride2_relu": dwconv(strides=(2, 2), pads=(1, 0, 1, 1), activation="relu"),
     "dwconv_dilated": dwconv(dilations=(2, 2), pads=(2, 2, 2, 2), activation="tanh"),
     "gemm": gemm(),
+    "qdq_uint8": unary("QDQ", scale=0.03125, zero_point=131, dtype="uint8"),
+    "qdq_int8": unary("QDQ", scale=0.0078125, zero_point=-3, dtype="int8"),
     "gemm_nobias": gemm(bias=False),
     "gemm_res_before_tanh": gemm(residual="before", activation="tanh"),
     "gemm_res_after_sigmoid": gemm(residual="after", activation="sigmoid"),

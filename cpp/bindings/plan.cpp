@@ -20,9 +20,6 @@
 namespace py = pybind11;
 
 namespace pyrt {
-namespace {
-
-using FArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 // Sizes from the caller are untrusted: products are checked (no signed overflow) and
 // every count must be non-negative.
@@ -66,7 +63,7 @@ FArray weight(const py::object& o, py::ssize_t expect, const char* what) {
   return a;
 }
 
-EpilogueSpec epilogue(const py::object& bias, int64_t n, int residual, Act act, float lo,
+static EpilogueSpec epilogue(const py::object& bias, int64_t n, int residual, Act act, float lo,
                       float hi, bool after) {
   EpilogueSpec e;
   if (!bias.is_none()) {
@@ -103,23 +100,20 @@ void check_geom(Plan& p, int x, int y, const ConvGeom& q, int64_t oc) {
     throw std::invalid_argument("conv/pool geometry does not match the value sizes");
 }
 
+namespace {
+
+WeightType weight_type(const std::string& s) {
+  if (s == "f32") return WeightType::F32;
+  if (s == "f16") return WeightType::F16;
+  if (s == "bf16") return WeightType::BF16;
+  throw std::invalid_argument("wtype must be 'f32', 'f16' or 'bf16', got '" + s + "'");
+}
+
 SparseMode sparse_mode(const std::string& s) {
   if (s == "auto") return SparseMode::Auto;
   if (s == "dense") return SparseMode::Dense;
   if (s == "sparse") return SparseMode::Sparse;
   throw std::invalid_argument("sparse must be 'auto', 'dense' or 'sparse', got '" + s + "'");
-}
-
-// Packing a weight (copying, transposing, laying it out for the kernel) touches no
-// Python object: build the step with the GIL released, add it to the plan with it held.
-template <class Make>
-void add_packed_step(PyPlan& s, Make&& make) {
-  std::unique_ptr<Step> st;
-  {
-    ReleaseGil release;
-    st = make();
-  }
-  s.p().add_step(std::move(st));
 }
 
 // A depthwise conv step: NHWC (dwconv) or on NCHW planes (dwconv_chw), same checks.
@@ -252,8 +246,9 @@ void bind_plan(py::module_& m) {
       "for W [K, N]; it runs for rows per run below dense_from or from sparse_from on, the "
       "dense GEMM in between (2**63-1 = never); the stored fraction.");
 
-  py::class_<PyPlan>(m, "Plan", "A compiled execution plan (built by pyruntime.compile).")
-      .def(py::init([](const py::object& isa, int threads, const std::string& sparse) {
+  py::class_<PyPlan> cls(m, "Plan", "A compiled execution plan (built by pyruntime.compile).");
+  bind_plan_quant(cls);
+  cls.def(py::init([](const py::object& isa, int threads, const std::string& sparse) {
              if (threads < 1) throw std::invalid_argument("threads must be >= 1");
              auto pp = std::make_unique<PyPlan>();
              pp->sparse = sparse_mode(sparse);
@@ -289,32 +284,34 @@ void bind_plan(py::module_& m) {
       }, py::arg("x"), py::arg("y"), py::arg("R"), py::arg("S"), py::arg("images") = 1)
       .def("gemm", [](PyPlan& s, int x, int y, int64_t rows, int64_t K, int64_t N,
                       const py::object& W, const py::object& bias, int residual, Act act,
-                      float lo, float hi, bool after, bool fixed_rows) {
+                      float lo, float hi, bool after, bool fixed_rows, const std::string& wtype) {
         check_sizes(s.p(), x, mul(rows, K, "gemm input"), y, mul(rows, N, "gemm output"), "gemm");
+        const WeightType wt = weight_type(wtype);
         check_residual(s.p(), residual, y);
         FArray w = weight(W, mul(K, N, "gemm weight"), "gemm weight");
         EpilogueSpec ep = epilogue(bias, N, residual, act, lo, hi, after);
         add_packed_step(s, [&] {
           return make_gemm_step(s.p().kernels(), s.p().threads(), x, y, rows, K, N, w.data(),
-                                std::move(ep), s.sparse, fixed_rows ? rows : -1);
+                                std::move(ep), s.sparse, fixed_rows ? rows : -1, wt);
         });
       }, py::arg("x"), py::arg("y"), py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("W"),
          py::arg("bias"), py::arg("residual"), py::arg("act"), py::arg("lo"), py::arg("hi"),
-         py::arg("after"), py::arg("fixed_rows") = false)
+         py::arg("after"), py::arg("fixed_rows") = false, py::arg("wtype") = "f32")
       .def("conv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
                       const py::object& bias, int residual, Act act, float lo, float hi, bool after,
-                      bool fixed_rows) {
+                      bool fixed_rows, const std::string& wtype) {
         check_geom(s.p(), x, y, q, q.OC);
+        const WeightType wt = weight_type(wtype);
         check_residual(s.p(), residual, y);
         FArray w = weight(W, mul({q.OC, q.C, q.KH, q.KW}, "conv weight"), "conv weight");
         EpilogueSpec ep = epilogue(bias, q.OC, residual, act, lo, hi, after);
         add_packed_step(s, [&] {
           return make_conv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
-                                std::move(ep), s.sparse, fixed_rows);
+                                std::move(ep), s.sparse, fixed_rows, wt);
         });
       }, py::arg("x"), py::arg("y"), py::arg("geom"), py::arg("W"), py::arg("bias"),
          py::arg("residual"), py::arg("act"), py::arg("lo"), py::arg("hi"), py::arg("after"),
-         py::arg("fixed_rows") = false)
+         py::arg("fixed_rows") = false, py::arg("wtype") = "f32")
       .def("dwconv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
                         const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
         add_dwconv(s, false, x, y, q, W, bias, residual, act, lo, hi, after);

@@ -60,6 +60,8 @@ const std::vector<KernelVariant> kVariants = {
     {"x32_transpose", Isa::Scalar, 0, register_x32_transpose__scalar},
     {"f32_spmm", Isa::Scalar, 0, register_f32_spmm__scalar},
     {"qs8_qc8w_gemm", Isa::Scalar, 0, register_qs8_qc8w_gemm__scalar},
+    {"f16w_gemm", Isa::Scalar, 0, register_f16w_gemm__scalar},
+    {"bf16w_gemm", Isa::Scalar, 0, register_bf16w_gemm__scalar},
     {"f32_gemm", Isa::Avx2, kLevelAvx2, register_f32_gemm__avx2},
     {"f32_dwconv", Isa::Avx2, kLevelAvx2, register_f32_dwconv__avx2},
     {"f32_dwconv2d_chw", Isa::Avx2, kLevelAvx2, register_f32_dwconv2d_chw__avx2},
@@ -69,6 +71,8 @@ const std::vector<KernelVariant> kVariants = {
     {"f32_spmm", Isa::Avx2, kLevelAvx2, register_f32_spmm__avx2},
     {"qs8_qc8w_gemm", Isa::Avx2, kLevelAvx2, register_qs8_qc8w_gemm__avx2},
     {"qs8_qc8w_gemm", Isa::Avx2, kLevelAvx2 | kFeatAvxVnni, register_qs8_qc8w_gemm__avxvnni},
+    {"f16w_gemm", Isa::Avx2, kLevelAvx2, register_f16w_gemm__avx2},
+    {"bf16w_gemm", Isa::Avx2, kLevelAvx2, register_bf16w_gemm__avx2},
     {"f32_gemm", Isa::Avx512, kLevelAvx512, register_f32_gemm__avx512},
     {"f32_dwconv", Isa::Avx512, kLevelAvx512, register_f32_dwconv__avx512},
     {"f32_dwconv2d_chw", Isa::Avx512, kLevelAvx512, register_f32_dwconv2d_chw__avx512},
@@ -77,6 +81,9 @@ const std::vector<KernelVariant> kVariants = {
     {"f32_spmm", Isa::Avx512, kLevelAvx512, register_f32_spmm__avx512},
     {"qs8_qc8w_gemm", Isa::Avx512, kLevelAvx512, register_qs8_qc8w_gemm__avx512},
     {"qs8_qc8w_gemm", Isa::Avx512, kLevelAvx512 | kFeatAvx512Vnni, register_qs8_qc8w_gemm__avx512vnni},
+    {"f16w_gemm", Isa::Avx512, kLevelAvx512, register_f16w_gemm__avx512},
+    {"bf16w_gemm", Isa::Avx512, kLevelAvx512, register_bf16w_gemm__avx512},
+    {"bf16w_gemm", Isa::Avx512, kLevelAvx512 | kFeatAvx512Bf16, register_bf16w_gemm__avx512bf16},
 };
 
 uint32_t level_needs(Isa isa) {

@@ -306,12 +306,20 @@ std::string pack_weights(S& s, const KernelTable& kt, const GemmConfig& g, int64
 
 }  // namespace
 
+const GemmConfig& gemm_family(const KernelTable& kt, WeightType wt) {
+  const GemmConfig& g = wt == WeightType::F16    ? kt.f16w_gemm
+                        : wt == WeightType::BF16 ? kt.bf16w_gemm
+                                                 : kt.f32_gemm;
+  check_gemm(g);
+  return g;
+}
+
 std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, int y,
                                      int64_t rows_per_sample, int64_t K, int64_t N,
                                      const float* W, EpilogueSpec ep, SparseMode mode,
-                                     int64_t rows_hint) {
-  check_gemm(kt.f32_gemm);
-  const GemmConfig& g = gemm_for(kt.f32_gemm, N);
+                                     int64_t rows_hint, WeightType wt) {
+  const GemmConfig& g = gemm_for(gemm_family(kt, wt), N);
+  if (wt != WeightType::F32) mode = SparseMode::Dense;
   auto s = new_step<GemmStep>("gemm", g.name, {x}, {y});
   s->g = g;
   s->threads = threads;
@@ -326,8 +334,8 @@ std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, 
 
 std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, int y,
                                      const ConvGeom& q, const float* W, EpilogueSpec ep,
-                                     SparseMode mode, bool static_batch) {
-  check_gemm(kt.f32_gemm);
+                                     SparseMode mode, bool static_batch, WeightType wt) {
+  if (wt != WeightType::F32) mode = SparseMode::Dense;
   const int64_t Kd = q.KH * q.KW * q.C;
   // W [OC, C, KH, KW] -> B [(kh, kw, c), OC], the im2col column order.
   std::vector<float> B(size_t(Kd) * size_t(q.OC));
@@ -341,11 +349,11 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
   const int64_t pixels = q.images * q.OH * q.OW;
   if (pointwise) {
     auto s = make_gemm_step(kt, threads, x, y, pixels, q.C, q.OC, B.data(), std::move(ep), mode,
-                            static_batch ? pixels : -1);
+                            static_batch ? pixels : -1, wt);
     s->op = "conv1x1";
     return s;
   }
-  const GemmConfig& g = gemm_for(kt.f32_gemm, q.OC);
+  const GemmConfig& g = gemm_for(gemm_family(kt, wt), q.OC);
   auto s = new_step<ConvStep>("conv", "", {x}, {y});
   s->g = g;
   s->threads = threads;

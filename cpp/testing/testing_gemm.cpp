@@ -1,8 +1,11 @@
-// Kernel-level test entry points for the f32 GEMM family:
-//   _core.testing.gemm(A, B, ...)          packs B, runs over a block grid like the executor
+// Kernel-level test entry points for the GEMM records (f32_gemm and the 16-bit weight
+// entries f16w_gemm / bf16w_gemm, which share its GemmConfig record):
+//   _core.testing.gemm(A, B, ..., entry=, variant=, threads=)  packs B, runs over a block
+//                                          grid like the executor
 //   _core.testing.gemm_config(isa)         {name, mr, nr}
-//   _core.testing.gemm_pack(B, isa)        the packed weight (float32 panels), exactly
-//                                          packed_bytes bytes
+//   _core.testing.gemm_pack(B, isa)        the packed weight (float32 panels for f32_gemm,
+//                                          raw bytes for the others), exactly packed_bytes
+//   _core.testing.gemm_variants(entry)     every variant of an entry in the dispatch list
 #include <pybind11/numpy.h>
 
 #include <cstdint>
@@ -17,6 +20,7 @@
 #include "../bindings/bindings.h"
 #include "kern_testing_util.h"
 #include "pyrt/dispatch.h"
+#include "../runtime/parallel.h"
 
 namespace py = pybind11;
 
@@ -82,6 +86,53 @@ const KernelTable& table_for(const std::string& name) {
   return it->second;
 }
 
+// The GemmConfig field of a table entry name.
+GemmConfig KernelTable::*gemm_field(const std::string& entry) {
+  if (entry == "f32_gemm") return &KernelTable::f32_gemm;
+  if (entry == "f16w_gemm") return &KernelTable::f16w_gemm;
+  if (entry == "bf16w_gemm") return &KernelTable::bf16w_gemm;
+  raise("InputError", "entry must be 'f32_gemm', 'f16w_gemm' or 'bf16w_gemm'; got '" + entry + "'");
+}
+
+// Bytes per weight of an entry's packed form (the least packed_bytes may give per K*N).
+size_t weight_bytes(const std::string& entry) { return entry == "f32_gemm" ? 4 : 2; }
+
+// The record of one variant of `entry` by its kernel name (e.g. the plain AVX-512
+// bf16w_gemm on a CPU whose table takes the AVX512-BF16 one); IsaError when this CPU
+// lacks a feature it needs, InputError for an unknown name.
+const GemmConfig& gemm_variant(const std::string& entry, const std::string& name) {
+  static std::map<std::string, GemmConfig> found;  // guarded by the GIL
+  const auto key = entry + "/" + name;
+  auto it = found.find(key);
+  if (it != found.end()) return it->second;
+  const auto field = gemm_field(entry);
+  std::string names;
+  for (const KernelVariant& v : kernel_variants()) {
+    if (entry != v.entry) continue;
+    KernelTable blank{};
+    v.fill(blank);  // registering runs no ISA instruction
+    const GemmConfig& g = blank.*field;
+    if (name != g.name) {
+      names += std::string(names.empty() ? "" : ", ") + "'" + g.name + "'";
+      continue;
+    }
+    if ((v.needs & cpu_features().usable()) != v.needs)
+      raise("IsaError", "variant '" + name + "' needs CPU features this CPU/OS lacks");
+    return found.emplace(key, g).first->second;
+  }
+  raise("InputError", "no " + entry + " variant named '" + name + "'; expected one of " + names);
+}
+
+// The record to run: a named variant, or the entry of the table for `isa`.
+const GemmConfig& gemm_config_for(const std::string& entry, const std::string& isa,
+                                  const std::string& variant) {
+  const auto field = gemm_field(entry);
+  if (!variant.empty()) return gemm_variant(entry, variant);
+  if (is_narrow(isa) && entry != "f32_gemm")
+    raise("IsaError", "only f32_gemm has narrow variants; got '" + isa + "' for " + entry);
+  return table_for(isa).*field;
+}
+
 // A float32 matrix view with unit column stride: rows, cols and the row stride in floats.
 struct Mat {
   float* data = nullptr;
@@ -144,24 +195,24 @@ Buffer alloc_guarded(size_t n, size_t guard) {
   return Buffer(p);
 }
 
-// Packs B with the table's config into a guarded buffer; throws if pack overran.
-Buffer pack_checked(const GemmConfig& g, const Mat& B, size_t* size_out) {
+// Packs B with the config into a guarded buffer (whole floats, 64-byte aligned); throws
+// if pack overran packed_bytes. *bytes_out: packed_bytes.
+Buffer pack_checked(const GemmConfig& g, const Mat& B, size_t elem_bytes, size_t* bytes_out) {
   const size_t bytes = g.packed_bytes(B.rows, B.cols);
-  if (bytes % sizeof(float) != 0)
-    throw std::logic_error(std::string(g.name) + ": packed_bytes is not whole floats");
-  const size_t size = bytes / sizeof(float);
-  if (size < static_cast<size_t>(B.rows) * static_cast<size_t>(B.cols))
-    throw std::logic_error(std::string(g.name) + ": packed_bytes smaller than K*N floats");
+  if (bytes < static_cast<size_t>(B.rows) * static_cast<size_t>(B.cols) * elem_bytes)
+    throw std::logic_error(std::string(g.name) + ": packed_bytes smaller than K*N weights");
+  const size_t size = (bytes + sizeof(float) - 1) / sizeof(float);
   constexpr size_t kGuard = 64;
   Buffer buf = alloc_guarded(size, kGuard);
+  const unsigned char* raw = reinterpret_cast<const unsigned char*>(buf.get());
+  std::vector<unsigned char> tail(raw + bytes, raw + (size + kGuard) * sizeof(float));
   {
     py::gil_scoped_release nogil;
-    if (size) g.pack(B.rows, B.cols, B.data, B.ld, buf.get());
+    if (bytes) g.pack(B.rows, B.cols, B.data, B.ld, buf.get());
   }
-  for (size_t i = size; i < size + kGuard; ++i)
-    if (buf[i] != kSentinel)
-      throw std::logic_error(std::string(g.name) + ": pack wrote past packed_bytes");
-  *size_out = size;
+  if (std::memcmp(raw + bytes, tail.data(), tail.size()) != 0)
+    throw std::logic_error(std::string(g.name) + ": pack wrote past packed_bytes");
+  *bytes_out = bytes;
   return buf;
 }
 
@@ -169,9 +220,12 @@ py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
                         const py::object& bias_obj, const py::object& res_obj,
                         const std::string& act, float lo, float hi, bool residual_after_act,
                         const std::string& isa, int64_t n_split, int64_t m_split,
-                        const py::object& out_obj, int64_t repeat) {
-  const GemmConfig& g = table_for(isa).f32_gemm;
-  if (g.run == nullptr) raise("IsaError", "no gemm kernel registered for ISA '" + isa + "'");
+                        const py::object& out_obj, int64_t repeat, const std::string& entry,
+                        const std::string& variant, int64_t threads) {
+  const GemmConfig& g = gemm_config_for(entry, isa, variant);
+  if (g.run == nullptr) raise("IsaError", "no " + entry + " kernel registered for ISA '" + isa + "'");
+  if (threads < 1 || threads > 256)
+    raise("InputError", "threads must be in [1, 256]; got " + std::to_string(threads));
   const Mat A = as_mat(A_obj, "A", false);
   const Mat B = as_mat(B_obj, "B", false);
   const ptrdiff_t M = A.rows, K = A.cols, N = B.cols;
@@ -234,7 +288,7 @@ py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
   }
 
   size_t psize = 0;
-  Buffer packed = pack_checked(g, B, &psize);
+  Buffer packed = pack_checked(g, B, weight_bytes(entry), &psize);
   if (M == 0 || N == 0) return out;
 
   const ptrdiff_t nr = g.nr;
@@ -252,13 +306,16 @@ py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
   }
   {
     py::gil_scoped_release nogil;
+    const void* pk = packed.get();
     for (int64_t rep = 0; rep < repeat; ++rep) {
-      for (const Block& b : blocks) {
-        Epilogue blk = ep;
-        if (blk.residual) blk.residual += b.m0 * ep.ldr;
-        g.run(b.m1 - b.m0, N, K, A.data + b.m0 * A.ld, A.ld, packed.get(),
-              C.data + b.m0 * C.ld, C.ld, &blk, b.n0, b.n1);
-      }
+      parallel_for(static_cast<int>(threads), static_cast<ptrdiff_t>(blocks.size()),
+                   [&](ptrdiff_t i, int) {
+                     const Block& b = blocks[static_cast<size_t>(i)];
+                     Epilogue blk = ep;
+                     if (blk.residual) blk.residual += b.m0 * ep.ldr;
+                     g.run(b.m1 - b.m0, N, K, A.data + b.m0 * A.ld, A.ld, pk,
+                           C.data + b.m0 * C.ld, C.ld, &blk, b.n0, b.n1);
+                   });
     }
   }
   return out;
@@ -272,13 +329,18 @@ void bind_testing_gemm(py::module_& testing) {
               py::arg("lo") = 0.0f, py::arg("hi") = 0.0f,
               py::arg("residual_after_act") = false, py::arg("isa") = "avx2",
               py::arg("n_split") = 1, py::arg("m_split") = 1, py::arg("out") = py::none(),
-              py::arg("repeat") = 1,
-              "C = epilogue(A @ B) with B packed by the ISA's gemm config, computed over an "
+              py::arg("repeat") = 1, py::arg("entry") = "f32_gemm", py::arg("variant") = "",
+              py::arg("threads") = 1,
+              "C = epilogue(A @ B) with B packed by the ISA's `entry` record (f32_gemm, "
+              "f16w_gemm, bf16w_gemm: B rounded to the weight type by its packer), or by "
+              "the variant of that entry named `variant` (a kernel name), computed over an "
               "m_split x n_split grid of blocks (n boundaries on multiples of nr) the way "
               "the executor calls it. A, residual and out may have padded rows (row stride "
               ">= width); out, when given, is written in place and returned. `repeat` "
-              "runs the grid that many times after one packing, for timing the kernel.");
-  testing.def("gemm_config", [](const std::string& isa, bool check_cpu) {
+              "runs the grid that many times after one packing, for timing the kernel; `threads` "
+              "runs the grid's blocks on that many threads of the executor's pool.");
+  testing.def("gemm_config", [](const std::string& isa, bool check_cpu, const std::string& entry) {
+    const auto field = gemm_field(entry);
     KernelTable blank{};
     const KernelTable* t = &blank;
     const std::string base = base_name(isa);
@@ -292,12 +354,12 @@ void bind_testing_gemm(py::module_& testing) {
         raise("IsaError", e.what());
       }
       for (const KernelVariant& v : kernel_variants())
-        if (std::string(v.entry) == "f32_gemm" && v.level <= want) v.fill(blank);
+        if (entry == v.entry && v.level <= want) v.fill(blank);
     }
-    const GemmConfig* g = &t->f32_gemm;
+    const GemmConfig* g = &(t->*field);
     if (base != isa) {
       if (g->narrow == nullptr)
-        raise("IsaError", "the f32_gemm kernel of '" + base + "' has no narrow variant");
+        raise("IsaError", "the " + entry + " kernel of '" + base + "' has no narrow variant");
       g = g->narrow;
     }
     py::dict d;
@@ -306,23 +368,50 @@ void bind_testing_gemm(py::module_& testing) {
     d["nr"] = g->nr;
     d["narrow"] = g->narrow && g->narrow->name ? py::object(py::str(g->narrow->name)) : py::none();
     return d;
-  }, py::arg("isa"), py::arg("check_cpu") = true,
-     "The gemm kernel for an ISA (or '<isa>/narrow': its narrow-output kernel): {name, mr, "
+  }, py::arg("isa"), py::arg("check_cpu") = true, py::arg("entry") = "f32_gemm",
+     "The `entry` kernel for an ISA (or '<isa>/narrow': its narrow-output kernel): {name, mr, "
      "nr, narrow (that kernel's name or None)}. check_cpu=False also describes the "
      "kernel of an ISA this CPU lacks (it is not run).");
-  testing.def("gemm_pack", [](const py::object& B_obj, const std::string& isa) {
-    const GemmConfig& g = table_for(isa).f32_gemm;
+  testing.def("gemm_pack", [](const py::object& B_obj, const std::string& isa,
+                              const std::string& entry, const std::string& variant) -> py::object {
+    const GemmConfig& g = gemm_config_for(entry, isa, variant);
     const Mat B = as_mat(B_obj, "B", false);
-    size_t size = 0;
-    Buffer packed = pack_checked(g, B, &size);
-    py::array_t<float> out(static_cast<py::ssize_t>(size));
-    if (size) std::memcpy(out.mutable_data(), packed.get(), size * sizeof(float));
+    size_t bytes = 0;
+    Buffer packed = pack_checked(g, B, weight_bytes(entry), &bytes);
+    if (entry == "f32_gemm") {
+      py::array_t<float> out(static_cast<py::ssize_t>(bytes / sizeof(float)));
+      if (bytes) std::memcpy(out.mutable_data(), packed.get(), bytes);
+      return out;
+    }
+    py::array_t<uint8_t> out(static_cast<py::ssize_t>(bytes));
+    if (bytes) std::memcpy(out.mutable_data(), packed.get(), bytes);
     return out;
-  }, py::arg("B"), py::arg("isa"),
-     "B[K, N] packed by the ISA's gemm config: exactly packed_bytes(K, N) bytes.");
-  testing.def("gemm_packed_bytes", [](int64_t K, int64_t N, const std::string& isa) {
-    return table_for(isa).f32_gemm.packed_bytes(K, N);
-  }, py::arg("K"), py::arg("N"), py::arg("isa"));
+  }, py::arg("B"), py::arg("isa"), py::arg("entry") = "f32_gemm", py::arg("variant") = "",
+     "B[K, N] packed by the ISA's `entry` record (or the named variant): exactly "
+     "packed_bytes(K, N) bytes, as float32 for f32_gemm and uint8 for the others.");
+  testing.def("gemm_variants", [](const std::string& entry) {
+    const auto field = gemm_field(entry);
+    const uint32_t have = cpu_features().usable();
+    py::list out;
+    for (const KernelVariant& v : kernel_variants()) {
+      if (entry != v.entry) continue;
+      KernelTable blank{};
+      v.fill(blank);  // registering runs no ISA instruction
+      py::dict d;
+      d["name"] = (blank.*field).name;
+      d["level"] = isa_name(v.level);
+      d["runnable"] = (v.needs & have) == v.needs;
+      out.append(d);
+    }
+    return out;
+  }, py::arg("entry"),
+     "Every variant of a GEMM entry in the dispatch list, in order: {name, level (the ISA "
+     "cap it belongs to), runnable (this CPU/OS has every feature it needs)}.");
+  testing.def("gemm_packed_bytes", [](int64_t K, int64_t N, const std::string& isa,
+                                      const std::string& entry, const std::string& variant) {
+    return gemm_config_for(entry, isa, variant).packed_bytes(K, N);
+  }, py::arg("K"), py::arg("N"), py::arg("isa"), py::arg("entry") = "f32_gemm",
+     py::arg("variant") = "");
 }
 
 }  // namespace pyrt

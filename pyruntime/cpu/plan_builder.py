@@ -69,6 +69,41 @@ class _Val:
         return order if self.static else order[1:]
 
 
+@dataclass
+class _Q8:
+    """A value held as uint8: real = scale * (q - zp); or, quantized at run time,
+    scales and zero points in values scale_v / zp_v, one per `group` rows."""
+    val: _Val
+    scale: float
+    zp: int
+    scale_v: int = -1
+    zp_v: int = -1
+    group: int = 0
+
+
+def _rows_cols(v: _Val) -> tuple[int, int]:
+    """A value as rows x cols per sample: NHWC images are pixels x channels, others
+    their last dim."""
+    if v.nhwc:
+        return v.per_sample // v.shape[1], int(v.shape[1])
+    cols = int(v.shape[-1])
+    return v.per_sample // cols, cols
+
+
+def _u8_params(a: dict) -> tuple[float, int]:
+    """A QDQ node's (scale, zero point) on the uint8 grid: an int8 QDQ is the same grid
+    shifted by 128."""
+    zp = int(a["zero_point"]) + (128 if a["dtype"] == "int8" else 0)
+    return float(np.float32(a["scale"])), zp
+
+
+def _int8_kernel(g: Graph, n: Node) -> bool:
+    """A Conv/Gemm whose kernel is stored qc8 (the int8 kernels run it)."""
+    if n.op not in ("Conv", "Gemm") or len(n.inputs) < 2 or n.inputs[1] not in g.weights:
+        return False
+    return g.weights[n.inputs[1]].format == "qc8"
+
+
 def _nhwc_trivial(shape: tuple) -> bool:
     """NCHW and NHWC orders coincide (C == 1 or H * W == 1)."""
     return shape[1] == 1 or shape[2] * shape[3] == 1
@@ -96,7 +131,11 @@ class Lowerer:
         self.static = all(shapes[v.name][0] is not None for v in graph.inputs)
         self._planar_in: dict[str, _Val] = {}  # 4-D graph inputs, as given (NCHW)
         self._chw_nodes = self._planar_dwconv_nodes()
-        blocks = find_inverted_residuals(graph, shapes) if fuse_blocks else []
+        self.q8: dict[str, _Q8] = {}      # values held as uint8 (a QDQ output, int8 steps)
+        self._done: set[int] = set()         # QDQ nodes fused into their producer
+        self._cons = consumers(graph)
+        blocks = [b for b in (find_inverted_residuals(graph, shapes) if fuse_blocks else [])
+                  if not any(_int8_kernel(graph, graph.nodes[i]) for i in b.nodes)]
         self._blocks = {b.project: b for b in blocks}  # emitted at the project conv
         self._in_block = {i for b in blocks for i in b.nodes if i != b.project}
 
@@ -105,7 +144,8 @@ class Lowerer:
         getattr(self.plan, fn)(*args)
         self.step_nodes.append(self._where)
         self.step_weights.append(self._wfmt if fn in ("gemm", "conv", "dwconv", "dwconv_chw",
-                                                      "inverted_residual") else None)
+                                                      "inverted_residual", "qgemm", "qconv")
+                                 else None)
 
     def _new(self, shape: tuple) -> _Val:
         v = _Val(-1, tuple(shape), self.static)
@@ -116,6 +156,12 @@ class Lowerer:
         if name in self.consts:
             raise UnsupportedOpError(f"{self._where}: input {name!r} is a weight where the "
                                      f"CPU backend needs a computed tensor")
+        if name not in self.vals and name in self.q8:  # the float form, made when needed
+            q = self.q8[name]
+            y = self._new(q.val.shape)
+            rows, cols = _rows_cols(q.val)
+            self._step("dequantize", q.val.id, y.id, rows, cols, q.scale, q.zp)
+            self.vals[name] = y
         return self.vals[name]
 
     def _flat_nchw(self, v: _Val) -> _Val:
@@ -150,6 +196,7 @@ class Lowerer:
             w = self.g.weights.get(n.inputs[1]) if len(n.inputs) > 1 else None
             c = self.shapes[n.inputs[0]][1]
             if (w is None or a["group"] == 1 or a["group"] != c or a["residual"]
+                    or _int8_kernel(self.g, n)
                     or n.outputs[0] not in self.g.outputs or cons.get(n.outputs[0])):
                 continue
             out.add(i)
@@ -172,11 +219,13 @@ class Lowerer:
                                                 for i in cons.get(vi.name, [])):
                 self.vals[vi.name] = self._to_nhwc(v.id, shape)
         for i, node in enumerate(self.g.nodes):
-            if i in self._in_block:
+            if i in self._in_block or i in self._done:
                 continue
             self._where = node_label(node, i)
             w = self.g.weights.get(node.inputs[1]) if node.op in ("Conv", "Gemm") else None
             self._wfmt = (w.format, "f32") if w is not None else None
+            if _int8_kernel(self.g, node) and self._int8_layer(node, i, node_attrs(node, i)):
+                continue
             if i in self._blocks:
                 self._inverted_residual(self._blocks[i])
             elif i in self._chw_nodes:
@@ -186,6 +235,8 @@ class Lowerer:
         self._wfmt = None
         for name in self.g.outputs:
             self._where = f"output {name!r}"
+            if name not in self.vals and name in self.q8:
+                self._act(name)
             if name not in self.vals:
                 raise UnsupportedOpError(f"graph output {name!r} is computed from weights "
                                          f"only (a constant without a batch dimension); the "
@@ -217,6 +268,8 @@ class Lowerer:
             self.vals[out] = y
         elif op == "Softmax":
             self._softmax(n, a)
+        elif op == "QDQ":
+            self._qdq(n, a)
         elif op in ("MaxPool", "AveragePool"):
             self._pool(n, a)
         elif op == "GlobalAveragePool":
@@ -261,16 +314,21 @@ class Lowerer:
         y = self._new(yshape)
         code = _act(act if fuse_act else None)
         after = bool(a["residual_after_act"])
+        stored = self.g.weights[n.inputs[1]].format if n.inputs[1] in self.g.weights else "f32"
+        # 16-bit kernels convert the weight in registers (Gemm and group-1 convs)
+        wtype = stored if stored in ("f16", "bf16") and a.get("group", 1) == 1 else "f32"
+        if self._wfmt is not None:
+            self._wfmt = (self._wfmt[0], wtype)
         if n.op == "Gemm":
             k, nn = w.shape
             self._step("gemm", x.id, y.id, x.images, k, nn, w, bias, res_id, code, lo, hi,
-                       after, self.static)
+                       after, self.static, wtype)
         else:
             geom = _geom(x, yshape, w.shape[0], a, w.shape[2:])
             kind = "conv" if a["group"] == 1 else "dwconv"
             if kind == "conv":
                 self._step(kind, x.id, y.id, geom, w, bias, res_id, code, lo, hi, after,
-                           self.static)
+                           self.static, wtype)
             else:
                 self._step(kind, x.id, y.id, geom, w, bias, res_id, code, lo, hi, after)
         if res_name is not None and res_id < 0:
@@ -280,6 +338,95 @@ class Lowerer:
                 self._step("activation", y.id, z.id, _act(act), lo, hi)
                 y = z
         self.vals[out] = y
+
+    # ------------------------------------------------------------ int8
+    def _new_u8(self, shape: tuple) -> _Val:
+        """A uint8 value: rows of C bytes at a stride rounded up to 4 (see _rows_cols)."""
+        v = _Val(-1, tuple(shape), self.static)
+        rows, cols = _rows_cols(v)
+        v.id = self.plan.add_value(rows * ((cols + 3) // 4))  # u8_floats in C++
+        return v
+
+    def _qdq(self, n: Node, a: dict) -> None:
+        """A QDQ node on a float value: quantize once to uint8 (its float form, the
+        dequantized values, only if a float consumer asks for it)."""
+        x = self._act(n.inputs[0])
+        scale, zp = _u8_params(a)
+        y = self._new_u8(x.shape)
+        rows, cols = _rows_cols(x)
+        self._step("quantize", x.id, y.id, rows, cols, scale, zp)
+        self.q8[n.outputs[0]] = _Q8(y, scale, zp)
+
+    def _fused_qdq(self, out: str) -> tuple[list[int], tuple[float, int] | None]:
+        """The QDQ nodes that read `out` when they are its only readers and agree on
+        their parameters: the producer then writes uint8 with them."""
+        readers = self._cons.get(out, [])
+        if not readers or out in self.g.outputs:
+            return [], None
+        params = set()
+        for i in readers:
+            n = self.g.nodes[i]
+            if n.op != "QDQ":
+                return [], None
+            params.add(_u8_params(node_attrs(n, i)))
+        return (readers, params.pop()) if len(params) == 1 else ([], None)
+
+    def _int8_layer(self, n: Node, i: int, a: dict) -> bool:
+        """A Conv/Gemm with a qc8 kernel on the int8 kernels: its input as uint8 (a QDQ
+        output: static; else quantized here per row / per image: dynamic), its output
+        uint8 when only QDQ nodes read it, else float. False: not handled here (the
+        float path runs it on the dense view)."""
+        w = self.g.weights[n.inputs[1]]
+        group = a.get("group", 1)
+        xin = self.shapes[n.inputs[0]]
+        if w.attrs["axis"] != (1 if n.op == "Gemm" else 0):
+            return False
+        if n.op == "Conv" and group != 1 and group != xin[1]:
+            return False  # grouped convs other than depthwise: the float path
+        out = n.outputs[0]
+        yshape = self.shapes[out]
+        data, wscale = w.arrays["data"], w.arrays["scale"].astype(np.float32)
+        bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+        res_id = self._act(n.inputs[3]).id if a["residual"] else -1
+        qin = self.q8.get(n.inputs[0])
+        x = qin.val if qin is not None else self._act(n.inputs[0])
+        pointwise = n.op == "Gemm" or (group == 1 and tuple(data.shape[2:]) == (1, 1)
+                                       and a["strides"] == (1, 1) and not any(a["pads"]))
+        if qin is None:  # dynamic: per row (Gemm, 1x1 conv) or per image
+            rows, cols = _rows_cols(x)
+            grp = 1 if pointwise else rows // x.images
+            u8 = self._new_u8(x.shape)
+            sv, zv = (self.plan.add_value(rows // grp) for _ in range(2))
+            self._step("quantize", x.id, u8.id, rows, cols, 1.0, 0, sv, zv, grp)
+            qin = _Q8(u8, 1.0, 0, sv, zv, grp)
+            x = u8
+        readers, oq = self._fused_qdq(out)
+        if oq is not None:
+            y = self._new_u8(yshape)
+            oscale, ozp = oq
+        else:
+            y = self._new(yshape)
+            oscale, ozp = 1.0, -1
+        kind = "static" if qin.scale_v < 0 else "dynamic"
+        self._wfmt = (w.format, f"int8 {kind}")
+        common = (wscale, bias, res_id, _act(a["activation"]), a["act_min"], a["act_max"],
+                  bool(a["residual_after_act"]), qin.scale, qin.zp, qin.scale_v, qin.zp_v,
+                  qin.group, oscale, ozp)
+        if n.op == "Gemm":
+            k, nn = data.shape
+            self._step("qgemm", x.id, y.id, x.images, k, nn, np.ascontiguousarray(data),
+                       *common)
+        else:
+            geom = _geom(x, yshape, data.shape[0], a, data.shape[2:])
+            self._step("qconv", x.id, y.id, geom, group != 1, np.ascontiguousarray(data),
+                       *common)
+        if oq is not None:
+            for r in readers:
+                self.q8[self.g.nodes[r].outputs[0]] = _Q8(y, oscale, ozp)
+                self._done.add(r)
+        else:
+            self.vals[out] = y
+        return True
 
     def _planar_dwconv(self, n: Node, a: dict) -> None:
         """A depthwise conv from a graph input to a graph output, NCHW in and out."""

@@ -5,8 +5,8 @@ Both graphs run on the CPU backend on the same input with every compared layer's
 as an extra graph output. A layer's row compares its output in the quantized run (the
 int8/fp16/bf16 kernels, with the error of every layer before it) with the original's:
 relative error max|q - f| / max|f| and SQNR 10 log10(sum f^2 / sum (q - f)^2) in dB; and
-its kernel alone: the relative error of the stored weight's dense view against the
-original kernel. A layer whose own weight error is small but whose output error jumps
+its kernel alone: ||w_q - w|| / ||w|| (Frobenius) of the stored weight's dense view
+against the original kernel. A layer whose own weight error is small but whose output error jumps
 is where the activation range is the problem (an outlier channel, a wide range).
 """
 
@@ -35,7 +35,7 @@ class LayerError:
     weight_format: str   # the quantized graph's kernel format
     rel_err: float       # max |q - f| / max |f| of the layer output
     sqnr_db: float       # signal to quantization noise of the layer output (inf: exact)
-    weight_rel_err: float  # max |w_q - w| / max |w| of the kernel alone
+    weight_rel_err: float  # ||w_q - w|| / ||w|| of the kernel alone
 
 
 class QuantReport(list):
@@ -106,10 +106,10 @@ def quantize_report(original: Graph, quantized: Graph, x: Any) -> QuantReport:
         wq = quantized.weights[n.inputs[1]]
         w0 = formats.dense_f32(fp.weights[f.inputs[1]]).astype(np.float64)
         w1 = formats.dense_f32(wq).astype(np.float64)
-        wtop = float(np.max(np.abs(w0))) if w0.size else 0.0
+        wnorm = float(np.linalg.norm(w0))
         report.append(LayerError(
             node=node_label(n, i), output=t, weight_format=wq.format,
             rel_err=float(np.max(np.abs(d))) / top if top > 0 else float(np.max(np.abs(d))),
             sqnr_db=_sqnr(ref[t], d),
-            weight_rel_err=float(np.max(np.abs(w1 - w0))) / wtop if wtop > 0 else 0.0))
+            weight_rel_err=float(np.linalg.norm(w1 - w0)) / wnorm if wnorm > 0 else 0.0))
     return report

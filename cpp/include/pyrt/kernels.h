@@ -278,11 +278,15 @@ struct KernelTable {
   TransposeConfig x32_transpose;
   SpmmConfig f32_spmm;
   QGemmConfig qs8_qc8w_gemm;
+  GemmConfig f16w_gemm;   // 16-bit weights (f16 / bf16), fp32 activations and output:
+  GemmConfig bf16w_gemm;  // the f32_gemm record, packing to its own 16-bit layout
 };
 #define PYRT_KERNEL_ENTRIES(X) \
   X(f32_gemm) X(f32_dwconv) X(f32_dwconv2d_chw) X(f32_pool) X(f32_eltwise) X(x32_transpose) \
   X(f32_spmm) \
-  X(qs8_qc8w_gemm)
+  X(qs8_qc8w_gemm) \
+  X(f16w_gemm) \
+  X(bf16w_gemm)
 
 // Each kernel file defines one filler per variant; it overwrites its entry. Which fillers
 // run, in which order, is the variant list in cpp/runtime/dispatch.cpp.
@@ -312,6 +316,18 @@ void register_qs8_qc8w_gemm__avx2(KernelTable& t);        // vpmaddwd, no VNNI
 void register_qs8_qc8w_gemm__avxvnni(KernelTable& t);     // needs kFeatAvxVnni
 void register_qs8_qc8w_gemm__avx512(KernelTable& t);      // vpmaddwd on zmm, no VNNI
 void register_qs8_qc8w_gemm__avx512vnni(KernelTable& t);  // needs kFeatAvx512Vnni
+// 16-bit weights (GemmConfig, like f32_gemm): `pack` takes float32 B and rounds each
+// value to the weight type (round to nearest even; overflow to inf; NaN stays NaN), so
+// the dense float32 view of an f16/bf16 weight packs exactly. `run` widens the weights
+// to fp32 (exactly) and accumulates in fp32; the AVX512-BF16 variant's vdpbf16ps tiles
+// also round the activations to bf16 (see bf16w_gemm_avx512bf16.cpp).
+void register_f16w_gemm__scalar(KernelTable& t);
+void register_f16w_gemm__avx2(KernelTable& t);
+void register_f16w_gemm__avx512(KernelTable& t);
+void register_bf16w_gemm__scalar(KernelTable& t);
+void register_bf16w_gemm__avx2(KernelTable& t);
+void register_bf16w_gemm__avx512(KernelTable& t);
+void register_bf16w_gemm__avx512bf16(KernelTable& t);
 // The one packer of f32_spmm (layout above; not ISA code), and its count of the stored
 // (group, input) pairs of B [K, N] for groups of R (ptr: nullptr, or G + 1 group starts).
 int64_t f32_spmm_count_pairs(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R,

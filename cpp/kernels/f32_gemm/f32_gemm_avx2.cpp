@@ -1,7 +1,8 @@
 // f32 GEMM for AVX2 + FMA: a 6 x 16 register tile (12 accumulators, 2 B vectors, one
 // broadcast of A). The algorithm is the shared template in f32_gemm_impl.inc; this
-// file only supplies the 8-float vector traits and the blocking constants (three times:
-// the second and third instances mirror the AVX-512 tile shapes for tests).
+// file only supplies the blocking constants (three times: the second and third
+// instances mirror the AVX-512 tile shapes for tests); the 8-float vector traits are
+// common/gemm_vec_avx2.inc.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -14,26 +15,7 @@ namespace pyrt {
 namespace avx2 {
 namespace {
 
-struct V {
-  using reg = __m256;
-  static constexpr int W = 8;
-  static inline reg zero() { return _mm256_setzero_ps(); }
-  static inline reg load(const float* p) { return _mm256_loadu_ps(p); }
-  static inline void store(float* p, reg x) { _mm256_storeu_ps(p, x); }
-  // Lanes [0, n) set, 0 < n < 8: a window into 8 x -1 followed by 8 x 0.
-  static inline __m256i mask(int n) {
-    static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + 8 - n));
-  }
-  static inline reg load_part(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
-  static inline void store_part(float* p, reg x, int n) { _mm256_maskstore_ps(p, mask(n), x); }
-  static inline reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static inline reg set1(float x) { return _mm256_set1_ps(x); }
-  static inline reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static inline reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
-  static inline reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
-  static inline reg min(reg a, reg b) { return _mm256_min_ps(a, b); }
-};
+#include "../common/gemm_vec_avx2.inc"
 
 }  // namespace
 

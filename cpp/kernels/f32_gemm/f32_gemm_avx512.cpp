@@ -1,7 +1,7 @@
 // f32 GEMM for AVX-512F: a 12 x 32 register tile (24 accumulators, 2 B vectors, one
 // broadcast of A), and a 14 x 16 one for narrow outputs. The algorithm is the shared
-// template in f32_gemm_impl.inc (tested on AVX2); this file only supplies the 16-float
-// vector traits and the blocking constants.
+// template in f32_gemm_impl.inc (tested on AVX2); this file only supplies the blocking
+// constants (the 16-float vector traits: common/gemm_vec_avx512.inc).
 #include <immintrin.h>
 
 #include <cstddef>
@@ -19,24 +19,7 @@ namespace pyrt {
 namespace avx512 {
 namespace {
 
-struct V {
-  using reg = __m512;
-  static constexpr int W = 16;
-  static inline reg zero() { return _mm512_setzero_ps(); }
-  static inline reg load(const float* p) { return _mm512_loadu_ps(p); }
-  static inline void store(float* p, reg x) { _mm512_storeu_ps(p, x); }
-  // Lanes [0, n) set, 0 < n < 16 (so the shift never reaches 32).
-  static inline __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
-  // Masked-off lanes are neither read (no fault) nor written.
-  static inline reg load_part(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
-  static inline void store_part(float* p, reg x, int n) { _mm512_mask_storeu_ps(p, mask(n), x); }
-  static inline reg bcast(const float* p) { return _mm512_set1_ps(*p); }
-  static inline reg set1(float x) { return _mm512_set1_ps(x); }
-  static inline reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
-  static inline reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
-  static inline reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
-  static inline reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
-};
+#include "../common/gemm_vec_avx512.inc"
 
 }  // namespace
 

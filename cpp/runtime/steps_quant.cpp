@@ -1,0 +1,454 @@
+// Quantized steps: uint8 activations, int8 weights (qs8_qc8w_gemm), requantized in the
+// epilogue. The layout of a uint8 value: rows of `cols` bytes at a stride of
+// u8_stride(cols) (a multiple of 4, so every sample starts on a float boundary of the
+// plan's buffers); an NHWC image's row is a pixel. A value's scale and zero point are
+// constants (static quantization: a QDQ node) or, when quantized at run time
+// (dynamic), one float and one int32 per group of rows in two more values.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "parallel.h"
+#include "qgemm.h"
+#include "steps.h"
+#include "steps_quant.h"
+
+namespace pyrt {
+
+namespace {
+
+// Rounds to nearest, ties to even, for |v| < 2^22 in the default rounding mode (what
+// ONNX QuantizeLinear asks for); vectorizes where std::nearbyint does not.
+inline float round_even(float v) {
+  const float magic = 12582912.0f;  // 1.5 * 2^23
+  return (v + magic) - magic;
+}
+
+// clamp(round(x / scale) + zp, 0, 255); NaN -> zp.
+inline uint8_t quantize_one(float x, float inv, float zp) {
+  float v = x * inv + zp;
+  v = v > 0.0f ? v : 0.0f;  // NaN fails the test and becomes 0 ...
+  v = v < 255.0f ? v : 255.0f;
+  return static_cast<uint8_t>(round_even(v));
+}
+
+void check_qgemm(const QGemmConfig& g) {
+  if (!g.run || !g.pack || !g.packed_bytes || !g.quantize_rows || g.mr <= 0 || g.nr <= 0)
+    throw std::logic_error("the qs8_qc8w_gemm entry of the kernel table is empty");
+}
+
+// ------------------------------------------------------------------ quantize
+// f32 rows [rows, cols] -> uint8 rows at stride u8_stride(cols). Static: one scale and
+// zero point. Dynamic: per group of `group` rows, the range of the group (with 0)
+// gives scale and zero point, written to two more values.
+struct QuantizeStep final : Step {
+  int64_t rows, cols, group;  // per sample; group = 0: static
+  float scale = 1.f;
+  int32_t zp = 0;
+  const QGemmConfig* q = nullptr;  // its quantize_rows when group == 1
+  int threads = 1;
+  Work work(ptrdiff_t batch) const override {
+    const double n = double(batch) * double(rows) * double(cols);
+    return {n * (group ? 2.0 : 1.0), 5.0 * n};
+  }
+  void run(const ExecCtx& c) const override {
+    const float* x = c.ptr[reads[0]];
+    uint8_t* y = reinterpret_cast<uint8_t*>(c.ptr[writes[0]]);
+    const ptrdiff_t ld = u8_stride(cols), R = c.batch * rows;
+    if (group == 0) {
+      const float inv = 1.0f / scale, z = float(zp);
+      const int nt = threads_for(threads, c.isa, work(c.batch));
+      const ptrdiff_t per = ceil_div(R, nt);
+      parallel_for(nt, nt, [&](ptrdiff_t t, int) {
+        for (ptrdiff_t r = t * per, e = std::min(R, r + per); r < e; ++r) {
+          const float* xr = x + r * cols;
+          uint8_t* yr = y + r * ld;
+          for (ptrdiff_t k = 0; k < cols; ++k) yr[k] = quantize_one(xr[k], inv, z);
+        }
+      });
+      return;
+    }
+    float* sc = c.ptr[writes[1]];
+    int32_t* zs = reinterpret_cast<int32_t*>(c.ptr[writes[2]]);
+    if (group == 1) {
+      q->quantize_rows(R, cols, x, cols, y, ld, sc, zs);
+      return;
+    }
+    const ptrdiff_t G = R / group;
+    parallel_for(threads_for(threads, c.isa, work(c.batch)) > 1 ? threads : 1, G,
+                 [&](ptrdiff_t gi, int) {
+      const float* xg = x + gi * group * cols;
+      const ptrdiff_t n = group * cols;
+      float lo = 0.f, hi = 0.f;
+      for (ptrdiff_t i = 0; i < n; ++i) {
+        lo = std::min(lo, xg[i]);
+        hi = std::max(hi, xg[i]);
+      }
+      float s = (hi - lo) / 255.0f;
+      if (!(s > 0.0f) || !std::isfinite(s)) s = 1.0f;
+      const float z = std::clamp(std::nearbyint(-lo / s), 0.0f, 255.0f);
+      sc[gi] = s;
+      zs[gi] = int32_t(z);
+      const float inv = 1.0f / s;
+      for (ptrdiff_t r = 0; r < group; ++r) {
+        const float* xr = xg + r * cols;
+        uint8_t* yr = y + (gi * group + r) * ld;
+        for (ptrdiff_t k = 0; k < cols; ++k) yr[k] = quantize_one(xr[k], inv, z);
+      }
+    });
+  }
+};
+
+// uint8 rows -> f32: (q - zp) * scale.
+struct DequantizeStep final : Step {
+  int64_t rows, cols;
+  float scale;
+  int32_t zp;
+  Work work(ptrdiff_t batch) const override {
+    const double n = double(batch) * double(rows) * double(cols);
+    return {n, 5.0 * n};
+  }
+  void run(const ExecCtx& c) const override {
+    const uint8_t* x = reinterpret_cast<const uint8_t*>(c.ptr[reads[0]]);
+    float* y = c.ptr[writes[0]];
+    const ptrdiff_t ld = u8_stride(cols), R = c.batch * rows;
+    for (ptrdiff_t r = 0; r < R; ++r) {
+      const uint8_t* xr = x + r * ld;
+      float* yr = y + r * cols;
+      for (ptrdiff_t k = 0; k < cols; ++k) yr[k] = float(int32_t(xr[k]) - zp) * scale;
+    }
+  }
+};
+
+// The parts of a QGemmEpilogue fixed at build time.
+struct QEp {
+  std::vector<float> bias, w_scale;
+  QuantSpec out;
+  int residual = -1;
+  Act act = Act::None;
+  float lo = 0.f, hi = 0.f;
+  bool after = false;
+  QGemmEpilogue make(const ExecCtx& c, ptrdiff_t ldr) const {
+    QGemmEpilogue e{};
+    e.w_scale = w_scale.data();
+    e.bias = bias.empty() ? nullptr : bias.data();
+    e.residual = residual >= 0 ? c.ptr[residual] : nullptr;
+    e.ldr = ldr;
+    e.residual_after_act = after ? 1 : 0;
+    e.act = act;
+    e.lo = lo;
+    e.hi = hi;
+    e.out_u8 = out.is_u8() ? 1 : 0;
+    e.out_scale = out.scale;
+    e.out_zp = out.zp;
+    return e;
+  }
+};
+
+// How a step finds its input's scale and zero point.
+struct QIn {
+  QuantSpec spec;         // static when spec.is_u8() and scale_v < 0
+  int scale_v = -1, zp_v = -1;  // dynamic: values holding one per group of rows
+  void bind(const ExecCtx& c, ptrdiff_t group0, QGemmEpilogue& e) const {
+    if (scale_v < 0) {
+      e.a_scale = &spec.scale;
+      e.a_zp = &spec.zp;
+      e.a_stride = 0;
+    } else {
+      e.a_scale = c.ptr[scale_v] + group0;
+      e.a_zp = reinterpret_cast<const int32_t*>(c.ptr[zp_v]) + group0;
+      e.a_stride = 1;
+    }
+  }
+};
+
+// y[rows, N] = requant(x_u8[rows, K] @ W[K, N]); rows = batch * rows_per_sample. With a
+// dynamic input every row has its own scale (group of one row).
+struct QGemmStep final : Step {
+  QGemmConfig g;
+  int threads;
+  int64_t rows, K, N;
+  AlignedBuffer packed;
+  QIn in;
+  QEp ep;
+  Work work(ptrdiff_t batch) const override {
+    const double M = double(batch) * double(rows);
+    return {M * double(N) * double(K), M * double(K) + double(K) * double(N) + 4.0 * M * double(N)};
+  }
+  size_t weight_bytes() const override { return packed.size(); }
+  void run(const ExecCtx& c) const override {
+    const ptrdiff_t M = c.batch * rows;
+    QGemmEpilogue e = ep.make(c, N);
+    in.bind(c, 0, e);
+    const ptrdiff_t ldc = ep.out.is_u8() ? u8_stride(N) : N;
+    qgemm_parallel(g, c.isa, threads, M, N, K, reinterpret_cast<const uint8_t*>(c.ptr[reads[0]]),
+                   u8_stride(K), packed.get(), c.ptr[writes[0]], ldc, e);
+  }
+};
+
+// Group-1 conv on uint8 NHWC images: im2col tiles of uint8 (padding = the input's zero
+// point, so a padded tap adds exactly 0) into the int8 GEMM. Tiles never cross images,
+// so a dynamically quantized input (one scale per image) has one scale per tile.
+struct QConvStep final : Step {
+  QGemmConfig g;
+  int threads;
+  ConvGeom geo;
+  int64_t Kd, tile;
+  AlignedBuffer packed;
+  QIn in;
+  QEp ep;
+  size_t per_thread() const { return size_t(ceil_div(tile * Kd, 4)); }  // floats
+  size_t scratch_floats() const override { return size_t(threads) * per_thread(); }
+  size_t weight_bytes() const override { return packed.size(); }
+  Work work(ptrdiff_t batch) const override {
+    const double P = double(batch * geo.images) * double(geo.OH * geo.OW);
+    return {P * double(Kd) * double(geo.OC), P * double(Kd + 4 * geo.OC) + double(Kd * geo.OC)};
+  }
+  void im2col(const uint8_t* img, ptrdiff_t p0, ptrdiff_t n, uint8_t pad, uint8_t* buf) const {
+    const ConvGeom& q = geo;
+    const ptrdiff_t C = q.C, ld = u8_stride(C);
+    for (ptrdiff_t r = 0; r < n; ++r) {
+      const ptrdiff_t oh = (p0 + r) / q.OW, ow = (p0 + r) % q.OW;
+      uint8_t* d = buf + r * Kd;
+      for (ptrdiff_t kh = 0; kh < q.KH; ++kh) {
+        const ptrdiff_t ih = oh * q.sh - q.pt + kh * q.dh;
+        for (ptrdiff_t kw = 0; kw < q.KW; ++kw, d += C) {
+          const ptrdiff_t iw = ow * q.sw - q.pl + kw * q.dw;
+          if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W)
+            std::memset(d, pad, size_t(C));
+          else
+            std::memcpy(d, img + (ih * q.W + iw) * ld, size_t(C));
+        }
+      }
+    }
+  }
+  void run(const ExecCtx& c) const override {
+    const uint8_t* x = reinterpret_cast<const uint8_t*>(c.ptr[reads[0]]);
+    const ptrdiff_t OHW = geo.OH * geo.OW, imgs = c.batch * geo.images;
+    const ptrdiff_t per_img = ceil_div(OHW, tile);
+    const ptrdiff_t ldc = ep.out.is_u8() ? u8_stride(geo.OC) : geo.OC;
+    const size_t esz = ep.out.is_u8() ? 1 : 4;
+    const int nt = threads_for(threads, c.isa, work(c.batch));
+    parallel_for(nt, imgs * per_img, [&](ptrdiff_t i, int tid) {
+      const ptrdiff_t im = i / per_img, p0 = (i % per_img) * tile;
+      const ptrdiff_t n = std::min<ptrdiff_t>(tile, OHW - p0);
+      QGemmEpilogue e = ep.make(c, geo.OC);
+      in.bind(c, im, e);
+      e.a_stride = 0;  // one scale per image: every row of the tile shares it
+      uint8_t* buf = reinterpret_cast<uint8_t*>(c.scratch + size_t(tid) * per_thread());
+      im2col(x + im * geo.H * geo.W * u8_stride(geo.C), p0, n, uint8_t(*e.a_zp), buf);
+      const ptrdiff_t row0 = im * OHW + p0;
+      if (e.residual) e.residual += row0 * geo.OC;
+      char* y = reinterpret_cast<char*>(c.ptr[writes[0]]) + size_t(row0 * ldc) * esz;
+      g.run(n, geo.OC, Kd, buf, Kd, packed.get(), y, ldc, &e, 0, geo.OC);
+    });
+  }
+};
+
+// Depthwise conv (channel multiplier 1) on uint8 NHWC images with int8 weights:
+// acc[c] = sum over taps inside the image of (x - zp) * w (a padded tap adds 0), then
+// the same epilogue as the GEMM. Weights are int16 [KH * KW][C] so the inner loop is a
+// 16-bit multiply-add the compiler vectorizes.
+struct QDwConvStep final : Step {
+  const EltwiseConfig* elt;
+  int threads;
+  ConvGeom geo;
+  std::vector<int16_t> w;  // [KH * KW][C]
+  QIn in;
+  QEp ep;
+  size_t scratch_floats() const override { return size_t(threads) * size_t(geo.C + 16) * 2; }
+  Work work(ptrdiff_t batch) const override {
+    const double P = double(batch * geo.images) * double(geo.OH * geo.OW);
+    return {P * double(geo.KH * geo.KW) * double(geo.C), P * double(geo.C) * 5.0};
+  }
+  void run(const ExecCtx& c) const override {
+    const ConvGeom& q = geo;
+    const ptrdiff_t C = q.C, ldx = u8_stride(C), OHW = q.OH * q.OW;
+    const ptrdiff_t imgs = c.batch * q.images, rows = imgs * q.OH;
+    const bool u8out = ep.out.is_u8();
+    const ptrdiff_t ldy = u8out ? u8_stride(C) : C;
+    const int nt = threads_for(threads, c.isa, work(c.batch));
+    parallel_for(nt, rows, [&](ptrdiff_t ri, int tid) {
+      const ptrdiff_t im = ri / q.OH, oh = ri % q.OH;
+      QGemmEpilogue e = ep.make(c, C);
+      in.bind(c, im, e);
+      const int32_t zp = *e.a_zp;
+      const float as = *e.a_scale;
+      int32_t* acc = reinterpret_cast<int32_t*>(c.scratch + size_t(tid) * size_t(C + 16) * 2);
+      float* v = reinterpret_cast<float*>(acc + C);
+      const uint8_t* img = reinterpret_cast<const uint8_t*>(c.ptr[reads[0]]) + im * q.H * q.W * ldx;
+      for (ptrdiff_t ow = 0; ow < q.OW; ++ow) {
+        std::memset(acc, 0, sizeof(int32_t) * size_t(C));
+        for (ptrdiff_t kh = 0; kh < q.KH; ++kh) {
+          const ptrdiff_t ih = oh * q.sh - q.pt + kh * q.dh;
+          if (ih < 0 || ih >= q.H) continue;
+          for (ptrdiff_t kw = 0; kw < q.KW; ++kw) {
+            const ptrdiff_t iw = ow * q.sw - q.pl + kw * q.dw;
+            if (iw < 0 || iw >= q.W) continue;
+            const uint8_t* xp = img + (ih * q.W + iw) * ldx;
+            const int16_t* wp = w.data() + (kh * q.KW + kw) * C;
+            for (ptrdiff_t ch = 0; ch < C; ++ch)
+              acc[ch] += int32_t(int16_t(int16_t(xp[ch]) - int16_t(zp)) * wp[ch]);
+          }
+        }
+        const ptrdiff_t pix = im * OHW + oh * q.OW + ow;
+        requantize_row(*elt, acc, C, as, e, pix, v,
+                       reinterpret_cast<char*>(c.ptr[writes[0]]) + size_t(pix * ldy) * (u8out ? 1 : 4));
+      }
+    });
+  }
+};
+
+}  // namespace
+
+ptrdiff_t u8_stride(ptrdiff_t cols) { return (cols + 3) / 4 * 4; }
+
+int64_t u8_floats(int64_t rows, int64_t cols) { return rows * u8_stride(cols) / 4; }
+
+void requantize_row(const EltwiseConfig& elt, const int32_t* acc, ptrdiff_t n, float a_scale,
+                    const QGemmEpilogue& e, ptrdiff_t row, float* tmp, void* out) {
+  for (ptrdiff_t j = 0; j < n; ++j) {
+    float v = a_scale * e.w_scale[j] * float(acc[j]);
+    if (e.bias) v += e.bias[j];
+    tmp[j] = v;
+  }
+  Epilogue f{};
+  f.residual = e.residual ? e.residual + row * e.ldr : nullptr;
+  f.ldr = e.ldr;
+  f.act = e.act;
+  f.lo = e.lo;
+  f.hi = e.hi;
+  f.residual_after_act = e.residual_after_act;
+  elt.epilogue(1, n, tmp, n, &f);
+  if (!e.out_u8) {
+    std::memcpy(out, tmp, sizeof(float) * size_t(n));
+    return;
+  }
+  const float inv = 1.0f / e.out_scale, z = float(e.out_zp);
+  uint8_t* o = static_cast<uint8_t*>(out);
+  for (ptrdiff_t j = 0; j < n; ++j) o[j] = quantize_one(tmp[j], inv, z);
+}
+
+std::unique_ptr<Step> make_quantize_step(const KernelTable& kt, int threads, int x, int y,
+                                         int64_t rows, int64_t cols, QuantSpec spec, int scale_v,
+                                         int zp_v, int64_t group) {
+  auto s = new_step<QuantizeStep>("quantize", group == 0 ? "u8 static" : "u8 dynamic", {x}, {y});
+  s->rows = rows;
+  s->cols = cols;
+  s->group = group;
+  s->scale = spec.scale;
+  s->zp = spec.zp;
+  s->threads = threads;
+  if (group > 0) {
+    if (scale_v < 0 || zp_v < 0) throw std::invalid_argument("quantize: dynamic needs scale/zp values");
+    s->writes.push_back(scale_v);
+    s->writes.push_back(zp_v);
+  }
+  if (group == 1) {
+    check_qgemm(kt.qs8_qc8w_gemm);
+    s->q = &kt.qs8_qc8w_gemm;
+    s->kernel = std::string(kt.qs8_qc8w_gemm.name) + " quantize_rows";
+  }
+  return s;
+}
+
+std::unique_ptr<Step> make_dequantize_step(int x, int y, int64_t rows, int64_t cols, QuantSpec spec) {
+  auto s = new_step<DequantizeStep>("dequantize", "u8 -> f32", {x}, {y});
+  s->rows = rows;
+  s->cols = cols;
+  s->scale = spec.scale;
+  s->zp = spec.zp;
+  return s;
+}
+
+namespace {
+
+template <class S>
+void fill_q(S& s, const QuantInput& in, const QuantEpilogue& qe, int64_t n) {
+  s.in.spec = in.spec;
+  s.in.scale_v = in.scale_v;
+  s.in.zp_v = in.zp_v;
+  if (in.scale_v >= 0) {
+    s.reads.push_back(in.scale_v);
+    s.reads.push_back(in.zp_v);
+  }
+  s.ep.bias = qe.bias;
+  s.ep.w_scale = qe.w_scale;
+  if (int64_t(s.ep.w_scale.size()) != n) throw std::invalid_argument("w_scale must have one value per output");
+  s.ep.out = qe.out;
+  s.ep.residual = qe.residual;
+  s.ep.act = qe.act;
+  s.ep.lo = qe.lo;
+  s.ep.hi = qe.hi;
+  s.ep.after = qe.residual_after_act;
+  if (qe.residual >= 0) s.reads.push_back(qe.residual);
+}
+
+}  // namespace
+
+std::unique_ptr<Step> make_qgemm_step(const KernelTable& kt, int threads, int x, int y,
+                                      int64_t rows_per_sample, int64_t K, int64_t N,
+                                      const int8_t* W, const QuantInput& in, const QuantEpilogue& qe) {
+  check_qgemm(kt.qs8_qc8w_gemm);
+  auto s = new_step<QGemmStep>("qgemm", kt.qs8_qc8w_gemm.name, {x}, {y});
+  s->g = kt.qs8_qc8w_gemm;
+  s->threads = threads;
+  s->rows = rows_per_sample;
+  s->K = K;
+  s->N = N;
+  s->packed = pack_qgemm(s->g, K, N, W, N);
+  fill_q(*s, in, qe, N);
+  return s;
+}
+
+std::unique_ptr<Step> make_qconv_step(const KernelTable& kt, int threads, int x, int y,
+                                      const ConvGeom& q, const int8_t* W, const QuantInput& in,
+                                      const QuantEpilogue& qe) {
+  check_qgemm(kt.qs8_qc8w_gemm);
+  const int64_t Kd = q.KH * q.KW * q.C;
+  std::vector<int8_t> B(size_t(Kd) * size_t(q.OC));
+  for (int64_t o = 0; o < q.OC; ++o)
+    for (int64_t ci = 0; ci < q.C; ++ci)
+      for (int64_t kh = 0; kh < q.KH; ++kh)
+        for (int64_t kw = 0; kw < q.KW; ++kw)
+          B[size_t(((kh * q.KW + kw) * q.C + ci) * q.OC + o)] = W[((o * q.C + ci) * q.KH + kh) * q.KW + kw];
+  const bool pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1 && q.pt == 0 &&
+                         q.pl == 0 && q.OH == q.H && q.OW == q.W;
+  if (pointwise && (in.scale_v < 0 || in.group == 1)) {  // one GEMM over every pixel
+    auto s = make_qgemm_step(kt, threads, x, y, q.images * q.OH * q.OW, q.C, q.OC, B.data(), in, qe);
+    s->op = "qconv1x1";
+    return s;
+  }
+  auto s = new_step<QConvStep>("qconv", std::string("im2col+") + kt.qs8_qc8w_gemm.name, {x}, {y});
+  s->g = kt.qs8_qc8w_gemm;
+  s->threads = threads;
+  s->geo = q;
+  s->Kd = Kd;
+  int64_t tile = std::clamp<int64_t>(65536 / std::max<int64_t>(Kd, 1), 64, 512);
+  s->tile = std::max<int64_t>(s->g.mr, tile / s->g.mr * s->g.mr);
+  s->packed = pack_qgemm(s->g, Kd, q.OC, B.data(), q.OC);
+  fill_q(*s, in, qe, q.OC);
+  return s;
+}
+
+std::unique_ptr<Step> make_qdwconv_step(const KernelTable& kt, int threads, int x, int y,
+                                        const ConvGeom& q,
+                                        const int8_t* W, const QuantInput& in,
+                                        const QuantEpilogue& qe) {
+  auto s = new_step<QDwConvStep>("qdwconv", "u8 x s8 depthwise (portable)", {x}, {y});
+  if (!kt.f32_eltwise.epilogue) throw std::logic_error("the f32_eltwise entry of the kernel table is empty");
+  s->elt = &kt.f32_eltwise;
+  s->threads = threads;
+  s->geo = q;
+  s->w.resize(size_t(q.KH * q.KW * q.C));
+  for (int64_t ch = 0; ch < q.C; ++ch)
+    for (int64_t t = 0; t < q.KH * q.KW; ++t) s->w[size_t(t * q.C + ch)] = W[ch * q.KH * q.KW + t];
+  fill_q(*s, in, qe, q.C);
+  return s;
+}
+
+}  // namespace pyrt

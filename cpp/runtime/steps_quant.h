@@ -1,0 +1,70 @@
+// Quantized step factories (steps_quant.cpp): uint8 activations, int8 weights.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "plan.h"
+#include "steps.h"
+
+namespace pyrt {
+
+// Bytes between rows of a uint8 value of `cols` columns: a multiple of 4, so every
+// sample of a value starts on a float boundary of the plan's buffers.
+ptrdiff_t u8_stride(ptrdiff_t cols);
+// Floats a uint8 value of rows x cols takes per sample.
+int64_t u8_floats(int64_t rows, int64_t cols);
+
+// A uint8 tensor's quantization: real = scale * (q - zp). zp < 0: not uint8 (float).
+struct QuantSpec {
+  float scale = 1.f;
+  int32_t zp = -1;
+  bool is_u8() const { return zp >= 0; }
+};
+
+// Where a quantized step finds its input's scale and zero point: constants (static,
+// scale_v < 0) or values written by a dynamic quantize step, one per `group` rows
+// (group 1: per row; else per image).
+struct QuantInput {
+  QuantSpec spec;
+  int scale_v = -1, zp_v = -1;
+  int64_t group = 0;
+};
+
+// The epilogue of a quantized step: weight scales (per output), bias, residual (float),
+// activation, and the output: float, or uint8 with `out`'s scale and zero point.
+struct QuantEpilogue {
+  std::vector<float> w_scale, bias;
+  int residual = -1;
+  Act act = Act::None;
+  float lo = 0.f, hi = 0.f;
+  bool residual_after_act = false;
+  QuantSpec out;
+};
+
+// One row of int32 accumulators through the quantized epilogue (shared by the kernels
+// that do not use the GEMM's own): float into `tmp` (n floats), then `out`.
+void requantize_row(const EltwiseConfig& elt, const int32_t* acc, ptrdiff_t n, float a_scale,
+                    const QGemmEpilogue& e, ptrdiff_t row, float* tmp, void* out);
+
+// f32 [rows, cols] per sample -> uint8. group 0: static (spec); group g > 0: per g rows,
+// the range of those rows gives a scale and zero point, written to values scale_v and
+// zp_v (one float / int32 each per group).
+std::unique_ptr<Step> make_quantize_step(const KernelTable& kt, int threads, int x, int y,
+                                         int64_t rows, int64_t cols, QuantSpec spec, int scale_v,
+                                         int zp_v, int64_t group);
+std::unique_ptr<Step> make_dequantize_step(int x, int y, int64_t rows, int64_t cols, QuantSpec spec);
+// y = requant(x_u8 [rows, K] @ W [K, N]); W int8, row-major.
+std::unique_ptr<Step> make_qgemm_step(const KernelTable& kt, int threads, int x, int y,
+                                      int64_t rows_per_sample, int64_t K, int64_t N,
+                                      const int8_t* W, const QuantInput& in, const QuantEpilogue& qe);
+// Group-1 conv on uint8 NHWC; W int8 [OC, C, KH, KW].
+std::unique_ptr<Step> make_qconv_step(const KernelTable& kt, int threads, int x, int y,
+                                      const ConvGeom& q, const int8_t* W, const QuantInput& in,
+                                      const QuantEpilogue& qe);
+// Depthwise conv on uint8 NHWC; W int8 [C, 1, KH, KW].
+std::unique_ptr<Step> make_qdwconv_step(const KernelTable& kt, int threads, int x, int y,
+                                        const ConvGeom& q, const int8_t* W, const QuantInput& in,
+                                        const QuantEpilogue& qe);
+
+}  // namespace pyrt
