@@ -35,13 +35,19 @@ def test_best_isa_is_the_widest_supported():
     assert list(d["supported_isas"]) == list(SUPPORTED_ISAS)
 
 
+#: Kernel-name suffixes of variants that need a feature beyond their level, and the level.
+FEATURE_SUFFIX_LEVEL = {"avxvnni": "avx2", "avx512vnni": "avx512"}
+
+
 @pytest.mark.parametrize("isa", SUPPORTED_ISAS)
 def test_kernel_names_per_isa(isa):
     names = _core.kernels_for(isa)
     for entry, name in names.items():
         # an entry without a kernel at this ISA falls back to a lower one
         lower = ALL_ISAS[: ALL_ISAS.index(isa) + 1]
-        assert name.rsplit("__", 1)[-1] in lower, (entry, name)
+        # a variant that needs a feature beyond its level is named by it (its level here)
+        suffix = name.rsplit("__", 1)[-1]
+        assert FEATURE_SUFFIX_LEVEL.get(suffix, suffix) in lower, (entry, name)
 
 
 def _info_in_subprocess(env_isa: str) -> subprocess.CompletedProcess:
@@ -108,10 +114,13 @@ def test_each_entry_takes_the_last_variant_whose_features_are_usable():
         want = {}
         for entry, level, needs in variants:
             if ALL_ISAS.index(level) <= cap and set(needs) <= usable:
-                want[entry] = level
+                want[entry] = (level, needs)
         got = _core.kernels_for(isa)
-        for entry, level in want.items():
-            assert got[entry].endswith("__" + level), (isa, entry, got[entry], level)
+        for entry, (level, needs) in want.items():
+            suffix = got[entry].rsplit("__", 1)[-1]
+            assert FEATURE_SUFFIX_LEVEL.get(suffix, suffix) == level, (isa, entry, got[entry], level)
+            # the last fitting variant needs the feature its name says (avx2 + avxvnni)
+            assert (suffix in FEATURE_SUFFIX_LEVEL) == (suffix in needs), (entry, got[entry], needs)
 
 
 def test_an_unsupported_isa_is_an_isa_error_from_every_entry_point():
