@@ -3,7 +3,7 @@
 //
 // For the chosen ISA (argv[1]: scalar | avx2 | avx512 | avx2w16 | best; default best)
 // every entry of the KernelTable (f32_gemm, f32_dwconv, f32_dwconv2d_chw, f32_pool,
-// f32_eltwise, x32_transpose) runs on seeded random inputs and is compared with the scalar
+// f32_eltwise, x32_transpose, f32_spmm, qs8_qc8w_gemm) runs on seeded random inputs and is compared with the scalar
 // table's kernel. For `scalar` itself the reference is float64 loops (reference_f64.h),
 // each element held to an error bound derived from float32 rounding. Calling conventions follow
 // cpp/testing/testing_*.cpp. Inputs end exactly at a page boundary followed by a
@@ -1183,6 +1183,169 @@ void test_spmm(const KernelTable& tst) {
   end_group(g);
 }
 
+// ================================================================== QGEMM
+// qs8_qc8w_gemm: every variant of the table's level this CPU runs (the VNNI one and the
+// one without), against the scalar table (or, for scalar, int64 loops). The int32
+// accumulator (scales 1, float output) must match exactly; the epilogue too (the same
+// float operations in the same order; libm activations in both), uint8 outputs included.
+// A ends at a PROT_NONE page (a row read past its K bytes faults on the last row);
+// outputs have padded rows and guard bytes that must survive.
+
+struct QCase {
+  ptrdiff_t M, N, K;
+  int mode;  // 0: accumulator (scale 1, zp random), 1: float epilogue, 2: uint8 out
+  Act act;
+  int res;   // 0 none, 1 before act, 2 after act
+  int per_row;
+  int n_split;
+  int maxima;  // A all 255, B all +-127
+};
+
+// Runs g on column blocks (last first) into a guarded byte buffer; returns the bytes.
+std::vector<unsigned char> qgemm_out(const QGemmConfig& g, const QCase& c, const uint8_t* A,
+                                     const std::vector<int8_t>& B, const QGemmEpilogue& ep,
+                                     bool* guards_ok) {
+  const size_t esz = ep.out_u8 ? 1 : 4;
+  const ptrdiff_t ldc = c.N + 3;
+  const size_t guard = 64;
+  std::vector<unsigned char> buf(guard * 2 + size_t(c.M * ldc) * esz, 0xA5);
+  std::vector<unsigned char> packed(g.packed_bytes(c.K, c.N) + 64 + 64, 0xA5);
+  unsigned char* pk = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
+  g.pack(c.K, c.N, B.data(), c.N, pk);
+  const ptrdiff_t panels = (c.N + g.nr - 1) / g.nr;
+  for (int i = c.n_split - 1; i >= 0; --i) {
+    const ptrdiff_t q0 = panels * i / c.n_split, q1 = panels * (i + 1) / c.n_split;
+    const ptrdiff_t n0 = q0 * g.nr, n1 = q1 * g.nr < c.N ? q1 * g.nr : c.N;
+    if (n1 > n0) g.run(c.M, c.N, c.K, A, c.K, pk, buf.data() + guard, ldc, &ep, n0, n1);
+  }
+  bool ok = true;
+  for (size_t i = 0; i < guard; ++i) ok = ok && buf[i] == 0xA5 && buf[buf.size() - 1 - i] == 0xA5;
+  for (ptrdiff_t m = 0; m < c.M; ++m)
+    for (size_t b = size_t(c.N) * esz; b < size_t(ldc) * esz; ++b)
+      ok = ok && buf[guard + size_t(m * ldc) * esz + b] == 0xA5;
+  *guards_ok = ok;
+  std::vector<unsigned char> out(size_t(c.M * c.N) * esz);
+  for (ptrdiff_t m = 0; m < c.M; ++m)
+    std::memcpy(out.data() + size_t(m * c.N) * esz, buf.data() + guard + size_t(m * ldc) * esz,
+                size_t(c.N) * esz);
+  return out;
+}
+
+void test_qgemm_one(const QGemmConfig& ref, const QGemmConfig& tst, Group& g) {
+  std::vector<QCase> cases;
+  const ptrdiff_t Ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 64, 131};
+  const ptrdiff_t Ks[] = {1, 3, 4, 5, 17, 64, 255, 1031};
+  const ptrdiff_t Ns[] = {1, 7, 16, 17, 33, 100, 257};
+  int i = 0;
+  for (ptrdiff_t M : Ms)
+    for (ptrdiff_t K : Ks) {
+      const ptrdiff_t N = Ns[i++ % 7];
+      if (g_small && M * K * N > 200000) continue;
+      cases.push_back({M, N, K, 0, Act::None, 0, 1, 1 + i % 3, 0});
+    }
+  for (Act act : kActs)
+    for (int res = 0; res < 3; ++res)
+      for (int mode = 1; mode <= 2; ++mode)
+        cases.push_back({ptrdiff_t(1 + (res * 5 + mode) % 13), 45, 37, mode, act, res, mode == 1, 2, 0});
+  cases.push_back({3, 33, g_small ? 257 : 4099, 0, Act::None, 0, 0, 1, 1});
+  cases.push_back({9, 17, g_small ? 257 : 4099, 0, Act::None, 0, 0, 1, -1});
+  for (const QCase& c : cases) {
+    set_case("qgemm %s M=%td N=%td K=%td mode=%d act=%s res=%d split=%d", tst.name, c.M, c.N, c.K,
+             c.mode, act_name(c.act), c.res, c.n_split);
+    const size_t abytes = size_t(c.M * c.K);
+    Fenced fa((abytes + 3) / 4 + 1);
+    uint8_t* A = reinterpret_cast<uint8_t*>(fa.p + fa.n) - abytes;  // ends at the fence
+    std::vector<int8_t> B(size_t(c.K * c.N));
+    for (size_t j = 0; j < abytes; ++j) A[j] = c.maxima ? 255 : uint8_t(irand(256));
+    for (auto& b : B) b = c.maxima ? int8_t(127 * c.maxima) : int8_t(irand(255) - 127);
+    std::vector<float> as(size_t(c.M)), ws(size_t(c.N)), bias(size_t(c.N)), res(size_t(c.M * c.N));
+    std::vector<int32_t> zp(size_t(c.M));
+    for (auto& v : as) v = c.mode ? urand(0.005f, 0.02f) : 1.0f;
+    for (auto& v : ws) v = c.mode ? urand(0.0005f, 0.001f) : 1.0f;
+    for (auto& v : zp) v = c.maxima ? 0 : irand(256);
+    fill(bias.data(), bias.size());
+    fill(res.data(), res.size());
+    QGemmEpilogue ep{};
+    ep.a_scale = as.data();
+    ep.a_zp = zp.data();
+    ep.a_stride = c.per_row || c.mode == 0 ? 1 : 0;
+    ep.w_scale = ws.data();
+    ep.bias = c.mode ? bias.data() : nullptr;
+    ep.residual = c.res ? res.data() : nullptr;
+    ep.ldr = c.N;
+    ep.residual_after_act = c.res == 2;
+    ep.act = c.act;
+    ep.lo = -0.3f;
+    ep.hi = 0.4f;
+    ep.out_u8 = c.mode == 2;
+    ep.out_scale = 0.01f;
+    ep.out_zp = 77;
+    bool gok = true, rok = true;
+    const std::vector<unsigned char> got = qgemm_out(tst, c, A, B, ep, &gok);
+    std::vector<unsigned char> want;
+    if (g_f64) {  // scalar: int64 loops for the accumulator, the table itself otherwise
+      if (c.mode != 0) { record(g, gok); continue; }
+      want.resize(got.size());
+      for (ptrdiff_t m = 0; m < c.M; ++m)
+        for (ptrdiff_t n = 0; n < c.N; ++n) {
+          int64_t s = 0;
+          for (ptrdiff_t k = 0; k < c.K; ++k) s += (int64_t(A[m * c.K + k]) - zp[size_t(m)]) * B[size_t(k * c.N + n)];
+          const float f = float(s);
+          std::memcpy(want.data() + size_t(m * c.N + n) * 4, &f, 4);
+        }
+    } else {
+      want = qgemm_out(ref, c, A, B, ep, &rok);
+    }
+    bool ok = gok && rok && want.size() == got.size();
+    const bool libm = c.act == Act::Sigmoid || c.act == Act::Tanh || c.act == Act::Gelu;
+    for (size_t j = 0; ok && j < got.size(); j += c.mode == 2 ? 1 : 4) {
+      if (c.mode == 2) {
+        ok = got[j] == want[j] || (libm && std::abs(int(got[j]) - int(want[j])) <= 1);
+        if (!ok) printf("  MISMATCH [%s] %s: u8 index %zu: scalar %d, got %d\n", g.name.c_str(), g_case, j, want[j], got[j]);
+      } else {
+        float x, r;
+        std::memcpy(&x, got.data() + j, 4);
+        std::memcpy(&r, want.data() + j, 4);
+        ok = x == r || (libm && std::fabs(double(x) - r) <= 1e-6 * (1 + std::fabs(double(r))));
+        if (!ok) printf("  MISMATCH [%s] %s: index %zu: scalar %.9g, got %.9g\n", g.name.c_str(), g_case, j / 4, r, x);
+      }
+    }
+    if (!gok) printf("  MISMATCH [%s] %s: wrote outside C\n", g.name.c_str(), g_case);
+    record(g, ok);
+  }
+  // quantize_rows: exactly the scalar's, rows ending at the fence.
+  for (ptrdiff_t K : {ptrdiff_t(1), ptrdiff_t(7), ptrdiff_t(16), ptrdiff_t(17), ptrdiff_t(100), ptrdiff_t(1031)}) {
+    set_case("qgemm quantize_rows %s K=%td", tst.name, K);
+    const ptrdiff_t M = 6;
+    Fenced x(size_t(M * K));
+    fill(x.p, x.n, -3.0f, 2.0f);
+    for (ptrdiff_t k = 0; k < K; ++k) { x[size_t(K + k)] = 0.0f; x[size_t(2 * K + k)] = 1.5f; x[size_t(3 * K + k)] = -urand(0.1f, 1.0f); }
+    std::vector<uint8_t> q1(size_t(M * K) + 64, 0xA5), q2(size_t(M * K) + 64, 0xA5);
+    std::vector<float> s1(static_cast<size_t>(M)), s2(static_cast<size_t>(M));
+    std::vector<int32_t> z1(static_cast<size_t>(M)), z2(static_cast<size_t>(M));
+    tst.quantize_rows(M, K, x.p, K, q1.data(), K, s1.data(), z1.data());
+    const QGemmConfig& r = g_f64 ? tst : ref;
+    r.quantize_rows(M, K, x.p, K, q2.data(), K, s2.data(), z2.data());
+    const bool ok = q1 == q2 && s1 == s2 && z1 == z2;
+    if (!ok) printf("  MISMATCH [%s] %s\n", g.name.c_str(), g_case);
+    record(g, ok);
+  }
+}
+
+void test_qgemm(const KernelTable& ref, const KernelTable& tst) {
+  const uint32_t have = cpu_features().usable();
+  for (const KernelVariant& v : kernel_variants()) {
+    if (std::string(v.entry) != "qs8_qc8w_gemm" || v.level != tst.isa || (v.needs & have) != v.needs)
+      continue;
+    KernelTable t{};
+    v.fill(t);
+    Group g;
+    g.name = std::string("qgemm/") + t.qs8_qc8w_gemm.name;
+    test_qgemm_one(ref.qs8_qc8w_gemm, t.qs8_qc8w_gemm, g);
+    end_group(g);
+  }
+}
+
 // ================================================================== main
 
 void setup_pid1_console() {
@@ -1277,6 +1440,7 @@ int main(int argc, char** argv) {
   test_eltwise(ref, tst);
   test_transpose(ref, tst);
   test_spmm(tst);
+  test_qgemm(ref, tst);
   printf("total %.2f s\n", now_s() - t0);
   if (g_total_fail == 0) {
     printf("KERNELCHECK PASS %ld/%ld isa=%s\n", g_total, g_total, tst.isa_name);

@@ -23,7 +23,10 @@ struct Q : QY {
   using BT = int16_t;
   static constexpr int kCpv = 4;
   static inline I bcast_val(int32_t v) { return _mm256_cvtepu8_epi16(_mm_set1_epi32(v)); }
-  static inline I bcast(const uint8_t* p) { return bcast_val(load32(p)); }
+  // vbroadcastss from memory is a load alone (no shuffle uop beside vpmovzxbw's).
+  static inline I bcast(const uint8_t* p) {
+    return _mm256_cvtepu8_epi16(_mm_castps_si128(_mm_broadcast_ss(reinterpret_cast<const float*>(p))));
+  }
   static inline I dot(I acc, I a, const void* b) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(a, _mm256_loadu_si256(static_cast<const __m256i*>(b))));
   }

@@ -1,6 +1,7 @@
 // qs8_qc8w_gemm for AVX512-VNNI (vpdpbusd on zmm): each int32 lane accumulates 4
 // consecutive k of one column, u8 A (broadcast) times s8 weights packed [K/4][32
-// columns][4 k]. An 8 x 32 tile: 16 accumulators. The algorithm is
+// columns][4 k]. An 8 x 32 tile: 16 accumulators (12 x 32 measured 0.55x of it at
+// 256x1024x1024, Sapphire Rapids, 1 thread). The algorithm is
 // qs8_qc8w_gemm_impl.inc.
 #include <immintrin.h>
 

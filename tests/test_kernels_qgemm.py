@@ -1,0 +1,348 @@
+"""int8 GEMM (qs8_qc8w_gemm) kernels, every variant this CPU runs, against numpy.
+
+The accumulator is checked exactly (int64 numpy), float outputs within a bound from
+float32 rounding of the epilogue, uint8 outputs within one step of the float64
+reference's quantization, and exactly equal away from rounding edges. `variant=` picks
+each kernel by name, so the AVX2 and AVX-512 kernels without VNNI run here too on a
+machine whose tables hold the VNNI ones."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import pyruntime as rt
+from pyruntime import _core
+
+from conftest import ref_act
+
+T = _core.testing
+ACTS = ("none", "relu", "clip", "sigmoid", "tanh", "gelu")
+VARIANTS = [v["name"] for v in T.qgemm_variants() if v["runs"]]
+EPS = 2.0 ** -24
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request) -> str:
+    return request.param
+
+
+def rand_a(rng, M, K):
+    return rng.integers(0, 256, size=(M, K), dtype=np.uint8)
+
+
+def rand_b(rng, K, N):
+    return rng.integers(-127, 128, size=(K, N), dtype=np.int8)
+
+
+def acc_ref(A, B, a_zp):
+    """The exact int64 sum of (a - zp) * b."""
+    zp = np.broadcast_to(np.asarray(a_zp, dtype=np.int64).reshape(-1, 1), (A.shape[0], 1))
+    return (A.astype(np.int64) - zp) @ B.astype(np.int64)
+
+
+def reference(A, B, a_scale, a_zp, w_scale, bias=None, residual=None, act="none", lo=0.0,
+              hi=0.0, residual_after_act=False):
+    """float64 epilogue of the exact accumulator, and a per-element bound for float32."""
+    acc = acc_ref(A, B, a_zp).astype(np.float64)
+    s = np.asarray(a_scale, dtype=np.float64).reshape(-1, 1) * w_scale.astype(np.float64)
+    v = acc * s
+    mag = np.abs(v)
+    if bias is not None:
+        v = v + bias
+        mag = mag + np.abs(bias)
+    if residual is not None:
+        mag = mag + np.abs(residual)
+        if not residual_after_act:
+            v = v + residual
+    v = ref_act(v, act, lo, hi)
+    if residual is not None and residual_after_act:
+        v = v + residual
+        mag = mag + np.abs(residual)
+    # Roundings: the scale product, the int -> float conversion, the multiply, the bias
+    # and residual adds (each <= 2^-24 of the magnitude so far); the activations' slope is
+    # <= 1.13 and libm's sigmoid/tanh/erf add a few ulp of the result.
+    tol = 8 * EPS * 1.13 * mag + 8 * EPS * np.abs(v) + 1e-30
+    return v, tol
+
+
+def check_float(C, ref_tol):
+    ref, tol = ref_tol
+    assert C.dtype == np.float32 and C.shape == ref.shape
+    bad = ~(np.abs(C.astype(np.float64) - ref) <= tol)
+    if bad.any():
+        i = tuple(np.argwhere(bad)[0])
+        raise AssertionError(f"{bad.sum()} of {bad.size} off; first at {i}: got {C[i]!r}, "
+                             f"want {ref[i]!r} (tol {tol[i]:.3g})")
+
+
+def check_u8(C, v, out_scale, out_zp):
+    """Within one step of the float64 quantization; exact away from rounding edges."""
+    x = v / np.float64(out_scale)
+    q = np.clip(np.rint(x) + out_zp, 0, 255)
+    near_edge = np.abs(np.abs(x - np.floor(x)) - 0.5) < 1e-3
+    assert C.dtype == np.uint8 and C.shape == q.shape
+    d = np.abs(C.astype(np.int64) - q.astype(np.int64))
+    assert (d <= 1).all(), f"max step error {d.max()}"
+    assert (d[~near_edge] == 0).all(), f"{(d[~near_edge] != 0).sum()} off away from edges"
+
+
+def run(A, B, a_scale, a_zp, w_scale, variant, **kw):
+    return T.qgemm(A, B, a_scale, a_zp, w_scale, variant=variant, **kw)
+
+
+def test_every_variant_is_listed_and_the_tables_hold_the_best():
+    names = [v["name"] for v in T.qgemm_variants()]
+    assert names[0] == "qs8_qc8w_gemm_4x8__scalar" and all(n.startswith("qs8_qc8w_gemm_") for n in names)
+    assert rt.info()["kernels"]["qs8_qc8w_gemm"] in names
+    for isa in ("scalar", "avx2", "avx512"):
+        if _core.isa_supported(isa):
+            cfg = T.qgemm_config(isa)
+            level = [v for v in T.qgemm_variants() if v["level"] == isa and v["runs"]]
+            assert cfg["name"] == level[-1]["name"]  # the last one that fits wins
+
+
+def test_config_names_the_tile(variant):
+    cfg = T.qgemm_config(variant=variant)
+    assert cfg["name"] == variant and f"_{cfg['mr']}x{cfg['nr']}__" in variant
+
+
+# Every value of each list appears in some triple, and every pair of M and K.
+MS, KS, NS = (1, 2, 3, 5, 7, 13, 64, 131), (1, 3, 4, 5, 17, 64, 255, 1031), (1, 7, 16, 17, 33, 100, 257)
+SHAPES = [(m, k, NS[(i + j) % len(NS)]) for i, m in enumerate(MS) for j, k in enumerate(KS)
+          if m * k * NS[(i + j) % len(NS)] <= 3_000_000]
+
+
+@pytest.mark.parametrize("M,K,N", SHAPES)
+def test_accumulator_is_exact(variant, rng, M, K, N):
+    A, B = rand_a(rng, M, K), rand_b(rng, K, N)
+    zp = rng.integers(0, 256, size=M).astype(np.int32)
+    C = run(A, B, np.ones(M, np.float32), zp, np.ones(N, np.float32), variant)
+    want = acc_ref(A, B, zp)
+    assert np.abs(want).max() < 2 ** 24  # so float32 holds it exactly
+    np.testing.assert_array_equal(C.astype(np.int64), want)
+
+
+@pytest.mark.parametrize("b", [127, -127])
+def test_saturation_edges_of_the_accumulator(variant, b):
+    """255 x +-127 in every product: a 16-bit pair sum (vpmaddubsw) would saturate."""
+    for M, K, N in ((3, 64, 17), (5, 4099, 33)):
+        A = np.full((M, K), 255, np.uint8)
+        B = np.full((K, N), b, np.int8)
+        C = run(A, B, 1.0, 0, np.ones(N, np.float32), variant)
+        assert (C == np.float32(255 * b * K)).all()
+        # Zero point 255 takes the (large) sum back to 0 exactly, and one row off the
+        # maximum must show as exactly one product.
+        A[0, 7] = 254
+        C = run(A, B, 1.0, 255, np.ones(N, np.float32), variant)
+        want = np.zeros((M, N))
+        want[0] = -b
+        np.testing.assert_array_equal(C, want)
+
+
+def test_long_k_of_random_values_with_zero_point_is_exact(variant, rng):
+    M, K, N = 4, 4099, 40
+    A = rng.integers(200, 256, size=(M, K), dtype=np.uint8)
+    B = rng.integers(100, 128, size=(K, N), dtype=np.int8)
+    zp = np.full(M, 228, np.int32)
+    C = run(A, B, np.ones(M, np.float32), zp, np.ones(N, np.float32), variant)
+    want = acc_ref(A, B, zp)
+    assert np.abs(want).max() < 2 ** 24
+    np.testing.assert_array_equal(C.astype(np.int64), want)
+
+
+@pytest.mark.parametrize("zp", [0, 255])
+@pytest.mark.parametrize("per_row", [False, True])
+def test_scales_and_zero_points(variant, rng, zp, per_row):
+    M, K, N = 7, 67, 45
+    A, B = rand_a(rng, M, K), rand_b(rng, K, N)
+    ws = rng.uniform(0.001, 0.01, N).astype(np.float32)
+    if per_row:
+        a_scale = rng.uniform(0.001, 0.02, M).astype(np.float32)
+        a_zp = np.full(M, zp, np.int32)
+        a_zp[1] = 128
+    else:
+        a_scale, a_zp = 0.013, zp
+    C = run(A, B, a_scale, a_zp, ws, variant)
+    check_float(C, reference(A, B, np.float32(a_scale), a_zp, ws))
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("after", [False, True])
+def test_every_epilogue_float_and_u8(variant, rng, act, after):
+    for M, K, N in ((3, 37, 50), (13, 100, 33)):
+        A, B = rand_a(rng, M, K), rand_b(rng, K, N)
+        a_scale = rng.uniform(0.01, 0.02, M).astype(np.float32)
+        a_zp = rng.integers(0, 256, M).astype(np.int32)
+        ws = rng.uniform(0.0005, 0.001, N).astype(np.float32)
+        bias = rng.uniform(-1, 1, N).astype(np.float32)
+        res = rng.uniform(-1, 1, (M, N)).astype(np.float32)
+        kw = dict(bias=bias, residual=res, act=act, lo=-0.4, hi=0.6, residual_after_act=after)
+        C = run(A, B, a_scale, a_zp, ws, variant, **kw)
+        v, tol = reference(A, B, a_scale, a_zp, ws, **kw)
+        check_float(C, (v, tol))
+        Q = run(A, B, a_scale, a_zp, ws, variant, out_u8=True, out_scale=0.02, out_zp=100, **kw)
+        check_u8(Q, v, np.float32(0.02), 100)
+
+
+def test_u8_output_clamps_at_0_and_255(variant, rng):
+    M, K, N = 5, 33, 40
+    A, B = rand_a(rng, M, K), rand_b(rng, K, N)
+    ws = np.full(N, 0.01, np.float32)
+    for zp in (0, 255, 128):
+        Q = run(A, B, 1.0, 128, ws, variant, out_u8=True, out_scale=0.001, out_zp=zp)
+        v, _ = reference(A, B, 1.0, 128, ws)
+        check_u8(Q, v, np.float32(0.001), zp)
+        assert (Q == 0).any() and (Q == 255).any()
+
+
+@pytest.mark.parametrize("act", ["none", "relu", "gelu"])
+def test_bias_only_residual_only(variant, rng, act):
+    M, K, N = 6, 20, 70
+    A, B = rand_a(rng, M, K), rand_b(rng, K, N)
+    ws = rng.uniform(0.0005, 0.001, N).astype(np.float32)
+    bias = rng.uniform(-1, 1, N).astype(np.float32)
+    res = rng.uniform(-1, 1, (M, N)).astype(np.float32)
+    check_float(run(A, B, 0.01, 3, ws, variant, bias=bias, act=act),
+                reference(A, B, np.float32(0.01), 3, ws, bias=bias, act=act))
+    check_float(run(A, B, 0.01, 3, ws, variant, residual=res, act=act),
+                reference(A, B, np.float32(0.01), 3, ws, residual=res, act=act))
+
+
+@pytest.mark.parametrize("n_split", [2, 3, 5])
+def test_column_blocks(variant, rng, n_split):
+    for M in (1, 2, 3, 9):
+        A, B = rand_a(rng, M, 45), rand_b(rng, 45, 260)
+        zp = rng.integers(0, 256, M).astype(np.int32)
+        C = run(A, B, np.ones(M, np.float32), zp, np.ones(260, np.float32), variant, n_split=n_split)
+        np.testing.assert_array_equal(C.astype(np.int64), acc_ref(A, B, zp))
+
+
+def test_threads_split_like_the_executor(variant, rng):
+    old = T.min_parallel_us()
+    T.set_min_parallel_us(0.0)  # split whatever the size
+    try:
+        for M, K, N in ((1, 300, 500), (3, 64, 257), (131, 64, 100), (64, 255, 33)):
+            A, B = rand_a(rng, M, K), rand_b(rng, K, N)
+            a_scale = rng.uniform(0.01, 0.02, M).astype(np.float32)
+            zp = rng.integers(0, 256, M).astype(np.int32)
+            ws = rng.uniform(0.0005, 0.001, N).astype(np.float32)
+            res = rng.uniform(-1, 1, (M, N)).astype(np.float32)
+            C = run(A, B, a_scale, zp, ws, variant, residual=res, threads=2)
+            check_float(C, reference(A, B, a_scale, zp, ws, residual=res))
+            one = run(A, B, a_scale, zp, ws, variant, residual=res)
+            np.testing.assert_array_equal(C, one)  # same kernel calls, same bits
+            Q = run(A, B, a_scale, zp, ws, variant, residual=res, threads=2, out_u8=True,
+                    out_scale=0.01, out_zp=9)
+            np.testing.assert_array_equal(Q, run(A, B, a_scale, zp, ws, variant, residual=res,
+                                                 out_u8=True, out_scale=0.01, out_zp=9))
+    finally:
+        T.set_min_parallel_us(old)
+
+
+def test_k_zero_and_empty(variant, rng):
+    B = np.zeros((0, 9), np.int8)
+    bias = rng.uniform(-1, 1, 9).astype(np.float32)
+    C = run(np.zeros((4, 0), np.uint8), B, 1.0, 7, np.ones(9, np.float32), variant, bias=bias)
+    np.testing.assert_array_equal(C, np.broadcast_to(bias, (4, 9)))
+    assert run(np.zeros((0, 5), np.uint8), rand_b(rng, 5, 3), 1.0, 0, np.ones(3, np.float32),
+               variant).shape == (0, 3)
+
+
+# ------------------------------------------------------------------ quantize_rows
+
+def quantize_ref(x):
+    """float32 arithmetic exactly as QGemmConfig::quantize_rows specifies it."""
+    x = x.astype(np.float32)
+    lo = np.minimum(np.float32(0), x.min(axis=1, initial=np.float32(0)))
+    hi = np.maximum(np.float32(0), x.max(axis=1, initial=np.float32(0)))
+    scale = np.where(hi == lo, np.float32(1), (hi - lo) / np.float32(255)).astype(np.float32)
+    zp = np.clip(np.rint(-lo / scale), 0, 255).astype(np.int32)
+    inv = (np.float32(1) / scale).astype(np.float32)
+    q = np.clip(np.rint(x * inv[:, None]) + zp[:, None], 0, 255).astype(np.uint8)
+    return q, scale, zp
+
+
+@pytest.mark.parametrize("K", [1, 3, 8, 15, 16, 17, 100, 1031])
+def test_quantize_rows_against_numpy(variant, rng, K):
+    x = rng.standard_normal((9, K)).astype(np.float32) * rng.uniform(0.1, 10, (9, 1)).astype(np.float32)
+    x[1] = 0.0                     # all zero: scale 1, zp 0
+    x[2] = np.abs(x[2]) + 0.5      # all positive: lo = 0, zp 0
+    x[3] = -np.abs(x[3]) - 0.5     # all negative: hi = 0, zp 255
+    x[4] = 2.5                     # constant
+    x[5] = -2.5
+    q, s, z = T.quantize_rows(x, variant=variant)
+    rq, rs, rz = quantize_ref(x)
+    np.testing.assert_array_equal(s, rs)
+    np.testing.assert_array_equal(z, rz)
+    np.testing.assert_array_equal(q, rq)
+    assert s[1] == 1 and z[1] == 0 and (q[1] == 0).all()
+    assert z[2] == 0 and z[3] == 255 and q[3].min() == 0 and q[2].max() == 255
+    # Dequantized values are within half a step of x.
+    err = np.abs((q.astype(np.float64) - z[:, None]) * s[:, None] - x)
+    assert (err <= 0.5 * s[:, None] * (1 + 1e-5) + 1e-7).all()
+
+
+def test_quantize_then_gemm_approximates_float(variant, rng):
+    x = rng.standard_normal((3, 200)).astype(np.float32)
+    W = rng.standard_normal((200, 30)).astype(np.float32)
+    ws = (np.abs(W).max(axis=0) / 127).astype(np.float32)
+    Bq = np.clip(np.rint(W / ws), -127, 127).astype(np.int8)
+    q, s, z = T.quantize_rows(x, variant=variant)
+    C = run(q, Bq, s, z, ws, variant)
+    ref = x.astype(np.float64) @ W
+    assert np.abs(C - ref).max() < 0.05 * np.abs(ref).max()
+
+
+# ------------------------------------------------------------------ bad inputs
+
+def test_bad_inputs_raise_typed_errors(rng):
+    A, B, ws = rand_a(rng, 4, 5), rand_b(rng, 5, 6), np.ones(6, np.float32)
+
+    def q(*args, **kw):
+        return T.qgemm(*args, **{"variant": "qs8_qc8w_gemm_4x8__scalar", **kw})
+
+    with pytest.raises(rt.DTypeError, match="uint8"):
+        q(A.astype(np.int8), B, 1.0, 0, ws)
+    with pytest.raises(rt.DTypeError, match="int8"):
+        q(A, B.astype(np.uint8), 1.0, 0, ws)
+    with pytest.raises(rt.DTypeError, match="numpy"):
+        q(A.tolist(), B, 1.0, 0, ws)
+    with pytest.raises(rt.ShapeError, match="2-D"):
+        q(A.ravel(), B, 1.0, 0, ws)
+    with pytest.raises(rt.ShapeError, match="5 rows"):
+        q(A, B[:4], 1.0, 0, ws)
+    with pytest.raises(rt.ShapeError, match=r"w_scale must have shape \(6,\)"):
+        q(A, B, 1.0, 0, ws[:5])
+    with pytest.raises(rt.DTypeError, match="float32"):
+        q(A, B, 1.0, 0, ws.astype(np.float64))
+    with pytest.raises(rt.ShapeError, match=r"per row must have shape \(4,\)"):
+        q(A, B, np.ones(3, np.float32), np.zeros(3, np.int32), ws)
+    with pytest.raises(rt.InputError, match=r"a_zp must be in \[0, 255\]"):
+        q(A, B, 1.0, 256, ws)
+    with pytest.raises(rt.InputError, match=r"a_zp must be in \[0, 255\]"):
+        q(A, B, np.ones(4, np.float32), np.array([0, -1, 0, 0], np.int32), ws)
+    with pytest.raises(rt.InputError, match="both be per row"):
+        q(A, B, np.ones(4, np.float32), 0, ws)
+    with pytest.raises(rt.InputError, match=r"out_zp must be in \[0, 255\]"):
+        q(A, B, 1.0, 0, ws, out_u8=True, out_zp=300)
+    with pytest.raises(rt.InputError, match="out_scale"):
+        q(A, B, 1.0, 0, ws, out_u8=True, out_scale=0.0)
+    with pytest.raises(rt.InputError, match="-128"):
+        q(A, np.full((5, 6), -128, np.int8), 1.0, 0, ws)
+    with pytest.raises(rt.ShapeError, match="bias"):
+        q(A, B, 1.0, 0, ws, bias=np.ones(5, np.float32))
+    with pytest.raises(rt.ShapeError, match="residual"):
+        q(A, B, 1.0, 0, ws, residual=np.ones((4, 5), np.float32))
+    with pytest.raises(rt.InputError, match="activation"):
+        q(A, B, 1.0, 0, ws, act="swish")
+    with pytest.raises(rt.IsaError, match="unknown qs8_qc8w_gemm variant"):
+        T.qgemm(A, B, 1.0, 0, ws, variant="qs8_qc8w_gemm_nope")
+    with pytest.raises(rt.IsaError):
+        T.qgemm(A, B, 1.0, 0, ws, isa="sse9")
+    with pytest.raises(rt.DTypeError, match="float32"):
+        T.quantize_rows(np.ones((2, 3)), isa="scalar")
+    with pytest.raises(rt.ShapeError, match="2-D"):
+        T.quantize_rows(np.ones(3, np.float32), isa="scalar")
