@@ -8,6 +8,7 @@
 //   _core.testing.gemm_variants(entry)     every variant of an entry in the dispatch list
 #include <pybind11/numpy.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -216,6 +217,9 @@ Buffer pack_checked(const GemmConfig& g, const Mat& B, size_t elem_bytes, size_t
   return buf;
 }
 
+// Seconds the last gemm() call spent in its run loop (all repeats; packing excluded).
+double g_last_run_seconds = 0;  // guarded by the GIL
+
 py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
                         const py::object& bias_obj, const py::object& res_obj,
                         const std::string& act, float lo, float hi, bool residual_after_act,
@@ -306,6 +310,7 @@ py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
   }
   {
     py::gil_scoped_release nogil;
+    const auto t0 = std::chrono::steady_clock::now();
     const void* pk = packed.get();
     for (int64_t rep = 0; rep < repeat; ++rep) {
       parallel_for(static_cast<int>(threads), static_cast<ptrdiff_t>(blocks.size()),
@@ -317,6 +322,9 @@ py::array_t<float> gemm(const py::object& A_obj, const py::object& B_obj,
                            C.data + b.m0 * C.ld, C.ld, &blk, b.n0, b.n1);
                    });
     }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    py::gil_scoped_acquire gil;
+    g_last_run_seconds = secs;
   }
   return out;
 }
@@ -339,6 +347,9 @@ void bind_testing_gemm(py::module_& testing) {
               ">= width); out, when given, is written in place and returned. `repeat` "
               "runs the grid that many times after one packing, for timing the kernel; `threads` "
               "runs the grid's blocks on that many threads of the executor's pool.");
+  testing.def("gemm_last_seconds", [] { return g_last_run_seconds; },
+              "Seconds the last testing.gemm call spent running its grid (all repeats), "
+              "without the packing: what bench/gemm16.py times.");
   testing.def("gemm_config", [](const std::string& isa, bool check_cpu, const std::string& entry) {
     const auto field = gemm_field(entry);
     KernelTable blank{};

@@ -11,6 +11,7 @@ base=(-std=c++17 -O2 -g0 -fno-plt -Wall -Wextra -I"$root/cpp/include")
 avx2=(-mavx2 -mfma -mf16c)
 avx512=(-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
         -Wno-maybe-uninitialized -Wno-uninitialized)
+avx512bf16=("${avx512[@]}" -mavx512bf16)
 srcs=("$root"/cpp/kernels/*/*.cpp "$root/cpp/testing/f32_w16check_avx2.cpp"
       "$root/cpp/runtime/dispatch.cpp" "$root/tools/kernelcheck/kernel_check.cpp")
 objs=()
@@ -19,6 +20,7 @@ for s in "${srcs[@]}"; do
   case "$s" in
     *_avx512vnni.cpp) flags=("${avx512[@]}" -mavx512vnni) ;;
     *_avxvnni.cpp) flags=("${avx2[@]}" -mavxvnni) ;;
+    *_avx512bf16.cpp) flags=("${avx512bf16[@]}") ;;
     *_avx512.cpp) flags=("${avx512[@]}") ;;
     *_avx2.cpp) flags=("${avx2[@]}") ;;
     *) flags=() ;;

@@ -304,6 +304,25 @@ struct GemmCase {
   int nan_mode = 0;  // 1: NaN/inf in A
 };
 
+// The GEMM record under test: f32_gemm, or a 16-bit weight entry (f16w_gemm, bf16w_gemm)
+// whose variants run one by one (main). For those, B is drawn exactly representable in
+// the weight type (what the packers are given: the dense view of an f16/bf16 weight), so
+// scalar, SIMD and float64 multiply the same weights; packer rounding itself is tested
+// in tests/test_kernels_gemm16.py.
+GemmConfig KernelTable::*g_gemm_field = &KernelTable::f32_gemm;
+int g_wtype = 0;  // 0: f32 weights, 1: f16, 2: bf16
+// The AVX512-BF16 bf16w_gemm rounds the activations of blocks of more than 12 rows to
+// bf16 (vdpbf16ps), except for an in-place residual with K above its K block: its
+// reference then gets those rows of A rounded the same way.
+bool g_round_a = false;
+constexpr ptrdiff_t kDpRows = 12, kDpKc = 512;
+
+#include "../../cpp/kernels/common/half_convert.inc"
+
+float round_weight(float x) {
+  return g_wtype == 1 ? f16_to_f32(f32_to_f16_rne(x)) : g_wtype == 2 ? bf16_to_f32(f32_to_bf16_rne(x)) : x;
+}
+
 // Runs g over an m_split x n_split grid of blocks like testing_gemm.cpp / the executor.
 void gemm_run(const GemmConfig& g, const GemmCase& c, const float* A, ptrdiff_t lda,
               const float* packed, float* C, ptrdiff_t ldc, const Epilogue& ep) {
@@ -332,6 +351,7 @@ bool gemm_check(const KernelTable& ref, const KernelTable& tst, const GemmCase& 
   Fenced A(static_cast<size_t>((c.M - 1) * lda + c.K)), B(static_cast<size_t>(c.K * c.N));
   fill(A.p, A.n);
   fill(B.p, B.n);
+  for (size_t i = 0; i < B.n; ++i) B[i] = round_weight(B[i]);
   if (c.nan_mode == 1 && A.n > 0) {
     A[irand(static_cast<int>(A.n))] = kNaN;
     A[irand(static_cast<int>(A.n))] = kInf;
@@ -353,11 +373,26 @@ bool gemm_check(const KernelTable& ref, const KernelTable& tst, const GemmCase& 
   float* outs[2] = {Cr.p(), Ct.p()};
   const KernelTable* tabs[2] = {&ref, &tst};
   kref::Ref f64(0);
+  // The reference's A: A itself, or with the rows the tested kernel rounds rounded.
+  std::vector<float> a_ref;
+  const float* A_ref = A.p;
+  if (g_round_a && !(inplace && c.K > kDpKc)) {
+    a_ref.assign(A.p, A.p + A.n);
+    for (int mi = 0; mi < c.m_split; ++mi) {
+      const ptrdiff_t m0 = c.M * mi / c.m_split, m1 = c.M * (mi + 1) / c.m_split;
+      if (m1 - m0 <= kDpRows) continue;
+      for (ptrdiff_t i = m0; i < m1; ++i)
+        for (ptrdiff_t k = 0; k < c.K; ++k)
+          a_ref[i * lda + k] = bf16_to_f32(f32_to_bf16_rne(a_ref[i * lda + k]));
+    }
+    A_ref = a_ref.data();
+  }
   for (int t = 0; t < 2; ++t) {
-    const GemmConfig& g = tabs[t]->f32_gemm;
-    const size_t ps = g.packed_bytes(c.K, c.N) / sizeof(float);
-    if (ps < static_cast<size_t>(c.K * c.N)) {
-      printf("  %s: packed_bytes %zu floats < K*N\n", g.name, ps);
+    const GemmConfig& g = tabs[t]->*g_gemm_field;
+    const size_t bytes = g.packed_bytes(c.K, c.N);
+    const size_t ps = (bytes + sizeof(float) - 1) / sizeof(float);
+    if (bytes < static_cast<size_t>(c.K * c.N) * (g_wtype ? 2 : 4)) {
+      printf("  %s: packed_bytes %zu < K*N weights\n", g.name, bytes);
       return false;
     }
     Fenced P(ps);  // pack must not write past packed_bytes (fault)
@@ -375,12 +410,12 @@ bool gemm_check(const KernelTable& ref, const KernelTable& tst, const GemmCase& 
     if (t == 0 && g_f64) {  // float64 reference; the residual as it was before the run
       std::vector<float> before(Cr.p(), Cr.p() + csize);
       if (inplace) ep.residual = before.data();
-      kref::Ref r = kref::gemm(c.M, c.N, c.K, A.p, lda, B.p, ldc, ep);
+      kref::Ref r = kref::gemm(c.M, c.N, c.K, A_ref, lda, B.p, ldc, ep);
       keep_gaps(r, before.data(), c.M, c.N, ldc);
       f64 = std::move(r);
       continue;
     }
-    gemm_run(g, cc, A.p, lda, P.p, outs[t], ldc, ep);
+    gemm_run(g, cc, t == 0 ? A_ref : A.p, lda, P.p, outs[t], ldc, ep);
   }
   if (g_f64) return match_f64(f64, Ct, csize, grp, "C");
   ok = match_guarded(Cr, Ct, csize, rtol_for(c.K), rtol_for(c.K), false, grp, "C");
@@ -1434,6 +1469,30 @@ int main(int argc, char** argv) {
     test_gemm(ref, narrow);
     g_gemm_group = "gemm";
   }
+  // The 16-bit weight GEMM entries: every variant of the level this table is capped at
+  // (and below, scalar excepted unless it is the one checked against float64) that
+  // this CPU can run, each against the scalar variant (groups "<kernel name>/...").
+  for (GemmConfig KernelTable::*field : {&KernelTable::f16w_gemm, &KernelTable::bf16w_gemm}) {
+    const bool f16 = field == &KernelTable::f16w_gemm;
+    for (const KernelVariant& v : kernel_variants()) {
+      if (std::string(v.entry) != (f16 ? "f16w_gemm" : "bf16w_gemm")) continue;
+      if (v.level > tst.isa || (v.level == Isa::Scalar) != g_f64) continue;
+      if ((v.needs & f.usable()) != v.needs) continue;
+      KernelTable t16 = tst;
+      v.fill(t16);
+      g_gemm_field = field;
+      g_wtype = f16 ? 1 : 2;
+      g_gemm_group = (t16.*field).name;
+      g_round_a = g_gemm_group.find("__avx512bf16") != std::string::npos;
+      printf("16-bit weight gemm=%s (mr=%d nr=%d)\n", (t16.*field).name, (t16.*field).mr,
+             (t16.*field).nr);
+      test_gemm(ref, t16);
+    }
+  }
+  g_gemm_field = &KernelTable::f32_gemm;
+  g_wtype = 0;
+  g_round_a = false;
+  g_gemm_group = "gemm";
   test_dwconv(ref, tst);
   test_dwconv_chw(ref, tst);
   test_pool(ref, tst);

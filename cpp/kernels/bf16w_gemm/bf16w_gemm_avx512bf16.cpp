@@ -10,10 +10,12 @@
 //  * M > kMr (12): each M x K block of A is rounded to bf16 (vcvtne2ps2bf16, round to
 //    nearest even) into a stack buffer once per call, and a 12 x 32 tile multiplies
 //    broadcast pairs of it with the packed pairs. Each activation a then carries a
-//    relative error |bf16(a) - a| <= 2^-9 |a|; the products of bf16 values are exact in
-//    fp32 and vdpbf16ps adds them with fp32 rounding, so the result is within
-//    2^-9 sum_k |a_k b_k| plus the fp32 accumulation error of any fp32 GEMM (about
-//    (K + 1) 2^-24 sum_k |a_k b_k|) of the exact product of A with the bf16 weights.
+//    relative error |bf16(a) - a| <= 2^-8 |a| (bf16 keeps 8 significant bits: half an
+//    ulp is 2^-8 of the value; a bound of 2^-9 fails already at K = 1); the products of
+//    bf16 values are exact in fp32 and vdpbf16ps adds them with fp32 rounding, so the
+//    result is within 2^-8 sum_k |a_k b_k| plus the fp32 accumulation error of any fp32
+//    GEMM (about (K + 1) 2^-24 sum_k |a_k b_k|) of the exact product of A with the bf16
+//    weights (tests/test_kernels_gemm16.py holds it to that bound).
 //    vdpbf16ps also treats subnormal inputs as zero and flushes subnormal results (an
 //    absolute error below 2^-126 per term: activations or weights under 1.2e-38), and
 //    activations past the largest bf16 (|a| >= 0x1.ff8p127) round to inf.
