@@ -346,6 +346,12 @@ class QuantOps:
         f = self.fresh(f"{out}_f")
         fn(self._synthetic(node, node.op_type, [q.src, *node.input[1:]], [f]))
         s = self.shapes.get(out)
+        xs = self.shapes.get(q.src)
+        if s is None and node.op_type == "Flatten" and xs is not None and \
+                all(d is not None for d in xs[1:]):
+            ax = int(self.attrs(node).get("axis", 1)) % max(len(xs), 1)
+            if ax == 1:
+                s = (xs[0], int(np.prod(xs[1:])))
         if s is not None:
             self.shapes[f] = s
         self._pend(out, f, q.scale, q.zero_point, q.dtype)
@@ -431,11 +437,30 @@ class QuantOps:
         """com.microsoft QLinearAdd: A, As, Azp, B, Bs, Bzp, Cs, Czp."""
         if len(node.input) < 7:
             raise ModelFormatError(f"QLinearAdd node {node.name!r} needs 7 or 8 inputs")
-        a = self._read_q(node, node.input[0], node.input[1], node.input[2], "A")
-        b = self._read_q(node, node.input[3], node.input[4], node.input[5], "B")
+        a, b = (self._q_operand(node, node.input[i], node.input[i + 1], node.input[i + 2],
+                                what) for i, what in ((0, "A"), (3, "B")))
+        if a in self.weights and b in self.weights:
+            raise Unsupported("both operands are constants")
         f = self.fresh(f"{self.only_output(node)}_f")
+        # onnx's shape inference stops at com.microsoft ops: carry the run-time operand's
+        run = [x for x in (a, b) if x not in self.weights and x in self.shapes]
+        if run and self.only_output(node) not in self.shapes:
+            self.shapes[f] = max((self.shapes[x] for x in run), key=len)
         self.emit("Add", [a, b], [f], name=node.name)
-        self._out_q(node, f, 6, 7, self.qpend[node.input[0]].dtype)
+        q = self.qpend.get(node.input[0]) or self.qpend[node.input[3]]
+        self._out_q(node, f, 6, 7, q.dtype)
+
+    def _q_operand(self, node: Any, name: str, s_name: str, z_name: str, what: str) -> str:
+        """A pending integer tensor's QDQ value, or a constant's dequantized weight
+        (quantize_static's QLinearAdd of a MatMul and its uint8-quantized bias)."""
+        if name not in self.consts:
+            return self._read_q(node, name, s_name, z_name, what)
+        if self.qpend.get(name) is None and s_name in self.consts and \
+                self.const(s_name, f"{what} scale").size != 1:
+            raise Unsupported(f"{what} {name!r}: only a per-tensor scale")
+        f, _ = self._dequantize(node, self.const(name, what), s_name, z_name, 1,
+                                f"{what} {name!r}")
+        return self.weight(self._const_weight(f"{name}_f", f, None), f)
 
     def _op_QLinearGlobalAveragePool(self, node: Any) -> None:
         """com.microsoft QLinearGlobalAveragePool: X, x_scale, x_zp, y_scale, y_zp."""
@@ -448,6 +473,9 @@ class QuantOps:
         f = self.fresh(f"{self.only_output(node)}_f")
         self._op_GlobalAveragePool(self._synthetic(node, "GlobalAveragePool", [x], [f],
                                                    ("channels_last",)))
+        xs = self.shapes.get(x)
+        if xs is not None and len(xs) == 4 and self.only_output(node) not in self.shapes:
+            self.shapes[f] = (xs[0], xs[1], 1, 1)
         self._out_q(node, f, 3, 4, self.qpend[node.input[0]].dtype)
 
     # ---------------------------------------------------- dynamic form
