@@ -119,11 +119,11 @@ class QuantOps:
         z = self.const(name, what)
         if z.dtype == np.uint8 or z.dtype == np.int8:
             return z, str(z.dtype)
-        if np.issubdtype(z.dtype, np.integer):
-            raise Unsupported(f"{what} {name!r} has dtype {z.dtype}; only uint8 and int8 "
-                              "activations are supported")
-        raise ModelFormatError(f"{node.op_type} node {node.name!r}: {what} {name!r} has "
-                               f"dtype {z.dtype}; expected an integer type")
+        if z.dtype in (np.float16, np.float32, np.float64):
+            raise ModelFormatError(f"{node.op_type} node {node.name!r}: {what} {name!r} has "
+                                   f"dtype {z.dtype}; expected an integer type")
+        raise Unsupported(f"{what} {name!r} has dtype {z.dtype}; only uint8 and int8 "
+                          "quantization is supported")
 
     def _tensor_params(self, node: Any, s_name: str, z_name: str, what: str,
                        default: str = "uint8") -> tuple[float, int, str]:
