@@ -121,7 +121,7 @@ class _Exporter:
         """A qc8 weight as its int8 initializer + DequantizeLinear (per tensor when all
         scales are equal, else per axis: opset >= 13) whose output is the weight's name;
         False (write the dense view) where the opset has no per-axis DequantizeLinear."""
-        formats.check(w, f"weight {wname!r}")
+        formats.check(w, wname)
         scale = np.asarray(w.arrays["scale"], dtype=np.float32)
         per_tensor = scale.size > 0 and bool(np.all(scale == scale[0]))
         if not per_tensor and self.opset < 13:
