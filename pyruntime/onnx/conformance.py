@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..graph import Graph
 from .importer import load_onnx
-from .proto import SUPPORTED_OPS, import_onnx
+from .proto import QUANT_OPS, SUPPORTED_OPS, import_onnx
 
 __all__ = ["SESSION_REJECTIONS", "documented_rejections", "run_isolated", "Case", "CaseResult", "TOLERANCE_OVERRIDES", "load_cases", "DOCUMENTED_REJECTIONS", "PARAM_INPUTS", "RTOL", "ATOL",
            "node_cases", "select_cases", "bind_parameters", "run_case", "run_all",
@@ -56,17 +56,40 @@ PARAM_INPUTS: dict[str, frozenset[int]] = {
     "Gemm": frozenset({1, 2}), "MatMul": frozenset({1}), "Conv": frozenset({1, 2}),
     "BatchNormalization": frozenset({1, 2, 3, 4}), "Clip": frozenset({1, 2}),
     "Reshape": frozenset({1}), "Dropout": frozenset({1, 2}),
+    "QuantizeLinear": frozenset({1, 2}), "DequantizeLinear": frozenset({1, 2}),
+    "QLinearConv": frozenset(range(1, 9)), "QLinearMatMul": frozenset(range(1, 8)),
+    "MatMulInteger": frozenset({1, 2, 3}), "ConvInteger": frozenset({1, 2, 3}),
+}
+
+#: Quantized ops whose cases run in the QDQ form (pyruntime's graphs are float in and
+#: out): an integer data input i is fed as its dequantized float value through a
+#: QuantizeLinear with the node's own (scale, zero point) inputs, an integer output
+#: read through a DequantizeLinear with the node's output (scale, zero point); the
+#: expected output is dequantized the same way. op -> ({input: (scale, zp)}, (scale, zp)
+#: of the output or None).
+QUANT_WRAP: dict[str, tuple[dict[int, tuple[int, int]], tuple[int, int] | None]] = {
+    "QuantizeLinear": ({}, (1, 2)), "DequantizeLinear": ({0: (1, 2)}, None),
+    "QLinearConv": ({0: (1, 2)}, (6, 7)), "QLinearMatMul": ({0: (1, 2)}, (6, 7)),
 }
 
 # Test modules (onnx/backend/test/case/node/<module>.py) holding the cases of our ops.
 _MODULES = ("add", "averagepool", "batch_normalization", "clip", "constant", "conv",
             "dropout", "flatten", "gelu", "gemm", "globalaveragepool", "globalmaxpool",
-            "identity", "matmul", "maxpool", "relu", "reshape", "sigmoid", "softmax", "tanh")
+            "identity", "matmul", "maxpool", "relu", "reshape", "sigmoid", "softmax", "tanh",
+            "quantizelinear", "dequantizelinear", "qlinearconv", "qlinearmatmul",
+            "matmulinteger", "convinteger", "dynamicquantizelinear")
 
 _POOL3D = "3-D pooling (only 2-D spatial pooling is supported)"
 _POOL1D = "1-D pooling (only 2-D spatial pooling is supported)"
 _RESHAPE = "Reshape to a non-2-D target (the IR's Reshape is 2-D only; Flatten covers N-D->2-D)"
 _MATMUL = "MatMul that is not 2-D @ constant 2-D (batched/1-D matmul is not supported)"
+
+_QAXIS = "per-axis quantization of an activation (the IR's QDQ is per tensor)"
+_Q16 = "16-bit quantization (the IR's QDQ is uint8 / int8)"
+_QBLOCK = "blocked quantization (block_size)"
+_QINT = ("integer in, int32 out with no scale (only quantize_dynamic's pattern around it, "
+         "with an int8 weight, maps onto a float op with a qc8 weight)")
+_QDYN = "outputs the integers and run-time scale of DynamicQuantizeLinear (pyruntime is float out)"
 
 #: Every case pyruntime rejects on purpose, with the reason (the scope of issue 2).
 DOCUMENTED_REJECTIONS: dict[str, str] = {
@@ -111,6 +134,18 @@ DOCUMENTED_REJECTIONS: dict[str, str] = {
     "test_reshape_zero_dim": _RESHAPE,
     "test_reshape_zero_and_negative_dim": _RESHAPE,
     "test_reshape_allowzero_reordered": _RESHAPE,
+    "test_quantizelinear_axis": _QAXIS, "test_dequantizelinear_axis": _QAXIS,
+    "test_quantizelinear_uint16": _Q16, "test_quantizelinear_int16": _Q16,
+    "test_dequantizelinear_uint16": _Q16, "test_dequantizelinear_int16": _Q16,
+    "test_quantizelinear_blocked_asymmetric": _QBLOCK,
+    "test_quantizelinear_blocked_symmetric": _QBLOCK,
+    "test_dequantizelinear_blocked": _QBLOCK,
+    "test_qlinearmatmul_3D_uint8_float32": _MATMUL, "test_qlinearmatmul_3D_uint8_float16": _MATMUL,
+    "test_qlinearmatmul_3D_int8_float32": _MATMUL, "test_qlinearmatmul_3D_int8_float16": _MATMUL,
+    "test_matmulinteger": _QINT, "test_convinteger_without_padding": _QINT,
+    "test_convinteger_with_padding": _QINT,
+    "test_dynamicquantizelinear": _QDYN, "test_dynamicquantizelinear_max_adjusted": _QDYN,
+    "test_dynamicquantizelinear_min_adjusted": _QDYN,
 }
 
 
@@ -125,8 +160,13 @@ TOLERANCE_OVERRIDES: dict[str, tuple[float, float, str]] = {
 #: rt.compile) although the importer accepts them: limits of the native backend. The
 #: Session runner must reject exactly these (plus DOCUMENTED_REJECTIONS) and pass every
 #: other case; a case that starts passing fails tests/test_onnx_backend.py until it is
-#: taken off this list. None today: every case the importer accepts also compiles.
-SESSION_REJECTIONS: dict[str, str] = {}
+#: taken off this list.
+_NO_QDQ = "the QDQ op has no CPU lowering yet (the int8 CPU path is being written)"
+SESSION_REJECTIONS: dict[str, str] = {
+    name: _NO_QDQ for name in (
+        "test_quantizelinear", "test_dequantizelinear", "test_qlinearconv",
+        "test_qlinearmatmul_2D_uint8_float32", "test_qlinearmatmul_2D_uint8_float16",
+        "test_qlinearmatmul_2D_int8_float32", "test_qlinearmatmul_2D_int8_float16")}
 
 
 @dataclasses.dataclass
@@ -185,7 +225,7 @@ def load_cases(cache_dir: str | os.PathLike | None = None, full: bool = False) -
     path = None
     if cache_dir is not None:
         # keyed by what decides the selection, so a changed filter never reads old cases
-        key = hashlib.sha256(repr((sorted(SUPPORTED_OPS), _MODULES, sorted(
+        key = hashlib.sha256(repr((sorted(SUPPORTED_OPS + QUANT_OPS), _MODULES, sorted(
             (k, sorted(v)) for k, v in PARAM_INPUTS.items()), full)).encode()).hexdigest()
         path = Path(cache_dir) / f"onnx-{onnx.__version__}-{key[:16]}.npz"
         if path.is_file():
@@ -233,6 +273,11 @@ def _read_cache(onnx: Any, path: Path) -> list[Case]:
     return cases
 
 
+#: TensorProto element types of quantized cases in scope: FLOAT, UINT8, INT8, UINT16,
+#: INT16, INT32, FLOAT16.
+_NUMPY_TYPES = (1, 2, 3, 4, 5, 6, 10)
+
+
 def select_cases(cases: Sequence[Any]) -> list[Any]:
     """Cases built only from ops pyruntime imports whose data inputs are float32 tensors."""
     onnx = import_onnx()
@@ -240,12 +285,19 @@ def select_cases(cases: Sequence[Any]) -> list[Any]:
     for c in cases:
         if c.model is None or c.name in seen:
             continue
-        if not all(n.op_type in SUPPORTED_OPS and n.domain in ("", "ai.onnx")
+        if not all(n.op_type in SUPPORTED_OPS + QUANT_OPS and n.domain in ("", "ai.onnx")
                    for n in c.model.graph.node):
             continue
-        ok = all(vi.type.HasField("tensor_type")
-                 and vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-                 for vi in _data_inputs(c.model))
+        # a quantized op's cases are all in scope: integer data is run in the QDQ form
+        # (QUANT_WRAP) or rejected with the importer's reason
+        quant = len(c.model.graph.node) == 1 and c.model.graph.node[0].op_type in QUANT_OPS
+        # float8, 4- and 2-bit tensors have no numpy dtype here: left out like sequences
+        if quant and any(vi.type.tensor_type.elem_type not in _NUMPY_TYPES
+                         for vi in list(c.model.graph.input) + list(c.model.graph.output)):
+            continue
+        ok = quant or all(vi.type.HasField("tensor_type")
+                          and vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+                          for vi in _data_inputs(c.model))
         if ok:
             out.append(c)
             seen.add(c.name)
@@ -271,6 +323,63 @@ def bind_parameters(case: Any, data_set: int = 0) -> tuple[Any, dict[str, np.nda
     return model, {k: np.asarray(values[k]) for k in data}
 
 
+def wrap_quantized(model: Any, feeds: dict, expected: Sequence[np.ndarray]
+                   ) -> tuple[Any, dict, list[str], list[np.ndarray]]:
+    """A one-node quantized case in the QDQ form (see QUANT_WRAP): (model, feeds, output
+    names, expected outputs). Cases whose op is not in QUANT_WRAP come back unchanged."""
+    onnx = import_onnx()
+    h, tp = onnx.helper, onnx.TensorProto
+    names = [o.name for o in model.graph.output]
+    node = model.graph.node[0] if len(model.graph.node) == 1 else None
+    if node is None or node.op_type not in QUANT_WRAP:
+        return model, feeds, names, list(expected)
+    ins, out = QUANT_WRAP[node.op_type]
+    init = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    feeds = dict(feeds)
+    new_inputs = []
+    for vi in model.graph.input:
+        pos = [i for i, x in enumerate(node.input) if x == vi.name]
+        if not pos or pos[0] not in ins or vi.name not in feeds:
+            new_inputs.append(vi)
+            continue
+        s_i, z_i = ins[pos[0]]
+        s, z = init[node.input[s_i]], init.get(node.input[z_i] if len(node.input) > z_i
+                                               else "", np.zeros((), feeds[vi.name].dtype))
+        if s.size != 1 or z.size != 1:
+            new_inputs.append(vi)   # per-axis activation: the importer rejects it
+            continue
+        fname = f"{vi.name}__float"
+        q = feeds.pop(vi.name)
+        feeds[fname] = ((q.astype(np.float64) - float(z.reshape(-1)[0]))
+                        * float(s.reshape(-1)[0])).astype(np.float32)
+        node_q = h.make_node("QuantizeLinear", [fname, node.input[s_i]] + (
+            [node.input[z_i]] if len(node.input) > z_i and node.input[z_i] else []),
+            [vi.name])
+        model.graph.node.insert(0, node_q)
+        new_inputs.append(h.make_tensor_value_info(fname, tp.FLOAT, [
+            d.dim_value for d in vi.type.tensor_type.shape.dim]))
+    del model.graph.input[:]
+    model.graph.input.extend(new_inputs)
+    expected = list(expected)
+    if out is not None and len(node.input) > out[0]:
+        s = init.get(node.input[out[0]])
+        zn = node.input[out[1]] if len(node.input) > out[1] else ""
+        y = model.graph.output[0]
+        if s is not None and s.size == 1 and np.asarray(expected[0]).dtype.kind in "iu":
+            z = init.get(zn, np.zeros((), np.uint8))
+            fname = f"{y.name}__float"
+            model.graph.node.append(h.make_node(
+                "DequantizeLinear", [y.name, node.input[out[0]]] + ([zn] if zn else []),
+                [fname]))
+            del model.graph.output[:]
+            model.graph.output.append(h.make_tensor_value_info(fname, tp.FLOAT, None))
+            names = [fname]
+            expected = [((np.asarray(expected[0]).astype(np.float64)
+                          - float(z.reshape(-1)[0])) * float(np.float32(s.reshape(-1)[0])))
+                        .astype(np.float32)]
+    return model, feeds, names, expected
+
+
 def run_reference_runner(graph: Graph, feeds: dict) -> dict:
     """The float64 reference evaluator (pyruntime/reference.py)."""
     from ..reference import run_reference  # noqa: PLC0415
@@ -294,10 +403,10 @@ RUNNERS: dict[str, Runner] = {"reference": run_reference_runner,
                               "session": run_session_runner}
 
 
-def _compare(case: Any, got: dict, expected: Sequence[np.ndarray]) -> str:
+def _compare(case: Any, got: dict, expected: Sequence[np.ndarray],
+             names: Sequence[str]) -> str:
     """'' when every output matches, else what differs."""
     rtol, atol, _ = TOLERANCE_OVERRIDES.get(case.name, (RTOL, ATOL, ""))
-    names = [o.name for o in case.model.graph.output]
     for name, want in zip(names, expected):
         if name not in got:
             return f"output {name!r} missing (got {sorted(got)})"
@@ -316,6 +425,7 @@ def run_case(case: Any, runner: Runner) -> CaseResult:
     op = case.model.graph.node[0].op_type if case.model.graph.node else "?"
     try:
         model, feeds = bind_parameters(case)
+        model, feeds, names, expected = wrap_quantized(model, feeds, case.data_sets[0][1])
         graph = load_onnx(model)
         got = runner(graph, feeds)
     except UnsupportedOpError as e:
@@ -323,7 +433,7 @@ def run_case(case: Any, runner: Runner) -> CaseResult:
                           if "\n" in str(e) else str(e))
     except Exception as e:  # noqa: BLE001 - any other error is a failed case
         return CaseResult(case.name, op, "failed", f"{type(e).__name__}: {e}")
-    diff = _compare(case, got, case.data_sets[0][1])
+    diff = _compare(case, got, expected, names)
     return CaseResult(case.name, op, "failed" if diff else "passed", diff)
 
 

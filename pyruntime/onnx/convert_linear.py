@@ -43,7 +43,9 @@ class LinearOps:
                                        f"{list(xs)} and B{'^T' if trans_b else ''} "
                                        f"{list(w.shape)} disagree on K")
         tag = "" if (not trans_b and alpha == 1.0 and b.dtype == np.float32) else "kn"
-        wname = self.weight(b_name, w if tag else b, tag)
+        # an int8 DequantizeLinear'd B becomes a qc8 weight (alpha scales would round)
+        wname = (self.qweight(b_name, "Gemm", bool(trans_b)) if alpha == 1.0 else None) \
+            or self.weight(b_name, w if tag else b, tag)
         out = self.only_output(node)
         gemm_in = [x, wname]
         post_add: str | None = None
@@ -109,11 +111,13 @@ class LinearOps:
         if xs[1] is not None and xs[1] != b.shape[0]:
             raise ModelFormatError(f"MatMul node {node.name!r}: A {self._shape_str(a_name)} "
                                    f"@ B {list(b.shape)}: inner dimensions differ")
-        self.emit("Gemm", [a_name, self.weight(b_name, b)], [self.only_output(node)],
+        wname = self.qweight(b_name, "Gemm") or self.weight(b_name, b)
+        self.emit("Gemm", [a_name, wname], [self.only_output(node)],
                   name=node.name)
 
     def _merge_matmul_add(self) -> None:
-        """Gemm without bias followed by Add of a [N]/[1, N] weight -> Gemm with bias.
+        """Gemm without bias followed by Add of a [N]/[1, N] weight -> Gemm with bias (and
+        Conv without bias + Add of an [O]/[1, O, 1, 1] weight -> Conv with bias).
 
         PyTorch/TF exports spell Linear as MatMul + Add; the canonical IR has one Gemm.
         """
@@ -132,13 +136,18 @@ class LinearOps:
                 if i is None or other not in self.weights or i in drop:
                     continue
                 gemm = self.nodes[i]
-                if gemm.op != "Gemm" or len(gemm.inputs) != 2 or gemm.attrs:
+                conv = gemm.op == "Conv" and not any(
+                    k in gemm.attrs for k in ("activation", "residual"))
+                if not conv and (gemm.op != "Gemm" or gemm.attrs):
+                    continue
+                if len(gemm.inputs) != 2 or gemm.inputs[1] not in self.weights:
                     continue
                 if uses.get(y, 0) != 1 or y in self.graph_outputs:
                     continue
-                n = self.weights[gemm.inputs[1]].shape[1]
+                n = self.weights[gemm.inputs[1]].shape[0 if conv else 1]
                 bshape = self.weights[other].shape
-                if bshape not in ((n,), (1, n)):
+                # Conv: quantize_dynamic's ConvInteger bias, reshaped to [1, O, 1, 1]
+                if bshape not in (((n,), (1, n, 1, 1), (n, 1, 1)) if conv else ((n,), (1, n))):
                     continue
                 bias = other if bshape == (n,) else self.weight(
                     other, self.weights[other].numpy().reshape(n), "vec")

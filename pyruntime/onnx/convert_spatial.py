@@ -163,7 +163,7 @@ class SpatialOps:
             raise Unsupported(f"{kind} (W {list(w.shape)}); only group=1 or depthwise "
                                "group=C_in=C_out is supported")
         pads = [p + q for p, q in zip(self._pads(node, a, x, kernel, strides, dil), extra)]
-        ins = [src, self.weight(node.input[1], w)]
+        ins = [src, self.qweight(node.input[1], "Conv") or self.weight(node.input[1], w)]
         bname = self.inp(node, 2)
         if bname:
             b = self.float_const(bname, node, "B")

@@ -29,8 +29,11 @@ def to_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int =
             name: str | None = None) -> Any:
     """`graph` as an ONNX ModelProto (float32, default domain, `opset` >= 11), also
     written to `path` when given. Any runtime can run it: weights are written dense, every
-    format (pyruntime.formats) as its float32 dense view, so an f16, bf16, qc8 or sparse
-    weight exports uncompressed and computes exactly as pyruntime's dense view does.
+    format (pyruntime.formats) as its float32 dense view, so an f16, bf16 or sparse weight
+    exports uncompressed and computes exactly as pyruntime's dense view does. A qc8
+    weight is its int8 initializer + DequantizeLinear (per tensor, or per axis at opset
+    >= 13; below that its dense view), a QDQ node QuantizeLinear + DequantizeLinear: the
+    QDQ form onnxruntime runs on int8 kernels.
 
     Raises UnsupportedOpError listing every node that has no ONNX spelling at this opset,
     WeightFormatError for a malformed weight, GraphError for malformed nodes.
@@ -73,6 +76,8 @@ class _Exporter:
     def run(self, name: str) -> Any:
         h, tp = self.h, self.onnx.TensorProto
         for wname, w in self.graph.weights.items():
+            if w.format == "qc8" and self._qc8(wname, w):
+                continue
             arr = np.asarray(formats.dense_f32(w, wname), dtype=np.float32)
             self.inits.append(self.onnx.numpy_helper.from_array(arr, wname))
         for i, n in enumerate(self.graph.nodes):
@@ -110,6 +115,36 @@ class _Exporter:
         except self.onnx.checker.ValidationError as e:
             raise GraphError(f"exported ONNX model does not validate: {e}") from None
         return model
+
+    # ------------------------------------------------------- quantized
+    def _qc8(self, wname: str, w: Any) -> bool:
+        """A qc8 weight as its int8 initializer + DequantizeLinear (per tensor when all
+        scales are equal, else per axis: opset >= 13) whose output is the weight's name;
+        False (write the dense view) where the opset has no per-axis DequantizeLinear."""
+        formats.check(w, wname)
+        scale = np.asarray(w.arrays["scale"], dtype=np.float32)
+        per_tensor = scale.size > 0 and bool(np.all(scale == scale[0]))
+        if not per_tensor and self.opset < 13:
+            return False
+        data = np.asarray(w.arrays["data"], dtype=np.int8)
+        q = self.const(f"{wname}_quantized", data)
+        s = self.const(f"{wname}_scale", scale[0] if per_tensor else scale)
+        z = self.const(f"{wname}_zero_point",
+                       np.zeros(() if per_tensor else scale.shape, dtype=np.int8))
+        attrs = {} if per_tensor else {"axis": int(w.attrs["axis"])}
+        self.node("DequantizeLinear", [q, s, z], [wname], f"{wname}_dequantize", **attrs)
+        return True
+
+    def _op_QDQ(self, n: Node) -> None:
+        """QuantizeLinear + DequantizeLinear with the node's scale and zero point."""
+        a = n.attrs
+        dt = np.uint8 if a.get("dtype", "uint8") == "uint8" else np.int8
+        out = n.outputs[0]
+        s = self.const(f"{out}_scale", np.array(a["scale"], dtype=np.float32))
+        z = self.const(f"{out}_zero_point", np.array(int(a.get("zero_point", 0)), dtype=dt))
+        q = self.fresh(f"{out}_quantized")
+        self.node("QuantizeLinear", [n.inputs[0], s, z], [q], f"{n.name}_q" if n.name else "")
+        self.node("DequantizeLinear", [q, s, z], [out], n.name)
 
     # ------------------------------------------------------- epilogues
     def _activation(self, kind: str, x: str, y: str, n: Node, name: str = "") -> None:

@@ -59,10 +59,11 @@ from ..errors import GraphError, ModelFormatError, ShapeError, UnsupportedOpErro
 from ..graph import Graph, Node, ValueInfo, Weight, fresh_name
 from .convert_elementwise import ElementwiseOps
 from .convert_linear import LinearOps
+from .convert_quant import MS_OPS, QPASS, QuantOps
 from .convert_spatial import SpatialOps
 from .convert_tensor import TensorOps
 from .proto import (ARITY, ATTR_TYPES, BATCH, KNOWN_ATTRS, NO_FOLD, OP_ATTR_TYPES,
-                    SHAPE_MOVES, SUPPORTED_OPS, Unsupported, import_onnx, load_proto,
+                    QUANT_OPS, SHAPE_MOVES, SUPPORTED_OPS, Unsupported, import_onnx, load_proto,
                     node_label)
 
 __all__ = ["load_onnx", "SUPPORTED_OPS"]
@@ -80,7 +81,7 @@ def load_onnx(model: "str | os.PathLike | bytes | Any") -> Graph:
     return _Importer(onnx, proto).run()
 
 
-class _Importer(ElementwiseOps, TensorOps, LinearOps, SpatialOps):
+class _Importer(ElementwiseOps, TensorOps, LinearOps, SpatialOps, QuantOps):
     """One import: ONNX graph -> canonical IR nodes + weights. The `_op_<Op>` converters
     come from the mixins, one per op family."""
 
@@ -101,6 +102,7 @@ class _Importer(ElementwiseOps, TensorOps, LinearOps, SpatialOps):
         self.names: set[str] = set()                 # every name in use (for fresh names)
         self.consumers: dict[str, int] = {}          # name -> number of consuming (live) nodes
         self.graph_outputs = [o.name for o in self.g.output]
+        self._quant_init()
 
     # ----------------------------------------------------------------- set-up
     def _default_opset(self) -> int:
@@ -259,7 +261,11 @@ class _Importer(ElementwiseOps, TensorOps, LinearOps, SpatialOps):
             if o in self.pending_pads:
                 self.issues.append(f"graph output {o!r} comes from a Pad; Pad is supported only "
                                    "where it merges into a following Conv/pool")
-            if o in self.consts:
+            why = self.integer_reason(o)
+            if why is not None:
+                self.issues.append(f"graph output {o!r}: {why}; pyruntime's outputs are "
+                                   "float (end the graph with a DequantizeLinear)")
+            elif o in self.consts:
                 self.issues.append(f"graph output {o!r} is a constant (computed from "
                                    "initializers only); pyruntime graphs compute outputs from "
                                    "their inputs")
@@ -268,7 +274,8 @@ class _Importer(ElementwiseOps, TensorOps, LinearOps, SpatialOps):
             raise UnsupportedOpError(
                 f"the ONNX model (opset {self.opset}) uses {len(self.issues)} unsupported "
                 f"op(s)/variant(s):\n{lines}\n"
-                f"pyruntime imports: {', '.join(SUPPORTED_OPS)} (see pyruntime/onnx/)")
+                f"pyruntime imports: {', '.join(SUPPORTED_OPS)}; quantized: "
+                f"{', '.join(QUANT_OPS)} (see pyruntime/onnx/)")
         self._merge_matmul_add()
         graph = Graph(inputs=inputs, outputs=list(self.graph_outputs), nodes=self.nodes,
                       weights=self.weights, name=self.g.name or "graph")
@@ -282,7 +289,8 @@ class _Importer(ElementwiseOps, TensorOps, LinearOps, SpatialOps):
 
     def _convert(self, node: Any, index: int) -> None:
         op = node.op_type
-        if node.domain not in ("", "ai.onnx"):
+        if node.domain not in ("", "ai.onnx") and not (node.domain == "com.microsoft"
+                                                       and op in MS_OPS):
             raise Unsupported(f"op {node.domain}::{op} (custom domain) is not supported")
         present = [x for x in node.input if x]
         if op in ARITY:
@@ -301,6 +309,10 @@ class _Importer(ElementwiseOps, TensorOps, LinearOps, SpatialOps):
             self._check_attrs(node)
             self._shape_of(node)
             return
+        if op == "DequantizeLinear" and present and all(x in self.consts for x in present):
+            self._check_attrs(node)
+            self.dq_const(node)   # remembered as int8 data + scales for qc8 weights
+            return
         if present and all(x in self.consts for x in present) and op not in NO_FOLD:
             sym = [x for x in present if x in self.symbolic]
             if sym and (op not in SHAPE_MOVES or (op == "Cast" and self.attrs(node).get(
@@ -317,6 +329,9 @@ class _Importer(ElementwiseOps, TensorOps, LinearOps, SpatialOps):
         if fn is None or op not in KNOWN_ATTRS:
             raise Unsupported(f"op {op} is not supported")
         self._check_attrs(node)
+        if op in QPASS and node.input[0] in self.qpend:
+            self.qpass(node, fn)
+            return
         fn(node)
 
     def _check_attrs(self, node: Any) -> None:
@@ -353,6 +368,9 @@ class _Importer(ElementwiseOps, TensorOps, LinearOps, SpatialOps):
         if name in self.pending_pads:
             raise Unsupported(f"{what} {name!r} is the output of a Pad; Pad is supported "
                                "only where it merges into the pads of the Conv/pool after it")
+        why = self.integer_reason(name)
+        if why is not None:
+            raise Unsupported(f"{what}: {why}")
         if name in self.consts:
             raise Unsupported(f"{what} {name!r} is a constant, but pyruntime computes this "
                                "operand at run time (only parameter inputs may be constant)")

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import MissingDependencyError, ModelFormatError
 
 __all__ = ["SUPPORTED_OPS", "KNOWN_ATTRS", "ARITY", "ATTR_TYPES", "OP_ATTR_TYPES",
-           "NO_FOLD", "BATCH", "SHAPE_MOVES", "FLT_MAX", "Unsupported", "import_onnx",
+           "NO_FOLD", "BATCH", "QUANT_OPS", "SHAPE_MOVES", "FLT_MAX", "Unsupported", "import_onnx",
            "load_proto", "node_label", "pair"]
 
 #: ONNX ops (default domain) the importer understands, in at least some variants.
@@ -25,6 +25,11 @@ SUPPORTED_OPS = (
     "Flatten", "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul",
     "MaxPool", "Relu", "Reshape", "Sigmoid", "Softmax", "Tanh",
 )
+#: Quantized ONNX (pyruntime/onnx/convert_quant.py): QDQ, QOperator and dynamic forms.
+#: Cast and Mul are read only inside quantize_dynamic's pattern; QLinearAdd,
+#: QLinearGlobalAveragePool and QGemm are onnxruntime's com.microsoft ops.
+QUANT_OPS = ("ConvInteger", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
+             "QLinearConv", "QLinearMatMul", "QuantizeLinear")
 
 # Attributes each op may carry (anything else is reported, never silently ignored).
 KNOWN_ATTRS: dict[str, set[str]] = {
@@ -54,6 +59,14 @@ KNOWN_ATTRS: dict[str, set[str]] = {
     "Tanh": {"consumed_inputs"},
     "Shape": {"start", "end"},   # only feeding Reshape targets (see _shape_of)
     "Pad": {"mode", "pads", "value"},   # only merged into a following Conv/pool
+    "QuantizeLinear": {"axis", "saturate", "block_size", "output_dtype"},
+    "DequantizeLinear": {"axis", "block_size", "output_dtype"},
+    "QLinearConv": {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"},
+    "ConvInteger": {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"},
+    "QLinearMatMul": set(), "MatMulInteger": set(), "DynamicQuantizeLinear": set(),
+    "Cast": {"to", "saturate"}, "Mul": set(),
+    "QLinearAdd": set(), "QLinearGlobalAveragePool": {"channels_last"},
+    "QGemm": {"alpha", "transA", "transB"},
 }
 
 # How many inputs each op takes in ONNX (min, max), "" placeholders included.
@@ -63,6 +76,10 @@ ARITY: dict[str, tuple[int, int]] = {
     "Gemm": (2, 3), "GlobalAveragePool": (1, 1), "GlobalMaxPool": (1, 1), "Identity": (1, 1), "MatMul": (2, 2),
     "MaxPool": (1, 1), "Relu": (1, 1), "Reshape": (1, 2), "Sigmoid": (1, 1),
     "Softmax": (1, 1), "Tanh": (1, 1), "Shape": (1, 1), "Pad": (1, 4),
+    "QuantizeLinear": (2, 3), "DequantizeLinear": (2, 3), "QLinearConv": (8, 9),
+    "QLinearMatMul": (8, 8), "MatMulInteger": (2, 4), "ConvInteger": (2, 4),
+    "DynamicQuantizeLinear": (1, 1), "Cast": (1, 1), "Mul": (2, 2), "QLinearAdd": (7, 8),
+    "QLinearGlobalAveragePool": (4, 5), "QGemm": (6, 9),
 }
 
 # The ONNX type of every attribute we read (a wrong type is a malformed model).
@@ -77,7 +94,8 @@ ATTR_TYPES: dict[str, str] = {
     "strides": "INTS", "ratio": "FLOAT", "seed": "INT", "approximate": "STRING",
     "ceil_mode": "INT", "count_include_pad": "INT", "storage_order": "INT",
     "shape": "INTS", "allowzero": "INT", "start": "INT", "end": "INT",
-    "mode": "STRING",
+    "mode": "STRING", "to": "INT", "saturate": "INT", "block_size": "INT",
+    "output_dtype": "INT", "channels_last": "INT",
 }
 OP_ATTR_TYPES: dict[tuple[str, str], str] = {("Pad", "value"): "FLOAT"}
 
