@@ -80,11 +80,10 @@ SESSION_COUNTS: dict[str, tuple[int, int, int]] = {
     "GlobalAveragePool": (2, 2, 0), "GlobalMaxPool": (2, 2, 0), "Identity": (2, 2, 0),
     "MatMul": (7, 1, 6), "MaxPool": (18, 11, 7), "Relu": (1, 1, 0), "Reshape": (10, 1, 9),
     "Sigmoid": (2, 2, 0), "Softmax": (7, 7, 0), "Tanh": (2, 2, 0),
-    # quantized ops, run in the QDQ form (conformance.QUANT_WRAP); the 7 cases the
-    # importer maps are SESSION_REJECTIONS until the CPU backend lowers QDQ
-    "ConvInteger": (2, 0, 2), "DequantizeLinear": (5, 0, 5),
+    # quantized ops, run in the QDQ form (conformance.QUANT_WRAP) on the int8 kernels
+    "ConvInteger": (2, 0, 2), "DequantizeLinear": (5, 1, 4),
     "DynamicQuantizeLinear": (3, 0, 3), "MatMulInteger": (1, 0, 1),
-    "QLinearConv": (1, 0, 1), "QLinearMatMul": (8, 0, 8), "QuantizeLinear": (6, 0, 6),
+    "QLinearConv": (1, 1, 0), "QLinearMatMul": (8, 4, 4), "QuantizeLinear": (6, 1, 5),
 }
 
 

@@ -161,12 +161,7 @@ TOLERANCE_OVERRIDES: dict[str, tuple[float, float, str]] = {
 #: Session runner must reject exactly these (plus DOCUMENTED_REJECTIONS) and pass every
 #: other case; a case that starts passing fails tests/test_onnx_backend.py until it is
 #: taken off this list.
-_NO_QDQ = "the QDQ op has no CPU lowering yet (the int8 CPU path is being written)"
-SESSION_REJECTIONS: dict[str, str] = {
-    name: _NO_QDQ for name in (
-        "test_quantizelinear", "test_dequantizelinear", "test_qlinearconv",
-        "test_qlinearmatmul_2D_uint8_float32", "test_qlinearmatmul_2D_uint8_float16",
-        "test_qlinearmatmul_2D_int8_float32", "test_qlinearmatmul_2D_int8_float16")}
+SESSION_REJECTIONS: dict[str, str] = {}
 
 
 @dataclasses.dataclass
