@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "parallel.h"
+#include "steps.h"
 
 namespace pyrt {
 
@@ -21,33 +22,11 @@ void qgemm_parallel(const QGemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptr
     g.run(M, N, K, A, lda, packed, C, ldc, &ep, 0, N);
     return;
   }
-  const ptrdiff_t mr = g.mr, nr = g.nr;
   // Batch 1..3 runs the kernel's GEMV path, which streams each weight panel once for all
-  // rows: split those by columns only.
-  const ptrdiff_t mt = M <= 3 ? 1 : ceil_div(M, mr), nt = ceil_div(N, nr);
-  // The grid of gemm_parallel (steps_gemm.cpp): nm x nn tasks minimising the largest
-  // task's multiply-adds plus what it streams.
-  const int per = static_cast<int>(std::clamp(work / (double(threads) * 524288.0), 1.0, 4.0));
-  const int target = threads * per;
-  ptrdiff_t best_nm = 1, best_nn = 1;
-  double best = 1e300;
-  const ptrdiff_t rows_per_tile = M <= 3 ? M : mr;
-  for (ptrdiff_t nm = 1; nm <= target; ++nm) {
-    if (target % nm) continue;
-    const ptrdiff_t nn = target / nm;
-    const ptrdiff_t a = std::min(nm, mt), b = std::min(nn, nt);
-    const double rows = double(std::min(M, ceil_div(mt, a) * rows_per_tile));
-    const double cols = double(std::min(N, ceil_div(nt, b) * nr));
-    const double cost = rows * cols + 8.0 * (rows + cols);
-    if (cost < best) {
-      best = cost;
-      best_nm = a;
-      best_nn = b;
-    }
-  }
-  const ptrdiff_t mb = ceil_div(mt, best_nm) * rows_per_tile;  // rows per M block
-  const ptrdiff_t nb = ceil_div(nt, best_nn) * nr;              // columns per N block
-  const ptrdiff_t nm = ceil_div(M, mb), nn = ceil_div(N, nb);
+  // rows: split those by columns only (one row tile of all M rows).
+  const GemmBlocks blk = M <= 3 ? gemm_blocks(threads, work, M, N, 1, M, g.nr)
+                                : gemm_blocks(threads, work, M, N, ceil_div(M, g.mr), g.mr, g.nr);
+  const ptrdiff_t mb = blk.mb, nb = blk.nb, nm = ceil_div(M, mb), nn = ceil_div(N, nb);
   unsigned char* c_bytes = static_cast<unsigned char*>(C);
   parallel_for(threads, nm * nn, [&](ptrdiff_t t, int) {
     const ptrdiff_t im = t / nn, in = t % nn;

@@ -54,6 +54,28 @@ void gemm_parallel(const GemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptrdi
                    ptrdiff_t K, const float* A, ptrdiff_t lda, const void* packed, float* C,
                    ptrdiff_t ldc, const Epilogue& ep);
 
+// The task grid of a threaded GEMM: blocks of mb rows (a multiple of rows_per_tile)
+// and nb columns (a multiple of nr) minimising the largest task's multiply-adds plus
+// what it streams; mt = row tiles (1 for a GEMV path that takes all rows at once).
+struct GemmBlocks {
+  ptrdiff_t mb, nb;
+};
+GemmBlocks gemm_blocks(int threads, double work, ptrdiff_t M, ptrdiff_t N, ptrdiff_t mt,
+                       ptrdiff_t rows_per_tile, ptrdiff_t nr);
+
+// A conv weight W [OC, C, KH, KW] as the GEMM's B [(kh, kw, c), OC]: the im2col column
+// order (float for the f32 steps, int8 for the quantized ones).
+template <class T>
+std::vector<T> im2col_weight(const ConvGeom& q, const T* W) {
+  std::vector<T> B(size_t(q.KH * q.KW * q.C) * size_t(q.OC));
+  for (int64_t o = 0; o < q.OC; ++o)
+    for (int64_t ci = 0; ci < q.C; ++ci)
+      for (int64_t kh = 0; kh < q.KH; ++kh)
+        for (int64_t kw = 0; kw < q.KW; ++kw)
+          B[size_t(((kh * q.KW + kw) * q.C + ci) * q.OC + o)] = W[((o * q.C + ci) * q.KH + kh) * q.KW + kw];
+  return B;
+}
+
 void check_gemm(const GemmConfig& g);  // throws when the table has no GEMM kernel
 // The kernel of g's family for a product with N output columns: g.narrow when it pads N
 // to fewer columns than g (by a quarter or more), else g. A step packs its weight with

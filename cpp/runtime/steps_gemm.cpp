@@ -14,18 +14,9 @@
 
 namespace pyrt {
 
-void gemm_parallel(const GemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptrdiff_t N,
-                   ptrdiff_t K, const float* A, ptrdiff_t lda, const void* packed, float* C,
-                   ptrdiff_t ldc, const Epilogue& ep) {
-  if (M <= 0 || N <= 0) return;
-  const double work = double(M) * double(N) * double(K > 0 ? K : 1);
-  const double bytes = 4.0 * (double(M) * double(K) + double(K) * double(N) + double(M) * double(N));
-  if (threads_for(threads, isa, work, bytes) <= 1) {
-    g.run(M, N, K, A, lda, packed, C, ldc, &ep, 0, N);
-    return;
-  }
-  const ptrdiff_t mr = g.mr, nr = g.nr;
-  const ptrdiff_t mt = ceil_div(M, mr), nt = ceil_div(N, nr);
+GemmBlocks gemm_blocks(int threads, double work, ptrdiff_t M, ptrdiff_t N, ptrdiff_t mt,
+                       ptrdiff_t rows_per_tile, ptrdiff_t nr) {
+  const ptrdiff_t nt = ceil_div(N, nr);
   // Choose an nm x nn grid (nm * nn = target tasks) minimising the largest task: its
   // multiply-adds per K (rows * cols) plus what it streams per K (rows of A, columns of
   // the packed B), weighted as 8 flops per float. Small M then splits N (each task reads
@@ -40,7 +31,7 @@ void gemm_parallel(const GemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptrdi
     if (target % nm) continue;
     const ptrdiff_t nn = target / nm;
     const ptrdiff_t a = std::min(nm, mt), b = std::min(nn, nt);
-    const double rows = double(std::min(M, ceil_div(mt, a) * mr));
+    const double rows = double(std::min(M, ceil_div(mt, a) * rows_per_tile));
     const double cols = double(std::min(N, ceil_div(nt, b) * nr));
     const double cost = rows * cols + 8.0 * (rows + cols);
     if (cost < best) {
@@ -49,9 +40,21 @@ void gemm_parallel(const GemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptrdi
       best_nn = b;
     }
   }
-  const ptrdiff_t mb = ceil_div(mt, best_nm) * mr;  // rows per M block
-  const ptrdiff_t nb = ceil_div(nt, best_nn) * nr;  // columns per N block
-  const ptrdiff_t nm = ceil_div(M, mb), nn = ceil_div(N, nb);
+  return {ceil_div(mt, best_nm) * rows_per_tile, ceil_div(nt, best_nn) * nr};
+}
+
+void gemm_parallel(const GemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptrdiff_t N,
+                   ptrdiff_t K, const float* A, ptrdiff_t lda, const void* packed, float* C,
+                   ptrdiff_t ldc, const Epilogue& ep) {
+  if (M <= 0 || N <= 0) return;
+  const double work = double(M) * double(N) * double(K > 0 ? K : 1);
+  const double bytes = 4.0 * (double(M) * double(K) + double(K) * double(N) + double(M) * double(N));
+  if (threads_for(threads, isa, work, bytes) <= 1) {
+    g.run(M, N, K, A, lda, packed, C, ldc, &ep, 0, N);
+    return;
+  }
+  const GemmBlocks b = gemm_blocks(threads, work, M, N, ceil_div(M, g.mr), g.mr, g.nr);
+  const ptrdiff_t mb = b.mb, nb = b.nb, nm = ceil_div(M, mb), nn = ceil_div(N, nb);
   parallel_for(threads, nm * nn, [&](ptrdiff_t t, int) {
     const ptrdiff_t im = t / nn, in = t % nn;
     const ptrdiff_t m0 = im * mb, m1 = std::min(M, m0 + mb);
@@ -337,13 +340,7 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
                                      SparseMode mode, bool static_batch, WeightType wt) {
   if (wt != WeightType::F32) mode = SparseMode::Dense;
   const int64_t Kd = q.KH * q.KW * q.C;
-  // W [OC, C, KH, KW] -> B [(kh, kw, c), OC], the im2col column order.
-  std::vector<float> B(size_t(Kd) * size_t(q.OC));
-  for (int64_t o = 0; o < q.OC; ++o)
-    for (int64_t ci = 0; ci < q.C; ++ci)
-      for (int64_t kh = 0; kh < q.KH; ++kh)
-        for (int64_t kw = 0; kw < q.KW; ++kw)
-          B[size_t(((kh * q.KW + kw) * q.C + ci) * q.OC + o)] = W[((o * q.C + ci) * q.KH + kh) * q.KW + kw];
+  const std::vector<float> B = im2col_weight(q, W);
   const bool pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1 && q.pt == 0 &&
                          q.pl == 0 && q.OH == q.H && q.OW == q.W;
   const int64_t pixels = q.images * q.OH * q.OW;

@@ -417,12 +417,7 @@ std::unique_ptr<Step> make_qconv_step(const KernelTable& kt, int threads, int x,
                                       const QuantEpilogue& qe) {
   check_qgemm(kt.qs8_qc8w_gemm);
   const int64_t Kd = q.KH * q.KW * q.C;
-  std::vector<int8_t> B(size_t(Kd) * size_t(q.OC));
-  for (int64_t o = 0; o < q.OC; ++o)
-    for (int64_t ci = 0; ci < q.C; ++ci)
-      for (int64_t kh = 0; kh < q.KH; ++kh)
-        for (int64_t kw = 0; kw < q.KW; ++kw)
-          B[size_t(((kh * q.KW + kw) * q.C + ci) * q.OC + o)] = W[((o * q.C + ci) * q.KH + kh) * q.KW + kw];
+  const std::vector<int8_t> B = im2col_weight(q, W);
   const bool pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1 && q.pt == 0 &&
                          q.pl == 0 && q.OH == q.H && q.OW == q.W;
   if (pointwise && (in.scale_v < 0 || in.group == 1)) {  // one GEMM over every pixel
