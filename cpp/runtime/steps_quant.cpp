@@ -131,47 +131,34 @@ struct DequantizeStep final : Step {
   }
 };
 
-// The parts of a QGemmEpilogue fixed at build time.
-struct QEp {
-  std::vector<float> bias, w_scale;
-  QuantSpec out;
-  int residual = -1;
-  Act act = Act::None;
-  float lo = 0.f, hi = 0.f;
-  bool after = false;
-  QGemmEpilogue make(const ExecCtx& c, ptrdiff_t ldr) const {
-    QGemmEpilogue e{};
-    e.w_scale = w_scale.data();
-    e.bias = bias.empty() ? nullptr : bias.data();
-    e.residual = residual >= 0 ? c.ptr[residual] : nullptr;
-    e.ldr = ldr;
-    e.residual_after_act = after ? 1 : 0;
-    e.act = act;
-    e.lo = lo;
-    e.hi = hi;
-    e.out_u8 = out.is_u8() ? 1 : 0;
-    e.out_scale = out.scale;
-    e.out_zp = out.zp;
-    return e;
+// The run-time epilogue of a quantized step: its build-time parts, the residual
+// resolved for this run, and the input's scale and zero point (constants, or the
+// values of a dynamic quantize step from row `group0` on).
+QGemmEpilogue make_qep(const QuantEpilogue& q, const QuantInput& in, const ExecCtx& c,
+                       ptrdiff_t ldr, ptrdiff_t group0) {
+  QGemmEpilogue e{};
+  e.w_scale = q.w_scale.data();
+  e.bias = q.bias.empty() ? nullptr : q.bias.data();
+  e.residual = q.residual >= 0 ? c.ptr[q.residual] : nullptr;
+  e.ldr = ldr;
+  e.residual_after_act = q.residual_after_act ? 1 : 0;
+  e.act = q.act;
+  e.lo = q.lo;
+  e.hi = q.hi;
+  e.out_u8 = q.out.is_u8() ? 1 : 0;
+  e.out_scale = q.out.scale;
+  e.out_zp = q.out.zp;
+  if (in.scale_v < 0) {
+    e.a_scale = &in.spec.scale;
+    e.a_zp = &in.spec.zp;
+    e.a_stride = 0;
+  } else {
+    e.a_scale = c.ptr[in.scale_v] + group0;
+    e.a_zp = reinterpret_cast<const int32_t*>(c.ptr[in.zp_v]) + group0;
+    e.a_stride = 1;
   }
-};
-
-// How a step finds its input's scale and zero point.
-struct QIn {
-  QuantSpec spec;         // static when spec.is_u8() and scale_v < 0
-  int scale_v = -1, zp_v = -1;  // dynamic: values holding one per group of rows
-  void bind(const ExecCtx& c, ptrdiff_t group0, QGemmEpilogue& e) const {
-    if (scale_v < 0) {
-      e.a_scale = &spec.scale;
-      e.a_zp = &spec.zp;
-      e.a_stride = 0;
-    } else {
-      e.a_scale = c.ptr[scale_v] + group0;
-      e.a_zp = reinterpret_cast<const int32_t*>(c.ptr[zp_v]) + group0;
-      e.a_stride = 1;
-    }
-  }
-};
+  return e;
+}
 
 // y[rows, N] = requant(x_u8[rows, K] @ W[K, N]); rows = batch * rows_per_sample. With a
 // dynamic input every row has its own scale (group of one row).
@@ -180,8 +167,8 @@ struct QGemmStep final : Step {
   int threads;
   int64_t rows, K, N;
   AlignedBuffer packed;
-  QIn in;
-  QEp ep;
+  QuantInput in;
+  QuantEpilogue ep;
   Work work(ptrdiff_t batch) const override {
     const double M = double(batch) * double(rows);
     return {M * double(N) * double(K), M * double(K) + double(K) * double(N) + 4.0 * M * double(N)};
@@ -189,8 +176,7 @@ struct QGemmStep final : Step {
   size_t weight_bytes() const override { return packed.size(); }
   void run(const ExecCtx& c) const override {
     const ptrdiff_t M = c.batch * rows;
-    QGemmEpilogue e = ep.make(c, N);
-    in.bind(c, 0, e);
+    const QGemmEpilogue e = make_qep(ep, in, c, N, 0);
     const ptrdiff_t ldc = ep.out.is_u8() ? u8_stride(N) : N;
     qgemm_parallel(g, c.isa, threads, M, N, K, reinterpret_cast<const uint8_t*>(c.ptr[reads[0]]),
                    u8_stride(K), packed.get(), c.ptr[writes[0]], ldc, e);
@@ -206,8 +192,8 @@ struct QConvStep final : Step {
   ConvGeom geo;
   int64_t Kd, tile;
   AlignedBuffer packed;
-  QIn in;
-  QEp ep;
+  QuantInput in;
+  QuantEpilogue ep;
   size_t per_thread() const { return size_t(ceil_div(tile * Kd, 4)); }  // floats
   size_t scratch_floats() const override { return size_t(threads) * per_thread(); }
   size_t weight_bytes() const override { return packed.size(); }
@@ -243,8 +229,7 @@ struct QConvStep final : Step {
     parallel_for(nt, imgs * per_img, [&](ptrdiff_t i, int tid) {
       const ptrdiff_t im = i / per_img, p0 = (i % per_img) * tile;
       const ptrdiff_t n = std::min<ptrdiff_t>(tile, OHW - p0);
-      QGemmEpilogue e = ep.make(c, geo.OC);
-      in.bind(c, im, e);
+      QGemmEpilogue e = make_qep(ep, in, c, geo.OC, im);
       e.a_stride = 0;  // one scale per image: every row of the tile shares it
       uint8_t* buf = reinterpret_cast<uint8_t*>(c.scratch + size_t(tid) * per_thread());
       im2col(x + im * geo.H * geo.W * u8_stride(geo.C), p0, n, uint8_t(*e.a_zp), buf);
@@ -265,8 +250,8 @@ struct QDwConvStep final : Step {
   int threads;
   ConvGeom geo;
   std::vector<int16_t> w;  // [KH * KW][C]
-  QIn in;
-  QEp ep;
+  QuantInput in;
+  QuantEpilogue ep;
   size_t scratch_floats() const override { return size_t(threads) * size_t(geo.C + 16) * 2; }
   Work work(ptrdiff_t batch) const override {
     const double P = double(batch * geo.images) * double(geo.OH * geo.OW);
@@ -281,8 +266,7 @@ struct QDwConvStep final : Step {
     const int nt = threads_for(threads, c.isa, work(c.batch));
     parallel_for(nt, rows, [&](ptrdiff_t ri, int tid) {
       const ptrdiff_t im = ri / q.OH, oh = ri % q.OH;
-      QGemmEpilogue e = ep.make(c, C);
-      in.bind(c, im, e);
+      const QGemmEpilogue e = make_qep(ep, in, c, C, im);
       const int32_t zp = *e.a_zp;
       const float as = *e.a_scale;
       int32_t* acc = reinterpret_cast<int32_t*>(c.scratch + size_t(tid) * size_t(C + 16) * 2);
@@ -376,22 +360,13 @@ namespace {
 
 template <class S>
 void fill_q(S& s, const QuantInput& in, const QuantEpilogue& qe, int64_t n) {
-  s.in.spec = in.spec;
-  s.in.scale_v = in.scale_v;
-  s.in.zp_v = in.zp_v;
+  if (int64_t(qe.w_scale.size()) != n) throw std::invalid_argument("w_scale must have one value per output");
+  s.in = in;
+  s.ep = qe;
   if (in.scale_v >= 0) {
     s.reads.push_back(in.scale_v);
     s.reads.push_back(in.zp_v);
   }
-  s.ep.bias = qe.bias;
-  s.ep.w_scale = qe.w_scale;
-  if (int64_t(s.ep.w_scale.size()) != n) throw std::invalid_argument("w_scale must have one value per output");
-  s.ep.out = qe.out;
-  s.ep.residual = qe.residual;
-  s.ep.act = qe.act;
-  s.ep.lo = qe.lo;
-  s.ep.hi = qe.hi;
-  s.ep.after = qe.residual_after_act;
   if (qe.residual >= 0) s.reads.push_back(qe.residual);
 }
 

@@ -33,10 +33,15 @@ from ..shapes import node_attrs, validate
 from .calibrate import METHODS, batches, observe, uint8_params
 from .fusion import optimize
 
-__all__ = ["quantize", "DTYPES", "METHODS", "quantized_layers"]
+__all__ = ["quantize", "DTYPES", "METHODS"]
 
 DTYPES = ("int8", "fp16", "bf16")
-_INT8 = ("qc8",)
+
+
+def _is_int8(w: Weight) -> bool:
+    """A kernel in an int8 format: qc8, or csr/bsr with int8 values."""
+    return w.format == "qc8" or (w.format in ("csr", "bsr")
+                                 and w.arrays["values"].dtype == np.int8)
 
 
 def _check_args(graph: Any, dtype: Any, method: Any, per_channel: Any, exclude: Any,
@@ -97,8 +102,6 @@ def _int8_weight(w: Weight, op: str, per_channel: bool) -> Weight:
 def _sparse_int8(w: Weight) -> Weight:
     """A csr/bsr kernel with int8 values: its nonzeros (a stored zero of the float form
     is dropped), one scale per output channel."""
-    if w.arrays["values"].dtype == np.int8:
-        return w
     dense = formats.dense_f32(w)
     axis = int(w.attrs["axis"])
     if w.format == "csr":
@@ -108,8 +111,7 @@ def _sparse_int8(w: Weight) -> Weight:
 
 def _encode(w: Weight, op: str, dtype: str, per_channel: bool) -> Weight | None:
     """The re-encoded kernel, or None when it stays as it is."""
-    if w.format in _INT8 or (w.format in ("csr", "bsr")
-                             and w.arrays["values"].dtype == np.int8):
+    if _is_int8(w):
         return None
     if dtype == "int8":
         return _int8_weight(w, op, per_channel)
@@ -153,9 +155,7 @@ def _insert_qdq(q: Graph, fp: Graph, targets: list[int], feeds: list, method: st
                 percentile: float, progress: bool) -> Graph:
     """A uint8 QDQ node in front of every quantized layer's input (one per tensor),
     its range calibrated on the float graph `fp`."""
-    quantized = [i for i in targets if q.weights[q.nodes[i].inputs[1]].format in _INT8
-                 or (q.weights[q.nodes[i].inputs[1]].format in ("csr", "bsr")
-                     and q.weights[q.nodes[i].inputs[1]].arrays["values"].dtype == np.int8)]
+    quantized = [i for i in targets if _is_int8(q.weights[q.nodes[i].inputs[1]])]
     tensors = list(dict.fromkeys(q.nodes[i].inputs[0] for i in quantized))
     if not tensors:
         return q
@@ -188,14 +188,3 @@ def _insert_qdq(q: Graph, fp: Graph, targets: list[int], feeds: list, method: st
         nodes.extend(after.get(i, []))
     return Graph(q.inputs, list(q.outputs), nodes, q.weights, name=q.name)
 
-
-def quantized_layers(g: Graph) -> list[int]:
-    """Indices of the Conv/Gemm nodes whose kernel is int8 (any int8 format)."""
-    out = []
-    for i, n in enumerate(g.nodes):
-        if n.op in ("Conv", "Gemm") and n.inputs[1] in g.weights:
-            w = g.weights[n.inputs[1]]
-            if w.format in _INT8 or (w.format in ("csr", "bsr")
-                                     and w.arrays["values"].dtype == np.int8):
-                out.append(i)
-    return out
