@@ -1,4 +1,5 @@
-"""The pruning issue's accuracy target on real data, cheaply: the digits teacher CNN pruned
+"""The pruning and quantization issues' accuracy targets on real data, cheaply (int8
+static within 0.5 point, fp16 within 1e-3 relative: the tests at the end): the digits teacher CNN pruned
 to 90% and fine-tuned loses at most 1 point of test accuracy, every pruned weight stays
 exactly zero through fine-tuning, and the compiled sparse Session computes what the
 float64 reference evaluator computes on the test images (bench/prune_digits.py reports
@@ -95,3 +96,32 @@ def test_sparse_session_matches_reference(models, sparse):
         top2 = np.sort(ref, axis=1)[:, -2:]
         clear = top2[:, 1] - top2[:, 0] > 1e-4 * scale        # no near-tie to flip
         np.testing.assert_array_equal(out.argmax(1)[clear], ref.argmax(1)[clear])
+
+
+# ------------------------------------------------------------------ quantization targets
+
+def test_int8_static_within_half_a_point(models):
+    """The quantization issue's accuracy target: the digits teacher, int8 static
+    (calibrated on 256 training images), within 0.5 point of fp32 on the test images;
+    int8 dynamic and the pruned + fine-tuned + int8 model too."""
+    from pyruntime.train import digits
+    xtr = digits.load(test_fraction=0.3, seed=0)[0]
+    x, y = models["x"], models["y"]
+    dense = session_accuracy(models["teacher"], x, y)
+    static = rt.quantize(models["teacher"], "int8", calibration=xtr[:256], progress=False)
+    dynamic = rt.quantize(models["teacher"], "int8")
+    kinds = {r["computed_as"] for r in rt.compile(static).plan_summary() if r["computed_as"]}
+    assert kinds == {"int8 static"}, kinds
+    assert session_accuracy(static, x, y) >= dense - 0.005
+    assert session_accuracy(dynamic, x, y) >= dense - 0.005
+    tuned = session_accuracy(models["tuned"], x, y)
+    both = rt.quantize(models["tuned"], "int8", calibration=xtr[:256], progress=False)
+    assert session_accuracy(both, x, y) >= tuned - 0.005
+
+
+def test_fp16_outputs_within_1e3_relative(models):
+    x, teacher = models["x"], models["teacher"]
+    ref = rt.compile(teacher).run(x).astype(np.float64)
+    for dtype, tol in (("fp16", 1e-3), ("bf16", 1e-2)):
+        got = rt.compile(rt.quantize(teacher, dtype)).run(x).astype(np.float64)
+        assert np.abs(got - ref).max() <= tol * np.abs(ref).max(), dtype
