@@ -329,3 +329,33 @@ def test_report_errors():
     other.outputs = ["zz"]
     with pytest.raises(rt.InputError, match="shares no"):
         rt.quantize_report(g, other, np.zeros((1, 37), np.float32))
+
+
+@pytest.mark.parametrize("cin", [1, 3, 4, 5, 8, 13])
+@pytest.mark.parametrize("geom", [
+    dict(k=(3, 3), pads=(1, 1, 1, 1)), dict(k=(3, 3), strides=(2, 2), pads=(0, 1, 2, 0)),
+    dict(k=(3, 3), dilations=(2, 2), pads=(2, 2, 2, 2)), dict(k=(1, 3), pads=(0, 1, 0, 1)),
+    dict(k=(5, 5), pads=(2, 2, 2, 2)), dict(k=(1, 1), strides=(2, 2)), dict(k=(2, 3))])
+@pytest.mark.parametrize("static", [False, True])
+def test_int8_conv_geometries_against_the_reference(cin, geom, static):
+    """One int8 conv layer: static, the reference computes exactly what the kernels do
+    (int32 sums are exact; only the float epilogue rounds); dynamic, within half an
+    activation step (per image) times sum |w| per output."""
+    geom = dict(geom)
+    k = geom.pop("k")
+    rng = np.random.default_rng(cin)
+    w = rng.standard_normal((6, cin) + k).astype(np.float32)
+    g = rt.Graph([rt.ValueInfo("x", (None, cin, 7, 9))], ["y"],
+                 [rt.Node("Conv", ["x", "w", "b"], ["y"], geom, name="c")],
+                 {"w": rt.Weight.f32(w), "b": rt.Weight.f32(rng.standard_normal(6))})
+    v = rng.standard_normal((2, cin, 7, 9)).astype(np.float32)
+    q = rt.quantize(g, "int8", calibration=v if static else None, progress=False)
+    got = rt.compile(q).run(v).astype(np.float64)
+    want = ref(q, v)
+    if static:
+        assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    else:
+        step = (np.maximum(v.max(axis=(1, 2, 3)), 0) - np.minimum(v.min(axis=(1, 2, 3)), 0)) / 255
+        wsum = np.abs(q.weights["w"].numpy()).sum(axis=(1, 2, 3))
+        bound = 0.5 * step[:, None, None, None] * wsum[None, :, None, None] * 1.001 + 1e-5
+        assert np.all(np.abs(got - want) <= bound)

@@ -201,20 +201,32 @@ struct QConvStep final : Step {
     const double P = double(batch * geo.images) * double(geo.OH * geo.OW);
     return {P * double(Kd) * double(geo.OC), P * double(Kd + 4 * geo.OC) + double(Kd * geo.OC)};
   }
+  // Rows [p0, p0 + n) of one image's im2col matrix. A tap is a whole pixel of Cp =
+  // u8_stride(C) bytes (the weight rows of the padding bytes are zero), so a window row
+  // inside the image is one copy of KW * Cp bytes: a 3-channel stem conv then copies
+  // 12 bytes per kernel row instead of 3 per tap.
   void im2col(const uint8_t* img, ptrdiff_t p0, ptrdiff_t n, uint8_t pad, uint8_t* buf) const {
     const ConvGeom& q = geo;
-    const ptrdiff_t C = q.C, ld = u8_stride(C);
+    const ptrdiff_t Cp = u8_stride(q.C), krow = q.KW * Cp;
     for (ptrdiff_t r = 0; r < n; ++r) {
       const ptrdiff_t oh = (p0 + r) / q.OW, ow = (p0 + r) % q.OW;
+      const ptrdiff_t iw0 = ow * q.sw - q.pl;
+      const bool inside = q.dw == 1 && iw0 >= 0 && iw0 + q.KW <= q.W;
       uint8_t* d = buf + r * Kd;
-      for (ptrdiff_t kh = 0; kh < q.KH; ++kh) {
+      for (ptrdiff_t kh = 0; kh < q.KH; ++kh, d += krow) {
         const ptrdiff_t ih = oh * q.sh - q.pt + kh * q.dh;
-        for (ptrdiff_t kw = 0; kw < q.KW; ++kw, d += C) {
-          const ptrdiff_t iw = ow * q.sw - q.pl + kw * q.dw;
-          if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W)
-            std::memset(d, pad, size_t(C));
-          else
-            std::memcpy(d, img + (ih * q.W + iw) * ld, size_t(C));
+        if (ih < 0 || ih >= q.H) {
+          std::memset(d, pad, size_t(krow));
+        } else if (inside) {
+          std::memcpy(d, img + (ih * q.W + iw0) * Cp, size_t(krow));
+        } else {
+          for (ptrdiff_t kw = 0; kw < q.KW; ++kw) {
+            const ptrdiff_t iw = iw0 + kw * q.dw;
+            if (iw < 0 || iw >= q.W)
+              std::memset(d + kw * Cp, pad, size_t(Cp));
+            else
+              std::memcpy(d + kw * Cp, img + (ih * q.W + iw) * Cp, size_t(Cp));
+          }
         }
       }
     }
@@ -391,12 +403,11 @@ std::unique_ptr<Step> make_qconv_step(const KernelTable& kt, int threads, int x,
                                       const ConvGeom& q, const int8_t* W, const QuantInput& in,
                                       const QuantEpilogue& qe) {
   check_qgemm(kt.qs8_qc8w_gemm);
-  const int64_t Kd = q.KH * q.KW * q.C;
-  const std::vector<int8_t> B = im2col_weight(q, W);
   const bool pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1 && q.pt == 0 &&
                          q.pl == 0 && q.OH == q.H && q.OW == q.W;
   if (pointwise && (in.scale_v < 0 || in.group == 1)) {  // one GEMM over every pixel
-    auto s = make_qgemm_step(kt, threads, x, y, q.images * q.OH * q.OW, q.C, q.OC, B.data(), in, qe);
+    auto s = make_qgemm_step(kt, threads, x, y, q.images * q.OH * q.OW, q.C, q.OC,
+                             im2col_weight(q, W).data(), in, qe);
     s->op = "qconv1x1";
     return s;
   }
@@ -404,10 +415,17 @@ std::unique_ptr<Step> make_qconv_step(const KernelTable& kt, int threads, int x,
   s->g = kt.qs8_qc8w_gemm;
   s->threads = threads;
   s->geo = q;
-  s->Kd = Kd;
-  int64_t tile = std::clamp<int64_t>(65536 / std::max<int64_t>(Kd, 1), 64, 512);
+  // The weight over whole pixels of Cp bytes: zero rows for the padding bytes.
+  ConvGeom qp = q;
+  qp.C = u8_stride(q.C);
+  std::vector<int8_t> Wp(size_t(q.OC * qp.C * q.KH * q.KW), 0);
+  const int64_t taps = q.KH * q.KW;
+  for (int64_t o = 0; o < q.OC; ++o)
+    std::memcpy(Wp.data() + o * qp.C * taps, W + o * q.C * taps, size_t(q.C * taps));
+  s->Kd = taps * qp.C;
+  int64_t tile = std::clamp<int64_t>(65536 / std::max<int64_t>(s->Kd, 1), 64, 512);
   s->tile = std::max<int64_t>(s->g.mr, tile / s->g.mr * s->g.mr);
-  s->packed = pack_qgemm(s->g, Kd, q.OC, B.data(), q.OC);
+  s->packed = pack_qgemm(s->g, s->Kd, q.OC, im2col_weight(qp, Wp.data()).data(), q.OC);
   fill_q(*s, in, qe, q.OC);
   return s;
 }
