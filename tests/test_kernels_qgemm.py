@@ -285,6 +285,25 @@ def test_quantize_rows_against_numpy(variant, rng, K):
     assert (err <= 0.5 * s[:, None] * (1 + 1e-5) + 1e-7).all()
 
 
+@pytest.mark.parametrize("K", [1, 3, 15, 16, 17, 100, 1031])
+@pytest.mark.parametrize("scale,zp", [(0.03125, 0), (0.0173, 131), (1.5, 255)])
+def test_static_quantize_against_numpy(variant, rng, K, scale, zp):
+    """QGemmConfig::quantize: float32 x * (1 / scale), round half to even, + zp, clamped;
+    saturating at both ends."""
+    x = rng.standard_normal((5, K)).astype(np.float32) * np.float32(4 * 255 * scale)
+    x[0, 0] = 1e30                                   # saturates at 255
+    x[1, 0] = -1e30                                  # and at 0
+    q = T.quantize(x, scale, zp, variant=variant)
+    inv = np.float32(1) / np.float32(scale)
+    want = np.clip(np.rint(x * inv) + zp, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(q, want)
+    assert q[0, 0] == 255 and q[1, 0] == 0
+    with pytest.raises(rt.InputError):
+        T.quantize(x, 0.0, zp, variant=variant)
+    with pytest.raises(rt.InputError):
+        T.quantize(x, scale, 256, variant=variant)
+
+
 def test_quantize_then_gemm_approximates_float(variant, rng):
     x = rng.standard_normal((3, 200)).astype(np.float32)
     W = rng.standard_normal((200, 30)).astype(np.float32)

@@ -37,7 +37,8 @@ inline uint8_t quantize_one(float x, float inv, float zp) {
 }
 
 void check_qgemm(const QGemmConfig& g) {
-  if (!g.run || !g.pack || !g.packed_bytes || !g.quantize_rows || g.mr <= 0 || g.nr <= 0)
+  if (!g.run || !g.pack || !g.packed_bytes || !g.quantize_rows || !g.quantize || g.mr <= 0 ||
+      g.nr <= 0)
     throw std::logic_error("the qs8_qc8w_gemm entry of the kernel table is empty");
 }
 
@@ -49,7 +50,7 @@ struct QuantizeStep final : Step {
   int64_t rows, cols, group;  // per sample; group = 0: static
   float scale = 1.f;
   int32_t zp = 0;
-  const QGemmConfig* q = nullptr;  // its quantize_rows when group == 1
+  const QGemmConfig* q = nullptr;  // its quantize / quantize_rows
   int threads = 1;
   Work work(ptrdiff_t batch) const override {
     const double n = double(batch) * double(rows) * double(cols);
@@ -59,35 +60,26 @@ struct QuantizeStep final : Step {
     const float* x = c.ptr[reads[0]];
     uint8_t* y = reinterpret_cast<uint8_t*>(c.ptr[writes[0]]);
     const ptrdiff_t ld = u8_stride(cols), R = c.batch * rows;
-    if (group == 0) {
-      const float inv = 1.0f / scale, z = float(zp);
-      const int nt = threads_for(threads, c.isa, work(c.batch));
-      const ptrdiff_t per = ceil_div(R, nt);
-      parallel_for(nt, nt, [&](ptrdiff_t t, int) {
-        for (ptrdiff_t r = t * per, e = std::min(R, r + per); r < e; ++r) {
-          const float* xr = x + r * cols;
-          uint8_t* yr = y + r * ld;
-          for (ptrdiff_t k = 0; k < cols; ++k) yr[k] = quantize_one(xr[k], inv, z);
-        }
-      });
-      return;
-    }
-    float* sc = c.ptr[writes[1]];
-    int32_t* zs = reinterpret_cast<int32_t*>(c.ptr[writes[2]]);
-    if (group == 1) {  // the kernel's row quantizer, rows split over threads
-      // A row costs about 10 cycles per 16 values (a min/max pass, then a quantize
-      // pass): 64 rows of 784 took 11 us on one thread, so from 16K values it splits.
-      const int nt = R >= 2 && R * cols >= 16384 ? threads : 1;
+    // A row costs about 10 cycles per 16 values (a min/max pass, then a quantize pass):
+    // 64 rows of 784 took 11 us on one thread, so from 16K values the rows split.
+    const int nt = R >= 2 && R * cols >= 16384 ? threads : 1;
+    if (group <= 1) {  // static, or per row: the kernel's quantizers on row ranges
+      float* sc = group ? c.ptr[writes[1]] : nullptr;
+      int32_t* zs = group ? reinterpret_cast<int32_t*>(c.ptr[writes[2]]) : nullptr;
       const ptrdiff_t per = ceil_div(R, nt);
       parallel_for(nt, ceil_div(R, per), [&](ptrdiff_t t, int) {
         const ptrdiff_t r0 = t * per, n = std::min(per, R - r0);
-        q->quantize_rows(n, cols, x + r0 * cols, cols, y + r0 * ld, ld, sc + r0, zs + r0);
+        if (group)
+          q->quantize_rows(n, cols, x + r0 * cols, cols, y + r0 * ld, ld, sc + r0, zs + r0);
+        else
+          q->quantize(n, cols, x + r0 * cols, cols, y + r0 * ld, ld, scale, zp);
       });
       return;
     }
-    const ptrdiff_t G = R / group;
-    parallel_for(threads_for(threads, c.isa, work(c.batch)) > 1 ? threads : 1, G,
-                 [&](ptrdiff_t gi, int) {
+    // per image (group rows): the range of the image, then the kernel's quantize
+    float* sc = c.ptr[writes[1]];
+    int32_t* zs = reinterpret_cast<int32_t*>(c.ptr[writes[2]]);
+    parallel_for(nt, R / group, [&](ptrdiff_t gi, int) {
       const float* xg = x + gi * group * cols;
       const ptrdiff_t n = group * cols;
       float lo = 0.f, hi = 0.f;
@@ -97,15 +89,10 @@ struct QuantizeStep final : Step {
       }
       float s = (hi - lo) / 255.0f;
       if (!(s > 0.0f) || !std::isfinite(s)) s = 1.0f;
-      const float z = std::clamp(std::nearbyint(-lo / s), 0.0f, 255.0f);
+      const int32_t z = int32_t(std::clamp(std::nearbyint(-lo / s), 0.0f, 255.0f));
       sc[gi] = s;
-      zs[gi] = int32_t(z);
-      const float inv = 1.0f / s;
-      for (ptrdiff_t r = 0; r < group; ++r) {
-        const float* xr = xg + r * cols;
-        uint8_t* yr = y + (gi * group + r) * ld;
-        for (ptrdiff_t k = 0; k < cols; ++k) yr[k] = quantize_one(xr[k], inv, z);
-      }
+      zs[gi] = z;
+      q->quantize(group, cols, xg, cols, y + gi * group * ld, ld, s, z);
     });
   }
 };
@@ -339,7 +326,7 @@ void requantize_row(const EltwiseConfig& elt, const int32_t* acc, ptrdiff_t n, f
 std::unique_ptr<Step> make_quantize_step(const KernelTable& kt, int threads, int x, int y,
                                          int64_t rows, int64_t cols, QuantSpec spec, int scale_v,
                                          int zp_v, int64_t group) {
-  auto s = new_step<QuantizeStep>("quantize", group == 0 ? "u8 static" : "u8 dynamic", {x}, {y});
+  auto s = new_step<QuantizeStep>("quantize", "", {x}, {y});
   s->rows = rows;
   s->cols = cols;
   s->group = group;
@@ -351,11 +338,11 @@ std::unique_ptr<Step> make_quantize_step(const KernelTable& kt, int threads, int
     s->writes.push_back(scale_v);
     s->writes.push_back(zp_v);
   }
-  if (group == 1) {
-    check_qgemm(kt.qs8_qc8w_gemm);
-    s->q = &kt.qs8_qc8w_gemm;
-    s->kernel = std::string(kt.qs8_qc8w_gemm.name) + " quantize_rows";
-  }
+  check_qgemm(kt.qs8_qc8w_gemm);
+  s->q = &kt.qs8_qc8w_gemm;
+  s->kernel = std::string(kt.qs8_qc8w_gemm.name) + (group == 1   ? " quantize_rows"
+                                                        : group ? " quantize per image"
+                                                                : " quantize");
   return s;
 }
 

@@ -236,6 +236,24 @@ py::tuple quantize_rows(const py::object& x_obj, const std::optional<std::string
   return py::make_tuple(q, scale, zp);
 }
 
+py::array_t<uint8_t> quantize(const py::object& x_obj, float scale, int32_t zp,
+                             const std::optional<std::string>& isa,
+                             const std::optional<std::string>& variant) {
+  const QGemmConfig g = choose(isa, variant).g;
+  auto x = typed<float>(x_obj, "x", 2);
+  if (!(scale > 0.0f) || !std::isfinite(scale))
+    kt::raise("InputError", "quantize: scale must be finite and > 0");
+  if (zp < 0 || zp > 255) kt::raise("InputError", "quantize: zp must lie in [0, 255]");
+  const ptrdiff_t M = x.shape(0), K = x.shape(1);
+  py::array_t<uint8_t> q({py::ssize_t(M), py::ssize_t(K)});
+  if (M > 0) {
+    uint8_t* qd = q.mutable_data();
+    py::gil_scoped_release nogil;
+    g.quantize(M, K, x.data(), K, qd, K, scale, zp);
+  }
+  return q;
+}
+
 }  // namespace
 
 void bind_testing_qgemm(py::module_& testing) {
@@ -256,6 +274,10 @@ void bind_testing_qgemm(py::module_& testing) {
               py::arg("variant") = py::none(),
               "Dynamic per-row quantization of float32 x [M, K]: (q uint8 [M, K], scale "
               "float32 [M], zp int32 [M]) (QGemmConfig::quantize_rows).");
+  testing.def("quantize", &quantize, py::arg("x"), py::arg("scale"), py::arg("zp"),
+              py::arg("isa") = py::none(), py::arg("variant") = py::none(),
+              "Static quantization of float32 x [M, K] with one scale and zero point: uint8 "
+              "[M, K] (QGemmConfig::quantize).");
   testing.def("qgemm_config", [](const std::optional<std::string>& isa,
                                  const std::optional<std::string>& variant) {
     const Chosen ch = choose(isa, variant);

@@ -1364,6 +1364,14 @@ void test_qgemm_one(const QGemmConfig& ref, const QGemmConfig& tst, Group& g) {
     const bool ok = q1 == q2 && s1 == s2 && z1 == z2;
     if (!ok) printf("  MISMATCH [%s] %s\n", g.name.c_str(), g_case);
     record(g, ok);
+    // quantize (static): the same rows with one scale / zero point, exactly the scalar's
+    set_case("qgemm quantize %s K=%td", tst.name, K);
+    std::vector<uint8_t> p1(size_t(M * K) + 64, 0xA5), p2(size_t(M * K) + 64, 0xA5);
+    tst.quantize(M, K, x.p, K, p1.data(), K, 0.0173f, 131);
+    r.quantize(M, K, x.p, K, p2.data(), K, 0.0173f, 131);
+    const bool sok = p1 == p2;
+    if (!sok) printf("  MISMATCH [%s] %s\n", g.name.c_str(), g_case);
+    record(g, sok);
   }
 }
 

@@ -262,6 +262,10 @@ struct QGemmConfig {
   // values, never a fault.
   void (*quantize_rows)(ptrdiff_t M, ptrdiff_t K, const float* A, ptrdiff_t lda, uint8_t* Q,
                         ptrdiff_t ldq, float* scale, int32_t* zp);
+  // Static quantization (a QDQ node's): every row with the same scale and zero point,
+  // q = clamp(nearbyint(x * (1.0f / scale)) + zp, 0, 255) as quantize_rows does.
+  void (*quantize)(ptrdiff_t M, ptrdiff_t K, const float* A, ptrdiff_t lda, uint8_t* Q,
+                   ptrdiff_t ldq, float scale, int32_t zp);
 };
 
 // ------------------------------------------------------------ the table

@@ -132,11 +132,18 @@ void quantize_rows(ptrdiff_t M, ptrdiff_t K, const float* A, ptrdiff_t lda, uint
   }
 }
 
+void quantize(ptrdiff_t M, ptrdiff_t K, const float* A, ptrdiff_t lda, uint8_t* Q,
+              ptrdiff_t ldq, float scale, int32_t zp) {
+  const float inv = 1.0f / scale;
+  for (ptrdiff_t m = 0; m < M; ++m)
+    for (ptrdiff_t k = 0; k < K; ++k) Q[m * ldq + k] = quantize_one(A[m * lda + k], inv, zp);
+}
+
 }  // namespace
 
 void register_qs8_qc8w_gemm__scalar(KernelTable& t) {
   t.qs8_qc8w_gemm = QGemmConfig{"qs8_qc8w_gemm_4x8__scalar", kMr, kNr, 64, packed_bytes, pack,
-                                run, quantize_rows};
+                                run, quantize_rows, quantize};
 }
 
 }  // namespace pyrt
