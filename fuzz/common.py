@@ -36,6 +36,18 @@ def sparse_models():
     return [mlp, rt.prune(cnn, 0.85, structure="block", scope="layer", min_params=0)]
 
 
+def quantized_models():
+    """Quantized graphs whose Sessions run the int8 and 16-bit kernels: the tiny CNN
+    int8 static (QDQ nodes, uint8 between layers, int8 im2col / 1x1 / depthwise convs),
+    the MLP int8 dynamic (per-row quantization at run time) and fp16."""
+    import pyruntime as rt
+    cnn = rt.zoo.tiny_cnn(seed=0, input_shape=(3, 6, 6))
+    cal = np.random.default_rng(0).standard_normal((4, 3, 6, 6)).astype(np.float32)
+    mlp = rt.zoo.mlp((40, 48, 32, 7), seed=0)
+    return [rt.quantize(cnn, "int8", calibration=cal, progress=False),
+            rt.quantize(mlp, "int8"), rt.quantize(mlp, "fp16")]
+
+
 def onnx_seeds() -> list[bytes]:
     """Serialized ONNX models, exported from the seed graphs."""
     from pyruntime.onnx import export as onnx_export

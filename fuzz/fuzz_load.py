@@ -48,7 +48,8 @@ def test_one_input(data: bytes) -> None:
 
 
 def seeds() -> list[bytes]:
-    return [b"\x01" + fileformat.dumps(g) for g in common.seed_models() + common.sparse_models()]
+    return [b"\x01" + fileformat.dumps(g) for g in common.seed_models() + common.sparse_models()
+            + common.quantized_models()]
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ def sessions() -> list:
         # the sparse kernels: row (batch 1-2), tile and row-major paths over random batches
         _SESSIONS.extend(rt.compile(g, threads=t, sparse="sparse")
                          for g, t in zip(common.sparse_models(), (2, 1)))
+        # the int8 and 16-bit kernels, static and dynamic quantization
+        _SESSIONS.extend(rt.compile(g, threads=t)
+                         for g, t in zip(common.quantized_models(), (2, 1, 2)))
     return _SESSIONS
 
 

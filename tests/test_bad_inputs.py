@@ -556,6 +556,34 @@ ROWS: list[Row] = [
         prune_graph(), np.ones((4, 32), np.float32), np.zeros(4, np.int64), 0.5, epochs=3,
         initial_sparsity=0.8), rt.InputError, r"initial_sparsity 0.8 must not exceed the "
                                               r"final sparsity 0.5"),
+    # ---- quantization (rt.quantize, rt.quantize_report, the QDQ op)
+    R("quantize-dtype-unknown", lambda: rt.quantize(prune_graph(), "int4"), rt.InputError,
+      r"dtype must be one of \('int8', 'fp16', 'bf16'\), got 'int4'"),
+    R("quantize-method-unknown", lambda: rt.quantize(prune_graph(), "fp16", method="kl"),
+      rt.InputError, r"method must be one of .*got 'kl'"),
+    R("quantize-calibration-shape", lambda: rt.quantize(
+        prune_graph(), "int8", calibration=np.ones((4, 31), np.float32), progress=False),
+      rt.ShapeError, r"calibration batch 0: input 'input': expected shape \(N, 32\), got \(4, 31\)"),
+    R("quantize-calibration-nan", lambda: rt.quantize(
+        prune_graph(), "int8", calibration=np.full((2, 32), np.nan, np.float32),
+        progress=False), rt.InputError, r"NaN or infinite"),
+    R("quantize-calibration-for-fp16", lambda: rt.quantize(
+        prune_graph(), "fp16", calibration=np.ones((4, 32), np.float32)), rt.InputError,
+      r"calibration data is used by dtype 'int8' only"),
+    R("quantize-exclude-unknown", lambda: rt.quantize(prune_graph(), "int8", exclude=["fc9"]),
+      rt.InputError, r"exclude names \['fc9'\] are neither nodes nor weights"),
+    R("quantize-report-not-a-graph", lambda: rt.quantize_report(
+        prune_graph(), None, np.ones((1, 32), np.float32)), rt.InputError,
+      r"quantized must be a pyruntime.Graph, got NoneType"),
+    R("qdq-zero-scale", lambda: rt.Graph(
+        [rt.ValueInfo("x", (None, 4))], ["y"],
+        [rt.Node("QDQ", ["x"], ["y"], {"scale": 0.0, "zero_point": 0}, name="q")],
+        {}).validate(), rt.GraphError, r"scale.*expected a finite float32 value > 0, got 0.0"),
+    R("qdq-zero-point-range", lambda: rt.Graph(
+        [rt.ValueInfo("x", (None, 4))], ["y"],
+        [rt.Node("QDQ", ["x"], ["y"], {"scale": 0.5, "zero_point": -1, "dtype": "uint8"},
+                 name="q")], {}).validate(), rt.GraphError,
+      r"zero_point must lie in \[0, 255\] for uint8, got -1"),
     # ---- ONNX import
     R("onnx-unsupported-op", lambda: rt.load_onnx(onnx_model(
         [helper.make_node("Einsum", ["x", "x"], ["y"], equation="ij,ij->ij")],
@@ -670,6 +698,33 @@ PLAN_ROWS = [
         *_plan(8, 8, 8)), ValueError, r"overflow|outside"),
     ("output-shape-overflow", lambda: (lambda p, v: p.mark_output(v[0], [1 << 40, 1 << 40]))(*_plan(8)),
      _core.SizeError, r"overflow"),
+    ("qgemm-weight-not-int8", lambda: (lambda p, v: p.qgemm(
+        v[0], v[1], 1, 8, 4, np.ones(32, np.float32), np.ones(4, np.float32), None, -1, _NONE,
+        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1))(*_plan(2, 4)),
+     ValueError, r"qgemm weight: expected an int8 array"),
+    ("qgemm-weight-minus-128", lambda: (lambda p, v: p.qgemm(
+        v[0], v[1], 1, 8, 4, np.full(32, -128, np.int8), np.ones(4, np.float32), None, -1,
+        _NONE, 0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1))(*_plan(2, 4)),
+     ValueError, r"\[-127, 127\]"),
+    ("qgemm-input-zp-range", lambda: (lambda p, v: p.qgemm(
+        v[0], v[1], 1, 8, 4, np.ones(32, np.int8), np.ones(4, np.float32), None, -1, _NONE,
+        0, 0, False, 0.5, 300, -1, -1, 0, 1.0, -1))(*_plan(2, 4)),
+     ValueError, r"zero point must lie in \[0, 255\]"),
+    ("qgemm-w-scale-zero", lambda: (lambda p, v: p.qgemm(
+        v[0], v[1], 1, 8, 4, np.ones(32, np.int8), np.zeros(4, np.float32), None, -1, _NONE,
+        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1))(*_plan(2, 4)),
+     ValueError, r"w_scale: expected finite values > 0"),
+    ("qgemm-sizes", lambda: (lambda p, v: p.qgemm(
+        v[0], v[1], 1, 8, 4, np.ones(32, np.int8), np.ones(4, np.float32), None, -1, _NONE,
+        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1))(*_plan(8, 4)),
+     ValueError, r"qgemm: sizes do not match"),
+    ("qconv-dynamic-group", lambda: (lambda p, v: p.qconv(
+        v[0], v[1], _conv_geom(KH=3, KW=3, pt=1, pl=1), False, np.ones(54, np.int8),
+        np.ones(3, np.float32), None, -1, _NONE, 0, 0, False, 1.0, 0, v[2], v[3], 1, 1.0,
+        -1))(*_plan(16, 48, 16, 16)),
+     ValueError, r"one scale per image"),
+    ("quantize-sizes", lambda: (lambda p, v: p.quantize(v[0], v[1], 4, 3, 0.5, 0))(*_plan(12, 3)),
+     ValueError, r"quantize: sizes do not match"),
     ("testing-dwconv-huge-dilation", lambda: _core.testing.dwconv(
         np.ones((4, 4, 2), np.float32), np.ones((2, 1, 3, 3), np.float32), dilations=(1 << 62, 1)),
      rt.InputError, r"dilations: 4611686018427387904 is too large"),
