@@ -12,6 +12,7 @@ void bind_testing_eltwise(pybind11::module_& testing);
 void bind_testing_transpose(pybind11::module_& testing);
 void bind_testing_spmm(pybind11::module_& testing);
 void bind_testing_qgemm(pybind11::module_& testing);
+void bind_testing_qdwconv(pybind11::module_& testing);
 // The executor's worker pool (tests and benchmarks).
 void bind_testing_threadpool(pybind11::module_& testing);
 // Peak FLOP/s probe used by bench/.

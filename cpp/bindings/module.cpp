@@ -13,6 +13,7 @@ PYBIND11_MODULE(_core, m) {
   pyrt::bind_testing_transpose(testing);
   pyrt::bind_testing_spmm(testing);
   pyrt::bind_testing_qgemm(testing);
+  pyrt::bind_testing_qdwconv(testing);
   pyrt::bind_testing_threadpool(testing);
   pyrt::bind_testing_peak(testing);
   pyrt::bind_plan(m);

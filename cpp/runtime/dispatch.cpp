@@ -60,6 +60,7 @@ const std::vector<KernelVariant> kVariants = {
     {"x32_transpose", Isa::Scalar, 0, register_x32_transpose__scalar},
     {"f32_spmm", Isa::Scalar, 0, register_f32_spmm__scalar},
     {"qs8_qc8w_gemm", Isa::Scalar, 0, register_qs8_qc8w_gemm__scalar},
+    {"qu8_dwconv", Isa::Scalar, 0, register_qu8_dwconv__scalar},
     {"f16w_gemm", Isa::Scalar, 0, register_f16w_gemm__scalar},
     {"bf16w_gemm", Isa::Scalar, 0, register_bf16w_gemm__scalar},
     {"f32_gemm", Isa::Avx2, kLevelAvx2, register_f32_gemm__avx2},
@@ -71,6 +72,7 @@ const std::vector<KernelVariant> kVariants = {
     {"f32_spmm", Isa::Avx2, kLevelAvx2, register_f32_spmm__avx2},
     {"qs8_qc8w_gemm", Isa::Avx2, kLevelAvx2, register_qs8_qc8w_gemm__avx2},
     {"qs8_qc8w_gemm", Isa::Avx2, kLevelAvx2 | kFeatAvxVnni, register_qs8_qc8w_gemm__avxvnni},
+    {"qu8_dwconv", Isa::Avx2, kLevelAvx2, register_qu8_dwconv__avx2},
     {"f16w_gemm", Isa::Avx2, kLevelAvx2, register_f16w_gemm__avx2},
     {"bf16w_gemm", Isa::Avx2, kLevelAvx2, register_bf16w_gemm__avx2},
     {"f32_gemm", Isa::Avx512, kLevelAvx512, register_f32_gemm__avx512},
@@ -81,6 +83,7 @@ const std::vector<KernelVariant> kVariants = {
     {"f32_spmm", Isa::Avx512, kLevelAvx512, register_f32_spmm__avx512},
     {"qs8_qc8w_gemm", Isa::Avx512, kLevelAvx512, register_qs8_qc8w_gemm__avx512},
     {"qs8_qc8w_gemm", Isa::Avx512, kLevelAvx512 | kFeatAvx512Vnni, register_qs8_qc8w_gemm__avx512vnni},
+    {"qu8_dwconv", Isa::Avx512, kLevelAvx512, register_qu8_dwconv__avx512},
     {"f16w_gemm", Isa::Avx512, kLevelAvx512, register_f16w_gemm__avx512},
     // Listed before the plain AVX-512 bf16w_gemm, which therefore wins wherever both run:
     // on Sapphire Rapids one vdpbf16ps (32 products) took the time of 4 FMAs (64 products),

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "parallel.h"
+#include "pyrt/dispatch.h"
 #include "qgemm.h"
 #include "steps.h"
 #include "steps_quant.h"
@@ -240,18 +241,18 @@ struct QConvStep final : Step {
   }
 };
 
-// Depthwise conv (channel multiplier 1) on uint8 NHWC images with int8 weights:
-// acc[c] = sum over taps inside the image of (x - zp) * w (a padded tap adds 0), then
-// the same epilogue as the GEMM. Weights are int16 [KH * KW][C] so the inner loop is a
-// 16-bit multiply-add the compiler vectorizes.
+// Depthwise conv (channel multiplier 1) on uint8 NHWC images with int8 weights: the
+// table's qu8_dwconv (exact integer accumulation, the QGemmEpilogue in the kernel), rows
+// of every image split over threads. A kernel with more taps than the SIMD variant
+// takes (kQDwMaxTaps) runs the scalar variant.
 struct QDwConvStep final : Step {
-  const EltwiseConfig* elt;
+  QDwConvConfig k;
   int threads;
   ConvGeom geo;
-  std::vector<int16_t> w;  // [KH * KW][C]
+  AlignedBuffer packed;
   QuantInput in;
   QuantEpilogue ep;
-  size_t scratch_floats() const override { return size_t(threads) * size_t(geo.C + 16) * 2; }
+  size_t weight_bytes() const override { return packed.size(); }
   Work work(ptrdiff_t batch) const override {
     const double P = double(batch * geo.images) * double(geo.OH * geo.OW);
     return {P * double(geo.KH * geo.KW) * double(geo.C), P * double(geo.C) * 5.0};
@@ -262,33 +263,30 @@ struct QDwConvStep final : Step {
     const ptrdiff_t imgs = c.batch * q.images, rows = imgs * q.OH;
     const bool u8out = ep.out.is_u8();
     const ptrdiff_t ldy = u8out ? u8_stride(C) : C;
+    const size_t esz = u8out ? 1 : 4;
+    const uint8_t* x = reinterpret_cast<const uint8_t*>(c.ptr[reads[0]]);
+    char* y = reinterpret_cast<char*>(c.ptr[writes[0]]);
     const int nt = threads_for(threads, c.isa, work(c.batch));
-    parallel_for(nt, rows, [&](ptrdiff_t ri, int tid) {
-      const ptrdiff_t im = ri / q.OH, oh = ri % q.OH;
-      const QGemmEpilogue e = make_qep(ep, in, c, C, im);
-      const int32_t zp = *e.a_zp;
-      const float as = *e.a_scale;
-      int32_t* acc = reinterpret_cast<int32_t*>(c.scratch + size_t(tid) * size_t(C + 16) * 2);
-      float* v = reinterpret_cast<float*>(acc + C);
-      const uint8_t* img = reinterpret_cast<const uint8_t*>(c.ptr[reads[0]]) + im * q.H * q.W * ldx;
-      for (ptrdiff_t ow = 0; ow < q.OW; ++ow) {
-        std::memset(acc, 0, sizeof(int32_t) * size_t(C));
-        for (ptrdiff_t kh = 0; kh < q.KH; ++kh) {
-          const ptrdiff_t ih = oh * q.sh - q.pt + kh * q.dh;
-          if (ih < 0 || ih >= q.H) continue;
-          for (ptrdiff_t kw = 0; kw < q.KW; ++kw) {
-            const ptrdiff_t iw = ow * q.sw - q.pl + kw * q.dw;
-            if (iw < 0 || iw >= q.W) continue;
-            const uint8_t* xp = img + (ih * q.W + iw) * ldx;
-            const int16_t* wp = w.data() + (kh * q.KW + kw) * C;
-            for (ptrdiff_t ch = 0; ch < C; ++ch)
-              acc[ch] += int32_t(int16_t(int16_t(xp[ch]) - int16_t(zp)) * wp[ch]);
-          }
-        }
-        const ptrdiff_t pix = im * OHW + oh * q.OW + ow;
-        requantize_row(*elt, acc, C, as, e, pix, v,
-                       reinterpret_cast<char*>(c.ptr[writes[0]]) + size_t(pix * ldy) * (u8out ? 1 : 4));
-      }
+    // Tasks of a few rows each, never crossing an image (one scale per image).
+    const ptrdiff_t per = std::max<ptrdiff_t>(1, std::min<ptrdiff_t>(q.OH, ceil_div(rows, 4 * nt)));
+    const ptrdiff_t per_img = ceil_div(q.OH, per);
+    parallel_for(nt, imgs * per_img, [&](ptrdiff_t ti, int) {
+      const ptrdiff_t im = ti / per_img, oh0 = (ti % per_img) * per;
+      const ptrdiff_t oh1 = std::min<ptrdiff_t>(q.OH, oh0 + per);
+      QGemmEpilogue e = make_qep(ep, in, c, C, im);
+      if (e.residual) e.residual += im * OHW * C;
+      QDwConvArgs a{};
+      a.x = x + im * q.H * q.W * ldx;
+      a.ldx = ldx;
+      a.H = q.H; a.W = q.W; a.C = C;
+      a.w = packed.get();
+      a.KH = q.KH; a.KW = q.KW; a.sh = q.sh; a.sw = q.sw;
+      a.pt = q.pt; a.pl = q.pl; a.dh = q.dh; a.dw = q.dw;
+      a.y = y + size_t(im * OHW * ldy) * esz;
+      a.ldy = ldy;
+      a.OH = q.OH; a.OW = q.OW;
+      a.ep = &e;
+      k.run(&a, oh0, oh1);
     });
   }
 };
@@ -298,30 +296,6 @@ struct QDwConvStep final : Step {
 ptrdiff_t u8_stride(ptrdiff_t cols) { return (cols + 3) / 4 * 4; }
 
 int64_t u8_floats(int64_t rows, int64_t cols) { return rows * u8_stride(cols) / 4; }
-
-void requantize_row(const EltwiseConfig& elt, const int32_t* acc, ptrdiff_t n, float a_scale,
-                    const QGemmEpilogue& e, ptrdiff_t row, float* tmp, void* out) {
-  for (ptrdiff_t j = 0; j < n; ++j) {
-    float v = a_scale * e.w_scale[j] * float(acc[j]);
-    if (e.bias) v += e.bias[j];
-    tmp[j] = v;
-  }
-  Epilogue f{};
-  f.residual = e.residual ? e.residual + row * e.ldr : nullptr;
-  f.ldr = e.ldr;
-  f.act = e.act;
-  f.lo = e.lo;
-  f.hi = e.hi;
-  f.residual_after_act = e.residual_after_act;
-  elt.epilogue(1, n, tmp, n, &f);
-  if (!e.out_u8) {
-    std::memcpy(out, tmp, sizeof(float) * size_t(n));
-    return;
-  }
-  const float inv = 1.0f / e.out_scale, z = float(e.out_zp);
-  uint8_t* o = static_cast<uint8_t*>(out);
-  for (ptrdiff_t j = 0; j < n; ++j) o[j] = quantize_one(tmp[j], inv, z);
-}
 
 std::unique_ptr<Step> make_quantize_step(const KernelTable& kt, int threads, int x, int y,
                                          int64_t rows, int64_t cols, QuantSpec spec, int scale_v,
@@ -421,14 +395,16 @@ std::unique_ptr<Step> make_qdwconv_step(const KernelTable& kt, int threads, int 
                                         const ConvGeom& q,
                                         const int8_t* W, const QuantInput& in,
                                         const QuantEpilogue& qe) {
-  auto s = new_step<QDwConvStep>("qdwconv", "u8 x s8 depthwise (portable)", {x}, {y});
-  if (!kt.f32_eltwise.epilogue) throw std::logic_error("the f32_eltwise entry of the kernel table is empty");
-  s->elt = &kt.f32_eltwise;
+  QDwConvConfig k = kt.qu8_dwconv;
+  if (k.max_taps > 0 && q.KH * q.KW > k.max_taps) k = kernel_table_for(Isa::Scalar).qu8_dwconv;
+  if (!k.run || !k.pack || !k.packed_bytes)
+    throw std::logic_error("the qu8_dwconv entry of the kernel table is empty");
+  auto s = new_step<QDwConvStep>("qdwconv", k.name, {x}, {y});
+  s->k = k;
   s->threads = threads;
   s->geo = q;
-  s->w.resize(size_t(q.KH * q.KW * q.C));
-  for (int64_t ch = 0; ch < q.C; ++ch)
-    for (int64_t t = 0; t < q.KH * q.KW; ++t) s->w[size_t(t * q.C + ch)] = W[ch * q.KH * q.KW + t];
+  s->packed = AlignedBuffer(k.packed_bytes(q.KH, q.KW, q.C), k.pack_align);
+  k.pack(W, q.KH, q.KW, q.C, s->packed.get());
   fill_q(*s, in, qe, q.C);
   return s;
 }

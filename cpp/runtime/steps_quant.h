@@ -42,11 +42,6 @@ struct QuantEpilogue {
   QuantSpec out;
 };
 
-// One row of int32 accumulators through the quantized epilogue (shared by the kernels
-// that do not use the GEMM's own): float into `tmp` (n floats), then `out`.
-void requantize_row(const EltwiseConfig& elt, const int32_t* acc, ptrdiff_t n, float a_scale,
-                    const QGemmEpilogue& e, ptrdiff_t row, float* tmp, void* out);
-
 // f32 [rows, cols] per sample -> uint8. group 0: static (spec); group g > 0: per g rows,
 // the range of those rows gives a scale and zero point, written to values scale_v and
 // zp_v (one float / int32 each per group).

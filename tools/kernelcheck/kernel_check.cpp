@@ -3,7 +3,7 @@
 //
 // For the chosen ISA (argv[1]: scalar | avx2 | avx512 | avx2w16 | best; default best)
 // every entry of the KernelTable (f32_gemm, f32_dwconv, f32_dwconv2d_chw, f32_pool,
-// f32_eltwise, x32_transpose, f32_spmm, qs8_qc8w_gemm) runs on seeded random inputs and is compared with the scalar
+// f32_eltwise, x32_transpose, f32_spmm, qs8_qc8w_gemm, qu8_dwconv) runs on seeded random inputs and is compared with the scalar
 // table's kernel. For `scalar` itself the reference is float64 loops (reference_f64.h),
 // each element held to an error bound derived from float32 rounding. Calling conventions follow
 // cpp/testing/testing_*.cpp. Inputs end exactly at a page boundary followed by a
@@ -1389,6 +1389,171 @@ void test_qgemm(const KernelTable& ref, const KernelTable& tst) {
   }
 }
 
+// qu8_dwconv: the table's variant against the scalar table (or, for scalar, int64 loops).
+// The integer accumulator (scales 1, float output) must match exactly, and so must the
+// float and uint8 epilogues (the same float operations in the same order) except the
+// vector-math sigmoid/tanh/gelu (1e-6 relative / one uint8 step). The image (pixels at
+// the 4-byte padded stride) ends at a PROT_NONE page; outputs have guard elements past C
+// in every pixel and guard bytes around the buffer. Rows run as split calls, last first.
+
+struct QdwCase {
+  ptrdiff_t C, H, W, KH, KW, sh, sw, pt, pl, pb, pr, dh, dw;
+  int mode;  // 0: accumulator, 1: float epilogue, 2: uint8 out
+  Act act;
+  int res;   // 0 none, 1 before act, 2 after act
+  int split;
+  int maxima;  // x all 255, w all +-127 (zp 0)
+};
+
+std::vector<unsigned char> qdw_out(const QDwConvConfig& k, const QdwCase& c, const uint8_t* x,
+                                   const std::vector<int8_t>& w, const QGemmEpilogue& ep,
+                                   ptrdiff_t OH, ptrdiff_t OW, bool* guards_ok) {
+  const size_t esz = ep.out_u8 ? 1 : 4;
+  const ptrdiff_t ldy = c.C + 3;
+  const size_t guard = 64;
+  std::vector<unsigned char> buf(guard * 2 + size_t(OH * OW * ldy) * esz, 0xA5);
+  std::vector<unsigned char> packed(k.packed_bytes(c.KH, c.KW, c.C) + 64 + 64, 0xA5);
+  unsigned char* pk = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
+  k.pack(w.data(), c.KH, c.KW, c.C, pk);
+  QDwConvArgs a{};
+  a.x = x;
+  a.ldx = (c.C + 3) / 4 * 4;
+  a.H = c.H; a.W = c.W; a.C = c.C;
+  a.w = pk;
+  a.KH = c.KH; a.KW = c.KW; a.sh = c.sh; a.sw = c.sw; a.pt = c.pt; a.pl = c.pl;
+  a.dh = c.dh; a.dw = c.dw;
+  a.y = buf.data() + guard;
+  a.ldy = ldy;
+  a.OH = OH; a.OW = OW;
+  a.ep = &ep;
+  for (int i = c.split - 1; i >= 0; --i) {
+    const ptrdiff_t r0 = OH * i / c.split, r1 = OH * (i + 1) / c.split;
+    if (r1 > r0) k.run(&a, r0, r1);
+  }
+  bool ok = true;
+  for (size_t i = 0; i < guard; ++i) ok = ok && buf[i] == 0xA5 && buf[buf.size() - 1 - i] == 0xA5;
+  for (ptrdiff_t p = 0; p < OH * OW; ++p)
+    for (size_t b = size_t(c.C) * esz; b < size_t(ldy) * esz; ++b)
+      ok = ok && buf[guard + size_t(p * ldy) * esz + b] == 0xA5;
+  *guards_ok = ok;
+  std::vector<unsigned char> out(size_t(OH * OW * c.C) * esz);
+  for (ptrdiff_t p = 0; p < OH * OW; ++p)
+    std::memcpy(out.data() + size_t(p * c.C) * esz, buf.data() + guard + size_t(p * ldy) * esz,
+                size_t(c.C) * esz);
+  return out;
+}
+
+void test_qdwconv(const KernelTable& ref, const KernelTable& tst) {
+  const QDwConvConfig& k = tst.qu8_dwconv;
+  Group g;
+  g.name = std::string("qdwconv/") + k.name;
+  std::vector<QdwCase> cases;
+  const ptrdiff_t Cs[] = {1, 3, 8, 15, 16, 17, 33, 64, 100};
+  const ptrdiff_t Ks[][2] = {{3, 3}, {5, 5}, {1, 1}, {2, 3}, {7, 7}};
+  const ptrdiff_t HWs[][2] = {{1, 1}, {2, 3}, {5, 7}, {7, 5}, {11, 13}, {13, 2}, {3, 11}, {17, 19}};
+  // strides, pads (t, l, b, r), dilations
+  const ptrdiff_t Gs[][8] = {{1, 1, 1, 1, 1, 1, 1, 1}, {2, 2, 1, 1, 1, 1, 1, 1}, {1, 2, 0, 2, 1, 0, 1, 1},
+                             {2, 1, 2, 0, 0, 1, 2, 2}, {1, 1, 0, 0, 0, 0, 2, 1}, {2, 2, 2, 2, 2, 2, 1, 1},
+                             {1, 1, 2, 2, 2, 2, 1, 1}, {2, 2, 0, 0, 0, 0, 1, 1}};
+  int i = 0;
+  for (ptrdiff_t C : Cs)
+    for (const auto& kk : Ks)
+      for (int rep = 0; rep < (g_small ? 1 : 3); ++rep, ++i) {
+        const ptrdiff_t* gg = Gs[i % 8];
+        const ptrdiff_t* hw = HWs[(i * 3) % 8];
+        QdwCase c{C, hw[0], hw[1], kk[0], kk[1], gg[0], gg[1], gg[2], gg[3], gg[4], gg[5], gg[6], gg[7],
+                  0, Act::None, 0, 1 + i % 4, 0};
+        const ptrdiff_t eh = c.dh * (c.KH - 1) + 1, ew = c.dw * (c.KW - 1) + 1;
+        if (c.H + c.pt + c.pb < eh) c.H = eh;
+        if (c.W + c.pl + c.pr < ew) c.W = ew;
+        cases.push_back(c);
+      }
+  for (Act act : kActs)
+    for (int res = 0; res < 3; ++res)
+      for (int mode = 1; mode <= 2; ++mode) {
+        const bool five = (res + mode) % 2;
+        cases.push_back({ptrdiff_t(5 + 12 * res + mode), 9, 11, five ? 5 : 3, five ? 5 : 3, 1 + mode % 2,
+                         1 + mode % 2, 1, 2, 2, 1, 1, 1, mode, act, res, 2, 0});
+      }
+  for (int m : {1, -1}) {
+    cases.push_back({33, 24, 25, 22, 22, 1, 1, 0, 0, 0, 0, 1, 1, 0, Act::None, 0, 1, m});
+    cases.push_back({17, 9, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, Act::None, 0, 3, m});
+  }
+  for (const QdwCase& c : cases) {
+    set_case("qdwconv %s C=%td H=%td W=%td K=%tdx%td s=%td,%td p=%td,%td,%td,%td d=%td,%td mode=%d act=%s res=%d",
+             k.name, c.C, c.H, c.W, c.KH, c.KW, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw, c.mode,
+             act_name(c.act), c.res);
+    const ptrdiff_t OH = (c.H + c.pt + c.pb - (c.dh * (c.KH - 1) + 1)) / c.sh + 1;
+    const ptrdiff_t OW = (c.W + c.pl + c.pr - (c.dw * (c.KW - 1) + 1)) / c.sw + 1;
+    const ptrdiff_t ldx = (c.C + 3) / 4 * 4;
+    const size_t xbytes = size_t(c.H * c.W * ldx);
+    Fenced fx(xbytes / 4 + 1);
+    uint8_t* x = reinterpret_cast<uint8_t*>(fx.p + fx.n) - xbytes;  // ends at the fence
+    for (size_t j = 0; j < xbytes; ++j) x[j] = c.maxima ? 255 : uint8_t(irand(256));
+    std::vector<int8_t> w(size_t(c.C * c.KH * c.KW));
+    for (auto& b : w) b = c.maxima ? int8_t(127 * c.maxima) : int8_t(irand(255) - 127);
+    std::vector<float> ws(size_t(c.C)), bias(size_t(c.C)), res(size_t(OH * OW * c.C));
+    for (auto& v : ws) v = c.mode ? urand(0.0005f, 0.002f) : 1.0f;
+    fill(bias.data(), bias.size());
+    fill(res.data(), res.size());
+    const float as = c.mode ? 0.013f : 1.0f;
+    const int32_t zp = c.maxima ? 0 : irand(256);
+    QGemmEpilogue ep{};
+    ep.a_scale = &as;
+    ep.a_zp = &zp;
+    ep.w_scale = ws.data();
+    ep.bias = c.mode ? bias.data() : nullptr;
+    ep.residual = c.res ? res.data() : nullptr;
+    ep.ldr = c.C;
+    ep.residual_after_act = c.res == 2;
+    ep.act = c.act;
+    ep.lo = -0.3f;
+    ep.hi = 0.4f;
+    ep.out_u8 = c.mode == 2;
+    ep.out_scale = 0.01f;
+    ep.out_zp = 77;
+    bool gok = true, rok = true;
+    const std::vector<unsigned char> got = qdw_out(k, c, x, w, ep, OH, OW, &gok);
+    std::vector<unsigned char> want;
+    if (g_f64) {  // scalar: int64 loops for the accumulator
+      if (c.mode != 0) { record(g, gok); continue; }
+      want.resize(got.size());
+      for (ptrdiff_t oh = 0; oh < OH; ++oh)
+        for (ptrdiff_t ow = 0; ow < OW; ++ow)
+          for (ptrdiff_t ch = 0; ch < c.C; ++ch) {
+            int64_t s = 0;
+            for (ptrdiff_t kh = 0; kh < c.KH; ++kh)
+              for (ptrdiff_t kw = 0; kw < c.KW; ++kw) {
+                const ptrdiff_t ih = oh * c.sh - c.pt + kh * c.dh, iw = ow * c.sw - c.pl + kw * c.dw;
+                if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+                s += (int64_t(x[(ih * c.W + iw) * ldx + ch]) - zp) * w[size_t((ch * c.KH + kh) * c.KW + kw)];
+              }
+            const float f = float(s);
+            std::memcpy(want.data() + size_t((oh * OW + ow) * c.C + ch) * 4, &f, 4);
+          }
+    } else {
+      want = qdw_out(ref.qu8_dwconv, c, x, w, ep, OH, OW, &rok);
+    }
+    bool ok = gok && rok && want.size() == got.size();
+    const bool vmath = c.act == Act::Sigmoid || c.act == Act::Tanh || c.act == Act::Gelu;
+    for (size_t j = 0; ok && j < got.size(); j += c.mode == 2 ? 1 : 4) {
+      if (c.mode == 2) {
+        ok = got[j] == want[j] || (vmath && std::abs(int(got[j]) - int(want[j])) <= 1);
+        if (!ok) printf("  MISMATCH [%s] %s: u8 index %zu: scalar %d, got %d\n", g.name.c_str(), g_case, j, want[j], got[j]);
+      } else {
+        float xv, r;
+        std::memcpy(&xv, got.data() + j, 4);
+        std::memcpy(&r, want.data() + j, 4);
+        ok = xv == r || (vmath && std::fabs(double(xv) - r) <= 1e-6 * (1 + std::fabs(double(r))));
+        if (!ok) printf("  MISMATCH [%s] %s: index %zu: reference %.9g, got %.9g\n", g.name.c_str(), g_case, j / 4, r, xv);
+      }
+    }
+    if (!gok) printf("  MISMATCH [%s] %s: wrote outside y\n", g.name.c_str(), g_case);
+    record(g, ok);
+  }
+  end_group(g);
+}
+
 // ================================================================== main
 
 void setup_pid1_console() {
@@ -1508,6 +1673,7 @@ int main(int argc, char** argv) {
   test_transpose(ref, tst);
   test_spmm(tst);
   test_qgemm(ref, tst);
+  test_qdwconv(ref, tst);
   printf("total %.2f s\n", now_s() - t0);
   if (g_total_fail == 0) {
     printf("KERNELCHECK PASS %ld/%ld isa=%s\n", g_total, g_total, tst.isa_name);

@@ -268,6 +268,37 @@ struct QGemmConfig {
                    ptrdiff_t ldq, float scale, int32_t zp);
 };
 
+// ------------------------------------------------------------ qu8_dwconv
+// Quantized depthwise conv (channel multiplier 1), one image, NHWC: uint8 activations
+// (real = a_scale * (x - a_zp)), int8 weights in [-127, 127] (real = w_scale[c] * w), then
+// the QGemmEpilogue of qs8_qc8w_gemm with a_stride 0 (one a_scale / a_zp for the image,
+// read from ep->a_scale[0] / ep->a_zp[0]; colsum is not used) where an output pixel is a
+// row: acc[c] = sum over the taps inside the image of (x - a_zp) * w (a padded tap adds
+// nothing), v = a_scale * w_scale[c] * acc[c] + bias[c], residual, act, float or uint8.
+// The SIMD variants accumulate in float, exact while |acc| < 2^24: they take at most
+// `max_taps` = kQDwMaxTaps taps (255 * 127 * 512 < 2^24); the scalar one (int32) any.
+constexpr int32_t kQDwMaxTaps = 512;
+struct QDwConvArgs {
+  const uint8_t* x; ptrdiff_t ldx;  // pixel stride in bytes: a multiple of 4, >= C; the
+  ptrdiff_t H, W, C;                // kernels read at most ldx bytes of a pixel
+  const void* w;                    // packed by QDwConvConfig::pack
+  ptrdiff_t KH, KW, sh, sw, pt, pl, dh, dw;
+  void* y; ptrdiff_t ldy;           // float or uint8 (ep->out_u8); pixel stride in elements
+  ptrdiff_t OH, OW;
+  const QGemmEpilogue* ep;          // residual: pixel p at ep->residual + p * ep->ldr
+};
+struct QDwConvConfig {
+  const char* name;  // e.g. "qu8_dwconv__avx512" (3x3 / 5x5 specialised inside)
+  size_t pack_align;
+  int32_t max_taps;  // largest KH * KW that run() takes; 0 = any
+  size_t (*packed_bytes)(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C);
+  // w_src is the ONNX layout [C][1][KH][KW], int8 in [-127, 127].
+  void (*pack)(const int8_t* w_src, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t C, void* packed);
+  // Single-threaded: output rows [oh0, oh1) of all OW pixels and C channels (writes no
+  // byte past C of an output pixel).
+  void (*run)(const QDwConvArgs* a, ptrdiff_t oh0, ptrdiff_t oh1);
+};
+
 // ------------------------------------------------------------ the table
 // One record per entry, named by what it computes: <dtype>_<op>. The list macro is the
 // one place that enumerates them (rt.info(), the kernel check).
@@ -282,13 +313,14 @@ struct KernelTable {
   TransposeConfig x32_transpose;
   SpmmConfig f32_spmm;
   QGemmConfig qs8_qc8w_gemm;
+  QDwConvConfig qu8_dwconv;
   GemmConfig f16w_gemm;   // 16-bit weights (f16 / bf16), fp32 activations and output:
   GemmConfig bf16w_gemm;  // the f32_gemm record, packing to its own 16-bit layout
 };
 #define PYRT_KERNEL_ENTRIES(X) \
   X(f32_gemm) X(f32_dwconv) X(f32_dwconv2d_chw) X(f32_pool) X(f32_eltwise) X(x32_transpose) \
   X(f32_spmm) \
-  X(qs8_qc8w_gemm) \
+  X(qs8_qc8w_gemm) X(qu8_dwconv) \
   X(f16w_gemm) \
   X(bf16w_gemm)
 
@@ -320,6 +352,9 @@ void register_qs8_qc8w_gemm__avx2(KernelTable& t);        // vpmaddwd, no VNNI
 void register_qs8_qc8w_gemm__avxvnni(KernelTable& t);     // needs kFeatAvxVnni
 void register_qs8_qc8w_gemm__avx512(KernelTable& t);      // vpmaddwd on zmm, no VNNI
 void register_qs8_qc8w_gemm__avx512vnni(KernelTable& t);  // needs kFeatAvx512Vnni
+void register_qu8_dwconv__scalar(KernelTable& t);
+void register_qu8_dwconv__avx2(KernelTable& t);
+void register_qu8_dwconv__avx512(KernelTable& t);
 // 16-bit weights (GemmConfig, like f32_gemm): `pack` takes float32 B and rounds each
 // value to the weight type (round to nearest even; overflow to inf; NaN stays NaN), so
 // the dense float32 view of an f16/bf16 weight packs exactly. `run` widens the weights
