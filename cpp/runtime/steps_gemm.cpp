@@ -143,7 +143,9 @@ struct GemmStep final : Step {
     gemm_parallel(g, c.isa, threads, M, N, K, c.ptr[reads[0]], K, packed.get(),
                   c.ptr[writes[0]], N, e);
   }
-  size_t weight_bytes() const override { return packed.size() + (sp ? sp->packed.size() : 0); }
+  size_t weight_bytes() const override {
+    return packed.size() + (sp ? sp->packed.size() + sp->qpacked.size() : 0);
+  }
 };
 
 struct ConvStep final : Step {
@@ -159,7 +161,9 @@ struct ConvStep final : Step {
 
   size_t per_thread() const { return size_t(tile) * size_t(Kd) + (sp ? sp->scratch_floats() : 0); }
   size_t scratch_floats() const override { return size_t(threads) * per_thread(); }
-  size_t weight_bytes() const override { return packed.size() + (sp ? sp->packed.size() : 0); }
+  size_t weight_bytes() const override {
+    return packed.size() + (sp ? sp->packed.size() + sp->qpacked.size() : 0);
+  }
 
   // Rows [p0, p0 + rows) of the im2col matrix (output pixels over the whole batch), one
   // output-row segment at a time: per kernel row, the input row is checked once, and the
