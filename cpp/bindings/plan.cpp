@@ -1,5 +1,6 @@
 // The compiled plan binding: pyruntime.session lowers a Graph through these builder
 // calls once; Plan.run executes the whole graph in one call with the GIL released.
+#include <cmath>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -106,7 +107,25 @@ WeightType weight_type(const std::string& s) {
   if (s == "f32") return WeightType::F32;
   if (s == "f16") return WeightType::F16;
   if (s == "bf16") return WeightType::BF16;
-  throw std::invalid_argument("wtype must be 'f32', 'f16' or 'bf16', got '" + s + "'");
+  if (s == "int8") return WeightType::Int8;
+  throw std::invalid_argument("wtype must be 'f32', 'f16', 'bf16' or 'int8', got '" + s + "'");
+}
+
+// The per-output-channel scales of an int8 weight (wtype "int8"): float32 [n], finite
+// and > 0; none for other types.
+FArray int8_scales(WeightType wt, const py::object& scale, int64_t n, const char* what) {
+  if (wt != WeightType::Int8) {
+    if (!scale.is_none())
+      throw std::invalid_argument(std::string(what) + ": scale is only for wtype 'int8'");
+    return FArray();
+  }
+  if (scale.is_none())
+    throw std::invalid_argument(std::string(what) + ": wtype 'int8' needs the scale array");
+  FArray s = weight(scale, n, "int8 weight scale");
+  for (int64_t i = 0; i < n; ++i)
+    if (!(s.data()[i] > 0.0f) || !std::isfinite(s.data()[i]))
+      throw std::invalid_argument(std::string(what) + ": int8 scales must be finite and > 0");
+  return s;
 }
 
 SparseMode sparse_mode(const std::string& s) {
@@ -284,34 +303,39 @@ void bind_plan(py::module_& m) {
       }, py::arg("x"), py::arg("y"), py::arg("R"), py::arg("S"), py::arg("images") = 1)
       .def("gemm", [](PyPlan& s, int x, int y, int64_t rows, int64_t K, int64_t N,
                       const py::object& W, const py::object& bias, int residual, Act act,
-                      float lo, float hi, bool after, bool fixed_rows, const std::string& wtype) {
+                      float lo, float hi, bool after, bool fixed_rows, const std::string& wtype,
+                      const py::object& scale) {
         check_sizes(s.p(), x, mul(rows, K, "gemm input"), y, mul(rows, N, "gemm output"), "gemm");
         const WeightType wt = weight_type(wtype);
         check_residual(s.p(), residual, y);
         FArray w = weight(W, mul(K, N, "gemm weight"), "gemm weight");
+        FArray sc = int8_scales(wt, scale, N, "gemm");
         EpilogueSpec ep = epilogue(bias, N, residual, act, lo, hi, after);
         add_packed_step(s, [&] {
           return make_gemm_step(s.p().kernels(), s.p().threads(), x, y, rows, K, N, w.data(),
-                                std::move(ep), s.sparse, fixed_rows ? rows : -1, wt);
+                                std::move(ep), s.sparse, fixed_rows ? rows : -1, wt,
+                                wt == WeightType::Int8 ? sc.data() : nullptr);
         });
       }, py::arg("x"), py::arg("y"), py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("W"),
          py::arg("bias"), py::arg("residual"), py::arg("act"), py::arg("lo"), py::arg("hi"),
-         py::arg("after"), py::arg("fixed_rows") = false, py::arg("wtype") = "f32")
+         py::arg("after"), py::arg("fixed_rows") = false, py::arg("wtype") = "f32",
+         py::arg("scale") = py::none())
       .def("conv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
                       const py::object& bias, int residual, Act act, float lo, float hi, bool after,
-                      bool fixed_rows, const std::string& wtype) {
+                      bool fixed_rows, const std::string& wtype, const py::object& scale) {
         check_geom(s.p(), x, y, q, q.OC);
         const WeightType wt = weight_type(wtype);
         check_residual(s.p(), residual, y);
         FArray w = weight(W, mul({q.OC, q.C, q.KH, q.KW}, "conv weight"), "conv weight");
+        FArray sc = int8_scales(wt, scale, q.OC, "conv");
         EpilogueSpec ep = epilogue(bias, q.OC, residual, act, lo, hi, after);
         add_packed_step(s, [&] {
           return make_conv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(),
-                                std::move(ep), s.sparse, fixed_rows, wt);
+                                std::move(ep), s.sparse, fixed_rows, wt, wt == WeightType::Int8 ? sc.data() : nullptr);
         });
       }, py::arg("x"), py::arg("y"), py::arg("geom"), py::arg("W"), py::arg("bias"),
          py::arg("residual"), py::arg("act"), py::arg("lo"), py::arg("hi"), py::arg("after"),
-         py::arg("fixed_rows") = false, py::arg("wtype") = "f32")
+         py::arg("fixed_rows") = false, py::arg("wtype") = "f32", py::arg("scale") = py::none())
       .def("dwconv", [](PyPlan& s, int x, int y, const ConvGeom& q, const py::object& W,
                         const py::object& bias, int residual, Act act, float lo, float hi, bool after) {
         add_dwconv(s, false, x, y, q, W, bias, residual, act, lo, hi, after);

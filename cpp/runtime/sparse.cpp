@@ -41,10 +41,10 @@ double dense_ns(const Rates& r, double M, double K, double N) {
 constexpr double kMoveCost = 5.0;
 
 double sparse_ns(const Rates& r, double M, double K, double N, double values, double pairs,
-                 double idx_bytes, bool transposes) {
-  const double bytes = 4.0 * values + idx_bytes * pairs;
-  const double macs = M * values;
+                 double idx_bytes, bool transposes, double row_value_bytes = 4.0) {
   const bool row_kernel = M <= double(kSpmvMaxRows);
+  const double bytes = (row_kernel ? row_value_bytes : 4.0) * values + idx_bytes * pairs;
+  const double macs = M * values;
   const double rate = row_kernel ? r.spmv : r.spmm * M / (M + 16.0);
   const double moves = row_kernel || !transposes ? 0.0 : kMoveCost * M * (K + N) / r.spmm;
   return std::max(bytes / r.bw, macs / rate) + moves;
@@ -54,12 +54,17 @@ constexpr int32_t kGroupSizes[] = {1, 2, 4, 8, 16};
 
 }  // namespace
 
+const int64_t* SparseWeight::group_ptr() const {
+  const AlignedBuffer& b = packed.size() ? packed : qpacked;
+  return reinterpret_cast<const int64_t*>(static_cast<const char*>(b.get()) + h.off_ptr);
+}
+
 size_t SparseWeight::scratch_floats() const {
   return size_t(h.K) * size_t(cfg.mt) + size_t(chunk_groups) * size_t(h.R) * size_t(cfg.mt);
 }
 
 SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const float* B,
-                           int64_t ldb, SparseMode mode) {
+                           int64_t ldb, SparseMode mode, double row_value_bytes) {
   SparseChoice c;
   // An empty product has nothing to gain (also with sparse="sparse"): the dense GEMM.
   if (mode == SparseMode::Dense || K <= 0 || N <= 0 || K > INT32_MAX || !kt.f32_spmm.spmm)
@@ -100,7 +105,7 @@ SparseChoice choose_sparse(const KernelTable& kt, int64_t K, int64_t N, const fl
   bool dense_now = false;
   for (int64_t M = 1; M <= (int64_t(1) << 20); M *= 2) {
     const double s = sparse_ns(r, double(M), double(K), double(N), values, double(best_pairs),
-                               idx_bytes, !nhwc(c.R));
+                               idx_bytes, !nhwc(c.R), row_value_bytes);
     const double d = dense_ns(r, double(M), double(K), double(N));
     if (!dense_now && s >= d) {
       c.dense_from = M == 1 ? 0 : M;
@@ -134,11 +139,35 @@ SparseWeight pack_sparse(const KernelTable& kt, int64_t K, int64_t N, const floa
   return w;
 }
 
+SparseWeight pack_sparse_int8(const KernelTable& kt, int64_t K, int64_t N, const int8_t* Q,
+                              const float* scale, const float* B, int32_t R, bool row_kernel,
+                              bool tiles) {
+  const QSpmmConfig& q = kt.qc8w_spmm;
+  if (!q.spmv || !q.pack || !q.packed_bytes)
+    throw std::logic_error("the qc8w_spmm entry of the kernel table is empty");
+  if (!row_kernel && !tiles) throw std::logic_error("pack_sparse_int8: no packing asked for");
+  // The f32 packing (also for its checks and the kernels the product needs); dropped below
+  // when only the row kernel runs.
+  SparseWeight w = pack_sparse(kt, K, N, B, N, R);
+  if (!row_kernel) return w;
+  w.qcfg = q;
+  w.qpacked = AlignedBuffer(q.packed_bytes(K, N, Q, N, R), q.pack_align);
+  q.pack(K, N, Q, N, scale, R, w.qpacked.get());
+  QSpmmHeader qh;
+  std::memcpy(&qh, w.qpacked.get(), sizeof qh);
+  if (qh.s.nnzb != w.h.nnzb)  // the scales are > 0: Q * scale is zero exactly where Q is
+    throw std::invalid_argument("int8 sparse weight: the float view's zeros are not the int8 zeros");
+  if (!tiles) {
+    w.packed = AlignedBuffer();
+    w.h = qh.s;
+  }
+  return w;
+}
+
 ptrdiff_t group_split(const SparseWeight& w, ptrdiff_t part, ptrdiff_t parts) {
   if (part <= 0) return 0;
   if (part >= parts) return w.h.G;
-  const int64_t* ptr = reinterpret_cast<const int64_t*>(
-      static_cast<const char*>(w.packed.get()) + w.h.off_ptr);
+  const int64_t* ptr = w.group_ptr();
   const int64_t target = w.h.nnzb * part / parts;
   return std::lower_bound(ptr, ptr + w.h.G + 1, target) - ptr;
 }
@@ -153,9 +182,13 @@ void sparse_rows(const SparseWeight& w, const float* A, ptrdiff_t lda, ptrdiff_t
     if (e.residual) e.residual += r0 * e.ldr + c0;
     w.el.epilogue(nr, c1 - c0, C + r0 * ldc + c0, ldc, &e);
   };
-  if (rows <= kSpmvMaxRows) {  // row by row: the gather kernel, no transposes
+  if (rows <= kSpmvMaxRows || !w.packed.size()) {  // row by row: the gather kernel
+    const bool q = w.qpacked.size() != 0;
     for (ptrdiff_t r = 0; r < rows; ++r) {
-      w.cfg.spmv(A + r * lda, w.packed.get(), C + r * ldc, g0, g1);
+      if (q)
+        w.qcfg.spmv(A + r * lda, w.qpacked.get(), C + r * ldc, g0, g1);
+      else
+        w.cfg.spmv(A + r * lda, w.packed.get(), C + r * ldc, g0, g1);
       finish(r, 1, g0 * R, std::min(N, g1 * R));
     }
     return;
@@ -190,7 +223,8 @@ void sparse_parallel(const SparseWeight& w, Isa isa, int threads, ptrdiff_t M, c
   if (M <= 0 || w.h.N <= 0) return;
   const double macs = double(M) * double(w.h.nnzb) * double(w.h.R);
   // The dense GEMM's rate model, with a sparse value counted as 2.5 dense multiply-adds.
-  const double bytes = 4.0 * double(w.h.nnzb) * (double(w.h.R) + 0.5) +
+  const double vb = w.qpacked.size() && (M <= kSpmvMaxRows || !w.packed.size()) ? 1.0 : 4.0;
+  const double bytes = double(w.h.nnzb) * (vb * double(w.h.R) + 2.0) +
                        4.0 * double(M) * double(w.h.K + w.h.N);
   const int nt = threads_for(threads, isa, 2.5 * macs, bytes);
   const size_t per = w.scratch_floats();
@@ -201,7 +235,7 @@ void sparse_parallel(const SparseWeight& w, Isa isa, int threads, ptrdiff_t M, c
   }
   // Row blocks: all rows (M <= kSpmvMaxRows) or tiles of mt; when there are fewer blocks than
   // 2 per thread, each block's groups are also split into ranges of equal nonzeros.
-  const ptrdiff_t unit = M <= kSpmvMaxRows ? M : mt;
+  const ptrdiff_t unit = M <= kSpmvMaxRows ? M : w.packed.size() ? mt : 1;
   const ptrdiff_t blocks = ceil_div(M, unit);
   const ptrdiff_t parts = blocks >= 2 * nt ? 1 : std::min<ptrdiff_t>(G, ceil_div(2 * nt, blocks));
   parallel_for(nt, blocks * parts, [&](ptrdiff_t t, int tid) {

@@ -95,21 +95,23 @@ std::unique_ptr<Step> make_transpose_step(const KernelTable& kt, int threads, in
 // of every run when the batch is fixed (-1: they vary).
 // The stored type of a Gemm/Conv weight: which GEMM entry runs it (f32_gemm, or the
 // 16-bit f16w_gemm / bf16w_gemm, which convert the weight in registers; their weights
-// never run sparse).
-enum class WeightType : int32_t { F32 = 0, F16 = 1, BF16 = 2 };
+// never run sparse). Int8: int8 values with one float32 scale per output channel (int8
+// csr/bsr): W is their dense float view and `scale` (make_gemm_step / make_conv_step) the
+// scales; dense runs f32_gemm on the view, sparse runs qc8w_spmm's row kernel (sparse.h).
+enum class WeightType : int32_t { F32 = 0, F16 = 1, BF16 = 2, Int8 = 3 };
 const GemmConfig& gemm_family(const KernelTable& kt, WeightType wt);
 std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, int y,
                                      int64_t rows_per_sample, int64_t K, int64_t N,
                                      const float* W, EpilogueSpec ep,
                                      SparseMode mode = SparseMode::Auto, int64_t rows_hint = -1,
-                                     WeightType wt = WeightType::F32);
+                                     WeightType wt = WeightType::F32, const float* scale = nullptr);
 // Group-1 conv; W is [OC, C, KH, KW]. 1x1 stride-1 unpadded convs become one GEMM.
 // Sparse weights (by the cost model of sparse.h, or as `mode` says) run f32_spmm on the
 // im2col tiles; static_batch: the plan runs one sample, so the rows are known.
 std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, int y,
                                      const ConvGeom& g, const float* W, EpilogueSpec ep,
                                      SparseMode mode = SparseMode::Auto, bool static_batch = false,
-                                     WeightType wt = WeightType::F32);
+                                     WeightType wt = WeightType::F32, const float* scale = nullptr);
 // Depthwise conv (C == OC, multiplier 1); W is [C, 1, KH, KW].
 std::unique_ptr<Step> make_dwconv_step(const KernelTable& kt, int threads, int x, int y,
                                        const ConvGeom& g, const float* W, EpilogueSpec ep);

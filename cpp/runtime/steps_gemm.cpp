@@ -1,11 +1,13 @@
 // GEMM-based steps: Gemm, and group-1 Conv as im2col (NHWC, (kh, kw, c) order) + GEMM.
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "aligned.h"
 #include "parallel.h"
@@ -141,7 +143,9 @@ struct GemmStep final : Step {
     gemm_parallel(g, c.isa, threads, M, N, K, c.ptr[reads[0]], K, packed.get(),
                   c.ptr[writes[0]], N, e);
   }
-  size_t weight_bytes() const override { return packed.size() + (sp ? sp->packed.size() : 0); }
+  size_t weight_bytes() const override {
+    return packed.size() + (sp ? sp->packed.size() + sp->qpacked.size() : 0);
+  }
 };
 
 struct ConvStep final : Step {
@@ -157,7 +161,9 @@ struct ConvStep final : Step {
 
   size_t per_thread() const { return size_t(tile) * size_t(Kd) + (sp ? sp->scratch_floats() : 0); }
   size_t scratch_floats() const override { return size_t(threads) * per_thread(); }
-  size_t weight_bytes() const override { return packed.size() + (sp ? sp->packed.size() : 0); }
+  size_t weight_bytes() const override {
+    return packed.size() + (sp ? sp->packed.size() + sp->qpacked.size() : 0);
+  }
 
   // Rows [p0, p0 + rows) of the im2col matrix (output pixels over the whole batch), one
   // output-row segment at a time: per kernel row, the input row is checked once, and the
@@ -290,21 +296,63 @@ std::string sparse_name(const SparseWeight& w, const SparseChoice& c, const Gemm
   return s;
 }
 
+// The int8 values of an int8 weight's dense view B [K, N] (B = fl(Q * scale[n]) with |Q|
+// <= 127 and scale > 0, so B / scale is within 2^-17 of Q: rounding recovers Q exactly);
+// checked, so a view that is not one is an error, not a wrong product.
+std::vector<int8_t> int8_values(int64_t K, int64_t N, const float* B, const float* scale) {
+  std::vector<int8_t> Q(size_t(K) * size_t(N));
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n) {
+      const float b = B[k * N + n];
+      const double q = std::nearbyint(double(b) / double(scale[n]));
+      if (!(q >= -127.0 && q <= 127.0) || float(q) * scale[n] != b)
+        throw std::invalid_argument("int8 weight: value " + std::to_string(b) + " of output channel " +
+                                    std::to_string(n) + " is not an int8 in [-127, 127] times its scale " +
+                                    std::to_string(scale[n]));
+      Q[size_t(k * N + n)] = static_cast<int8_t>(q);
+    }
+  return Q;
+}
+
+// An int8 weight's sparse packings as the rows of its runs need them (the row kernel for
+// at most kSpmvMaxRows rows, the dequantized f32 tiles above), and its summary name.
+std::string pack_int8_sparse(std::unique_ptr<SparseWeight>& sp, const KernelTable& kt,
+                             const SparseChoice& c, int64_t K, int64_t N, const float* B,
+                             const float* scale, int64_t rows_hint) {
+  const bool few = rows_hint >= 0 ? rows_hint <= kSpmvMaxRows : c.sparse_at(1) || c.sparse_at(2);
+  const bool many = rows_hint >= 0 ? rows_hint > kSpmvMaxRows
+                                   : c.dense_from > kSpmvMaxRows + 1 || c.sparse_from != INT64_MAX;
+  const std::vector<int8_t> Q = int8_values(K, N, B, scale);
+  sp = std::make_unique<SparseWeight>(pack_sparse_int8(kt, K, N, Q.data(), scale, B, int32_t(c.R),
+                                                       few || !many, many));
+  std::string s = sp->qpacked.size() ? std::string(sp->qcfg.name) + " int8w" : "";
+  if (sp->packed.size()) s += std::string(s.empty() ? "" : " + ") + sp->cfg.name + " dequantized";
+  return s;
+}
+
 // Packs B [K, N] as the cost model chose: dense only, sparse only, or both. Returns the
-// kernel name for plan summaries.
+// kernel name for plan summaries. scale: an int8 weight's per-column scales (B is its
+// dense view), else nullptr.
 template <class S>
 std::string pack_weights(S& s, const KernelTable& kt, const GemmConfig& g, int64_t K, int64_t N,
-                         const float* B, SparseMode mode, int64_t rows_hint) {
-  SparseChoice c = choose_sparse(kt, K, N, B, N, mode);
+                         const float* B, SparseMode mode, int64_t rows_hint,
+                         const float* scale = nullptr) {
+  SparseChoice c = choose_sparse(kt, K, N, B, N, mode, scale ? 1.0 : 4.0);
   // A graph with a fixed batch knows its rows: keep only the kernel that runs.
   const bool sparse = rows_hint < 0 ? c.ever_sparse() : c.sparse_at(rows_hint);
   const bool dense = rows_hint < 0 ? c.ever_dense() : !c.sparse_at(rows_hint);
   if (dense) s.packed = pack_gemm(g, K, N, B, N);
   if (!sparse) return g.name;
-  s.sp = std::make_unique<SparseWeight>(pack_sparse(kt, K, N, B, N, c.R));
+  std::string qname;
+  if (scale)
+    qname = pack_int8_sparse(s.sp, kt, c, K, N, B, scale, rows_hint);
+  else
+    s.sp = std::make_unique<SparseWeight>(pack_sparse(kt, K, N, B, N, c.R));
   if (!dense) c.dense_from = INT64_MAX;  // only the sparse kernel is packed
   s.choice = c;
-  return sparse_name(*s.sp, c, dense ? &g : nullptr);
+  std::string name = sparse_name(*s.sp, c, dense ? &g : nullptr);
+  if (scale) name = qname + name.substr(std::strlen(s.sp->cfg.name));
+  return name;
 }
 
 }  // namespace
@@ -320,16 +368,18 @@ const GemmConfig& gemm_family(const KernelTable& kt, WeightType wt) {
 std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, int y,
                                      int64_t rows_per_sample, int64_t K, int64_t N,
                                      const float* W, EpilogueSpec ep, SparseMode mode,
-                                     int64_t rows_hint, WeightType wt) {
+                                     int64_t rows_hint, WeightType wt, const float* scale) {
   const GemmConfig& g = gemm_for(gemm_family(kt, wt), N);
-  if (wt != WeightType::F32) mode = SparseMode::Dense;
+  if (wt == WeightType::F16 || wt == WeightType::BF16) mode = SparseMode::Dense;
+  if (wt == WeightType::Int8 && !scale) throw std::invalid_argument("an int8 weight needs its scales");
+  if (wt != WeightType::Int8) scale = nullptr;
   auto s = new_step<GemmStep>("gemm", g.name, {x}, {y});
   s->g = g;
   s->threads = threads;
   s->rows = rows_per_sample;
   s->K = K;
   s->N = N;
-  s->kernel = pack_weights(*s, kt, g, K, N, W, mode, rows_hint);
+  s->kernel = pack_weights(*s, kt, g, K, N, W, mode, rows_hint, scale);
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
   return s;
@@ -337,8 +387,11 @@ std::unique_ptr<Step> make_gemm_step(const KernelTable& kt, int threads, int x, 
 
 std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, int y,
                                      const ConvGeom& q, const float* W, EpilogueSpec ep,
-                                     SparseMode mode, bool static_batch, WeightType wt) {
-  if (wt != WeightType::F32) mode = SparseMode::Dense;
+                                     SparseMode mode, bool static_batch, WeightType wt,
+                                     const float* scale) {
+  if (wt == WeightType::F16 || wt == WeightType::BF16) mode = SparseMode::Dense;
+  if (wt == WeightType::Int8 && !scale) throw std::invalid_argument("an int8 weight needs its scales");
+  if (wt != WeightType::Int8) scale = nullptr;
   const int64_t Kd = q.KH * q.KW * q.C;
   const std::vector<float> B = im2col_weight(q, W);
   const bool pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1 && q.pt == 0 &&
@@ -346,7 +399,7 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
   const int64_t pixels = q.images * q.OH * q.OW;
   if (pointwise) {
     auto s = make_gemm_step(kt, threads, x, y, pixels, q.C, q.OC, B.data(), std::move(ep), mode,
-                            static_batch ? pixels : -1, wt);
+                            static_batch ? pixels : -1, wt, scale);
     s->op = "conv1x1";
     return s;
   }
@@ -360,7 +413,7 @@ std::unique_ptr<Step> make_conv_step(const KernelTable& kt, int threads, int x, 
   int64_t tile = 65536 / std::max<int64_t>(Kd, 1);
   tile = std::clamp<int64_t>(tile, 64, 256);
   s->tile = std::max<int64_t>(mr, tile / mr * mr);
-  s->kernel = "im2col+" + pack_weights(*s, kt, g, Kd, q.OC, B.data(), mode, static_batch ? pixels : -1);
+  s->kernel = "im2col+" + pack_weights(*s, kt, g, Kd, q.OC, B.data(), mode, static_batch ? pixels : -1, scale);
   if (ep.residual >= 0) s->reads.push_back(ep.residual);
   s->eps = std::move(ep);
   return s;

@@ -104,6 +104,20 @@ def _int8_kernel(g: Graph, n: Node) -> bool:
     return g.weights[n.inputs[1]].format == "qc8"
 
 
+def _int8_sparse_scale(g: Graph, n: Node, w: np.ndarray) -> np.ndarray | None:
+    """The per-output-channel scales of a Gemm/Conv weight stored as csr/bsr with int8
+    values, when the lowered weight `w` is its dense view with the output channels on the
+    same axis (Gemm [K, N]: axis 1; Conv [OC, C, KH, KW]: axis 0); None otherwise (the
+    layer then runs on the float view like any other format)."""
+    wt = g.weights.get(n.inputs[1])
+    if wt is None or wt.format not in ("csr", "bsr") or "scale" not in wt.arrays:
+        return None
+    axis = 1 if n.op == "Gemm" else 0
+    if int(wt.attrs["axis"]) != axis or tuple(w.shape) != tuple(wt.shape):
+        return None
+    return np.ascontiguousarray(wt.arrays["scale"], dtype=np.float32)
+
+
 def _nhwc_trivial(shape: tuple) -> bool:
     """NCHW and NHWC orders coincide (C == 1 or H * W == 1)."""
     return shape[1] == 1 or shape[2] * shape[3] == 1
@@ -317,18 +331,23 @@ class Lowerer:
         stored = self.g.weights[n.inputs[1]].format if n.inputs[1] in self.g.weights else "f32"
         # 16-bit kernels convert the weight in registers (Gemm and group-1 convs)
         wtype = stored if stored in ("f16", "bf16") and a.get("group", 1) == 1 else "f32"
+        # int8 csr/bsr values: the sparse kernel reads them (qc8w_spmm), the dense GEMM
+        # their float view
+        scale = _int8_sparse_scale(self.g, n, w) if a.get("group", 1) == 1 else None
+        if scale is not None:
+            wtype = "int8"
         if self._wfmt is not None:
             self._wfmt = (self._wfmt[0], wtype)
         if n.op == "Gemm":
             k, nn = w.shape
             self._step("gemm", x.id, y.id, x.images, k, nn, w, bias, res_id, code, lo, hi,
-                       after, self.static, wtype)
+                       after, self.static, wtype, scale)
         else:
             geom = _geom(x, yshape, w.shape[0], a, w.shape[2:])
             kind = "conv" if a["group"] == 1 else "dwconv"
             if kind == "conv":
                 self._step(kind, x.id, y.id, geom, w, bias, res_id, code, lo, hi, after,
-                           self.static, wtype)
+                           self.static, wtype, scale)
             else:
                 self._step(kind, x.id, y.id, geom, w, bias, res_id, code, lo, hi, after)
         if res_name is not None and res_id < 0:

@@ -89,14 +89,20 @@ class Session:
         weights' formats with "+", e.g. "f32+f16+csr" for an inverted-residual block) and
         the format the kernel computed with ("computed_as": "f32" dense, "f32 sparse" on
         the sparse kernel, "f32 sparse|dense" when it keeps both and picks by the rows of
-        the run; other formats run through their dense float32 view); both None on other
+        the run; "int8w sparse" (or "int8w sparse|dense") for int8 csr/bsr weights on the
+        int8 sparse row kernel; otherwise they run on their float view, like other
+        formats, through their dense float32 view); both None on other
         steps."""
         out = []
         for i, (op, kernel, reads, writes) in enumerate(self._plan.summary()):
             node = self._step_nodes[i] if i < len(self._step_nodes) else "output copy"
             wf = self._step_weights[i] if i < len(self._step_weights) else None
             computed = wf[1] if wf else None
-            if computed and "f32_spmm" in kernel:
+            if computed == "int8":  # int8 csr/bsr off the int8 kernel: the float view
+                computed = "f32"
+            if computed and "qc8w_spmm" in kernel:
+                computed = "int8w sparse|dense" if "; dense " in kernel else "int8w sparse"
+            elif computed and "f32_spmm" in kernel:
                 computed = "f32 sparse|dense" if "; dense " in kernel else "f32 sparse"
             out.append({"op": op, "kernel": kernel, "node": node,
                         "weight_format": wf[0] if wf else None, "computed_as": computed})

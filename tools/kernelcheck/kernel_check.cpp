@@ -3,7 +3,7 @@
 //
 // For the chosen ISA (argv[1]: scalar | avx2 | avx512 | avx2w16 | best; default best)
 // every entry of the KernelTable (f32_gemm, f32_dwconv, f32_dwconv2d_chw, f32_pool,
-// f32_eltwise, x32_transpose, f32_spmm, qs8_qc8w_gemm, qu8_dwconv) runs on seeded random inputs and is compared with the scalar
+// f32_eltwise, x32_transpose, f32_spmm, qc8w_spmm, qs8_qc8w_gemm, qu8_dwconv) runs on seeded random inputs and is compared with the scalar
 // table's kernel. For `scalar` itself the reference is float64 loops (reference_f64.h),
 // each element held to an error bound derived from float32 rounding. Calling conventions follow
 // cpp/testing/testing_*.cpp. Inputs end exactly at a page boundary followed by a
@@ -1121,6 +1121,50 @@ void test_transpose(const KernelTable& ref, const KernelTable& tst) {
   end_group(g);
 }
 
+// ================================================================= qspmm
+
+// qc8w_spmm's row kernel (int8 values, per-channel scales) against float64 loops on the
+// int8 values times the scales; packed weights end at a no-access page.
+void test_qspmm(const KernelTable& tst) {
+  Group g{"qspmm"};
+  const QSpmmConfig& s = tst.qc8w_spmm;
+  const std::vector<ptrdiff_t> Ks = g_small ? std::vector<ptrdiff_t>{1, 17, 64}
+                                            : std::vector<ptrdiff_t>{1, 2, 17, 64, 301};
+  const std::vector<ptrdiff_t> Ns = g_small ? std::vector<ptrdiff_t>{1, 16, 37}
+                                            : std::vector<ptrdiff_t>{1, 5, 16, 37, 64};
+  for (ptrdiff_t K : Ks)
+    for (ptrdiff_t N : Ns)
+      for (int32_t R : {1, 2, 4, 8, 16})
+        for (float density : {0.0f, 0.1f, 0.6f, 1.0f}) {
+          std::vector<int8_t> Q(size_t(K * N));
+          for (auto& q : Q) q = urand(0, 1) < density ? int8_t(std::lround(urand(-127, 127))) : int8_t(0);
+          std::vector<float> sc(static_cast<size_t>(N));
+          for (auto& v : sc) v = urand(0.001f, 0.1f);
+          Fenced packed(s.packed_bytes(K, N, Q.data(), N, R) / sizeof(float));
+          s.pack(K, N, Q.data(), N, sc.data(), R, packed.p);
+          const ptrdiff_t G = (N + R - 1) / R, gs = G / 2;
+          set_case("qspmv K=%td N=%td R=%d density=%.1f", K, N, R, double(density));
+          Fenced x{size_t(K)};
+          fill(x.p, x.n);
+          Guarded y{size_t(N)};
+          s.spmv(x.p, packed.p, y.p(), 0, gs);
+          s.spmv(x.p, packed.p, y.p(), gs, G);
+          kref::Ref r{size_t(N)};
+          for (ptrdiff_t c = 0; c < N; ++c) {
+            double v = 0, mag = 0;
+            for (ptrdiff_t k = 0; k < K; ++k) {
+              const double w = double(Q[size_t(k * N + c)]) * double(sc[size_t(c)]);
+              v += double(x[k]) * w;
+              mag += std::fabs(double(x[k]) * w);
+            }
+            r.v[c] = v;
+            r.tol[c] = rtol_for(K + 1) * mag + 1e-30;
+          }
+          record(g, match_f64(r, y, size_t(N), g, "y"));
+        }
+  end_group(g);
+}
+
 // ================================================================== spmm
 
 // Always against float64 loops on the dense B: the scalar table's tile width differs from
@@ -1672,6 +1716,7 @@ int main(int argc, char** argv) {
   test_eltwise(ref, tst);
   test_transpose(ref, tst);
   test_spmm(tst);
+  test_qspmm(tst);
   test_qgemm(ref, tst);
   test_qdwconv(ref, tst);
   printf("total %.2f s\n", now_s() - t0);

@@ -213,6 +213,32 @@ struct SpmmConfig {
                     ptrdiff_t ldc, ptrdiff_t g0, ptrdiff_t g1);
 };
 
+// ------------------------------------------------------------ qc8w_spmm
+// f32_spmm with int8 weight values: C = A @ (Q * scale) for Q int8 [K, N] in [-127, 127]
+// and one float32 scale per output column (weight-only int8: fp32 activations, sums and
+// output). The values widen exactly in registers (vpmovsxbd + vcvtdq2ps); the scale
+// multiplies each finished sum once. Same grouping as f32_spmm (R channels per group,
+// stored (group, input k) pairs, uint16 indices when K <= 65536). The layout is
+// f32_spmm's header with int8 values and the scales (qc8w_spmm_pack.cpp writes it):
+struct QSpmmHeader {
+  SpmmHeader s;       // off_val: int8 [nnzb][R], columns past N 0, 64 bytes of zero slack
+  int64_t off_scale;  // float [G * R]: scale of each column, 0 past N
+};
+static_assert(sizeof(QSpmmHeader) == 80, "QSpmmHeader is read from packed bytes");
+// Only the row kernel (one or two rows: batch-1 layers are memory-bound, and 1-byte
+// values stream a quarter of the bytes): more rows run f32_spmm's tile kernels on the
+// weight dequantized at pack time (runtime/sparse.h).
+struct QSpmmConfig {
+  const char* name;  // e.g. "qc8w_spmm__avx512"
+  size_t pack_align;
+  size_t (*packed_bytes)(ptrdiff_t K, ptrdiff_t N, const int8_t* B, ptrdiff_t ldb, int32_t R);
+  void (*pack)(ptrdiff_t K, ptrdiff_t N, const int8_t* B, ptrdiff_t ldb, const float* scale,
+               int32_t R, void* packed);
+  // One row: y[c] = scale[c] * sum_k x[k] Q[k, c] for the columns of groups [g0, g1)
+  // (absolute columns; columns >= N not written). No epilogue.
+  void (*spmv)(const float* x, const void* packed, float* y, ptrdiff_t g0, ptrdiff_t g1);
+};
+
 // -------------------------------------------------------- qs8_qc8w_gemm
 // Quantized GEMM: C[M, N] = requantize(A[M, K] @ B[K, N]) with A uint8 activations
 // (asymmetric: real = a_scale * (q - a_zp), a_zp in [0, 255]) and B int8 weights in
@@ -312,6 +338,7 @@ struct KernelTable {
   EltwiseConfig f32_eltwise;
   TransposeConfig x32_transpose;
   SpmmConfig f32_spmm;
+  QSpmmConfig qc8w_spmm;  // int8 sparse values, fp32 activations
   QGemmConfig qs8_qc8w_gemm;
   QDwConvConfig qu8_dwconv;
   GemmConfig f16w_gemm;   // 16-bit weights (f16 / bf16), fp32 activations and output:
@@ -320,6 +347,7 @@ struct KernelTable {
 #define PYRT_KERNEL_ENTRIES(X) \
   X(f32_gemm) X(f32_dwconv) X(f32_dwconv2d_chw) X(f32_pool) X(f32_eltwise) X(x32_transpose) \
   X(f32_spmm) \
+  X(qc8w_spmm) \
   X(qs8_qc8w_gemm) X(qu8_dwconv) \
   X(f16w_gemm) \
   X(bf16w_gemm)
@@ -347,6 +375,9 @@ void register_x32_transpose__avx2(KernelTable& t);
 void register_f32_spmm__scalar(KernelTable& t);
 void register_f32_spmm__avx2(KernelTable& t);
 void register_f32_spmm__avx512(KernelTable& t);
+void register_qc8w_spmm__scalar(KernelTable& t);
+void register_qc8w_spmm__avx2(KernelTable& t);
+void register_qc8w_spmm__avx512(KernelTable& t);
 void register_qs8_qc8w_gemm__scalar(KernelTable& t);
 void register_qs8_qc8w_gemm__avx2(KernelTable& t);        // vpmaddwd, no VNNI
 void register_qs8_qc8w_gemm__avxvnni(KernelTable& t);     // needs kFeatAvxVnni
@@ -373,5 +404,9 @@ int64_t f32_spmm_count_pairs(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t
                              int64_t* ptr);
 size_t f32_spmm_packed_bytes(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R);
 void f32_spmm_pack(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R, void* packed);
+// The one packer of qc8w_spmm (layout: QSpmmHeader; not ISA code).
+size_t qc8w_spmm_packed_bytes(ptrdiff_t K, ptrdiff_t N, const int8_t* B, ptrdiff_t ldb, int32_t R);
+void qc8w_spmm_pack(ptrdiff_t K, ptrdiff_t N, const int8_t* B, ptrdiff_t ldb, const float* scale,
+                    int32_t R, void* packed);
 
 }  // namespace pyrt
