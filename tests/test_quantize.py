@@ -84,6 +84,20 @@ def test_pruned_kernels_become_int8_sparse():
         assert np.array_equal(rt.formats.pattern(w1), rt.formats.pattern(w0))
     fp16 = rt.quantize(g, "fp16")
     assert fp16.weights["fc1.weight"].format == g.weights["fc1.weight"].format
+    # static: only the dense int8 layer (fc3, under min_params, not pruned) reads a QDQ;
+    # the sparse int8 layers take float activations (weight-only int8 kernel)
+    x = RNG.standard_normal((32, 37)).astype(np.float32)
+    s = rt.quantize(g, "int8", calibration=x, progress=False)
+    readers = {n.name: n.inputs[0] for n in s.nodes if n.op == "Gemm"}
+    qdq_out = {n.outputs[0] for n in s.nodes if n.op == "QDQ"}
+    assert [k for k, v in readers.items() if v in qdq_out] == ["fc3"]
+    assert s.weights["fc3.weight"].format == "qc8"
+    kinds = {r["node"]: r["computed_as"] for r in rt.compile(s).plan_summary()
+             if r["computed_as"]}
+    assert kinds["node 'fc3' (Gemm)"] == "int8 static"
+    got = rt.compile(s).run(x).astype(np.float64)
+    want = ref(s, x)
+    assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()
 
 
 def test_static_inserts_qdq_with_minmax_ranges():

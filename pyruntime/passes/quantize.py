@@ -5,7 +5,9 @@ adds fused: the quantization grid then sees the tensors the kernels produce), th
 kernel (input 1) of every Conv and Gemm node not in `exclude` is re-encoded:
 - "int8": `qc8`, symmetric int8 per output channel (`per_channel=False`: one scale for
   the whole kernel, stored per channel). A pruned kernel stored csr/bsr keeps its
-  pattern with int8 values (one scale per output channel), so the sparse kernels run it.
+  pattern with int8 values (one scale per output channel): the CPU's sparse kernel
+  reads them with float activations (weight-only int8: batch 1 is bound by weight
+  bytes), so such a layer gets no activation QDQ below.
   * Without `calibration` (dynamic): the CPU backend quantizes each Conv/Gemm input at
     run time (per row for Gemm, per sample for Conv) and runs the int8 kernels.
   * With `calibration` (static): a uint8 `QDQ` node is put in front of every quantized
@@ -153,9 +155,9 @@ def quantize(graph: Graph, dtype: str, *, calibration: Any = None, method: str =
 
 def _insert_qdq(q: Graph, fp: Graph, targets: list[int], feeds: list, method: str,
                 percentile: float, progress: bool) -> Graph:
-    """A uint8 QDQ node in front of every quantized layer's input (one per tensor),
-    its range calibrated on the float graph `fp`."""
-    quantized = [i for i in targets if _is_int8(q.weights[q.nodes[i].inputs[1]])]
+    """A uint8 QDQ node in front of every dense int8 (qc8) layer's input (one per
+    tensor), its range calibrated on the float graph `fp`."""
+    quantized = [i for i in targets if q.weights[q.nodes[i].inputs[1]].format == "qc8"]
     tensors = list(dict.fromkeys(q.nodes[i].inputs[0] for i in quantized))
     if not tensors:
         return q
