@@ -87,11 +87,11 @@ class Session:
         ("output ..." for copies to the caller's arrays), and for Conv/Gemm steps the
         stored format of the weight ("weight_format", e.g. "csr"; a fused step joins its
         weights' formats with "+", e.g. "f32+f16+csr" for an inverted-residual block) and
-        the format the kernel computed with ("computed_as": "f32" dense, "f32 sparse" on
-        the sparse kernel, "f32 sparse|dense" when it keeps both and picks by the rows of
-        the run; "int8w sparse" (or "int8w sparse|dense") for int8 csr/bsr weights on the
-        int8 sparse row kernel; otherwise they run on their float view, like other
-        formats, through their dense float32 view); both None on other
+        the format the kernel computed with ("computed_as": "f32" dense, "f16" / "bf16"
+        on the 16-bit weight kernels, "int8 static" / "int8 dynamic" on the int8 kernels,
+        "f32 sparse" on the sparse kernel, "int8w sparse" on the int8-valued sparse row
+        kernel, "... sparse|dense" when a layer keeps both and picks by the rows of the
+        run; any other weight runs on its dense float32 view: "f32"); both None on other
         steps."""
         out = []
         for i, (op, kernel, reads, writes) in enumerate(self._plan.summary()):
