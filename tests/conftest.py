@@ -76,6 +76,30 @@ def ref_act(v: np.ndarray, act: str, lo: float = -np.inf, hi: float = np.inf) ->
     raise AssertionError(act)
 
 
+def check_float(y: np.ndarray, ref_tol: tuple) -> None:
+    """A float32 kernel output against (float64 reference, per-element bound); the first
+    element off is named."""
+    ref, tol = ref_tol
+    assert y.dtype == np.float32 and y.shape == ref.shape
+    bad = ~(np.abs(y.astype(np.float64) - ref) <= tol)
+    if bad.any():
+        i = tuple(np.argwhere(bad)[0])
+        raise AssertionError(f"{bad.sum()} of {bad.size} off; first at {i}: got {y[i]!r}, "
+                             f"want {ref[i]!r} (tol {tol[i]:.3g})")
+
+
+def check_u8(q: np.ndarray, v: np.ndarray, out_scale: float, out_zp: int) -> None:
+    """A uint8 kernel output against the float64 values v requantized: within one step,
+    exact away from rounding edges."""
+    x = v / np.float64(out_scale)
+    want = np.clip(np.rint(x) + out_zp, 0, 255)
+    near_edge = np.abs(np.abs(x - np.floor(x)) - 0.5) < 1e-3
+    assert q.dtype == np.uint8 and q.shape == want.shape
+    d = np.abs(q.astype(np.int64) - want.astype(np.int64))
+    assert (d <= 1).all(), f"max step error {d.max()}"
+    assert (d[~near_edge] == 0).all(), f"{(d[~near_edge] != 0).sum()} off away from edges"
+
+
 def run_python(code: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run `python -c code` in a child process. Its cwd is this folder, so it imports the
     package under test, never a source checkout that lacks the compiled module."""

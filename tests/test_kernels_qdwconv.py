@@ -13,7 +13,7 @@ import pytest
 import pyruntime as rt
 from pyruntime import _core
 
-from conftest import ref_act
+from conftest import check_float, check_u8, ref_act
 
 T = _core.testing
 ACTS = ("none", "relu", "clip", "sigmoid", "tanh", "gelu")
@@ -69,27 +69,6 @@ def reference(acc, a_scale, w_scale, bias=None, residual=None, act="none", lo=-n
     if act == "gelu":
         tol = tol + 1e-7 * mag
     return v, tol
-
-
-def check_float(y, ref_tol):
-    ref, tol = ref_tol
-    assert y.dtype == np.float32 and y.shape == ref.shape
-    bad = ~(np.abs(y.astype(np.float64) - ref) <= tol)
-    if bad.any():
-        i = tuple(np.argwhere(bad)[0])
-        raise AssertionError(f"{bad.sum()} of {bad.size} off; first at {i}: got {y[i]!r}, "
-                             f"want {ref[i]!r} (tol {tol[i]:.3g})")
-
-
-def check_u8(q, v, out_scale, out_zp):
-    """Within one step of the float64 quantization; exact away from rounding edges."""
-    x = v / np.float64(out_scale)
-    want = np.clip(np.rint(x) + out_zp, 0, 255)
-    near_edge = np.abs(np.abs(x - np.floor(x)) - 0.5) < 1e-3
-    assert q.dtype == np.uint8 and q.shape == want.shape
-    d = np.abs(q.astype(np.int64) - want.astype(np.int64))
-    assert (d <= 1).all(), f"max step error {d.max()}"
-    assert (d[~near_edge] == 0).all(), f"{(d[~near_edge] != 0).sum()} off away from edges"
 
 
 def rand_x(rng, H, W, C):

@@ -16,7 +16,7 @@ import pytest
 import pyruntime as rt
 from pyruntime import _core
 
-from conftest import ref_act
+from conftest import check_float, check_u8, ref_act
 
 T = _core.testing
 ACTS = ("none", "relu", "clip", "sigmoid", "tanh", "gelu")
@@ -66,27 +66,6 @@ def reference(A, B, a_scale, a_zp, w_scale, bias=None, residual=None, act="none"
     # <= 1.13 and libm's sigmoid/tanh/erf add a few ulp of the result.
     tol = 8 * EPS * 1.13 * mag + 8 * EPS * np.abs(v) + 1e-30
     return v, tol
-
-
-def check_float(C, ref_tol):
-    ref, tol = ref_tol
-    assert C.dtype == np.float32 and C.shape == ref.shape
-    bad = ~(np.abs(C.astype(np.float64) - ref) <= tol)
-    if bad.any():
-        i = tuple(np.argwhere(bad)[0])
-        raise AssertionError(f"{bad.sum()} of {bad.size} off; first at {i}: got {C[i]!r}, "
-                             f"want {ref[i]!r} (tol {tol[i]:.3g})")
-
-
-def check_u8(C, v, out_scale, out_zp):
-    """Within one step of the float64 quantization; exact away from rounding edges."""
-    x = v / np.float64(out_scale)
-    q = np.clip(np.rint(x) + out_zp, 0, 255)
-    near_edge = np.abs(np.abs(x - np.floor(x)) - 0.5) < 1e-3
-    assert C.dtype == np.uint8 and C.shape == q.shape
-    d = np.abs(C.astype(np.int64) - q.astype(np.int64))
-    assert (d <= 1).all(), f"max step error {d.max()}"
-    assert (d[~near_edge] == 0).all(), f"{(d[~near_edge] != 0).sum()} off away from edges"
 
 
 def run(A, B, a_scale, a_zp, w_scale, variant, **kw):

@@ -13,13 +13,7 @@ namespace {
 constexpr size_t kAlign = 64;
 size_t up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-// Whether a group stores input k: any of its channels [c0, c1) of that row is nonzero.
-// A NaN weight is nonzero (it is stored, so it propagates as in the dense product).
-inline bool stored(const float* row, ptrdiff_t c0, ptrdiff_t c1) {
-  for (ptrdiff_t c = c0; c < c1; ++c)
-    if (row[c] != 0.0f || row[c] != row[c]) return true;
-  return false;
-}
+#include "../common/spmm_pairs.inc"
 
 SpmmHeader layout(ptrdiff_t K, ptrdiff_t N, int32_t R, int64_t nnzb) {
   SpmmHeader h{};
@@ -39,21 +33,7 @@ SpmmHeader layout(ptrdiff_t K, ptrdiff_t N, int32_t R, int64_t nnzb) {
 
 int64_t f32_spmm_count_pairs(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R,
                              int64_t* ptr) {
-  const ptrdiff_t G = (N + R - 1) / R;
-  if (ptr) std::memset(ptr, 0, sizeof(int64_t) * size_t(G + 1));
-  int64_t n = 0;
-  for (ptrdiff_t k = 0; k < K; ++k) {  // row by row: B is read in order
-    const float* row = B + k * ldb;
-    for (ptrdiff_t g = 0; g < G; ++g) {
-      const ptrdiff_t c0 = g * R, c1 = c0 + R < N ? c0 + R : N;
-      if (!stored(row, c0, c1)) continue;
-      ++n;
-      if (ptr) ++ptr[g + 1];
-    }
-  }
-  if (ptr)
-    for (ptrdiff_t g = 0; g < G; ++g) ptr[g + 1] += ptr[g];
-  return n;
+  return spmm_count_pairs(K, N, B, ldb, R, ptr);
 }
 
 size_t f32_spmm_packed_bytes(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int32_t R) {
@@ -76,7 +56,7 @@ void f32_spmm_pack(ptrdiff_t K, ptrdiff_t N, const float* B, ptrdiff_t ldb, int3
     const float* row = B + k * ldb;
     for (ptrdiff_t g = 0; g < h.G; ++g) {
       const ptrdiff_t c0 = g * R, c1 = c0 + R < N ? c0 + R : N;
-      if (!stored(row, c0, c1)) continue;
+      if (!spmm_stored(row, c0, c1)) continue;
       const int64_t b = next[size_t(g)]++;
       if (h.idx_bytes == 2)
         i16[b] = static_cast<uint16_t>(k);

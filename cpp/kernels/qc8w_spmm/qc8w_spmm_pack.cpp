@@ -14,31 +14,7 @@ namespace {
 constexpr size_t kAlign = 64;
 size_t up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-inline bool stored(const int8_t* row, ptrdiff_t c0, ptrdiff_t c1) {
-  for (ptrdiff_t c = c0; c < c1; ++c)
-    if (row[c] != 0) return true;
-  return false;
-}
-
-// Pairs of B [K, N] for groups of R; ptr (nullptr, or G + 1 group starts) filled.
-int64_t count_pairs(ptrdiff_t K, ptrdiff_t N, const int8_t* B, ptrdiff_t ldb, int32_t R,
-                    int64_t* ptr) {
-  const ptrdiff_t G = (N + R - 1) / R;
-  if (ptr) std::memset(ptr, 0, sizeof(int64_t) * size_t(G + 1));
-  int64_t n = 0;
-  for (ptrdiff_t k = 0; k < K; ++k) {
-    const int8_t* row = B + k * ldb;
-    for (ptrdiff_t g = 0; g < G; ++g) {
-      const ptrdiff_t c0 = g * R, c1 = c0 + R < N ? c0 + R : N;
-      if (!stored(row, c0, c1)) continue;
-      ++n;
-      if (ptr) ++ptr[g + 1];
-    }
-  }
-  if (ptr)
-    for (ptrdiff_t g = 0; g < G; ++g) ptr[g + 1] += ptr[g];
-  return n;
-}
+#include "../common/spmm_pairs.inc"
 
 QSpmmHeader layout(ptrdiff_t K, ptrdiff_t N, int32_t R, int64_t nnzb) {
   QSpmmHeader q{};
@@ -61,7 +37,7 @@ QSpmmHeader layout(ptrdiff_t K, ptrdiff_t N, int32_t R, int64_t nnzb) {
 
 size_t qc8w_spmm_packed_bytes(ptrdiff_t K, ptrdiff_t N, const int8_t* B, ptrdiff_t ldb,
                               int32_t R) {
-  const QSpmmHeader q = layout(K, N, R, count_pairs(K, N, B, ldb, R, nullptr));
+  const QSpmmHeader q = layout(K, N, R, spmm_count_pairs(K, N, B, ldb, R, nullptr));
   return size_t(q.off_scale) + up(size_t(q.s.G) * size_t(R) * sizeof(float));
 }
 
@@ -69,7 +45,7 @@ void qc8w_spmm_pack(ptrdiff_t K, ptrdiff_t N, const int8_t* B, ptrdiff_t ldb, co
                     int32_t R, void* packed) {
   char* base = static_cast<char*>(packed);
   int64_t* ptr = reinterpret_cast<int64_t*>(base + up(sizeof(QSpmmHeader)));
-  const QSpmmHeader q = layout(K, N, R, count_pairs(K, N, B, ldb, R, ptr));
+  const QSpmmHeader q = layout(K, N, R, spmm_count_pairs(K, N, B, ldb, R, ptr));
   const SpmmHeader& h = q.s;
   std::memcpy(base, &q, sizeof q);
   uint16_t* i16 = reinterpret_cast<uint16_t*>(base + h.off_idx);
@@ -83,7 +59,7 @@ void qc8w_spmm_pack(ptrdiff_t K, ptrdiff_t N, const int8_t* B, ptrdiff_t ldb, co
     const int8_t* row = B + k * ldb;
     for (ptrdiff_t g = 0; g < h.G; ++g) {
       const ptrdiff_t c0 = g * R, c1 = c0 + R < N ? c0 + R : N;
-      if (!stored(row, c0, c1)) continue;
+      if (!spmm_stored(row, c0, c1)) continue;
       const int64_t b = next[size_t(g)]++;
       if (h.idx_bytes == 2)
         i16[b] = static_cast<uint16_t>(k);
