@@ -66,6 +66,25 @@ void finish(int32_t acc, int32_t colsum, ptrdiff_t m, ptrdiff_t n, const QGemmEp
   const int32_t x = static_cast<int32_t>(static_cast<uint32_t>(acc) -
                                          static_cast<uint32_t>(ep->a_zp[ar]) * static_cast<uint32_t>(colsum));
   const float s = ep->a_scale[ar] * ep->w_scale[n];
+  if (ep->out_u8 && !ep->residual &&
+      (ep->act == Act::None || ep->act == Act::Relu || ep->act == Act::Clip)) {
+    // As the SIMD kernels: one FMA into the quantized domain, clamped there to the
+    // activation's bounds and [-zp, 255 - zp] (NaN: the lower bound).
+    const float inv = 1.0f / ep->out_scale;
+    float lo = -float(ep->out_zp), hi = 255.0f - float(ep->out_zp);
+    if (ep->act == Act::Relu) lo = lo > 0.0f ? lo : 0.0f;
+    if (ep->act == Act::Clip) {
+      const float cl = ep->lo * inv, ch = ep->hi * inv;
+      lo = lo > cl ? lo : cl;
+      hi = hi < ch ? hi : ch;
+    }
+    float t = std::fma(static_cast<float>(x), s * inv, ep->bias ? ep->bias[n] * inv : 0.0f);
+    t = t > lo ? t : lo;
+    t = t < hi ? t : hi;
+    static_cast<uint8_t*>(C)[m * ldc + n] =
+        static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(t)) + ep->out_zp);
+    return;
+  }
   float v = static_cast<float>(x) * s;
   if (ep->bias) v += ep->bias[n];
   const float* res = ep->residual;
