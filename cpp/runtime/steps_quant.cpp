@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,21 +20,6 @@
 namespace pyrt {
 
 namespace {
-
-// Rounds to nearest, ties to even, for |v| < 2^22 in the default rounding mode (what
-// ONNX QuantizeLinear asks for); vectorizes where std::nearbyint does not.
-inline float round_even(float v) {
-  const float magic = 12582912.0f;  // 1.5 * 2^23
-  return (v + magic) - magic;
-}
-
-// clamp(round(x / scale) + zp, 0, 255); NaN -> zp.
-inline uint8_t quantize_one(float x, float inv, float zp) {
-  float v = x * inv + zp;
-  v = v > 0.0f ? v : 0.0f;  // NaN fails the test and becomes 0 ...
-  v = v < 255.0f ? v : 255.0f;
-  return static_cast<uint8_t>(round_even(v));
-}
 
 void check_qgemm(const QGemmConfig& g) {
   if (!g.run || !g.pack || !g.packed_bytes || !g.quantize_rows || !g.quantize || g.mr <= 0 ||

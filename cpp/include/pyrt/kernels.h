@@ -250,7 +250,13 @@ struct QSpmmConfig {
 //   if (residual && residual_after_act)  v += residual[m * ldr + n]
 // and stores v as float, or as uint8 q = clamp(nearbyint(v * inv) + out_zp, 0, 255) with
 // inv = 1.0f / out_scale (round half to even as ONNX QuantizeLinear, by the float
-// reciprocal: a value on a rounding edge may land one step from x / out_scale's). colsum[n] = sum_k B[k][n] is computed
+// reciprocal: a value on a rounding edge may land one step from x / out_scale's).
+// A uint8 output without residual and with act none / relu / clip (every int8 layer
+// between QDQ nodes) is computed in the quantized domain: t = fma(float(acc - a_zp *
+// colsum), (a_scale * w_scale) * inv, bias * inv), clamped to the activation's bounds
+// times inv and to [-out_zp, 255 - out_zp], q = nearbyint(t) + out_zp: the same value
+// within float rounding (again, an edge may land one step away); every variant, scalar
+// included, computes exactly this. colsum[n] = sum_k B[k][n] is computed
 // by the packer (the zero-point term costs nothing at run time).
 // Plain aggregate (see the file comment): zero it with `QGemmEpilogue ep{};`.
 struct QGemmEpilogue {
