@@ -700,29 +700,42 @@ PLAN_ROWS = [
      _core.SizeError, r"overflow"),
     ("qgemm-weight-not-int8", lambda: (lambda p, v: p.qgemm(
         v[0], v[1], 1, 8, 4, np.ones(32, np.float32), np.ones(4, np.float32), None, -1, _NONE,
-        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1))(*_plan(2, 4)),
+        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1, 1.0, -1))(*_plan(2, 4)),
      ValueError, r"qgemm weight: expected an int8 array"),
     ("qgemm-weight-minus-128", lambda: (lambda p, v: p.qgemm(
         v[0], v[1], 1, 8, 4, np.full(32, -128, np.int8), np.ones(4, np.float32), None, -1,
-        _NONE, 0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1))(*_plan(2, 4)),
+        _NONE, 0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1, 1.0, -1))(*_plan(2, 4)),
      ValueError, r"\[-127, 127\]"),
     ("qgemm-input-zp-range", lambda: (lambda p, v: p.qgemm(
         v[0], v[1], 1, 8, 4, np.ones(32, np.int8), np.ones(4, np.float32), None, -1, _NONE,
-        0, 0, False, 0.5, 300, -1, -1, 0, 1.0, -1))(*_plan(2, 4)),
+        0, 0, False, 0.5, 300, -1, -1, 0, 1.0, -1, 1.0, -1))(*_plan(2, 4)),
      ValueError, r"zero point must lie in \[0, 255\]"),
     ("qgemm-w-scale-zero", lambda: (lambda p, v: p.qgemm(
         v[0], v[1], 1, 8, 4, np.ones(32, np.int8), np.zeros(4, np.float32), None, -1, _NONE,
-        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1))(*_plan(2, 4)),
+        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1, 1.0, -1))(*_plan(2, 4)),
      ValueError, r"w_scale: expected finite values > 0"),
     ("qgemm-sizes", lambda: (lambda p, v: p.qgemm(
         v[0], v[1], 1, 8, 4, np.ones(32, np.int8), np.ones(4, np.float32), None, -1, _NONE,
-        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1))(*_plan(8, 4)),
+        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1, 1.0, -1))(*_plan(8, 4)),
      ValueError, r"qgemm: sizes do not match"),
     ("qconv-dynamic-group", lambda: (lambda p, v: p.qconv(
         v[0], v[1], _conv_geom(KH=3, KW=3, pt=1, pl=1), False, np.ones(54, np.int8),
         np.ones(3, np.float32), None, -1, _NONE, 0, 0, False, 1.0, 0, v[2], v[3], 1, 1.0,
-        -1))(*_plan(16, 48, 16, 16)),
+        -1, 1.0, -1))(*_plan(16, 48, 16, 16)),
      ValueError, r"one scale per image"),
+    ("qgemm-residual-zp-range", lambda: (lambda p, v: p.qgemm(
+        v[0], v[1], 1, 8, 4, np.ones(32, np.int8), np.ones(4, np.float32), None, v[2], _NONE,
+        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1, 1.0, 256))(*_plan(2, 4, 1)),
+     ValueError, r"residual: zero point must lie in \[0, 255\]"),
+    ("qgemm-residual-u8-sizes", lambda: (lambda p, v: p.qgemm(
+        v[0], v[1], 1, 8, 4, np.ones(32, np.int8), np.ones(4, np.float32), None, v[2], _NONE,
+        0, 0, False, 0.5, 0, -1, -1, 0, 1.0, -1, 1.0, 0))(*_plan(2, 4, 4)),
+     ValueError, r"residual: size does not match"),
+    ("qdwconv-residual-u8", lambda: (lambda p, v: p.qconv(
+        v[0], v[1], _conv_geom(KH=3, KW=3, pt=1, pl=1, C=3), True, np.ones(27, np.int8),
+        np.ones(3, np.float32), None, v[2], _NONE, 0, 0, False, 1.0, 0, -1, -1, 0, 1.0,
+        -1, 0.5, 3))(*_plan(16, 48, 16)),
+     ValueError, r"residual must be float"),
     ("quantize-sizes", lambda: (lambda p, v: p.quantize(v[0], v[1], 4, 3, 0.5, 0))(*_plan(12, 3)),
      ValueError, r"quantize: sizes do not match"),
     ("testing-dwconv-huge-dilation", lambda: _core.testing.dwconv(

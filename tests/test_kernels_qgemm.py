@@ -166,6 +166,46 @@ def test_every_epilogue_float_and_u8(variant, rng, act, after):
         check_u8(Q, v, np.float32(0.02), 100)
 
 
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("after", [False, True])
+def test_uint8_residual(variant, rng, act, after):
+    """A residual the graph keeps as uint8 (an inverted-residual block's input): the same
+    result as its dequantized float form, for float and uint8 outputs, per tensor (the
+    static layers that take it) and per row."""
+    for M, K, N in ((1, 9, 17), (5, 37, 50), (13, 100, 33)):
+        A, B = rand_a(rng, M, K), rand_b(rng, K, N)
+        ws = rng.uniform(0.0005, 0.001, N).astype(np.float32)
+        bias = rng.uniform(-1, 1, N).astype(np.float32)
+        R = rng.integers(0, 256, (M, N)).astype(np.uint8)
+        R[0, :2] = (0, 255)  # the grid's ends
+        rs, rz = np.float32(0.007), 131
+        res = (R.astype(np.float64) - rz) * np.float64(rs)
+        for a_scale, a_zp in ((0.013, 77), (rng.uniform(0.01, 0.02, M).astype(np.float32),
+                                            rng.integers(0, 256, M).astype(np.int32))):
+            kw = dict(bias=bias, act=act, lo=-0.4, hi=0.6, residual_after_act=after)
+            v, tol = reference(A, B, np.float32(a_scale), a_zp, ws, residual=res, **kw)
+            C = run(A, B, a_scale, a_zp, ws, variant, residual=R, res_scale=rs, res_zp=rz, **kw)
+            check_float(C, (v, tol))
+            Q = run(A, B, a_scale, a_zp, ws, variant, residual=R, res_scale=rs, res_zp=rz,
+                    out_u8=True, out_scale=0.02, out_zp=100, **kw)
+            check_u8(Q, v, np.float32(0.02), 100)
+
+
+def test_uint8_residual_threads_match_one_thread(variant, rng):
+    old = T.min_parallel_us()
+    T.set_min_parallel_us(0.0)  # split whatever the size
+    try:
+        for M, K, N in ((1, 300, 500), (131, 64, 100)):
+            A, B = rand_a(rng, M, K), rand_b(rng, K, N)
+            ws = rng.uniform(0.0005, 0.001, N).astype(np.float32)
+            R = rng.integers(0, 256, (M, N)).astype(np.uint8)
+            kw = dict(residual=R, res_scale=0.01, res_zp=40, out_u8=True, out_scale=0.02, out_zp=9)
+            np.testing.assert_array_equal(run(A, B, 0.01, 5, ws, variant, threads=2, **kw),
+                                          run(A, B, 0.01, 5, ws, variant, **kw))
+    finally:
+        T.set_min_parallel_us(old)
+
+
 def test_u8_output_clamps_at_0_and_255(variant, rng):
     M, K, N = 5, 33, 40
     A, B = rand_a(rng, M, K), rand_b(rng, K, N)

@@ -289,6 +289,27 @@ def test_int8_cnn_against_the_reference(static):
     assert kinds == {"int8 static" if static else "int8 dynamic"}
 
 
+def test_static_inverted_residuals_stay_uint8():
+    """MobileNetV2-style blocks: each projection's residual is read through the QDQ its
+    block input already has (as an ONNX QDQ model's Add), so every tensor between the
+    NCHW input and the classifier is uint8: one planar quantize of the image, no float
+    transpose, no dequantize, no other quantize; the result tracks the reference."""
+    g = rt.zoo.mobilenetv2_style((3, 32, 32), width=0.35, num_classes=10, seed=3)
+    v = RNG.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    q = rt.quantize(g, "int8", calibration=v, progress=False)
+    qdq_out = {n.outputs[0] for n in q.nodes if n.op == "QDQ"}
+    residual = [n for n in q.nodes if n.op == "Conv" and len(n.inputs) > 3 and n.inputs[3]]
+    assert len(residual) >= 4 and all(n.inputs[3] in qdq_out for n in residual)
+    s = rt.compile(q)
+    ops = [r["op"] for r in s.plan_summary()]
+    assert ops.count("quantize") == 2 and "dequantize" not in ops and "transpose" not in ops
+    # the image, and the pooled features in front of the classifier
+    got = s.run(v).astype(np.float64)
+    want, f = ref(q, v), ref(g, v)
+    assert np.abs(got - want).max() <= 0.02 * np.abs(f).max()
+    assert np.abs(got - f).max() <= 0.1 * np.abs(f).max()
+
+
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 def test_16bit_weights_match_the_reference(dtype):
     g = cnn()

@@ -70,11 +70,12 @@ QuantInput input(Plan& p, float scale, int32_t zp, int scale_v, int zp_v, int64_
 
 QuantEpilogue q_epilogue(const py::object& w_scale, const py::object& bias, int64_t n,
                          int residual, Act act, float lo, float hi, bool after,
-                         float out_scale, int32_t out_zp) {
+                         float out_scale, int32_t out_zp, float res_scale, int32_t res_zp) {
   QuantEpilogue e;
   e.w_scale = floats(w_scale, n, "w_scale", true);
   if (!bias.is_none()) e.bias = floats(bias, n, "bias", false);
   e.residual = residual;
+  e.res = spec(res_scale, res_zp, true, "residual");
   e.act = act;
   e.lo = lo;
   e.hi = hi;
@@ -87,16 +88,18 @@ QuantEpilogue q_epilogue(const py::object& w_scale, const py::object& bias, int6
 
 void bind_plan_quant(py::class_<PyPlan>& cls) {
   cls.def("quantize", [](PyPlan& s, int x, int y, int64_t rows, int64_t cols, float scale,
-                         int32_t zp, int scale_v, int zp_v, int64_t group) {
+                         int32_t zp, int scale_v, int zp_v, int64_t group, bool planar) {
         check_sizes(s.p(), x, mul(rows, cols, "quantize input"), y, u8_floats(rows, cols), "quantize");
         QuantInput in = group > 0 ? input(s.p(), scale, zp, scale_v, zp_v, group, rows)
                                   : input(s.p(), scale, zp, -1, -1, 0, rows);
         s.p().add_step(make_quantize_step(s.p().kernels(), s.p().threads(), x, y, rows, cols,
-                                          in.spec, scale_v, zp_v, group > 0 ? group : 0));
+                                          in.spec, scale_v, zp_v, group > 0 ? group : 0, planar));
       }, py::arg("x"), py::arg("y"), py::arg("rows"), py::arg("cols"), py::arg("scale") = 1.0f,
          py::arg("zp") = 0, py::arg("scale_v") = -1, py::arg("zp_v") = -1, py::arg("group") = 0,
+         py::arg("planar") = false,
          "f32 [rows, cols] per sample -> uint8 rows (stride a multiple of 4): static with "
-         "(scale, zp), or dynamic (group > 0) writing one scale / zero point per group rows.")
+         "(scale, zp), or dynamic (group > 0) writing one scale / zero point per group rows; "
+         "planar: static, the input per sample [cols][rows] (NCHW, at most 4 channels).")
       .def("dequantize", [](PyPlan& s, int x, int y, int64_t rows, int64_t cols, float scale,
                             int32_t zp) {
         check_sizes(s.p(), x, u8_floats(rows, cols), y, mul(rows, cols, "dequantize output"), "dequantize");
@@ -106,15 +109,16 @@ void bind_plan_quant(py::class_<PyPlan>& cls) {
                        const py::object& W, const py::object& w_scale, const py::object& bias,
                        int residual, Act act, float lo, float hi, bool after, float in_scale,
                        int32_t in_zp, int scale_v, int zp_v, int64_t group, float out_scale,
-                       int32_t out_zp) {
+                       int32_t out_zp, float res_scale, int32_t res_zp) {
         const int64_t ny = out_zp >= 0 ? u8_floats(rows, N) : mul(rows, N, "qgemm output");
         check_sizes(s.p(), x, u8_floats(rows, K), y, ny, "qgemm");
-        if (residual >= 0 && s.p().per_sample(residual) != mul(rows, N, "residual"))
+        const int64_t nr = res_zp >= 0 ? u8_floats(rows, N) : mul(rows, N, "residual");
+        if (residual >= 0 && s.p().per_sample(residual) != nr)
           throw std::invalid_argument("residual: size does not match the output");
         I8Array w = int8_weight(W, mul(K, N, "qgemm weight"), "qgemm weight");
         QuantInput in = input(s.p(), in_scale, in_zp, scale_v, zp_v, group, rows);
         QuantEpilogue e = q_epilogue(w_scale, bias, N, residual, act, lo, hi, after,
-                                     out_scale, out_zp);
+                                     out_scale, out_zp, res_scale, res_zp);
         add_packed_step(s, [&] {
           return make_qgemm_step(s.p().kernels(), s.p().threads(), x, y, rows, K, N, w.data(), in, e);
         });
@@ -123,14 +127,15 @@ void bind_plan_quant(py::class_<PyPlan>& cls) {
                        const py::object& W, const py::object& w_scale, const py::object& bias,
                        int residual, Act act, float lo, float hi, bool after, float in_scale,
                        int32_t in_zp, int scale_v, int zp_v, int64_t group, float out_scale,
-                       int32_t out_zp) {
+                       int32_t out_zp, float res_scale, int32_t res_zp) {
         check_geom_values(q);
         if (depthwise && q.OC != q.C) throw std::invalid_argument("depthwise conv: OC must equal C");
         const int64_t px = mul({q.images, q.H, q.W}, "conv input");
         const int64_t py_ = mul({q.images, q.OH, q.OW}, "conv output");
         const int64_t ny = out_zp >= 0 ? u8_floats(py_, q.OC) : mul(py_, q.OC, "conv output");
         check_sizes(s.p(), x, u8_floats(px, q.C), y, ny, "qconv");
-        if (residual >= 0 && s.p().per_sample(residual) != mul(py_, q.OC, "residual"))
+        const int64_t nr = res_zp >= 0 ? u8_floats(py_, q.OC) : mul(py_, q.OC, "residual");
+        if (residual >= 0 && s.p().per_sample(residual) != nr)
           throw std::invalid_argument("residual: size does not match the output");
         const int64_t nw = depthwise ? mul({q.C, q.KH, q.KW}, "w") : mul({q.OC, q.C, q.KH, q.KW}, "w");
         I8Array w = int8_weight(W, nw, "qconv weight");
@@ -142,7 +147,7 @@ void bind_plan_quant(py::class_<PyPlan>& cls) {
                                       "pixel for a 1x1 conv)");
         QuantInput in = input(s.p(), in_scale, in_zp, scale_v, zp_v, group, px);
         QuantEpilogue e = q_epilogue(w_scale, bias, q.OC, residual, act, lo, hi, after,
-                                     out_scale, out_zp);
+                                     out_scale, out_zp, res_scale, res_zp);
         add_packed_step(s, [&] {
           return depthwise
                      ? make_qdwconv_step(s.p().kernels(), s.p().threads(), x, y, q, w.data(), in, e)

@@ -33,7 +33,7 @@ void qgemm_parallel(const QGemmConfig& g, Isa isa, int threads, ptrdiff_t M, ptr
     const ptrdiff_t m0 = im * mb, m1 = std::min(M, m0 + mb);
     const ptrdiff_t n0 = in * nb, n1 = std::min(N, n0 + nb);
     QGemmEpilogue e = ep;
-    if (e.residual) e.residual += m0 * e.ldr;
+    e.skip_residual_rows(m0);
     if (e.a_stride) {
       e.a_scale += m0 * e.a_stride;
       e.a_zp += m0 * e.a_stride;

@@ -33,6 +33,7 @@ void check_qgemm(const QGemmConfig& g) {
 // gives scale and zero point, written to two more values.
 struct QuantizeStep final : Step {
   int64_t rows, cols, group;  // per sample; group = 0: static
+  bool planar = false;        // static only: the input per sample is [cols][rows]
   float scale = 1.f;
   int32_t zp = 0;
   const QGemmConfig* q = nullptr;  // its quantize / quantize_rows
@@ -48,6 +49,21 @@ struct QuantizeStep final : Step {
     // A row costs about 10 cycles per 16 values (a min/max pass, then a quantize pass):
     // 64 rows of 784 took 11 us on one thread, so from 16K values the rows split.
     const int nt = R >= 2 && R * cols >= 16384 ? threads : 1;
+    if (planar) {  // an NCHW image of a few channels: each plane's chunk, then interleaved
+      const ptrdiff_t per_s = ceil_div(rows, kPlanarChunk), tasks = c.batch * per_s;
+      parallel_for(tasks >= 2 ? nt : 1, tasks, [&](ptrdiff_t t, int) {
+        const ptrdiff_t b = t / per_s, p0 = (t % per_s) * kPlanarChunk;
+        const ptrdiff_t n = std::min<ptrdiff_t>(kPlanarChunk, rows - p0);
+        alignas(64) uint8_t tmp[kPlanarMaxCols][kPlanarChunk];
+        const float* xs = x + b * rows * cols + p0;
+        for (ptrdiff_t ch = 0; ch < cols; ++ch)
+          q->quantize(1, n, xs + ch * rows, n, tmp[ch], kPlanarChunk, scale, zp);
+        uint8_t* yb = y + (b * rows + p0) * ld;
+        for (ptrdiff_t i = 0; i < n; ++i)
+          for (ptrdiff_t ch = 0; ch < cols; ++ch) yb[i * ld + ch] = tmp[ch][i];
+      });
+      return;
+    }
     if (group <= 1) {  // static, or per row: the kernel's quantizers on row ranges
       float* sc = group ? c.ptr[writes[1]] : nullptr;
       int32_t* zs = group ? reinterpret_cast<int32_t*>(c.ptr[writes[2]]) : nullptr;
@@ -111,8 +127,15 @@ QGemmEpilogue make_qep(const QuantEpilogue& q, const QuantInput& in, const ExecC
   QGemmEpilogue e{};
   e.w_scale = q.w_scale.data();
   e.bias = q.bias.empty() ? nullptr : q.bias.data();
-  e.residual = q.residual >= 0 ? c.ptr[q.residual] : nullptr;
-  e.ldr = ldr;
+  if (q.residual >= 0 && q.res.is_u8()) {
+    e.residual_u8 = reinterpret_cast<const uint8_t*>(c.ptr[q.residual]);
+    e.res_scale = q.res.scale;
+    e.res_zp = q.res.zp;
+    e.ldr = u8_stride(ldr);
+  } else {
+    e.residual = q.residual >= 0 ? c.ptr[q.residual] : nullptr;
+    e.ldr = ldr;
+  }
   e.residual_after_act = q.residual_after_act ? 1 : 0;
   e.act = q.act;
   e.lo = q.lo;
@@ -218,7 +241,7 @@ struct QConvStep final : Step {
       uint8_t* buf = reinterpret_cast<uint8_t*>(c.scratch + size_t(tid) * per_thread());
       im2col(x + im * geo.H * geo.W * u8_stride(geo.C), p0, n, uint8_t(*e.a_zp), buf);
       const ptrdiff_t row0 = im * OHW + p0;
-      if (e.residual) e.residual += row0 * geo.OC;
+      e.skip_residual_rows(row0);
       char* y = reinterpret_cast<char*>(c.ptr[writes[0]]) + size_t(row0 * ldc) * esz;
       g.run(n, geo.OC, Kd, buf, Kd, packed.get(), y, ldc, &e, 0, geo.OC);
     });
@@ -258,7 +281,7 @@ struct QDwConvStep final : Step {
       const ptrdiff_t im = ti / per_img, oh0 = (ti % per_img) * per;
       const ptrdiff_t oh1 = std::min<ptrdiff_t>(q.OH, oh0 + per);
       QGemmEpilogue e = make_qep(ep, in, c, C, im);
-      if (e.residual) e.residual += im * OHW * C;
+      e.skip_residual_rows(im * OHW);
       QDwConvArgs a{};
       a.x = x + im * q.H * q.W * ldx;
       a.ldx = ldx;
@@ -283,8 +306,13 @@ int64_t u8_floats(int64_t rows, int64_t cols) { return rows * u8_stride(cols) / 
 
 std::unique_ptr<Step> make_quantize_step(const KernelTable& kt, int threads, int x, int y,
                                          int64_t rows, int64_t cols, QuantSpec spec, int scale_v,
-                                         int zp_v, int64_t group) {
+                                         int zp_v, int64_t group, bool planar) {
+  if (planar && (group != 0 || cols > kPlanarMaxCols))
+    throw std::invalid_argument("quantize: a planar input is static with at most " +
+                                std::to_string(kPlanarMaxCols) + " channels, got group " +
+                                std::to_string(group) + " and " + std::to_string(cols) + " channels");
   auto s = new_step<QuantizeStep>("quantize", "", {x}, {y});
+  s->planar = planar;
   s->rows = rows;
   s->cols = cols;
   s->group = group;
@@ -379,6 +407,9 @@ std::unique_ptr<Step> make_qdwconv_step(const KernelTable& kt, int threads, int 
                                         const ConvGeom& q,
                                         const int8_t* W, const QuantInput& in,
                                         const QuantEpilogue& qe) {
+  if (qe.residual >= 0 && qe.res.is_u8())
+    throw std::invalid_argument("qconv depthwise: the residual must be float (the qu8_dwconv "
+                                "kernels take no uint8 residual)");
   QDwConvConfig k = kt.qu8_dwconv;
   if (k.max_taps > 0 && q.KH * q.KW > k.max_taps) k = kernel_table_for(Isa::Scalar).qu8_dwconv;
   if (!k.run || !k.pack || !k.packed_bytes)

@@ -31,23 +31,30 @@ struct QuantInput {
   int64_t group = 0;
 };
 
-// The epilogue of a quantized step: weight scales (per output), bias, residual (float),
-// activation, and the output: float, or uint8 with `out`'s scale and zero point.
+// The epilogue of a quantized step: weight scales (per output), bias, residual (float,
+// or uint8 with `res`'s scale and zero point), activation, and the output: float, or
+// uint8 with `out`'s scale and zero point.
 struct QuantEpilogue {
   std::vector<float> w_scale, bias;
   int residual = -1;
+  QuantSpec res;
   Act act = Act::None;
   float lo = 0.f, hi = 0.f;
   bool residual_after_act = false;
   QuantSpec out;
 };
 
+// A planar (NCHW) quantize takes images of at most this many channels, in chunks of
+// this many pixels.
+constexpr int64_t kPlanarMaxCols = 4;
+constexpr int64_t kPlanarChunk = 512;
 // f32 [rows, cols] per sample -> uint8. group 0: static (spec); group g > 0: per g rows,
 // the range of those rows gives a scale and zero point, written to values scale_v and
-// zp_v (one float / int32 each per group).
+// zp_v (one float / int32 each per group). planar (static only, cols <= kPlanarMaxCols):
+// the input per sample is [cols][rows] (an NCHW image), the output the same NHWC rows.
 std::unique_ptr<Step> make_quantize_step(const KernelTable& kt, int threads, int x, int y,
                                          int64_t rows, int64_t cols, QuantSpec spec, int scale_v,
-                                         int zp_v, int64_t group);
+                                         int zp_v, int64_t group, bool planar = false);
 std::unique_ptr<Step> make_dequantize_step(int x, int y, int64_t rows, int64_t cols, QuantSpec spec);
 // y = requant(x_u8 [rows, K] @ W [K, N]); W int8, row-major.
 std::unique_ptr<Step> make_qgemm_step(const KernelTable& kt, int threads, int x, int y,

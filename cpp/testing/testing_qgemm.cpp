@@ -113,7 +113,7 @@ py::array qgemm(const py::object& A_obj, const py::object& B_obj, const py::obje
                 float lo, float hi, bool residual_after_act, bool out_u8, float out_scale,
                 int32_t out_zp, const std::optional<std::string>& isa,
                 const std::optional<std::string>& variant, int threads, int64_t n_split,
-                int64_t repeat) {
+                int64_t repeat, float res_scale, int32_t res_zp) {
   const Chosen ch = choose(isa, variant);
   const QGemmConfig& g = ch.g;
   if (g.run == nullptr) raise("IsaError", "no qs8_qc8w_gemm kernel registered");
@@ -147,18 +147,31 @@ py::array qgemm(const py::object& A_obj, const py::object& B_obj, const py::obje
   ep.a_stride = s_stride;
   ep.w_scale = ws.data();
   py::array_t<float, py::array::c_style> bias, res;
+  py::array_t<uint8_t, py::array::c_style> res_q;
   if (!bias_obj.is_none()) {
     bias = typed<float>(bias_obj, "bias", 1);
     if (bias.shape(0) != N)
       raise("ShapeError", "bias must have shape (" + std::to_string(N) + ",), got " + shape_str(bias));
     ep.bias = bias.data();
   }
+  // a uint8 residual: real = res_scale * (q - res_zp)
+  const bool res_u8 = py::isinstance<py::array>(res_obj) &&
+                      py::reinterpret_borrow<py::array>(res_obj).dtype().is(py::dtype::of<uint8_t>());
   if (!res_obj.is_none()) {
-    res = typed<float>(res_obj, "residual", 2);
-    if (res.shape(0) != M || res.shape(1) != N)
+    const py::array r = res_u8 ? py::array(res_q = typed<uint8_t>(res_obj, "residual", 2))
+                               : py::array(res = typed<float>(res_obj, "residual", 2));
+    if (r.shape(0) != M || r.shape(1) != N)
       raise("ShapeError", "residual must have shape (" + std::to_string(M) + ", " +
-                              std::to_string(N) + "), got " + shape_str(res));
-    ep.residual = res.data();
+                              std::to_string(N) + "), got " + shape_str(r));
+    if (res_u8) {
+      if (res_zp < 0 || res_zp > 255 || !(res_scale > 0.0f) || !std::isfinite(res_scale))
+        raise("InputError", "a uint8 residual needs res_zp in [0, 255] and a finite res_scale > 0");
+      ep.residual_u8 = res_q.data();
+      ep.res_scale = res_scale;
+      ep.res_zp = res_zp;
+    } else {
+      ep.residual = res.data();
+    }
     ep.ldr = N;
   }
   ep.residual_after_act = residual_after_act ? 1 : 0;
@@ -263,10 +276,11 @@ void bind_testing_qgemm(py::module_& testing) {
               py::arg("residual_after_act") = false, py::arg("out_u8") = false,
               py::arg("out_scale") = 1.0f, py::arg("out_zp") = 0, py::arg("isa") = py::none(),
               py::arg("variant") = py::none(), py::arg("threads") = 1, py::arg("n_split") = 1,
-              py::arg("repeat") = 1,
+              py::arg("repeat") = 1, py::arg("res_scale") = 1.0f, py::arg("res_zp") = 0,
               "C = requantize(A @ B) by qs8_qc8w_gemm (QGemmEpilogue in kernels.h): A uint8 "
               "[M, K], B int8 [K, N] in [-127, 127], a_scale / a_zp numbers (per tensor) or "
-              "arrays [M] (per row), w_scale [N]. float32 C, or uint8 with out_u8. isa: a "
+              "arrays [M] (per row), w_scale [N]; residual float32, or uint8 (real = res_scale "
+              "* (q - res_zp)). float32 C, or uint8 with out_u8. isa: a "
               "table level (None: the one in use); variant: one kernel by name. threads > 1 "
               "runs qgemm_parallel; else n_split column blocks, last first. `repeat` reruns "
               "after one packing (timing).");

@@ -25,6 +25,10 @@ from ..graph import Graph, Node
 from ..shapes import ACTIVATION_OPS, consumers, node_attrs, node_label
 from .fused_blocks import InvertedResidual, find_inverted_residuals
 
+# The most channels a planar (NCHW) graph input may have for a QDQ to quantize it
+# straight into uint8 NHWC pixels (kPlanarMaxCols in cpp/runtime/steps_quant.h).
+PLANAR_QUANT_MAX_C = 4
+
 
 def _act(name: str | None) -> "_core.Act":
     """The native enum value of an activation name (None: no activation)."""
@@ -154,8 +158,8 @@ class Lowerer:
         self._in_block = {i for b in blocks for i in b.nodes if i != b.project}
 
     # ------------------------------------------------------------ helpers
-    def _step(self, fn: str, *args) -> None:
-        getattr(self.plan, fn)(*args)
+    def _step(self, fn: str, *args, **kw) -> None:
+        getattr(self.plan, fn)(*args, **kw)
         self.step_nodes.append(self._where)
         self.step_weights.append(self._wfmt if fn in ("gemm", "conv", "dwconv", "dwconv_chw",
                                                       "inverted_residual", "qgemm", "qconv")
@@ -230,6 +234,7 @@ class Lowerer:
             self._planar_in[vi.name] = _Val(v.id, shape, self.static, planar=True)
             # The NHWC copy only when something other than a planar depthwise conv reads it.
             if vi.name in self.g.outputs or any(i not in self._chw_nodes
+                                                and not self._planar_qdq(i, shape)
                                                 for i in cons.get(vi.name, [])):
                 self.vals[vi.name] = self._to_nhwc(v.id, shape)
         for i, node in enumerate(self.g.nodes):
@@ -366,11 +371,25 @@ class Lowerer:
         v.id = self.plan.add_value(rows * ((cols + 3) // 4))  # u8_floats in C++
         return v
 
+    def _planar_qdq(self, i: int, shape: tuple) -> bool:
+        """Node i is a QDQ reading a 4-D graph input of `shape` with few channels: it
+        quantizes the NCHW image straight into uint8 NHWC pixels (no float transpose)."""
+        return (self.g.nodes[i].op == "QDQ" and shape[1] <= PLANAR_QUANT_MAX_C
+                and not _nhwc_trivial(shape))
+
     def _qdq(self, n: Node, a: dict) -> None:
         """A QDQ node on a float value: quantize once to uint8 (its float form, the
         dequantized values, only if a float consumer asks for it)."""
-        x = self._act(n.inputs[0])
         scale, zp = _u8_params(a)
+        src = n.inputs[0]
+        if src in self._planar_in and src not in self.vals:  # see _planar_qdq
+            x = self._planar_in[src]
+            y = self._new_u8(x.shape)
+            rows, cols = _rows_cols(y)
+            self._step("quantize", x.id, y.id, rows, cols, scale, zp, planar=True)
+            self.q8[n.outputs[0]] = _Q8(y, scale, zp)
+            return
+        x = self._act(src)
         y = self._new_u8(x.shape)
         rows, cols = _rows_cols(x)
         self._step("quantize", x.id, y.id, rows, cols, scale, zp)
@@ -406,7 +425,13 @@ class Lowerer:
         yshape = self.shapes[out]
         data, wscale = w.arrays["data"], w.arrays["scale"].astype(np.float32)
         bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
-        res_id = self._act(n.inputs[3]).id if a["residual"] else -1
+        res_id, rscale, rzp = -1, 1.0, -1
+        if a["residual"]:
+            rq = self.q8.get(n.inputs[3])
+            if rq is not None and rq.scale_v < 0 and group == 1 and rq.val.shape == yshape:
+                res_id, rscale, rzp = rq.val.id, rq.scale, rq.zp  # read as uint8
+            else:
+                res_id = self._act(n.inputs[3]).id
         qin = self.q8.get(n.inputs[0])
         x = qin.val if qin is not None else self._act(n.inputs[0])
         pointwise = n.op == "Gemm" or (group == 1 and tuple(data.shape[2:]) == (1, 1)
@@ -430,7 +455,7 @@ class Lowerer:
         self._wfmt = (w.format, f"int8 {kind}")
         common = (wscale, bias, res_id, _act(a["activation"]), a["act_min"], a["act_max"],
                   bool(a["residual_after_act"]), qin.scale, qin.zp, qin.scale_v, qin.zp_v,
-                  qin.group, oscale, ozp)
+                  qin.group, oscale, ozp, rscale, rzp)
         if n.op == "Gemm":
             k, nn = data.shape
             self._step("qgemm", x.id, y.id, x.images, k, nn, np.ascontiguousarray(data),

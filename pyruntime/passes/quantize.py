@@ -13,7 +13,10 @@ kernel (input 1) of every Conv and Gemm node not in `exclude` is re-encoded:
   * With `calibration` (static): a uint8 `QDQ` node is put in front of every quantized
     layer's input, its scale and zero point fixed from the calibration data (`method`:
     minmax, percentile, entropy; see passes/calibrate.py). Between two int8 layers the
-    activation then stays uint8: the producer requantizes in its epilogue.
+    activation then stays uint8: the producer requantizes in its epilogue. A quantized
+    layer's fused residual input that has such a node too (an inverted-residual block's
+    input, read by the next expand conv and by the projection's residual add) is read
+    through it, so that tensor is uint8 for every reader.
 - "fp16", "bf16": the kernel is stored as 16-bit floats (round to nearest even) and the
   CPU computes with fp32 activations, converting the weights in registers. Sparse
   kernels stay as they are (their values are already the small part).
@@ -186,6 +189,10 @@ def _insert_qdq(q: Graph, fp: Graph, targets: list[int], feeds: list, method: st
         if i in qset:
             n = n.copy()
             n.inputs[0] = qname[n.inputs[0]]
+            # a residual that is also some int8 layer's input is read quantized too (as
+            # an ONNX QDQ model's Add reads it): the tensor then stays uint8 end to end
+            if node_attrs(n, i)["residual"] and n.inputs[3] in qname:
+                n.inputs[3] = qname[n.inputs[3]]
         nodes.append(n)
         nodes.extend(after.get(i, []))
     return Graph(q.inputs, list(q.outputs), nodes, q.weights, name=q.name)

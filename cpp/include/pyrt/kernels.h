@@ -245,18 +245,23 @@ struct QSpmmConfig {
 // [-127, 127] (symmetric per output column: real = w_scale[n] * q), exact int32
 // accumulation (no saturating 16-bit intermediate), then, per element,
 //   v = a_scale[m] * w_scale[n] * (acc[m][n] - a_zp[m] * colsum[n]) + bias[n]
-//   if (residual && !residual_after_act) v += residual[m * ldr + n]
+//   if (residual && !residual_after_act) v += r
 //   v = act(v)
-//   if (residual && residual_after_act)  v += residual[m * ldr + n]
+//   if (residual && residual_after_act)  v += r
+// where r = residual[m * ldr + n] (float) or, with a uint8 residual (a value the graph
+// keeps quantized), r = res_scale * (residual_u8[m * ldr + n] - res_zp) (at most one of
+// the two is set),
 // and stores v as float, or as uint8 q = clamp(nearbyint(v * inv) + out_zp, 0, 255) with
 // inv = 1.0f / out_scale (round half to even as ONNX QuantizeLinear, by the float
 // reciprocal: a value on a rounding edge may land one step from x / out_scale's).
-// A uint8 output without residual and with act none / relu / clip (every int8 layer
-// between QDQ nodes) is computed in the quantized domain: t = fma(float(acc - a_zp *
-// colsum), (a_scale * w_scale) * inv, bias * inv), clamped to the activation's bounds
-// times inv and to [-out_zp, 255 - out_zp], q = nearbyint(t) + out_zp: the same value
-// within float rounding (again, an edge may land one step away); every variant, scalar
-// included, computes exactly this. colsum[n] = sum_k B[k][n] is computed
+// A uint8 output with act none / relu / clip and no residual, or a uint8 residual added
+// before the activation (every int8 layer between QDQ nodes, an inverted-residual
+// block's projection included) is computed in the quantized domain: t = fma(float(acc -
+// a_zp * colsum), (a_scale * w_scale) * inv, bias * inv), then with the residual t =
+// fma(float(residual_u8 - res_zp), res_scale * inv, t), clamped to the activation's
+// bounds times inv and to [-out_zp, 255 - out_zp], q = nearbyint(t) + out_zp: the same
+// value within float rounding (again, an edge may land one step away); every variant,
+// scalar included, computes exactly this. colsum[n] = sum_k B[k][n] is computed
 // by the packer (the zero-point term costs nothing at run time).
 // Plain aggregate (see the file comment): zero it with `QGemmEpilogue ep{};`.
 struct QGemmEpilogue {
@@ -266,13 +271,21 @@ struct QGemmEpilogue {
   const float* w_scale;   // [N], indexed by absolute column
   const float* bias;      // [N], absolute column; nullptr = none
   const float* residual;  // float, same row origin as C; nullptr = none
-  ptrdiff_t ldr;
+  const uint8_t* residual_u8;  // or uint8 (real = res_scale * (q - res_zp)); nullptr = none
+  float res_scale;
+  int32_t res_zp;         // in [0, 255]
+  ptrdiff_t ldr;          // residual row stride in elements (bytes for residual_u8)
   int32_t residual_after_act;
   Act act;
   float lo, hi;           // Clip bounds
   int32_t out_u8;         // 0: C is float; 1: C is uint8 quantized with out_scale/out_zp
   float out_scale;
   int32_t out_zp;         // in [0, 255]
+  // Moves the residual (either kind) down `rows` rows: a block of C starting there.
+  void skip_residual_rows(ptrdiff_t rows) {
+    if (residual) residual += rows * ldr;
+    if (residual_u8) residual_u8 += rows * ldr;
+  }
 };
 struct QGemmConfig {
   const char* name;  // spec name, e.g. "qs8_qc8w_gemm_4x32__avx512vnni"
@@ -304,7 +317,8 @@ struct QGemmConfig {
 // Quantized depthwise conv (channel multiplier 1), one image, NHWC: uint8 activations
 // (real = a_scale * (x - a_zp)), int8 weights in [-127, 127] (real = w_scale[c] * w), then
 // the QGemmEpilogue of qs8_qc8w_gemm with a_stride 0 (one a_scale / a_zp for the image,
-// read from ep->a_scale[0] / ep->a_zp[0]; colsum is not used) where an output pixel is a
+// read from ep->a_scale[0] / ep->a_zp[0]; colsum is not used; a float residual only,
+// residual_u8 must be null) where an output pixel is a
 // row: acc[c] = sum over the taps inside the image of (x - a_zp) * w (a padded tap adds
 // nothing), v = a_scale * w_scale[c] * acc[c] + bias[c], residual, act, float or uint8.
 // The SIMD variants accumulate in float, exact while |acc| < 2^24: they take at most

@@ -66,7 +66,10 @@ void finish(int32_t acc, int32_t colsum, ptrdiff_t m, ptrdiff_t n, const QGemmEp
   const int32_t x = static_cast<int32_t>(static_cast<uint32_t>(acc) -
                                          static_cast<uint32_t>(ep->a_zp[ar]) * static_cast<uint32_t>(colsum));
   const float s = ep->a_scale[ar] * ep->w_scale[n];
-  if (ep->out_u8 && !ep->residual &&
+  const bool res_late = ep->residual_after_act && ep->act != Act::None;
+  // the uint8 residual's integer part (zero point subtracted exactly)
+  const float rq = ep->residual_u8 ? float(int32_t(ep->residual_u8[m * ep->ldr + n]) - ep->res_zp) : 0.0f;
+  if (ep->out_u8 && !ep->residual && !(ep->residual_u8 && res_late) &&
       (ep->act == Act::None || ep->act == Act::Relu || ep->act == Act::Clip)) {
     // As the SIMD kernels: one FMA into the quantized domain, clamped there to the
     // activation's bounds and [-zp, 255 - zp] (NaN: the lower bound).
@@ -79,6 +82,7 @@ void finish(int32_t acc, int32_t colsum, ptrdiff_t m, ptrdiff_t n, const QGemmEp
       hi = hi < ch ? hi : ch;
     }
     float t = std::fma(static_cast<float>(x), s * inv, ep->bias ? ep->bias[n] * inv : 0.0f);
+    if (ep->residual_u8) t = std::fma(rq, ep->res_scale * inv, t);
     t = t > lo ? t : lo;
     t = t < hi ? t : hi;
     static_cast<uint8_t*>(C)[m * ldc + n] =
@@ -87,10 +91,11 @@ void finish(int32_t acc, int32_t colsum, ptrdiff_t m, ptrdiff_t n, const QGemmEp
   }
   float v = static_cast<float>(x) * s;
   if (ep->bias) v += ep->bias[n];
-  const float* res = ep->residual;
-  if (res && !ep->residual_after_act) v += res[m * ep->ldr + n];
+  const bool has_res = ep->residual || ep->residual_u8;
+  const float r = ep->residual ? ep->residual[m * ep->ldr + n] : rq * ep->res_scale;
+  if (has_res && !ep->residual_after_act) v += r;
   v = act_scalar(v, ep->act, ep->lo, ep->hi);
-  if (res && ep->residual_after_act) v += res[m * ep->ldr + n];
+  if (has_res && ep->residual_after_act) v += r;
   if (ep->out_u8)
     static_cast<uint8_t*>(C)[m * ldc + n] = quantize_one(v, 1.0f / ep->out_scale, ep->out_zp);
   else
