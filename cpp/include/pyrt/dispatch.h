@@ -15,6 +15,7 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
   bool avx512vnni = false, avx512bf16 = false, avxvnni = false;
   bool os_avx = false, os_avx512 = false;  // XGETBV: the OS saves the register state
+  bool amd = false;                        // CPUID vendor "AuthenticAMD"
   // The Feature bits (kernels.h) these make usable, each checked on its own.
   uint32_t usable() const;
   std::vector<std::string> names() const;
@@ -46,8 +47,9 @@ const KernelTable& kernel_table_for(Isa isa);
 struct KernelVariant {
   const char* entry;  // e.g. "f32_gemm"
   Isa level;
-  uint32_t needs;     // Feature bits
+  uint32_t needs;     // Feature bits it runs with (the kernel tests run it wherever)
   void (*fill)(KernelTable&);
+  uint32_t table_needs = 0;  // more Feature bits before it enters the kernel table
 };
 const std::vector<KernelVariant>& kernel_variants();
 

@@ -27,6 +27,10 @@ enum Feature : uint32_t {
   kFeatAvx512Vnni = 1u << 3,  // AVX512-VNNI (vpdpbusd on zmm)
   kFeatAvx512Bf16 = 1u << 4,  // AVX512-BF16 (vdpbf16ps)
   kFeatAvxVnni = 1u << 5,     // AVX-VNNI (vpdpbusd on ymm, VEX): VNNI without AVX-512
+  // AVX512-BF16 on a core where vdpbf16ps (32 products) outruns two fp32 FMAs: AMD's
+  // (Zen 4: bf16w_gemm 256x1024x1024 2.6x the plain AVX-512 kernel), not Intel's
+  // (Sapphire Rapids: 0.63x). A table preference, not a requirement to run.
+  kFeatBf16DotFast = 1u << 6,
 };
 // What each level's variants are compiled for (the files' flags in CMakeLists.txt).
 constexpr uint32_t kLevelAvx2 = kFeatAvx2Fma | kFeatF16c;
