@@ -121,6 +121,43 @@ def test_saturation_edges_of_the_accumulator(variant, b):
         np.testing.assert_array_equal(C, want)
 
 
+def edge_rows(rng, M, K):
+    """Rows of 0 and 255 only (the AVX2 kernel's a - 128 = -128 and 127), alternating in
+    k, in pairs of k, random, and next to 128 (a - 128 = -1, 0)."""
+    k = np.arange(K)
+    rows = [np.zeros(K), np.full(K, 255), np.where(k % 2, 0, 255), np.where(k % 4 < 2, 255, 0),
+            rng.choice([0, 255], K), rng.choice([0, 1, 127, 128, 129, 254, 255], K)]
+    return np.array([rows[i % len(rows)] for i in range(M)], dtype=np.uint8)
+
+
+def edge_cols(rng, K, N):
+    """Columns of +-127 only: all 127, all -127, alternating in k and in pairs of k, random,
+    and a mix with -1, 0, 1."""
+    k = np.arange(K)
+    cols = [np.full(K, 127), np.full(K, -127), np.where(k % 2, -127, 127), np.where(k % 4 < 2, 127, -127),
+            rng.choice([-127, 127], K), rng.choice([-127, -1, 0, 1, 127], K)]
+    return np.array([cols[j % len(cols)] for j in range(N)], dtype=np.int8).T.copy()
+
+
+@pytest.mark.parametrize("zp", [0, 128, 255])
+@pytest.mark.parametrize("K", [1, 2, 3, 4, 5, 7, 64, 515, 1031, 4099])
+def test_extreme_activations_and_weights_are_exact(variant, rng, zp, K):
+    """a in {0, 255} against w = +-127, K up to 4099: every 16-bit pair of a vpmaddubsw
+    scheme at its limit (the AVX2 kernel's a - 128 = -128 times a weight flipped to -128
+    makes -32768 per pair), and large int32 sums that the zero point takes back. Exact
+    against int64: compared as integers where float32 holds the sum, else as float32 of
+    the exact sum (the kernel converts an exact int32 with the same rounding)."""
+    M, N = 13, 37
+    A, B = edge_rows(rng, M, K), edge_cols(rng, K, N)
+    C = run(A, B, np.ones(M, np.float32), np.full(M, zp, np.int32), np.ones(N, np.float32), variant)
+    want = acc_ref(A, B, zp)
+    small = np.abs(want) < 2 ** 24
+    np.testing.assert_array_equal(C.astype(np.int64)[small], want[small])
+    np.testing.assert_array_equal(C[~small], want[~small].astype(np.float32))
+    if zp == 128 and K <= 1031:
+        assert small.all()  # 128 * 127 * K < 2^24: these compare every element as an integer
+
+
 def test_long_k_of_random_values_with_zero_point_is_exact(variant, rng):
     M, K, N = 4, 4099, 40
     A = rng.integers(200, 256, size=(M, K), dtype=np.uint8)

@@ -4,7 +4,7 @@
 //   _core.testing.qgemm_config(isa, variant)                 {name, mr, nr}
 //   _core.testing.qgemm_variants()                           every variant and whether
 //                                                            this CPU runs it
-// `variant` picks one kernel by name (e.g. "qs8_qc8w_gemm_3x16__avx2", the AVX2 kernel
+// `variant` picks one kernel by name (e.g. "qs8_qc8w_gemm_3x32__avx2", the AVX2 kernel
 // without VNNI, which the avx2 table of a VNNI machine does not hold), so every variant
 // the CPU can run is tested, not only the best one per level.
 #include <pybind11/numpy.h>

@@ -1277,7 +1277,7 @@ struct QCase {
   int res;   // 0 none, 1 before act, 2 after act
   int per_row;
   int n_split;
-  int maxima;  // A all 255, B all +-127
+  int maxima;  // 1 / -1: A all 255, B all +127 / -127; 2: A of 0 and 255, B of +-127
 };
 
 // Runs g on column blocks (last first) into a guarded byte buffer; returns the bytes.
@@ -1328,6 +1328,9 @@ void test_qgemm_one(const QGemmConfig& ref, const QGemmConfig& tst, Group& g) {
         cases.push_back({ptrdiff_t(1 + (res * 5 + mode) % 13), 45, 37, mode, act, res, mode == 1, 2, 0});
   cases.push_back({3, 33, g_small ? 257 : 4099, 0, Act::None, 0, 0, 1, 1});
   cases.push_back({9, 17, g_small ? 257 : 4099, 0, Act::None, 0, 0, 1, -1});
+  // a - 128 = -128 and 127 against +-127 (the AVX2 kernel's pair sums at their limits)
+  cases.push_back({7, 41, g_small ? 259 : 4099, 0, Act::None, 0, 0, 1, 2});
+  cases.push_back({4, 40, 1031, 2, Act::Relu, 0, 1, 2, 2});
   for (const QCase& c : cases) {
     set_case("qgemm %s M=%td N=%td K=%td mode=%d act=%s res=%d split=%d", tst.name, c.M, c.N, c.K,
              c.mode, act_name(c.act), c.res, c.n_split);
@@ -1335,8 +1338,11 @@ void test_qgemm_one(const QGemmConfig& ref, const QGemmConfig& tst, Group& g) {
     Fenced fa((abytes + 3) / 4 + 1);
     uint8_t* A = reinterpret_cast<uint8_t*>(fa.p + fa.n) - abytes;  // ends at the fence
     std::vector<int8_t> B(size_t(c.K * c.N));
-    for (size_t j = 0; j < abytes; ++j) A[j] = c.maxima ? 255 : uint8_t(irand(256));
-    for (auto& b : B) b = c.maxima ? int8_t(127 * c.maxima) : int8_t(irand(255) - 127);
+    for (size_t j = 0; j < abytes; ++j)
+      A[j] = c.maxima == 2 ? (j % 3 == 0 || irand(2) ? 0 : 255) : c.maxima ? 255 : uint8_t(irand(256));
+    for (size_t j = 0; j < B.size(); ++j)
+      B[j] = c.maxima == 2 ? int8_t(j % 5 == 0 || irand(2) ? 127 : -127)
+                           : c.maxima ? int8_t(127 * c.maxima) : int8_t(irand(255) - 127);
     std::vector<float> as(size_t(c.M)), ws(size_t(c.N)), bias(size_t(c.N)), res(size_t(c.M * c.N));
     std::vector<int32_t> zp(size_t(c.M));
     for (auto& v : as) v = c.mode ? urand(0.005f, 0.02f) : 1.0f;

@@ -1,9 +1,24 @@
-// qs8_qc8w_gemm for AVX2 without VNNI: exact int32 accumulation with vpmaddwd on int16
-// pairs (no vpmaddubsw, whose 16-bit pair sums saturate: 255 * 127 * 2 > 32767). A's 4
-// bytes of a group are broadcast and zero-extended to 16 words; the packer stores the
-// weights as int16, [K/4][16 columns][4 k], so one ymm holds 4 columns x 4 k and
-// vpmaddwd gives each column two partial sums (k 0-1, k 2-3), folded at the end.
-// A 3 x 16 tile: 12 accumulators. The algorithm is qs8_qc8w_gemm_impl.inc.
+// qs8_qc8w_gemm for AVX2 without VNNI: vpmaddubsw, exact (never saturated), on an s8
+// view of the u8 activations. Weights packed int8 [K/4][kNr columns][4 k] like the VNNI
+// files; vpmaddwd with 16-bit ones turns vpmaddubsw's pair sums into one int32 4-k dot
+// per column lane, as vpdpbusd would.
+//
+// Each activation a in [0, 255] is taken as a' = a - 128 in [-128, 127], with
+// m = (a' < 0 ? 0xFF : 0) and u = |a'| in [0, 128] (vpabsb; 128 read as u8), made once
+// per broadcast A group of a row. Per row and weight vector w:
+//   vpxor s = w ^ m                     // w, or ~w = -w - 1 where a' < 0
+//   vpmaddubsw p = u * s (pairs)         // = a' * w, minus u where a' < 0
+//   vpmaddwd, vpaddd                     // pairs -> int32, accumulate
+// Pair sums stay in [-2 * 128 * 128, 2 * 127 * 127] = [-32768, 32258]: exact. So the
+// accumulator holds sum a' * w - fix, fix = sum over the row's k with a < 128 of
+// (128 - a) (the K % 4 tail's zero bytes count as a = 0), the same for every column:
+// row_fix() adds it back per tile, and the epilogue subtracts (zp - 128) * colsum
+// (kAOffset), since sum a' * w = sum a * w - 128 * colsum.
+// Why vpxor and not vpsignb(w, a'): on Zen 4, vpsignb, vpabsb, vpmaddubsw and vpmaddwd
+// all issue to the same two pipes, vpxor / vpaddd / vpcmpgtb to all four; with vpsignb
+// one 32-MAC step is 3 uops on those two pipes (at most 1.33x the FMA rate of fp32),
+// with vpxor 2 (2x), and the weight vector can be vpxor's memory operand.
+// The algorithm is qs8_qc8w_gemm_impl.inc.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -19,28 +34,77 @@ namespace {
 
 #include "qs8_traits_ymm.inc"
 
+alignas(32) constexpr int8_t kMinus1[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                            -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                            -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+alignas(32) constexpr uint8_t k0x80[32] = {
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
+
 struct Q : QY {
-  using BT = int16_t;
-  static constexpr int kCpv = 4;
-  static inline I bcast_val(int32_t v) { return _mm256_cvtepu8_epi16(_mm_set1_epi32(v)); }
-  // vbroadcastss from memory is a load alone (no shuffle uop beside vpmovzxbw's).
-  static inline I bcast(const uint8_t* p) {
-    return _mm256_cvtepu8_epi16(_mm_castps_si128(_mm_broadcast_ss(reinterpret_cast<const float*>(p))));
+  using BT = int8_t;
+  static constexpr int kCpv = 8;
+  static constexpr int32_t kAOffset = 128;
+  static constexpr bool kRowFix = true;
+  struct AV {
+    I u;  // |a - 128| (u8)
+    I m;  // 0xFF where a < 128
+  };
+  static inline AV bcast_val(int32_t v) {
+    const I a = _mm256_set1_epi32(v);
+    const I m = _mm256_cmpgt_epi8(a, _mm256_set1_epi8(-1));  // a < 128: s8 view >= 0
+    return AV{_mm256_abs_epi8(_mm256_xor_si256(a, _mm256_set1_epi8(char(0x80)))), m};
   }
-  static inline I dot(I acc, I a, const void* b) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, _mm256_loadu_si256(static_cast<const __m256i*>(b))));
+  // The loop's steps in asm: GCC 12 otherwise copies and spills accumulators of tiles
+  // that fit the 16 registers. The two constants here are memory operands (registers
+  // go to accumulators); the ones for vpmaddwd stay in a register.
+  static inline AV bcast(const uint8_t* p) {
+    I u, m;
+    asm("vpbroadcastd %[p], %[u]\n\t"
+        "vpcmpgtb %[m1], %[u], %[m]\n\t"  // a < 128
+        "vpxor %[c80], %[u], %[u]\n\t"    // a'
+        "vpabsb %[u], %[u]"
+        : [u] "=&x"(u), [m] "=x"(m)
+        : [p] "m"(*reinterpret_cast<const int32_t*>(p)),
+          [m1] "m"(*reinterpret_cast<const __m256i*>(kMinus1)),
+          [c80] "m"(*reinterpret_cast<const __m256i*>(k0x80)));
+    return AV{u, m};
   }
-  // x: columns 0-3, y: columns 4-7, two partial sums per column in adjacent lanes.
-  static inline I fold(I x, I y) {
-    return _mm256_permute4x64_epi64(_mm256_hadd_epi32(x, y), 0xD8);  // c0c1 c4c5 | c2c3 c6c7
+  static inline I dot(I acc, const AV& a, const void* b) {
+    I t;
+    asm("vpxor %[w], %[m], %[t]\n\t"
+        "vpmaddubsw %[t], %[u], %[t]\n\t"
+        "vpmaddwd %[one], %[t], %[t]\n\t"
+        "vpaddd %[t], %[acc], %[acc]"
+        : [acc] "+x"(acc), [t] "=&x"(t)
+        : [w] "m"(*static_cast<const __m256i*>(b)), [m] "x"(a.m), [u] "x"(a.u),
+          [one] "x"(_mm256_set1_epi16(1)));
+    return acc;
+  }
+  static inline I fold(I x, I) { return x; }  // unused: one lane per column
+  // sum over the row's 4 * ceil(K / 4) bytes of max(128 - a, 0), tail bytes as a = 0.
+  static inline int32_t row_fix(const uint8_t* a, ptrdiff_t K) {
+    const __m256i c80 = _mm256_set1_epi8(char(0x80)), z = _mm256_setzero_si256();
+    __m256i s = z;
+    ptrdiff_t k = 0;
+    for (; k + 32 <= K; k += 32)
+      s = _mm256_add_epi64(s, _mm256_sad_epu8(_mm256_subs_epu8(c80, _mm256_loadu_si256(
+                                                  reinterpret_cast<const __m256i*>(a + k))), z));
+    const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    int64_t f = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1);
+    for (; k < K; ++k) f += a[k] < 128 ? 128 - a[k] : 0;
+    return int32_t(f + 128 * ((4 - K % 4) % 4));
   }
 };
 
+// 3 x 32: 12 accumulators, u, m, the vpmaddubsw temporary and the ones, 16 registers;
+// four weight vectors per broadcast amortize its 3 uops (2x32 is about as fast, 4x16 and
+// 4x24 slower at 256x1024x1024 on Zen 4).
 constexpr int kMr = 3;
-constexpr int kNr = 16;
+constexpr int kNr = 32;
 constexpr ptrdiff_t kMc = 129;
 constexpr int kAccBudget = 12;
-constexpr const char* kName = "qs8_qc8w_gemm_3x16__avx2";
+constexpr const char* kName = "qs8_qc8w_gemm_3x32__avx2";
 
 #include "qs8_qc8w_gemm_impl.inc"
 

@@ -1,4 +1,4 @@
-// qs8_qc8w_gemm for AVX-512 without VNNI: the AVX2 file's exact vpmaddwd scheme on zmm
+// qs8_qc8w_gemm for AVX-512 without VNNI: exact vpmaddwd on A zero-extended to int16
 // (int16 weights [K/4][32 columns][4 k], 8 columns x 4 k per vector, two partial sums
 // per column folded at the end). A 6 x 32 tile: 24 accumulators. The algorithm is
 // qs8_qc8w_gemm_impl.inc.
