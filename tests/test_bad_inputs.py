@@ -736,6 +736,15 @@ PLAN_ROWS = [
         np.ones(3, np.float32), None, v[2], _NONE, 0, 0, False, 1.0, 0, -1, -1, 0, 1.0,
         -1, 0.5, 3))(*_plan(16, 48, 16)),
      ValueError, r"residual must be float"),
+    ("qmaxpool-sizes", lambda: (lambda p, v: p.qmaxpool(v[0], v[1], _conv_geom(
+        KH=2, KW=2, sh=2, sw=2, OH=2, OW=2, OC=2)))(*_plan(16, 16)),
+     ValueError, r"qmaxpool: sizes do not match"),
+    ("qmaxpool-channels", lambda: (lambda p, v: p.qmaxpool(v[0], v[1], _conv_geom()))(*_plan(16, 16)),
+     ValueError, r"qmaxpool: OC must equal C"),
+    ("qgap-zero-point", lambda: (lambda p, v: p.qglobal_avgpool(v[0], v[1], 16, 4, 1, 0.5, 300))(
+        *_plan(16, 4)), ValueError, r"zero point must lie in \[0, 255\]"),
+    ("qgap-sizes", lambda: (lambda p, v: p.qglobal_avgpool(v[0], v[1], 16, 4, 1, 0.5, 3))(
+        *_plan(16, 5)), ValueError, r"qglobal_avgpool: sizes do not match"),
     ("quantize-sizes", lambda: (lambda p, v: p.quantize(v[0], v[1], 4, 3, 0.5, 0))(*_plan(12, 3)),
      ValueError, r"quantize: sizes do not match"),
     ("testing-dwconv-huge-dilation", lambda: _core.testing.dwconv(

@@ -14,6 +14,7 @@ import pyruntime as rt
 from pyruntime import nn
 from pyruntime.passes.calibrate import BINS, uint8_params
 from pyruntime.reference import run_reference
+from pyruntime.train.digits import teacher_cnn
 from pyruntime.shapes import qdq
 
 RNG = np.random.default_rng(1234)
@@ -308,6 +309,47 @@ def test_static_inverted_residuals_stay_uint8():
     want, f = ref(q, v), ref(g, v)
     assert np.abs(got - want).max() <= 0.02 * np.abs(f).max()
     assert np.abs(got - f).max() <= 0.1 * np.abs(f).max()
+
+
+@pytest.mark.parametrize("pool,strides,padding", [(2, None, "valid"), (3, 2, "same"),
+                                                  (3, 1, "same"), (2, 3, "valid")])
+def test_maxpool_between_int8_layers_runs_on_uint8(pool, strides, padding):
+    """conv -> MaxPool -> conv, static: max commutes with quantization, so the first conv
+    writes uint8 on the second's input grid and the pool runs on those bytes (no graph
+    change, no float in between); exact against the reference up to float rounding."""
+    x = nn.Input((3, 11, 9), name="image")
+    h = nn.Conv2D(20, 3, padding="same", activation="relu", name="c1")(x)
+    h = nn.MaxPool2D(pool, strides=strides, padding=padding, name="mp")(h)
+    h = nn.Conv2D(12, 3, padding="same", name="c2")(h)
+    g = nn.Model(x, h, name="mp", seed=5).to_graph()
+    v = RNG.standard_normal((3, 3, 11, 9)).astype(np.float32)
+    q = rt.quantize(g, "int8", calibration=v, progress=False)
+    assert not any(n.op == "QDQ" and n.outputs[0] in q.nodes[[m.op for m in q.nodes].index(
+        "MaxPool")].inputs for n in q.nodes)
+    s = rt.compile(q)
+    ops = [r["op"] for r in s.plan_summary()]
+    assert "qmaxpool" in ops and "pool" not in ops and ops.count("quantize") == 1
+    got, want = s.run(v), ref(q, v)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_global_avgpool_of_an_int8_layer_reads_uint8():
+    """The digits teacher: conv -> conv -> MaxPool -> conv -> GAP -> Dense. The GAP's input
+    gets a QDQ (as ONNX's QLinearGlobalAveragePool), the last conv writes uint8 and the
+    pool sums bytes; every step between the image and the classifier is int8."""
+    g = teacher_cnn()
+    v = RNG.standard_normal((5, 1, 8, 8)).astype(np.float32)
+    q = rt.quantize(g, "int8", calibration=v, progress=False)
+    gap = next(n for n in q.nodes if n.op == "GlobalAveragePool")
+    assert gap.inputs[0] in {n.outputs[0] for n in q.nodes if n.op == "QDQ"}
+    s = rt.compile(q)
+    ops = [r["op"] for r in s.plan_summary()]
+    assert ops == ["quantize", "qconv", "qconv", "qmaxpool", "qconv", "qglobal_avgpool",
+                   "quantize", "qgemm"], ops
+    got, want = s.run(v), ref(q, v)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    # batch 1 and a dynamic batch give the same rows
+    np.testing.assert_allclose(s.run(v[:1]), got[:1], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])

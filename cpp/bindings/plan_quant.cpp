@@ -100,6 +100,20 @@ void bind_plan_quant(py::class_<PyPlan>& cls) {
          "f32 [rows, cols] per sample -> uint8 rows (stride a multiple of 4): static with "
          "(scale, zp), or dynamic (group > 0) writing one scale / zero point per group rows; "
          "planar: static, the input per sample [cols][rows] (NCHW, at most 4 channels).")
+      .def("qmaxpool", [](PyPlan& s, int x, int y, const ConvGeom& q) {
+        check_geom_values(q);
+        if (q.OC != q.C) throw std::invalid_argument("qmaxpool: OC must equal C");
+        check_sizes(s.p(), x, u8_floats(mul({q.images, q.H, q.W}, "qmaxpool input"), q.C), y,
+                    u8_floats(mul({q.images, q.OH, q.OW}, "qmaxpool output"), q.C), "qmaxpool");
+        s.p().add_step(make_qmaxpool_step(s.p().threads(), x, y, q));
+      }, "Max pool on uint8 NHWC rows (stride a multiple of 4); the output on the input's grid.")
+      .def("qglobal_avgpool", [](PyPlan& s, int x, int y, int64_t HW, int64_t C, int64_t images,
+                                 float scale, int32_t zp) {
+        check_sizes(s.p(), x, u8_floats(mul(images, HW, "qglobal_avgpool"), C), y,
+                    mul(images, C, "qglobal_avgpool"), "qglobal_avgpool");
+        s.p().add_step(make_qglobal_avgpool_step(s.p().threads(), x, y, HW, C, images,
+                                                 spec(scale, zp, false, "qglobal_avgpool input")));
+      }, "Global average pool of uint8 NHWC images (real = scale * (q - zp)) to float [images, C].")
       .def("dequantize", [](PyPlan& s, int x, int y, int64_t rows, int64_t cols, float scale,
                             int32_t zp) {
         check_sizes(s.p(), x, u8_floats(rows, cols), y, mul(rows, cols, "dequantize output"), "dequantize");

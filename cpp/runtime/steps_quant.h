@@ -69,4 +69,10 @@ std::unique_ptr<Step> make_qdwconv_step(const KernelTable& kt, int threads, int 
                                         const ConvGeom& q, const int8_t* W, const QuantInput& in,
                                         const QuantEpilogue& qe);
 
+// Max pool on uint8 NHWC (steps_qpool.cpp): output on the input's grid (exact).
+std::unique_ptr<Step> make_qmaxpool_step(int threads, int x, int y, const ConvGeom& q);
+// Global average pool of uint8 NHWC images (grid `in`) to float [images, C].
+std::unique_ptr<Step> make_qglobal_avgpool_step(int threads, int x, int y, int64_t HW, int64_t C,
+                                                int64_t images, QuantSpec in);
+
 }  // namespace pyrt

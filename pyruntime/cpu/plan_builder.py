@@ -291,6 +291,13 @@ class Lowerer:
             self._qdq(n, a)
         elif op in ("MaxPool", "AveragePool"):
             self._pool(n, a)
+        elif op == "GlobalAveragePool" and self._static_q8(n.inputs[0]) is not None:
+            q = self._static_q8(n.inputs[0])
+            y = self._new(self.shapes[out])
+            h, w = q.val.shape[2:]
+            self._step("qglobal_avgpool", q.val.id, y.id, h * w, q.val.shape[1], q.val.images,
+                       q.scale, q.zp)
+            self.vals[out] = y
         elif op == "GlobalAveragePool":
             x = self._act(n.inputs[0])
             y = self._new(self.shapes[out])
@@ -409,6 +416,24 @@ class Lowerer:
             params.add(_u8_params(node_attrs(n, i)))
         return (readers, params.pop()) if len(params) == 1 else ([], None)
 
+    def _static_q8(self, name: str) -> _Q8 | None:
+        """The uint8 form of an NHWC value with a fixed grid, if the plan holds one."""
+        q = self.q8.get(name)
+        return q if q is not None and q.scale_v < 0 and q.val.nhwc else None
+
+    def _maxpool_then_qdq(self, out: str) -> tuple[int, list[int], tuple[float, int] | None]:
+        """`out` read only by a MaxPool whose output only agreeing QDQ nodes read: the
+        producer may write `out` on that grid and the pool run on uint8 (max commutes
+        with the monotonic quantization). (pool node, QDQ readers, params); -1 if not."""
+        readers = self._cons.get(out, [])
+        if len(readers) != 1 or out in self.g.outputs:
+            return -1, [], None
+        m = self.g.nodes[readers[0]]
+        if m.op != "MaxPool" or len(m.outputs) != 1 or len(self.shapes[m.outputs[0]]) != 4:
+            return -1, [], None
+        qdqs, params = self._fused_qdq(m.outputs[0])
+        return (readers[0], qdqs, params) if params is not None else (-1, [], None)
+
     def _int8_layer(self, n: Node, i: int, a: dict) -> bool:
         """A Conv/Gemm with a qc8 kernel on the int8 kernels: its input as uint8 (a QDQ
         output: static; else quantized here per row / per image: dynamic), its output
@@ -445,6 +470,9 @@ class Lowerer:
             qin = _Q8(u8, 1.0, 0, sv, zv, grp)
             x = u8
         readers, oq = self._fused_qdq(out)
+        pool = -1
+        if oq is None and len(yshape) == 4:
+            pool, readers, oq = self._maxpool_then_qdq(out)
         if oq is not None:
             y = self._new_u8(yshape)
             oscale, ozp = oq
@@ -464,6 +492,15 @@ class Lowerer:
             geom = _geom(x, yshape, data.shape[0], a, data.shape[2:])
             self._step("qconv", x.id, y.id, geom, group != 1, np.ascontiguousarray(data),
                        *common)
+        if pool >= 0:  # the MaxPool after it, on uint8
+            m = self.g.nodes[pool]
+            am, pshape = node_attrs(m, pool), self.shapes[m.outputs[0]]
+            z = self._new_u8(pshape)
+            self._where = node_label(m, pool)
+            self._wfmt = None
+            self._step("qmaxpool", y.id, z.id, _geom(y, pshape, yshape[1], am, am["kernel_shape"]))
+            self._done.add(pool)
+            y = z
         if oq is not None:
             for r in readers:
                 self.q8[self.g.nodes[r].outputs[0]] = _Q8(y, oscale, ozp)

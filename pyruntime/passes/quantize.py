@@ -16,7 +16,9 @@ kernel (input 1) of every Conv and Gemm node not in `exclude` is re-encoded:
     activation then stays uint8: the producer requantizes in its epilogue. A quantized
     layer's fused residual input that has such a node too (an inverted-residual block's
     input, read by the next expand conv and by the projection's residual add) is read
-    through it, so that tensor is uint8 for every reader.
+    through it, and a GlobalAveragePool of an int8 layer's output gets one in front, so
+    those tensors are uint8 for every reader. (A MaxPool between two int8 layers needs
+    nothing: max commutes with quantization, the CPU plan pools the uint8 values.)
 - "fp16", "bf16": the kernel is stored as 16-bit floats (round to nearest even) and the
   CPU computes with fp32 activations, converting the weights in registers. Sparse
   kernels stay as they are (their values are already the small part).
@@ -161,7 +163,14 @@ def _insert_qdq(q: Graph, fp: Graph, targets: list[int], feeds: list, method: st
     """A uint8 QDQ node in front of every dense int8 (qc8) layer's input (one per
     tensor), its range calibrated on the float graph `fp`."""
     quantized = [i for i in targets if q.weights[q.nodes[i].inputs[1]].format == "qc8"]
-    tensors = list(dict.fromkeys(q.nodes[i].inputs[0] for i in quantized))
+    # a global average pool of an int8 layer's output reads it quantized too (as ONNX's
+    # QLinearGlobalAveragePool): that output then stays uint8
+    prod = {o: i for i, n in enumerate(q.nodes) for o in n.outputs}
+    qset = set(quantized)
+    pools = {i for i, n in enumerate(q.nodes)
+             if n.op == "GlobalAveragePool" and prod.get(n.inputs[0], -1) in qset}
+    tensors = list(dict.fromkeys([q.nodes[i].inputs[0] for i in quantized] +
+                                 [q.nodes[i].inputs[0] for i in sorted(pools)]))
     if not tensors:
         return q
     ranges = observe(fp, tensors, feeds, method, percentile, progress)
@@ -179,13 +188,14 @@ def _insert_qdq(q: Graph, fp: Graph, targets: list[int], feeds: list, method: st
         taken.add(node.name)
         new_nodes.append(node)
     # place each QDQ right after its tensor's producer (graph inputs: at the front)
-    prod = {o: i for i, n in enumerate(q.nodes) for o in n.outputs}
     after: dict[int, list[Node]] = {}
     for node in new_nodes:
         after.setdefault(prod.get(node.inputs[0], -1), []).append(node)
-    qset = set(quantized)
     nodes: list[Node] = list(after.get(-1, []))
     for i, n in enumerate(q.nodes):
+        if i in pools:
+            n = n.copy()
+            n.inputs[0] = qname[n.inputs[0]]
         if i in qset:
             n = n.copy()
             n.inputs[0] = qname[n.inputs[0]]
