@@ -1322,8 +1322,9 @@ void test_qgemm_one(const QGemmConfig& ref, const QGemmConfig& tst, Group& g) {
       if (g_small && M * K * N > 200000) continue;
       cases.push_back({M, N, K, 0, Act::None, 0, 1, 1 + i % 3, 0});
     }
+  // res: 0 none, 1 / 2 float before / after the activation, 3 / 4 uint8 before / after
   for (Act act : kActs)
-    for (int res = 0; res < 3; ++res)
+    for (int res = 0; res < 5; ++res)
       for (int mode = 1; mode <= 2; ++mode)
         cases.push_back({ptrdiff_t(1 + (res * 5 + mode) % 13), 45, 37, mode, act, res, mode == 1, 2, 0});
   cases.push_back({3, 33, g_small ? 257 : 4099, 0, Act::None, 0, 0, 1, 1});
@@ -1344,6 +1345,8 @@ void test_qgemm_one(const QGemmConfig& ref, const QGemmConfig& tst, Group& g) {
       B[j] = c.maxima == 2 ? int8_t(j % 5 == 0 || irand(2) ? 127 : -127)
                            : c.maxima ? int8_t(127 * c.maxima) : int8_t(irand(255) - 127);
     std::vector<float> as(size_t(c.M)), ws(size_t(c.N)), bias(size_t(c.N)), res(size_t(c.M * c.N));
+    std::vector<uint8_t> resq(size_t(c.M * c.N));
+    for (auto& v : resq) v = uint8_t(irand(256));
     std::vector<int32_t> zp(size_t(c.M));
     for (auto& v : as) v = c.mode ? urand(0.005f, 0.02f) : 1.0f;
     for (auto& v : ws) v = c.mode ? urand(0.0005f, 0.001f) : 1.0f;
@@ -1356,9 +1359,12 @@ void test_qgemm_one(const QGemmConfig& ref, const QGemmConfig& tst, Group& g) {
     ep.a_stride = c.per_row || c.mode == 0 ? 1 : 0;
     ep.w_scale = ws.data();
     ep.bias = c.mode ? bias.data() : nullptr;
-    ep.residual = c.res ? res.data() : nullptr;
+    ep.residual = c.res == 1 || c.res == 2 ? res.data() : nullptr;
+    ep.residual_u8 = c.res >= 3 ? resq.data() : nullptr;
+    ep.res_scale = 0.013f;
+    ep.res_zp = 90;
     ep.ldr = c.N;
-    ep.residual_after_act = c.res == 2;
+    ep.residual_after_act = c.res == 2 || c.res == 4;
     ep.act = c.act;
     ep.lo = -0.3f;
     ep.hi = 0.4f;

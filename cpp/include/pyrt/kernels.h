@@ -260,12 +260,13 @@ struct QSpmmConfig {
 // reciprocal: a value on a rounding edge may land one step from x / out_scale's).
 // A uint8 output with act none / relu / clip and no residual, or a uint8 residual added
 // before the activation (every int8 layer between QDQ nodes, an inverted-residual
-// block's projection included) is computed in the quantized domain: t = fma(float(acc -
-// a_zp * colsum), (a_scale * w_scale) * inv, bias * inv), then with the residual t =
-// fma(float(residual_u8 - res_zp), res_scale * inv, t), clamped to the activation's
-// bounds times inv and to [-out_zp, 255 - out_zp], q = nearbyint(t) + out_zp: the same
-// value within float rounding (again, an edge may land one step away); every variant,
-// scalar included, computes exactly this. colsum[n] = sum_k B[k][n] is computed
+// block's projection included) is computed in the quantized domain with the zero point
+// added: with rsi = res_scale * inv, b = bias * inv + out_zp (- res_zp * rsi with the
+// residual), t = fma(float(acc - a_zp * colsum), (a_scale * w_scale) * inv, b), then with
+// the residual t = fma(float(residual_u8), rsi, t), clamped to [0, 255] narrowed by the
+// activation (relu: out_zp; clip: lo * inv + out_zp, hi * inv + out_zp), q = nearbyint(t):
+// the same value within float rounding (again, an edge may land one step away); every
+// variant, scalar included, computes exactly this. colsum[n] = sum_k B[k][n] is computed
 // by the packer (the zero-point term costs nothing at run time).
 // Plain aggregate (see the file comment): zero it with `QGemmEpilogue ep{};`.
 struct QGemmEpilogue {

@@ -71,22 +71,24 @@ void finish(int32_t acc, int32_t colsum, ptrdiff_t m, ptrdiff_t n, const QGemmEp
   const float rq = ep->residual_u8 ? float(int32_t(ep->residual_u8[m * ep->ldr + n]) - ep->res_zp) : 0.0f;
   if (ep->out_u8 && !ep->residual && !(ep->residual_u8 && res_late) &&
       (ep->act == Act::None || ep->act == Act::Relu || ep->act == Act::Clip)) {
-    // As the SIMD kernels: one FMA into the quantized domain, clamped there to the
-    // activation's bounds and [-zp, 255 - zp] (NaN: the lower bound).
-    const float inv = 1.0f / ep->out_scale;
-    float lo = -float(ep->out_zp), hi = 255.0f - float(ep->out_zp);
-    if (ep->act == Act::Relu) lo = lo > 0.0f ? lo : 0.0f;
+    // As the SIMD kernels (kernels.h): one FMA to the quantized value plus the zero
+    // point, clamped there to the activation's bounds within [0, 255] (NaN: the lower).
+    const float inv = 1.0f / ep->out_scale, z = float(ep->out_zp);
+    float lo = 0.0f, hi = 255.0f;
+    if (ep->act == Act::Relu) lo = lo > z ? lo : z;
     if (ep->act == Act::Clip) {
-      const float cl = ep->lo * inv, ch = ep->hi * inv;
+      const float cl = ep->lo * inv + z, ch = ep->hi * inv + z;
       lo = lo > cl ? lo : cl;
       hi = hi < ch ? hi : ch;
     }
-    float t = std::fma(static_cast<float>(x), s * inv, ep->bias ? ep->bias[n] * inv : 0.0f);
-    if (ep->residual_u8) t = std::fma(rq, ep->res_scale * inv, t);
+    const float rsi = ep->res_scale * inv;
+    const float b = (ep->bias ? ep->bias[n] * inv : 0.0f) + z -
+                    (ep->residual_u8 ? float(ep->res_zp) * rsi : 0.0f);
+    float t = std::fma(static_cast<float>(x), s * inv, b);
+    if (ep->residual_u8) t = std::fma(float(ep->residual_u8[m * ep->ldr + n]), rsi, t);
     t = t > lo ? t : lo;
     t = t < hi ? t : hi;
-    static_cast<uint8_t*>(C)[m * ldc + n] =
-        static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(t)) + ep->out_zp);
+    static_cast<uint8_t*>(C)[m * ldc + n] = static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(t)));
     return;
   }
   float v = static_cast<float>(x) * s;
