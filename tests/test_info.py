@@ -150,3 +150,31 @@ def test_compile_does_not_relabel_other_native_errors_as_isa_errors(monkeypatch)
     with pytest.raises(RuntimeError, match="plan builder broke") as e:
         rt.compile(rt.zoo.mlp())
     assert not isinstance(e.value, rt.IsaError)
+
+
+def test_info_cuda_section():
+    import importlib.metadata as md
+    d = rt.info()["cuda"]
+    try:
+        want = md.version("numba-cuda")
+    except md.PackageNotFoundError:
+        want = None
+    assert d["numba_cuda"] == want
+    assert isinstance(d["simulator"], bool) and isinstance(d["device_visible"], bool)
+    if d["simulator"]:  # the simulator is not a device
+        assert not d["device_visible"]
+
+
+def test_info_cuda_never_raises_on_a_broken_numba(tmp_path):
+    """numba that fails to import (or a driver that fails): reported under "error"."""
+    (tmp_path / "numba").mkdir()
+    (tmp_path / "numba" / "__init__.py").write_text("raise ImportError('broken numba')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    r = run_python("import pyruntime as rt; d = rt.info()['cuda']; "
+                   "print(d['device_visible'], d.get('error', 'no error'))", env=env)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.strip()
+    assert out.startswith("False"), out
+    # with numba-cuda installed the probe reports the failed import; without, no probe
+    assert "broken numba" in out or "no error" in out, out
