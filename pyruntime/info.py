@@ -12,8 +12,9 @@ from .errors import IsaError
 def info() -> dict[str, Any]:
     """Version, compiler, threads (hardware threads, workers started in the pool), CPU features (raw, and the usable feature
     sets kernels are chosen by), the ISA level in use, the kernel chosen per table entry,
-    and "cuda": numba-cuda's version and whether a CUDA device is visible
-    (``pyruntime.cuda.device_probe``; never raises).
+    and "cuda": CuPy's and numba-cuda's versions, the driver's CUDA version and the
+    devices it reports (name, compute capability, memory), asked of the driver library
+    directly (``pyruntime.cuda.device_probe``: cheap, never raises).
     Raises IsaError if PYRUNTIME_ISA asks for something unusable."""
     d = _native_info()
     d["cuda"] = cuda_info()
