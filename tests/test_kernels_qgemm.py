@@ -169,6 +169,22 @@ def test_long_k_of_random_values_with_zero_point_is_exact(variant, rng):
     np.testing.assert_array_equal(C.astype(np.int64), want)
 
 
+@pytest.mark.parametrize("M,K", [(50, 2051), (130, 256), (7, 12001), (4, 30000)])
+def test_row_blocks_and_rows_too_long_for_the_prepared_block(variant, rng, M, K):
+    """The kernels without VNNI prepare a row block of A in a fixed stack buffer (as many
+    whole tiles as fit it): several blocks with a partial last one (50 x 2051, 130 x 256),
+    and rows so long that not one tile fits, read in place (7 x 12001, 4 x 30000)."""
+    N = 40
+    A = rand_a(rng, M, K)
+    A[::3, : K // 2] = 0  # long runs of a - 128 = -128 (the per-row fix at its largest)
+    B = rand_b(rng, K, N) // 8
+    zp = rng.integers(0, 256, size=M).astype(np.int32)
+    C = run(A, B, np.ones(M, np.float32), zp, np.ones(N, np.float32), variant)
+    want = acc_ref(A, B, zp)
+    assert np.abs(want).max() < 2 ** 24
+    np.testing.assert_array_equal(C.astype(np.int64), want)
+
+
 @pytest.mark.parametrize("zp", [0, 255])
 @pytest.mark.parametrize("per_row", [False, True])
 def test_scales_and_zero_points(variant, rng, zp, per_row):
