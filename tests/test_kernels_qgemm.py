@@ -122,7 +122,7 @@ def test_saturation_edges_of_the_accumulator(variant, b):
 
 
 def edge_rows(rng, M, K):
-    """Rows of 0 and 255 only (the AVX2 kernel's a - 128 = -128 and 127), alternating in
+    """Rows of 0 and 255 only (the kernels without VNNI: a - 128 = -128 and 127), alternating in
     k, in pairs of k, random, and next to 128 (a - 128 = -1, 0)."""
     k = np.arange(K)
     rows = [np.zeros(K), np.full(K, 255), np.where(k % 2, 0, 255), np.where(k % 4 < 2, 255, 0),
@@ -143,7 +143,7 @@ def edge_cols(rng, K, N):
 @pytest.mark.parametrize("K", [1, 2, 3, 4, 5, 7, 64, 515, 1031, 4099])
 def test_extreme_activations_and_weights_are_exact(variant, rng, zp, K):
     """a in {0, 255} against w = +-127, K up to 4099: every 16-bit pair of a vpmaddubsw
-    scheme at its limit (the AVX2 kernel's a - 128 = -128 times a weight flipped to -128
+    scheme at its limit (the kernels without VNNI: a - 128 = -128 times a weight flipped to -128
     makes -32768 per pair), and large int32 sums that the zero point takes back. Exact
     against int64: compared as integers where float32 holds the sum, else as float32 of
     the exact sum (the kernel converts an exact int32 with the same rounding)."""
