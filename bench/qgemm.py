@@ -2,10 +2,11 @@
 
     python bench/qgemm.py                # all sizes (about a minute)
     python bench/qgemm.py --rounds 5
+    python bench/qgemm.py --only __avx2 --sizes 256,1024,1024   # one kernel, one size
 
 Pairs: the best int8 kernel of a level against that level's fp32 kernel
-(_core.testing.qgemm / _core.testing.gemm), and the AVX2 int8 kernel without VNNI
-(vpmaddubsw on a - 128, `__avx2`) against the AVX2 fp32 kernel. Both run on one thread: _core.testing.gemm has
+(_core.testing.qgemm / _core.testing.gemm), and the int8 kernels without VNNI
+(vpmaddubsw on a - 128: `__avx2`, `__avx512`) against the fp32 kernel of their level. Both run on one thread: _core.testing.gemm has
 no thread pool, so the int8 side does not get one either (qgemm_parallel's split is the
 same grid as gemm_parallel's). Each block of calls packs once and runs `repeat` times;
 the time of one run is (t(repeat) - t(1)) / (repeat - 1), so packing is not counted.
@@ -69,7 +70,11 @@ def compare(M, K, N, variant, f32_isa, rounds, rng):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--only", default=None,
+                    help="time only the int8 variants whose name contains this (e.g. __avx2)")
+    ap.add_argument("--sizes", default=None, help="M,K,N;M,K,N... instead of the default sizes")
     args = ap.parse_args()
+    sizes = SIZES if not args.sizes else tuple(tuple(int(x) for x in s.split(",")) for s in args.sizes.split(";"))
     rng = np.random.default_rng(0)
     variants = {v["name"]: v for v in T.qgemm_variants() if v["runs"]}
     pairs = []
@@ -77,14 +82,21 @@ def main() -> None:
         pairs.append((T.qgemm_config("avx512")["name"], "avx512"))
     if _core.isa_supported("avx2"):
         pairs.append((T.qgemm_config("avx2")["name"], "avx2"))
-        for plain in (n for n in variants if n.endswith("__avx2")):  # the one without VNNI
-            if (plain, "avx2") not in pairs:
-                pairs.append((plain, "avx2"))
+    # The kernels without VNNI (vpmaddubsw on a - 128) against the fp32 kernel of their
+    # level: on a VNNI machine the tables hold the VNNI kernels instead.
+    for suffix, f32_isa in (("__avx512", "avx512"), ("__avx2", "avx2")):
+        if not _core.isa_supported(f32_isa):
+            continue
+        for plain in (n for n in variants if n.endswith(suffix)):
+            if (plain, f32_isa) not in pairs:
+                pairs.append((plain, f32_isa))
+    if args.only:
+        pairs = [p for p in pairs if args.only in p[0]]
     info = _core.info() if hasattr(_core, "info") else {}
     print("cpu features:", " ".join(info.get("cpu_features", [])))
     print(f"{'M x K x N':>18} {'int8 kernel':>34} {'GOPS':>7} {'fp32':>7} {'GFLOPS':>7} "
           f"{'int8/fp32':>9} {'int8 us':>9} {'quant us':>9}")
-    for M, K, N in SIZES:
+    for M, K, N in sizes:
         for variant, f32_isa in pairs:
             r = compare(M, K, N, variant, f32_isa, args.rounds, rng)
             print(f"{M:>5} x{K:>5} x{N:>5} {variant:>34} {r['int8_gops']:7.1f} {f32_isa:>7} "

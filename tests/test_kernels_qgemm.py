@@ -122,7 +122,7 @@ def test_saturation_edges_of_the_accumulator(variant, b):
 
 
 def edge_rows(rng, M, K):
-    """Rows of 0 and 255 only (the AVX2 kernel's a - 128 = -128 and 127), alternating in
+    """Rows of 0 and 255 only (the kernels without VNNI: a - 128 = -128 and 127), alternating in
     k, in pairs of k, random, and next to 128 (a - 128 = -1, 0)."""
     k = np.arange(K)
     rows = [np.zeros(K), np.full(K, 255), np.where(k % 2, 0, 255), np.where(k % 4 < 2, 255, 0),
@@ -143,7 +143,7 @@ def edge_cols(rng, K, N):
 @pytest.mark.parametrize("K", [1, 2, 3, 4, 5, 7, 64, 515, 1031, 4099])
 def test_extreme_activations_and_weights_are_exact(variant, rng, zp, K):
     """a in {0, 255} against w = +-127, K up to 4099: every 16-bit pair of a vpmaddubsw
-    scheme at its limit (the AVX2 kernel's a - 128 = -128 times a weight flipped to -128
+    scheme at its limit (the kernels without VNNI: a - 128 = -128 times a weight flipped to -128
     makes -32768 per pair), and large int32 sums that the zero point takes back. Exact
     against int64: compared as integers where float32 holds the sum, else as float32 of
     the exact sum (the kernel converts an exact int32 with the same rounding)."""
@@ -163,6 +163,22 @@ def test_long_k_of_random_values_with_zero_point_is_exact(variant, rng):
     A = rng.integers(200, 256, size=(M, K), dtype=np.uint8)
     B = rng.integers(100, 128, size=(K, N), dtype=np.int8)
     zp = np.full(M, 228, np.int32)
+    C = run(A, B, np.ones(M, np.float32), zp, np.ones(N, np.float32), variant)
+    want = acc_ref(A, B, zp)
+    assert np.abs(want).max() < 2 ** 24
+    np.testing.assert_array_equal(C.astype(np.int64), want)
+
+
+@pytest.mark.parametrize("M,K", [(50, 2051), (130, 256), (7, 12001), (4, 30000)])
+def test_row_blocks_and_rows_too_long_for_the_prepared_block(variant, rng, M, K):
+    """The kernels without VNNI prepare a row block of A in a fixed stack buffer (as many
+    whole tiles as fit it): several blocks with a partial last one (50 x 2051, 130 x 256),
+    and rows so long that not one tile fits, read in place (7 x 12001, 4 x 30000)."""
+    N = 40
+    A = rand_a(rng, M, K)
+    A[::3, : K // 2] = 0  # long runs of a - 128 = -128 (the per-row fix at its largest)
+    B = rand_b(rng, K, N) // 8
+    zp = rng.integers(0, 256, size=M).astype(np.int32)
     C = run(A, B, np.ones(M, np.float32), zp, np.ones(N, np.float32), variant)
     want = acc_ref(A, B, zp)
     assert np.abs(want).max() < 2 ** 24

@@ -406,7 +406,7 @@ void register_qc8w_spmm__avx512(KernelTable& t);
 void register_qs8_qc8w_gemm__scalar(KernelTable& t);
 void register_qs8_qc8w_gemm__avx2(KernelTable& t);        // vpmaddubsw on a - 128, no VNNI
 void register_qs8_qc8w_gemm__avxvnni(KernelTable& t);     // needs kFeatAvxVnni
-void register_qs8_qc8w_gemm__avx512(KernelTable& t);      // vpmaddwd on zmm, no VNNI
+void register_qs8_qc8w_gemm__avx512(KernelTable& t);      // vpmaddubsw on a - 128, no VNNI
 void register_qs8_qc8w_gemm__avx512vnni(KernelTable& t);  // needs kFeatAvx512Vnni
 void register_qu8_dwconv__scalar(KernelTable& t);
 void register_qu8_dwconv__avx2(KernelTable& t);

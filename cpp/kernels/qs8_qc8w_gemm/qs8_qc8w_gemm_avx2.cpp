@@ -81,6 +81,40 @@ struct Q : QY {
           [one] "x"(_mm256_set1_epi16(1)));
     return acc;
   }
+  // The GEMM path (impl.inc kPrepA): each full group as u (4 bytes) then m (4 bytes),
+  // made once per row block, so a group's A vectors are two broadcast loads.
+  static constexpr bool kPrepA = true;
+  static constexpr ptrdiff_t kPrepBytes = 8;
+  static constexpr ptrdiff_t kPrepBudget = 48 * 1024;
+  static inline AV bcast_prep(const uint8_t* p) {
+    I u, m;
+    asm("vpbroadcastd %[pu], %[u]\n\t"
+        "vpbroadcastd %[pm], %[m]"
+        : [u] "=x"(u), [m] "=x"(m)
+        : [pu] "m"(*reinterpret_cast<const int32_t*>(p)),
+          [pm] "m"(*reinterpret_cast<const int32_t*>(p + 4)));
+    return AV{u, m};
+  }
+  // out: the row's K / 4 full groups as above; returns row_fix(a, K).
+  static inline int32_t prep_row(const uint8_t* a, ptrdiff_t K, uint8_t* out) {
+    const __m256i c80 = _mm256_set1_epi8(char(0x80)), m1 = _mm256_set1_epi8(-1);
+    const ptrdiff_t kf = K / 4 * 4;
+    ptrdiff_t k = 0;
+    for (; k + 32 <= kf; k += 32) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k));
+      const __m256i m = _mm256_cmpgt_epi8(x, m1);  // a < 128
+      const __m256i u = _mm256_abs_epi8(_mm256_xor_si256(x, c80));
+      const __m256i lo = _mm256_unpacklo_epi32(u, m), hi = _mm256_unpackhi_epi32(u, m);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * k), _mm256_permute2x128_si256(lo, hi, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * k + 32), _mm256_permute2x128_si256(lo, hi, 0x31));
+    }
+    for (; k < kf; ++k) {
+      const int d = int(a[k]) - 128;
+      out[2 * k - k % 4] = uint8_t(d < 0 ? -d : d);
+      out[2 * k - k % 4 + 4] = d < 0 ? 0xFF : 0;
+    }
+    return row_fix(a, K);
+  }
   static inline I fold(I x, I) { return x; }  // unused: one lane per column
   // sum over the row's 4 * ceil(K / 4) bytes of max(128 - a, 0), tail bytes as a = 0.
   static inline int32_t row_fix(const uint8_t* a, ptrdiff_t K) {
