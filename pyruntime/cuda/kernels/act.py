@@ -49,18 +49,21 @@ def epilogue(v, b, r, act, lo, hi, res_mode):
 @cuda.jit(device=True)
 def round_clamp_u8(v, zp):
     """clamp(nearbyint(v) + zp, 0, 255) with round half to even (ONNX QuantizeLinear),
-    exact for float32 v; NaN gives 0 (the CPU leaves non-finite input undefined)."""
-    lo_b = np.float32(-1.0) - zp
-    hi_b = np.float32(256.0) - zp
+    exact for float32 v, in float32 and int32 only (no float64: tools/cuda_ptx_check.py);
+    NaN gives 0 (the CPU leaves non-finite input undefined)."""
+    zf = np.float32(zp)
+    lo_b = np.float32(-1.0) - zf
+    hi_b = np.float32(256.0) - zf
     if not (v > lo_b):  # also NaN
         v = lo_b
     if v > hi_b:
         v = hi_b
-    r = math.floor(v)
+    r = np.float32(math.floor(v))  # |v| <= 511 here: exact
     d = v - r
-    if d > 0.5 or (d == 0.5 and r % 2 != 0):
-        r += 1
-    q = r + zp
+    ri = np.int32(r)
+    if d > np.float32(0.5) or (d == np.float32(0.5) and (ri & 1) != 0):
+        ri += 1
+    q = ri + np.int32(zp)
     if q < 0:
         q = 0
     if q > 255:
