@@ -8,4 +8,5 @@ device_probe.py rt.info()["cuda"]: versions, driver, devices (libcuda through ct
 weights.py      the engine and device dtype per stored weight format
 arena.py        device memory per batch size, planned by liveness
 capture.py      the per-batch-size cache of captured CUDA graphs
+blas.py         cuBLAS GEMMs through CuPy (fp32, fp16/bf16, int8 TN); imports CuPy
 """
