@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_kernels_compile_to_ptx_without_float64():
+    # the same pyruntime this process imported (installed, or the tree on PYTHONPATH)
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "cuda_ptx_check.py")], env=env,
                        capture_output=True, text=True, timeout=600)
     if r.returncode == 2:
         pytest.skip(json.loads(r.stdout)["error"])
-    assert r.returncode in (0, 1), r.stderr[-3000:]
+    assert r.returncode in (0, 3), r.stderr[-3000:]
     kernels = json.loads(r.stdout)["kernels"]
     names = {k.split("(")[0] for k in kernels}
     assert {"epilogue._bias_act", "dwconv._dwconv", "im2col._im2col", "pool._pool",

@@ -7,7 +7,8 @@ How: with the simulator off, each kernel dispatcher is swapped for a recorder an
 launchers run on host arrays (`launch.as_device` / `launch.output` return numpy arrays),
 so the recorded argument types are exactly the launch's; then `cuda.compile_ptx`
 compiles each (needs NVVM/NVRTC, e.g. `pip install numba-cuda[cu12]`). Prints a JSON
-report; exit 1 if a kernel holds float64 instructions, 2 if the compiler is missing.
+report; exit 3 if a kernel holds float64 instructions, 2 if the compiler is missing
+(1: the check itself failed).
 
     python tools/cuda_ptx_check.py
 """
@@ -132,7 +133,7 @@ def main() -> int:
         report[key] = {"ptx_lines": ptx.count("\n"), "f64": f64[:5], "f64_count": len(f64)}
         worst = max(worst, len(f64))
     print(json.dumps({"kernels": report}, indent=1))
-    return 1 if worst else 0
+    return 3 if worst else 0
 
 
 if __name__ == "__main__":
