@@ -291,8 +291,7 @@ class Lowerer:
             self._qdq(n, a)
         elif op in ("MaxPool", "AveragePool"):
             self._pool(n, a)
-        elif op == "GlobalAveragePool" and self._static_q8(n.inputs[0]) is not None:
-            q = self._static_q8(n.inputs[0])
+        elif op == "GlobalAveragePool" and (q := self._static_q8(n.inputs[0])) is not None:
             y = self._new(self.shapes[out])
             h, w = q.val.shape[2:]
             self._step("qglobal_avgpool", q.val.id, y.id, h * w, q.val.shape[1], q.val.images,

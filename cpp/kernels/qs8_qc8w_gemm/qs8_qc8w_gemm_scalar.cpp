@@ -67,8 +67,6 @@ void finish(int32_t acc, int32_t colsum, ptrdiff_t m, ptrdiff_t n, const QGemmEp
                                          static_cast<uint32_t>(ep->a_zp[ar]) * static_cast<uint32_t>(colsum));
   const float s = ep->a_scale[ar] * ep->w_scale[n];
   const bool res_late = ep->residual_after_act && ep->act != Act::None;
-  // the uint8 residual's integer part (zero point subtracted exactly)
-  const float rq = ep->residual_u8 ? float(int32_t(ep->residual_u8[m * ep->ldr + n]) - ep->res_zp) : 0.0f;
   if (ep->out_u8 && !ep->residual && !(ep->residual_u8 && res_late) &&
       (ep->act == Act::None || ep->act == Act::Relu || ep->act == Act::Clip)) {
     // As the SIMD kernels (kernels.h): one FMA to the quantized value plus the zero
@@ -94,7 +92,10 @@ void finish(int32_t acc, int32_t colsum, ptrdiff_t m, ptrdiff_t n, const QGemmEp
   float v = static_cast<float>(x) * s;
   if (ep->bias) v += ep->bias[n];
   const bool has_res = ep->residual || ep->residual_u8;
-  const float r = ep->residual ? ep->residual[m * ep->ldr + n] : rq * ep->res_scale;
+  // a uint8 residual: its zero point subtracted exactly, then scaled
+  const float r = ep->residual      ? ep->residual[m * ep->ldr + n]
+                  : ep->residual_u8 ? float(int32_t(ep->residual_u8[m * ep->ldr + n]) - ep->res_zp) * ep->res_scale
+                                    : 0.0f;
   if (has_res && !ep->residual_after_act) v += r;
   v = act_scalar(v, ep->act, ep->lo, ep->hi);
   if (has_res && ep->residual_after_act) v += r;
