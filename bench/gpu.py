@@ -1,7 +1,11 @@
 """GPU benchmarks (issue 13), each case beside its baseline in the same run: our cuBLAS
 GEMMs through CuPy (pyruntime/cuda/blas.py) against CuPy's own matmul, the batch-1
-sparse kernel against dense cuBLAS, torch where installed. GPU time by CUDA events,
-median of repeats after a warm-up. Needs CuPy and a CUDA device.
+sparse kernel against dense cuBLAS, torch where installed; whole models through
+rt.compile(device="cuda") (MLP 784-512-256-10 and MobileNetV2-style 224, batch 1: wall
+time per run with a device input and output, captured graph against the same plan run
+step by step from Python, p50 and p99, outputs against the CPU Session) and the XLA
+artifact on the GPU against the CPU Session. GPU time by CUDA events, median of repeats
+after a warm-up. Needs CuPy and a CUDA device.
 
     python bench/gpu.py [--json PATH] [--quick]
 """
@@ -12,6 +16,8 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +88,64 @@ def spmv_case(n: int, sparsity: float, reps: int) -> dict:
             "speedup": t_dense / t_sp, "rel_err": err}
 
 
+def wall_us(fn, reps: int, warm: int = 5) -> dict:
+    """p50 / p99 wall microseconds of fn() (which synchronizes)."""
+    for _ in range(warm):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t) * 1e6)
+    ts.sort()
+    return {"p50_us": ts[len(ts) // 2], "p99_us": ts[min(len(ts) - 1, int(len(ts) * 0.99))]}
+
+
+def model_cases(reps: int) -> dict:
+    import pyruntime as rt
+    from pyruntime import zoo
+    from pyruntime.cuda.session import compile_cuda
+
+    rng = np.random.default_rng(2)
+    out = {}
+    cases = {"mlp_784_512_256_10_b1": (zoo.mlp((784, 512, 256, 10)), (1, 784)),
+             "mobilenetv2_224_b1": (zoo.mobilenetv2_style(), (1, 3, 224, 224))}
+    for name, (g, shape) in cases.items():
+        x = rng.standard_normal(shape).astype(np.float32)
+        cpu = rt.compile(g).run(x)
+        row = {}
+        for dtype in ("fp32", "fp16", "int8"):
+            gq = g if dtype == "fp32" else rt.quantize(
+                g, dtype, **({"calibration": [x], "progress": False} if dtype == "int8" else {}))
+            ref = cpu if dtype == "fp32" else rt.compile(gq).run(x)
+            for capture in (True, False):
+                s = compile_cuda(gq, capture=capture)
+                xd = cp.asarray(x)
+                y = cp.asnumpy(s.run(xd))
+                r = {"rel_err_vs_cpu_same_model": float(np.abs(y - ref).max() / np.abs(ref).max()),
+                     "rel_err_vs_cpu_fp32": float(np.abs(y - cpu).max() / np.abs(cpu).max()),
+                     "captured": s.captured().get(1)}
+                r.update(wall_us(lambda: s.run(xd), reps))
+                r["host_io"] = wall_us(lambda: s.run(x), max(reps // 2, 5))
+                row[f"{dtype}_{'graph' if capture else 'eager'}"] = r
+                s.close()
+        out[name] = row
+    try:  # the XLA artifact on this GPU against the CPU Session
+        g, shape = cases["mlp_784_512_256_10_b1"]
+        x = rng.standard_normal((4, 784)).astype(np.float32)
+        with tempfile.TemporaryDirectory() as d:
+            rt.xla.export(g, Path(d) / "m.pyrtx", platforms=("cpu", "cuda"))
+            art = rt.xla.load(Path(d) / "m.pyrtx")
+            y = np.asarray(art.run(x))
+        ref = rt.compile(g).run(x)
+        from pyruntime.xla.export import current_platform
+        out["xla_artifact_gpu"] = {"platform": current_platform(),
+                                   "rel_err_vs_cpu": float(np.abs(y - ref).max() / np.abs(ref).max())}
+    except Exception as e:
+        out["xla_artifact_gpu"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, default=None)
@@ -91,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     res = {"cuda": cuda_info(), "cupy": cp.__version__}
     res["gemm"] = gemm_cases(2048 if args.quick else 8192, reps)
     res["spmv"] = [spmv_case(4096, s, reps * 5) for s in (0.9, 0.95)]
+    try:
+        res["models"] = model_cases(50 if args.quick else 200)
+    except Exception as e:  # report, keep the GEMM figures
+        import traceback
+        res["models"] = {"error": traceback.format_exc()[-2000:]}
     text = json.dumps(res, indent=1)
     print(text)
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .errors import (
     DTypeError,
+    DeviceError,
     Error,
     GraphError,
     InputError,
@@ -29,7 +30,7 @@ from .train import distill
 __version__ = "0.1.0"
 
 __all__ = [
-    "DTypeError", "Error", "GraphError", "InputError", "IsaError", "MissingDependencyError",
+    "DTypeError", "DeviceError", "Error", "GraphError", "InputError", "IsaError", "MissingDependencyError",
     "ModelFormatError", "ShapeError", "UnsupportedOpError", "WeightFormatError",
     "WeightShapeError",
     "Graph", "Node", "ValueInfo", "Weight",

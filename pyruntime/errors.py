@@ -49,3 +49,7 @@ class IsaError(Error, RuntimeError):
 
 class MissingDependencyError(Error, ImportError):
     """An optional dependency (an extra) is needed for this function."""
+
+
+class DeviceError(Error, RuntimeError):
+    """A requested device cannot be used: no driver, no GPU, an id out of range."""

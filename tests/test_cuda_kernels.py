@@ -166,6 +166,44 @@ def test_im2col_then_gemm_is_the_conv(rng, case):
     np.testing.assert_allclose(y.reshape(N, OH, OW, O), ref.transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", DW_CASES[1:3])
+def test_im2col_int8_fills_the_padding_and_leaves_extra_columns(rng, case):
+    N, H, W, C, KH, KW, s, p, d = case
+    x = rng.integers(-128, 128, (N, H, W, C), dtype=np.int8)
+    OH, OW = window_out(H, KH, s[0], d[0], p[0], p[2]), window_out(W, KW, s[1], d[1], p[1], p[3])
+    K4 = -(-(KH * KW * C) // 4) * 4 + 4
+    out = np.full((N * OH * OW, K4), 99, np.int8)
+    cols = host(K.im2col_nhwc(dev(x), (KH, KW), (OH, OW), s, p[:2], d, out=dev(out), fill=-37,
+                              threads=64, blocks=3))
+    xp = np.pad(x, ((0, 0), (p[0], KH * d[0] + s[0] * OH), (p[1], KW * d[1] + s[1] * OW), (0, 0)),
+                constant_values=-37)
+    want = np.stack([xp[:, kh * d[0]: kh * d[0] + s[0] * OH: s[0], kw * d[1]: kw * d[1] + s[1] * OW: s[1]]
+                     for kh in range(KH) for kw in range(KW)], axis=3)
+    np.testing.assert_array_equal(cols[:, :KH * KW * C], want.reshape(N * OH * OW, -1))
+    assert (cols[:, KH * KW * C:] == 99).all()
+    with pytest.raises(rt.InputError, match="fill"):
+        K.im2col_nhwc(dev(x), (KH, KW), (OH, OW), s, p[:2], d, fill=200)
+
+
+# ---------------------------------------------------------------------------- softmax
+@pytest.mark.parametrize("M,N", [(1, 1), (3, 7), (2, 67)])
+def test_softmax(rng, M, N):
+    x = f32(rng, M, N) * 8
+    y = host(K.softmax(dev(x), threads=32, blocks=1))
+    x64 = x.astype(np.float64)
+    e = np.exp(x64 - x64.max(axis=1, keepdims=True))
+    ref = e / e.sum(axis=1, keepdims=True)
+    # exp of a rounded difference (|x - max| <= 64: 64 U), the float32 sum (N U), the
+    # reciprocal and the product (2 U)
+    check_float(y, (ref, ref * (N + 70) * 2 * U + 1e-37))
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    if M > 1:
+        bad[1, N - 1] = np.inf
+    yb = host(K.softmax(dev(bad)))
+    assert np.isnan(yb[:min(M, 2)]).all() and not np.isnan(yb[2:]).any()
+
+
 # ---------------------------------------------------------------------------- pools
 POOL_CASES = [  # N, H, W, C, kernel, strides, pads, dilations, ceil
     (1, 1, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 0),
@@ -250,6 +288,26 @@ def test_quantize_rows(rng):
 def test_quantize_rows_one_element():
     q, sc, zp = (host(a) for a in K.quantize_rows(dev(np.array([[-2.0]], np.float32)), threads=32))
     assert zp[0] == 255 and q[0, 0] == 0 and sc[0] == np.float32(2.0) / np.float32(255.0)
+
+
+@pytest.mark.parametrize("shape,extra", [((1,), 3), ((5, 13), 0), ((2, 3, 9), 3)])
+def test_signed_is_q_minus_128(rng, shape, extra):
+    q = rng.integers(0, 256, shape, dtype=np.uint8)
+    q.reshape(-1)[:1] = 0
+    q.reshape(-1)[-1:] = 255
+    out = np.full((*shape[:-1], shape[-1] + extra), 7, np.int8)
+    s, zs = K.signed(dev(q), out=dev(out), threads=32, blocks=2)
+    s = host(s)
+    assert zs is None
+    np.testing.assert_array_equal(s[..., :shape[-1]].astype(np.int32), q.astype(np.int32) - 128)
+    assert (s[..., shape[-1]:] == 7).all()
+    zp = rng.integers(0, 256, 5).astype(np.int32)
+    q2 = rng.integers(0, 256, (5, 6), dtype=np.uint8)
+    s2, z2 = K.signed(dev(q2), zero_point=dev(zp))
+    np.testing.assert_array_equal(host(z2), zp - 128)
+    # (q - zp) is unchanged: what the int8 GEMM and its requantize epilogue rely on
+    np.testing.assert_array_equal(host(s2).astype(np.int32) - host(z2)[:, None],
+                                  q2.astype(np.int32) - zp[:, None])
 
 
 def test_dequantize(rng):

@@ -30,9 +30,9 @@ from numba.cuda.dispatcher import CUDADispatcher  # noqa: E402
 import importlib  # noqa: E402
 
 # the submodules (the package exports a function named spmv, so not `from ... import`)
-dwconv, epilogue, im2col, launch, pool, quant, spmv = (
+dwconv, epilogue, im2col, launch, pool, quant, softmax, spmv = (
     importlib.import_module(f"pyruntime.cuda.kernels.{m}")
-    for m in ("dwconv", "epilogue", "im2col", "launch", "pool", "quant", "spmv"))
+    for m in ("dwconv", "epilogue", "im2col", "launch", "pool", "quant", "softmax", "spmv"))
 
 RECORDS: list[tuple[str, object, tuple]] = []
 
@@ -64,7 +64,7 @@ def install() -> None:
     nd.get_current_device = lambda: _Device()
     launch.as_device = host
     launch.output = host_out
-    for mod in (dwconv, epilogue, im2col, pool, quant, spmv):
+    for mod in (dwconv, epilogue, im2col, pool, quant, softmax, spmv):
         for k, v in list(vars(mod).items()):
             if isinstance(v, CUDADispatcher) and not v.targetoptions.get("device", False):
                 setattr(mod, k, Recorder(f"{mod.__name__.rsplit('.', 1)[1]}.{k}", v))
@@ -86,6 +86,9 @@ def launch_all() -> None:
                          residual=f(2, 6, 5, 3))
     dwconv.dwconv2d_nhwc(x4, f(3, 3, 3), (4, 3))
     im2col.im2col_nhwc(x4, (3, 3), (6, 5), pads=(1, 1))
+    im2col.im2col_nhwc(rng.integers(-128, 128, (2, 6, 5, 3)).astype(np.int8), (3, 3), (6, 5),
+                       pads=(1, 1), fill=-5)
+    softmax.softmax(x2)
     pool.maxpool_nhwc(x4, (2, 2), (3, 2), strides=(2, 2))
     pool.avgpool_nhwc(x4, (3, 3), (6, 5), pads=(1, 1, 1, 1), count_include_pad=True)
     pool.global_avgpool_nhwc(x4)
@@ -93,6 +96,8 @@ def launch_all() -> None:
     quant.quantize_rows(x2)
     q = rng.integers(0, 256, (3, 5)).astype(np.uint8)
     quant.dequantize(q, 0.05, 128)
+    quant.signed(q)
+    quant.signed(q, zero_point=np.full(3, 7, np.int32))
     quant.dequantize(q, np.full(3, 0.05, np.float32), np.full(3, 7, np.int32))
     acc = rng.integers(-1000, 1000, (3, 5)).astype(np.int32)
     w8 = rng.integers(-127, 128, (4, 5)).astype(np.int8)

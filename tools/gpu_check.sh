@@ -12,9 +12,10 @@ export NUMBA_ENABLE_CUDASIM=0
 python -m pip install -q --no-build-isolation --no-deps . > "$OUT/install.log" 2>&1
 echo "install rc=$?" | tee "$OUT/summary.txt"
 python -c "import json, pyruntime as rt; print(json.dumps(rt.info(), indent=1))" > "$OUT/info.json" 2>&1
-# the Numba kernels on the real device (the CI runs them under the simulator), cuBLAS
+# the Numba kernels on the real device (the CI runs them under the simulator), cuBLAS, and
+# rt.compile(device="cuda") with CuPy and capture
 timeout 240 python -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py tests/test_cuda_blas.py \
-  > "$OUT/tests.log" 2>&1
+  tests/test_cuda_session.py > "$OUT/tests.log" 2>&1
 echo "tests rc=$? $(tail -1 "$OUT/tests.log")" | tee -a "$OUT/summary.txt"
 timeout 120 python tools/cuda_ptx_check.py > "$OUT/ptx.json" 2> "$OUT/ptx.err"
 echo "ptx rc=$?" | tee -a "$OUT/summary.txt"

@@ -1,4 +1,11 @@
-"""The CUDA backend (issue 13). Importing this package imports nothing GPU-related.
+"""The CUDA backend: `rt.compile(graph, device="cuda")`. Importing this package imports
+nothing GPU-related.
+
+session.py      CudaSession: weights uploaded once, one arena and one captured CUDA graph
+                per batch size, replayed; a lock per batch size; numpy or device arrays
+lowering.py     Graph -> device tensors and steps (pure Python; tested on the CPU)
+device.py       GpuDevice (CuPy memory, cuBLAS, stream capture) / SimDevice (the Numba
+                simulator: host memory, numpy GEMMs; how CI runs the session)
 
 kernels/        Numba CUDA kernels for what cuBLAS lacks, each with a host launcher
                 (depthwise conv, im2col, pooling, the bias/activation/residual epilogue,

@@ -59,6 +59,14 @@ def _check(a: Any, b: Any, bt: bool) -> tuple[int, int, int]:
     return M, N, K
 
 
+def _handle() -> Any:
+    """CuPy's cuBLAS handle for this device, on CuPy's current stream (the stream a CUDA
+    graph is being captured on, when one is)."""
+    handle = device.get_cublas_handle()
+    cublas.setStream(handle, cp.cuda.get_current_stream().ptr)
+    return handle
+
+
 def _scalars(dtype: Any, one: float, zero: float) -> tuple[Any, Any]:
     return np.array(one, dtype=dtype), np.array(zero, dtype=dtype)
 
@@ -86,7 +94,7 @@ def gemm(a: Any, b: Any, out: Any = None, tf32: bool = False) -> Any:
         return c
     compute = _COMPUTE_32F_FAST_TF32 if (tf32 and t == _R_32F) else _COMPUTE_32F
     alpha, beta = _scalars(np.float32, 1.0, 0.0)
-    handle = device.get_cublas_handle()
+    handle = _handle()
     cublas.gemmEx(handle, cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, N, M, K,
                   alpha.ctypes.data, b.data.ptr, t, N, a.data.ptr, t, K,
                   beta.ctypes.data, c.data.ptr, _R_32F, N, compute, _GEMM_DEFAULT_TENSOR_OP)
@@ -116,7 +124,7 @@ def gemm_int8(a: Any, bt: Any, out: Any = None) -> Any:
     if M == 0 or N == 0:
         return c
     alpha, beta = _scalars(np.int32, 1, 0)
-    handle = device.get_cublas_handle()
+    handle = _handle()
     cublas.gemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, N, M, K,
                   alpha.ctypes.data, bt.data.ptr, _R_8I, K, a.data.ptr, _R_8I, K,
                   beta.ctypes.data, c.data.ptr, _R_32I, N, _COMPUTE_32I, _GEMM_DEFAULT_TENSOR_OP)

@@ -4,7 +4,8 @@ a Conv/Gemm weight, decided once at compile (the CPU backend's formats, not new 
     stored       Gemm / group-1 Conv (im2col)            depthwise Conv
     f32          cuBLAS fp32 GEMM (TF32 only if asked)   Numba depthwise, fp32
     f16          cuBLAS fp16 GEMM, fp32 accumulation     Numba depthwise, widened to fp32
-    bf16         cuBLAS bf16 GEMM, fp32 accumulation     Numba depthwise, widened to fp32
+    bf16         widened to fp32 at compile (exact; CuPy  Numba depthwise, widened to fp32
+                 arrays have no bfloat16 dtype), cuBLAS fp32
     qc8          cuBLAS int8 gemmEx, int32 accumulation  Numba depthwise, dequantized fp32
     csr / bsr    batch 1 at density <= SPMV_MAX_DENSITY: the Numba sparse matrix-vector
                  kernel (int8 values dequantized); else dense in the values' float form
@@ -31,7 +32,7 @@ __all__ = ["GpuWeight", "choose", "SPMV_MAX_DENSITY"]
 SPMV_MAX_DENSITY = 0.10
 
 _DENSE = {"f32": ("cublas_gemm_f32", "f32"), "f16": ("cublas_gemm_f16", "f16"),
-          "bf16": ("cublas_gemm_bf16", "bf16"), "qc8": ("cublas_gemmex_int8", "int8")}
+          "bf16": ("cublas_gemm_f32", "f32"), "qc8": ("cublas_gemmex_int8", "int8")}
 
 
 @dataclass(frozen=True)
@@ -79,5 +80,5 @@ def choose(w: Weight, op: str, depthwise: bool = False, batch: int | None = None
         return GpuWeight("cublas_gemm_f32", "f32", f"{fmt} densified at compile ({why})")
     engine, dtype = _DENSE[fmt]
     why = {"f32": "fp32" + (" with TF32" if tf32 else ""), "f16": "fp16, fp32 accumulation",
-           "bf16": "bf16, fp32 accumulation", "qc8": "int8, int32 accumulation"}[fmt]
+           "bf16": "bf16 widened to fp32 at compile", "qc8": "int8, int32 accumulation"}[fmt]
     return GpuWeight(engine, dtype, why)

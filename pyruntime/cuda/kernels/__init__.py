@@ -10,7 +10,8 @@ epilogue.py  bias_act: the epilogue on an [M, N] matrix
 dwconv.py    dwconv2d_nhwc: depthwise conv NHWC with the fused epilogue
 im2col.py    im2col_nhwc: conv -> GEMM
 pool.py      maxpool_nhwc, avgpool_nhwc, global_avgpool_nhwc
-quant.py     quantize, quantize_rows, dequantize, requantize
+quant.py     quantize, quantize_rows, dequantize, requantize, signed (uint8 -> int8 for cuBLAS)
+softmax.py   softmax over the last axis of [M, N]
 spmv.py      spmv: batch-1 sparse x @ W, W CSR by output column
 """
 
@@ -18,9 +19,10 @@ from .dwconv import dw_weight_hwc, dwconv2d_nhwc
 from .epilogue import bias_act
 from .im2col import conv_weight_matrix, im2col_nhwc
 from .pool import avgpool_nhwc, global_avgpool_nhwc, maxpool_nhwc
-from .quant import colsum, dequantize, quantize, quantize_rows, requantize
+from .quant import colsum, dequantize, quantize, quantize_rows, requantize, signed
+from .softmax import softmax
 from .spmv import csr_by_column, spmv
 
 __all__ = ["bias_act", "dwconv2d_nhwc", "dw_weight_hwc", "im2col_nhwc", "conv_weight_matrix",
            "maxpool_nhwc", "avgpool_nhwc", "global_avgpool_nhwc", "quantize", "quantize_rows",
-           "dequantize", "requantize", "colsum", "spmv", "csr_by_column"]
+           "dequantize", "requantize", "signed", "colsum", "softmax", "spmv", "csr_by_column"]

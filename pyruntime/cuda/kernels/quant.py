@@ -258,3 +258,48 @@ def requantize(acc: Any, a_scale: Any, a_zp: Any, w_scale: Any, colsum: Any,
         _requant_u8[g, t, stream](acc, a_s, a_z, ws, cs, b, r, y, sa, bias is not None,
                                   code, lo32, hi32, res_mode, inv, oz)
     return y
+
+
+# ------------------------------------------------------------------------- signed
+@cuda.jit
+def _signed(q, s, zp, zs, K):
+    M = q.shape[0]
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, M * K, stride):
+        m = i // K
+        k = i - m * K
+        s[m, k] = np.int8(np.int32(q[m, k]) - 128)
+    for i in range(start, zp.shape[0], stride):
+        zs[i] = zp[i] - 128
+
+
+def signed(q: Any, out: Any = None, zero_point: Any = None, zp_out: Any = None,
+           stream: Any = 0, threads: int = launch.THREADS, blocks: int | None = None):
+    """The int8 form cuBLAS's int8 GEMM takes: s = q - 128 for uint8 q [..., K] into
+    out [..., L] int8 with L >= K (columns past K are not written: the weight rows they
+    meet are zero); with `zero_point` (int32 [M], a dynamic quantization's), zp_out = zp -
+    128 too, so that (q - zp) = (s - zp_out) exactly. Returns (out, zp_out)."""
+    q = launch.as_device(q, "q", np.uint8)
+    if q.ndim < 1:
+        raise launch.ShapeError("q: expected at least one dimension")
+    qs = tuple(q.shape)  # (the simulator's shape objects take no negative index)
+    K = qs[-1]
+    M = int(np.prod(qs[:-1], dtype=np.int64))
+    if out is None:
+        s = launch.output(None, "out", np.int8, qs, stream)
+    else:
+        s = launch.as_device(out, "out", np.int8, (*qs[:-1], None))
+        if tuple(s.shape)[-1] < K:
+            raise launch.ShapeError(f"out: expected at least {K} columns, got {tuple(s.shape)[-1]}")
+    if zero_point is not None:
+        z = launch.as_device(zero_point, "zero_point", np.int32, ndim=1)
+        zs = launch.output(zp_out, "zp_out", np.int32, (z.shape[0],), stream)
+    q2, s2 = q.reshape(M, K), s.reshape(M, tuple(s.shape)[-1])
+    if zero_point is None:  # nothing to shift: an empty int32 view (no allocation)
+        z = zs = s2.reshape(s2.size)[:0].view(np.int32)
+    total = max(M * K, z.shape[0])
+    if total:
+        g, t = launch.grid(total, threads, blocks)
+        _signed[g, t, stream](q2, s2, z, zs, K)
+    return s, (zs if zero_point is not None else None)
