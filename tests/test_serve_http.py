@@ -222,14 +222,14 @@ def test_full_queue_503_at_once_and_timeout_504(wide_dir):
                         "--threads-per-replica", "1", "--max-queue", "1",
                         "--max-batch-size", "4") as s:
         running = dict(model="wide")
-        a = _Bg(_post_rows, s.url, 1024)                   # a long batch on the one replica
+        a = _Bg(_post_rows, s.url, 4096)                   # a long batch on the one replica
         _wait_metric(s.url, "pyruntime_running_batches", 1, **running)
         b = _Bg(_post_rows, s.url, 1)                      # waits: the queue is now full
         _wait_metric(s.url, "pyruntime_queued_requests", 1, **running)
         r = _post_rows(s.url, 1)
         assert r.status_code == 503 and "queue full" in r.json()["error"]
         assert a.get().status_code == 200 and b.get().status_code == 200
-        a = _Bg(_post_rows, s.url, 1024)
+        a = _Bg(_post_rows, s.url, 4096)
         _wait_metric(s.url, "pyruntime_running_batches", 1, **running)
         r = _post_rows(s.url, 1, timeout_us=1000)          # 1 ms: passes while it waits
         assert r.status_code == 504, r.text
@@ -243,7 +243,7 @@ def test_full_queue_503_at_once_and_timeout_504(wide_dir):
 def test_sigterm_drains_in_flight_and_exits_0(wide_dir):
     with running_server(str(wide_dir / "wide.pyrt"), "--replicas", "1",
                         "--threads-per-replica", "1") as s:
-        a = _Bg(_post_rows, s.url, 1024)
+        a = _Bg(_post_rows, s.url, 4096)
         _wait_metric(s.url, "pyruntime_running_batches", 1, model="wide")
         s.proc.terminate()
         r = a.get()
