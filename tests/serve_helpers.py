@@ -8,6 +8,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -51,13 +52,14 @@ def _pump(stream, lines: "queue.Queue[str | None]") -> None:
 
 
 @contextlib.contextmanager
-def running_server(*args: str, startup_s: float = 120.0) -> Iterator[Server]:
-    """`python -m pyruntime serve *args --port 0`, until it listens; stopped (SIGTERM,
-    then SIGKILL) however the block ends."""
+def running_server(*args: str, startup_s: float = 120.0, port: int = 0,
+                   env: dict | None = None, stop_s: float = 15.0) -> Iterator[Server]:
+    """`python -m pyruntime serve *args --port 0` (or `port`), until it listens; stopped
+    (SIGTERM, then SIGKILL) however the block ends."""
     cmd = [sys.executable, "-m", "pyruntime", "serve", *args, "--host", "127.0.0.1",
-           "--port", "0"]
+           "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
     lines: "queue.Queue[str | None]" = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
     seen: list[str] = []
@@ -85,7 +87,14 @@ def running_server(*args: str, startup_s: float = 120.0) -> Iterator[Server]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(15)
+                proc.wait(stop_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(15)
+
+
+def free_port() -> int:
+    """A loopback port free right now (for servers that cannot bind port 0 themselves)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
