@@ -156,10 +156,10 @@ def serve_ray(paths: dict[str, Path], host: str = "127.0.0.1", port: int = 8000,
     deploy each model under /v2/models/{name}, serve until SIGTERM/SIGINT, then delete
     the applications (a local Ray is stopped too)."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
              log_to_driver=False)
+    for sig in (signal.SIGTERM, signal.SIGINT):     # after ray.init, which sets its own
+        signal.signal(sig, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": host, "port": port})
         for name, path in paths.items():
