@@ -237,6 +237,24 @@ def test_full_queue_503_at_once_and_timeout_504(wide_dir):
         assert _metric(s.url, "pyruntime_requests_total", model="wide", outcome="timeout") == 1
         assert _metric(s.url, "pyruntime_requests_total", model="wide",
                        outcome="overloaded") == 1
+        # A client that sends a whole request and leaves while it waits: cancelled, never
+        # computed (the replica's rows are the served requests' alone).
+        a = _Bg(_post_rows, s.url, 4096)
+        _wait_metric(s.url, "pyruntime_running_batches", 1, **running)
+        x = np.ones((1, 1024), np.float32)
+        head = json.dumps({"inputs": [{"name": "input", "shape": [1, 1024],
+                                       "datatype": "FP32", "data": x.ravel().tolist()}]})
+        host, port = s.host_port.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(f"POST /v2/models/wide/infer HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         f"application/json\r\nContent-Length: {len(head)}\r\n\r\n{head}"
+                         .encode())
+            _wait_metric(s.url, "pyruntime_queued_requests", 1, **running)
+        _wait_metric(s.url, "pyruntime_requests_total", 1, model="wide",
+                     outcome="disconnected")
+        assert a.get().status_code == 200
+        _wait_metric(s.url, "pyruntime_batches_total", 4, model="wide", replica="0")
+        assert _metric(s.url, "pyruntime_rows_total", model="wide", replica="0") == 3 * 4096 + 1
         assert s.proc.poll() is None
 
 
