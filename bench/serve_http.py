@@ -253,6 +253,7 @@ def main() -> None:
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--procs", type=int, default=4)
     ap.add_argument("--cases", default="batching,overhead,overload")
+    ap.add_argument("--models", default="mlp,wide", help="models of the batching case")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     a = ap.parse_args()
     cases = set(a.cases.split(","))
@@ -265,6 +266,8 @@ def main() -> None:
     caps: dict[str, float] = {}
     if "batching" in cases:
         for name, (sizes, path) in models.items():
+            if name not in a.models.split(","):
+                continue
             path_, body, headers = request_bytes(path.stem, sizes[0])
             srv = {"dynamic": Proc(serve_cmd(path, 32)), "none": Proc(serve_cmd(path, 1))}
             try:

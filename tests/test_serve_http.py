@@ -111,6 +111,9 @@ def _inp(**kw) -> bytes:
 @pytest.mark.parametrize("case,content,headers,status,says", [
     ("malformed JSON", b'{"inputs": [', None, 400, "JSON"),
     ("not an object", b"[1, 2]", None, 400, "expected a JSON object"),
+    ("nested too deep", b"[" * 100000 + b"]" * 100000, None, 400, "malformed JSON"),
+    ("not UTF-8", b'{"inputs": "\xff"}', None, 400, "malformed JSON"),
+    ("data not numbers", _inp(data=["a"] * 784), None, 400, "expected numbers"),
     ("binary header not an integer", _inp(), {"Inference-Header-Content-Length": "x"}, 400,
      "expected an integer"),
     ("binary header past the body", _inp(), {"Inference-Header-Content-Length": "999999"},

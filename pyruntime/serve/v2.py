@@ -113,9 +113,9 @@ def _header(body: bytes, header_length: str | None) -> tuple[dict[str, Any], mem
     mv = memoryview(body)
     try:
         obj = json.loads(mv[:hl].tobytes() if hl != n else body)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise BadRequest(f"request header: expected a JSON object, got malformed JSON ({e})"
-                         ) from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise BadRequest(f"request header: expected a JSON object, got malformed JSON "
+                         f"({type(e).__name__}: {str(e)[:200]})") from None
     _want(isinstance(obj, dict), f"request: expected a JSON object, got "
                                  f"{type(obj).__name__}")
     return obj, mv[hl:]
