@@ -1,5 +1,9 @@
 """Serving: replicas of a compiled model behind a load balancer with dynamic batching,
-backpressure, deadlines, priorities, failover and metrics (`rt.serve.LoadBalancer`)."""
+backpressure, deadlines, priorities, failover and metrics (`rt.serve.LoadBalancer`).
+
+Over the network (imported on demand, they need extras): v2.py (the KServe v2 protocol),
+server.py (`pyruntime serve`: uvicorn, extra `serve`), prom.py (Prometheus metrics),
+ray.py (a Ray Serve deployment, extra `ray`)."""
 
 from __future__ import annotations
 

@@ -452,6 +452,13 @@ class LoadBalancer:
                "weight": r.weight} for r, st in zip(self._replicas, states)]
         return prometheus(Metrics.overall(counts, parts), parts, gauges, rg)
 
+    def snapshot(self) -> tuple[dict[str, int], list[Metrics], list[bool], dict[str, int]]:
+        """(overall counters, per-replica Metrics with their recent samples oldest
+        first, in service per replica, gauges): a consistent copy for exporters (the HTTP
+        server's Prometheus histograms), which need the samples, not only percentiles."""
+        counts, parts, states, gauges = self._scopes()
+        return counts, parts, [st == _IN for st in states], gauges
+
     def _scopes(self) -> tuple[dict[str, int], list[Metrics], list[str], dict[str, int]]:
         """(overall counts, per-replica Metrics, replica states, gauges): a consistent
         copy, from the native engine or from the Python workers' records."""
