@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from typing import Sequence
 
-from . import serve
+from . import bench, convert, info, serve
 
 #: subcommand modules, each with add_parser(subparsers) and run(args) -> int
-SUBCOMMANDS = (serve,)
+SUBCOMMANDS = (info, convert, bench, serve)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:         # `pyruntime info | head`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except SystemExit:
         raise
     except Exception as e:          # one line, the traceback only with --debug
