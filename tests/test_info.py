@@ -160,6 +160,13 @@ def test_info_cuda_section():
     except md.PackageNotFoundError:
         want = None
     assert d["numba_cuda"] == want
+    runtimes = []
+    for dist in ("nvidia-cuda-runtime-cu13", "nvidia-cuda-runtime-cu12", "nvidia-cuda-runtime"):
+        try:
+            runtimes.append(md.version(dist))
+        except md.PackageNotFoundError:
+            pass
+    assert d["runtime"] == (runtimes[0] if runtimes else None)
     assert isinstance(d["simulator"], bool)
     assert d["device_visible"] == bool(d["devices"])
     # no driver library on this machine (read independently of the probe): said, not raised

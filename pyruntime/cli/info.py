@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     cuda = i.get("cuda") or {}
     devices = cuda.get("devices") or []
     if devices:
-        print(f"CUDA: driver {cuda.get('driver')}, CuPy {cuda.get('cupy')}, "
-              f"numba-cuda {cuda.get('numba_cuda')}")
+        print(f"CUDA: driver {cuda.get('driver')}, runtime {cuda.get('runtime')}, CuPy "
+              f"{cuda.get('cupy')}, numba-cuda {cuda.get('numba_cuda')}")
         for d in devices:
             print(f"  {d}")
     else:

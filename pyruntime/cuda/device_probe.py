@@ -78,11 +78,16 @@ def _devices(lib: ctypes.CDLL) -> tuple[int, list[dict[str, Any]]]:
 
 
 def cuda_info() -> dict[str, Any]:
-    """{"numba_cuda", "cupy": versions or None; "simulator": NUMBA_ENABLE_CUDASIM=1 asks
+    """{"numba_cuda", "cupy": versions or None; "runtime": the CUDA runtime installed
+    for them (the nvidia-cuda-runtime wheel's version) or None; "simulator": NUMBA_ENABLE_CUDASIM=1 asks
     numba for the CUDA simulator; "driver": the driver's CUDA version ("13.0") or None;
     "devices": [{id, name, compute_capability, memory_gib}]; "device_visible": any
     device; "error": why the driver could not be asked, when it could not}."""
+    runtime = next((v for v in map(_version, ("nvidia-cuda-runtime-cu13",
+                                              "nvidia-cuda-runtime-cu12",
+                                              "nvidia-cuda-runtime")) if v), None)
     d: dict[str, Any] = {"numba_cuda": _version("numba-cuda"), "cupy": _cupy(),
+                         "runtime": runtime,
                          "simulator": os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1",
                          "driver": None, "devices": [], "device_visible": False}
     try:
