@@ -348,6 +348,22 @@ def test_requantize(rng, per_row, act, lo, hi, res, out_u8):
         check_float(y, (ref, tol))
 
 
+def test_requantize_reads_n_columns_of_a_wider_acc(rng):
+    """cuBLAS's int8 GEMM runs on N padded to a multiple of 4: the epilogue reads the
+    first n columns of acc [M, N4] and writes y [M, n]; the padding is never read."""
+    M, N = 3, 10
+    acc = rng.integers(-5000, 5000, (M, 12)).astype(np.int32)
+    acc[:, N:] = 2 ** 30  # would show in y if it were read
+    args = (dev(np.full(1, 0.02, np.float32)), dev(np.full(1, 3, np.int32)),
+            dev(np.full(N, 0.01, np.float32)), dev(np.arange(N, dtype=np.int32)))
+    y = host(K.requantize(dev(acc), *args, n=N, threads=32, blocks=1))
+    want = host(K.requantize(dev(np.ascontiguousarray(acc[:, :N])), *args))
+    assert y.shape == (M, N)
+    np.testing.assert_array_equal(y, want)
+    with pytest.raises(rt.ShapeError, match="n: expected 0..12"):
+        K.requantize(dev(acc), *args, n=13)
+
+
 # ----------------------------------------------------------------------------- spmv
 def sparse(rng, Kd, N, density):
     w = f32(rng, Kd, N)

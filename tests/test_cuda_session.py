@@ -261,3 +261,26 @@ def test_a_qdq_costs_what_its_readers_need():
             assert prog.tensors[s.reads[0]].dtype == np.int8
         if s.kind == "dwconv":
             assert prog.tensors[s.reads[0]].dtype == np.float32
+
+
+def test_device_arrays_are_told_from_host_arrays():
+    from pyruntime.cuda.session import _is_gpu_array
+
+    class Cai:
+        __cuda_array_interface__ = {"shape": (1,), "typestr": "<f4", "data": (0, False),
+                                    "version": 3}
+
+    class DlGpu:
+        def __dlpack__(self, stream=None):  # pragma: no cover - not called
+            raise AssertionError
+
+        def __dlpack_device__(self):
+            return (2, 0)
+
+    class DlCpu(DlGpu):
+        def __dlpack_device__(self):
+            return (1, 0)
+
+    assert _is_gpu_array(Cai()) and _is_gpu_array(DlGpu())
+    assert not _is_gpu_array(DlCpu()) and not _is_gpu_array(np.zeros(3, np.float32))
+    assert not _is_gpu_array([1.0, 2.0])

@@ -21,7 +21,8 @@ Steps (kind: what it runs; all device work, no host round trips):
   gemm       y[M, N] = epilogue(x[M, K] @ W): cuBLAS fp32 / fp16 (x cast to fp16 first),
              or at batch 1 a sparse weight on the Numba sparse kernel when `sparse` is set
   im2col     cols[M, K(4)] of an NHWC image (float, or int8 with the zero point as fill)
-  qgemm      acc = s8 x[M, K4] @ Bt[N, K4]^T (cuBLAS int32), then the requantize epilogue
+  qgemm      acc[M, N4] = s8 x[M, K4] @ Bt[N4, K4]^T (cuBLAS int32), then the requantize
+             epilogue into y[M, N] (K4, N4: K and N padded to multiples of 4)
   quantize / quantize_rows / signed / dequantize   the int8 activation steps
   dwconv     Numba depthwise conv with the fused epilogue
   pool / global_avgpool / act / add / softmax
@@ -362,10 +363,12 @@ class _Lowerer:
         K, N = wm.shape
         if scale.size == 1:
             scale = np.full(N, scale[0], np.float32)
-        K4 = _round(K, K_ALIGN)
-        bt = np.zeros((N, K4), np.int8)
-        bt[:, :K] = wm.T
-        p = dict(K=K, K4=K4, N=N, res=res, bt=self.weight(out + ":bt", bt),
+        # cuBLAS's int8 GEMM wants K and its column count (our N) multiples of 4 (some
+        # GPUs refuse other sizes): zero rows / columns pad both
+        K4, N4 = _round(K, K_ALIGN), _round(N, K_ALIGN)
+        bt = np.zeros((N4, K4), np.int8)
+        bt[:N, :K] = wm.T
+        p = dict(K=K, K4=K4, N=N, N4=N4, res=res, bt=self.weight(out + ":bt", bt),
                  w_scale=self.weight(out + ":wscale", scale),
                  colsum=self.weight(out + ":colsum", wm.astype(np.int32).sum(0, dtype=np.int32)),
                  wfmt=w.format, **epi)
@@ -387,9 +390,11 @@ class _Lowerer:
                 self.step("signed", (q,), (s8,), "numba signed")
                 self.signed[key] = s8
             cols = self.gemm_input(n, a, w, np.int8, x=self.signed[key], fill=zp - 128)
-            p.update(rows=_rows(self.tensors[cols].shape), dynamic=False,
-                     computed_as="int8 static")
-            self.step("qgemm", (cols, *reads_res), (y,), "cuBLAS int8 gemmEx (int32), static", **p)
+            rows = _rows(self.tensors[cols].shape)
+            acc = self.new(out + "/acc", (rows, N4), np.int32)
+            p.update(rows=rows, dynamic=False, computed_as="int8 static")
+            self.step("qgemm", (cols, *reads_res), (y, acc),
+                      "cuBLAS int8 gemmEx (int32), static", **p)
         else:  # dynamic: per-row quantization of the float operand at run time
             cols = self.gemm_input(n, a, w, np.float32)
             rows = _rows(self.tensors[cols].shape)
@@ -400,8 +405,9 @@ class _Lowerer:
             zs = self.new(out + "/xzp8", (rows,), np.int32)
             self.step("quantize_rows", (cols,), (q, sc, zp), "numba quantize_rows")
             self.step("signed", (q, zp), (s8, zs), "numba signed")
+            acc = self.new(out + "/acc", (rows, N4), np.int32)
             p.update(rows=rows, dynamic=True, computed_as="int8 dynamic")
-            self.step("qgemm", (s8, sc, zs, *reads_res), (y,),
+            self.step("qgemm", (s8, sc, zs, *reads_res), (y, acc),
                       "cuBLAS int8 gemmEx (int32), dynamic", **p)
         self.val[out] = y
 

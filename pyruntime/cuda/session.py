@@ -263,11 +263,10 @@ class CudaSession:
 
     def _bind_qgemm(self, s: Step, V: list[Any], batch: int) -> Callable[[], None]:
         K, dev, st, p, lk = self._K, self._dev, self._dev.stream, s.p, self._dev.launch
-        M, K4, N = batch * p["rows"], p["K4"], p["N"]
+        M, K4, N, N4 = batch * p["rows"], p["K4"], p["N"], p["N4"]
         a = V[s.reads[0]].xp.reshape(M, K4)
-        y = V[s.writes[0]]
-        acc_xp = y.xp.reshape(M, N).view(np.int32)  # the int32 result in y's own bytes:
-        acc_nb = y.nb.reshape(M, N).view(np.int32)  # requantize reads then writes each one
+        y, acc = V[s.writes[0]], V[s.writes[1]]
+        acc_xp, acc_nb = acc.xp.reshape(M, N4), acc.nb.reshape(M, N4)
         y_nb = y.nb.reshape(M, N)
         if p["dynamic"]:
             a_s = V[s.reads[1]].nb.reshape(M)
@@ -280,7 +279,8 @@ class CudaSession:
         def run() -> None:
             dev.gemm_int8(a, bt.xp, acc_xp)
             K.requantize(acc_nb, a_s, a_z, ws.nb, cs.nb, bias, p["act"], p["lo"], p["hi"],
-                         residual=res, residual_after_act=p["res_after"], out=y_nb, stream=st, **lk)
+                         residual=res, residual_after_act=p["res_after"], out=y_nb, stream=st,
+                         n=N, **lk)
         return run
 
 
@@ -371,11 +371,26 @@ def _inverse(perm: tuple) -> tuple:
     return tuple(inv)
 
 
+#: DLPack device types of GPU memory (kDLCUDA, kDLCUDAManaged)
+_DLPACK_GPU = (2, 13)
+
+
+def _is_gpu_array(x: Any) -> bool:
+    """A CUDA array (its interface, or DLPack on a CUDA device); a host array is not."""
+    if isinstance(x, np.ndarray):
+        return False
+    if hasattr(x, "__cuda_array_interface__"):
+        return True
+    dev = getattr(x, "__dlpack_device__", None)
+    try:
+        return callable(dev) and int(dev()[0]) in _DLPACK_GPU
+    except Exception:  # a foreign object whose device cannot be asked: a host array
+        return False
+
+
 def _on_device(feeds: Any) -> bool:
     items = feeds.values() if isinstance(feeds, Mapping) else [feeds]
-    return any(not isinstance(x, np.ndarray) and (hasattr(x, "__cuda_array_interface__")
-                                                  or hasattr(x, "__dlpack__"))
-               for x in items)
+    return any(_is_gpu_array(x) for x in items)
 
 
 def compile_cuda(graph: Graph, device_id: int = 0, tf32: bool = False,

@@ -198,7 +198,7 @@ def _requant_value(acc, a_scale, a_zp, w_scale, csum, bias, res, m, n, sa, has_b
 @cuda.jit
 def _requant_f32(acc, a_scale, a_zp, w_scale, csum, bias, res, y, sa, has_bias,
                  act, lo, hi, res_mode):
-    M, N = acc.shape
+    M, N = y.shape
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for i in range(start, M * N, stride):
@@ -211,7 +211,7 @@ def _requant_f32(acc, a_scale, a_zp, w_scale, csum, bias, res, y, sa, has_bias,
 @cuda.jit
 def _requant_u8(acc, a_scale, a_zp, w_scale, csum, bias, res, y, sa, has_bias,
                 act, lo, hi, res_mode, inv, out_zp):
-    M, N = acc.shape
+    M, N = y.shape
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for i in range(start, M * N, stride):
@@ -226,11 +226,17 @@ def requantize(acc: Any, a_scale: Any, a_zp: Any, w_scale: Any, colsum: Any,
                bias: Any = None, act: str = "none", lo: float = -np.inf, hi: float = np.inf,
                residual: Any = None, residual_after_act: bool = False,
                out_scale: float | None = None, out_zp: int = 0, out: Any = None,
-               stream: Any = 0, threads: int = launch.THREADS, blocks: int | None = None):
+               stream: Any = 0, threads: int = launch.THREADS, blocks: int | None = None,
+               n: int | None = None):
     """The int32 -> float epilogue (module doc). Returns float32 [M, N], or uint8 when
-    out_scale is given (q = clamp(nearbyint(v * (1/out_scale)) + out_zp, 0, 255))."""
+    out_scale is given (q = clamp(nearbyint(v * (1/out_scale)) + out_zp, 0, 255)).
+    `n`: the output columns N when acc is wider (cuBLAS's int8 GEMM wants its column
+    count a multiple of 4: the caller pads the weight with zero columns); default all."""
     acc = launch.as_device(acc, "acc", np.int32, ndim=2)
-    M, N = acc.shape
+    M, Nacc = acc.shape
+    N = Nacc if n is None else int(n)
+    if not 0 <= N <= Nacc:
+        raise launch.ShapeError(f"n: expected 0..{Nacc} (acc's columns), got {n}")
     a_s = launch.as_device(a_scale, "a_scale", np.float32, ndim=1)
     a_z = launch.as_device(a_zp, "a_zp", np.int32, ndim=1)
     if a_z.shape[0] != a_s.shape[0]:
@@ -243,7 +249,7 @@ def requantize(acc: Any, a_scale: Any, a_zp: Any, w_scale: Any, colsum: Any,
     # without a residual the kernel gets acc's bytes viewed as float32: never read, and no
     # allocation (none may happen while a CUDA graph is being captured)
     r = (launch.as_device(residual, "residual", np.float32, (M, N)) if residual is not None
-         else acc.view(np.float32))
+         else acc.view(np.float32))  # never read
     code, lo32, hi32 = launch.act_args(act, lo, hi)
     g, t = launch.grid(M * N, threads, blocks)
     if out_scale is None:
