@@ -275,7 +275,7 @@ def test_sigterm_drains_in_flight_and_exits_0(wide_dir):
             httpx.get(f"{s.url}/v2/health/live", timeout=5)
 
 
-def test_cli_exit_codes(tmp_path, capsys):
+def test_cli_exit_codes(tmp_path, capsys, monkeypatch):
     from pyruntime.cli.main import main
     with pytest.raises(SystemExit) as e:
         main(["serve", "m.pyrt", "--replicas", "0"])
@@ -291,6 +291,8 @@ def test_cli_exit_codes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ModelFormatError" in err
     rt.save(rt.zoo.mlp((4, 2)), tmp_path / "m.pyrt")
+    # the real device path (other test files turn on Numba's CUDA simulator in-process)
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "0")
     try:
         rt.compile(rt.zoo.mlp((4, 2)), device="cuda")
     except rt.Error:            # no CUDA here: a clean exit 1, one line, no traceback

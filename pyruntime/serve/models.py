@@ -71,8 +71,14 @@ class ServedModel:
         """Compile `replicas` Sessions for `device` and put them behind a LoadBalancer
         (`balancer`: its keyword arguments, e.g. max_batch_size, max_delay_ms)."""
         from ..backends import compile as rt_compile
-        n, t = default_layout(replicas, threads_per_replica)
-        sessions = [rt_compile(graph, device=device, threads=t) for _ in range(n)]
+        if device == "cuda":
+            # one CUDA Session per replica, each with its own stream and arena (replicas
+            # overlap on the GPU); threads do not apply; one replica unless asked
+            n, t = replicas or 1, None
+            sessions = [rt_compile(graph, device="cuda") for _ in range(n)]
+        else:
+            n, t = default_layout(replicas, threads_per_replica)
+            sessions = [rt_compile(graph, device=device, threads=t) for _ in range(n)]
         lb = LoadBalancer(sessions, **balancer)
         lb.threads_per_replica = t
         ins = [tensor_info(i) for i in sessions[0].inputs]
