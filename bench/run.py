@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +37,7 @@ import numpy as np
 
 import pyruntime as rt
 from pyruntime import _core
+from pyruntime.timing import cpu_name  # noqa: F401  (other bench scripts import it from here)
 from pyruntime.graph import Graph, Node, ValueInfo, Weight
 
 try:
@@ -151,16 +151,6 @@ def read_rate(threads: int, nbytes: float) -> float:
     if kb not in _read_rates:
         _read_rates[kb] = max(_core.testing.read_gbps(threads, kb, 12) for _ in range(2))
     return _read_rates[kb]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _t(fn: Callable[[], object]) -> float:

@@ -9,11 +9,24 @@ burst of steal from other guests hits both sides of a ratio alike."""
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
-__all__ = ["Samples", "alternate", "paired_ratio", "percentile"]
+__all__ = ["Samples", "alternate", "paired_ratio", "percentile", "cpu_name"]
+
+
+def cpu_name() -> str:
+    """This CPU's model name (every figure names its machine)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 class Samples:

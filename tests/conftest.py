@@ -105,3 +105,18 @@ def run_python(code: str, env: dict | None = None, timeout: float = 120) -> subp
     package under test, never a source checkout that lacks the compiled module."""
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=timeout, cwd=os.path.dirname(os.path.abspath(__file__)))
+
+
+def cuda_kernels_or_skip():
+    """numba_compat for a test module of the CUDA backend: under Numba's CUDA simulator
+    (NUMBA_ENABLE_CUDASIM=1 unless the environment says otherwise: set before numba.cuda
+    is first imported) or on a visible GPU; else the whole module skips with one reason."""
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+    try:
+        from pyruntime.cuda import numba_compat
+    except ImportError as e:  # rt.MissingDependencyError: numba / numba-cuda not installed
+        pytest.skip(f"numba-cuda not installed: {e}", allow_module_level=True)
+    if not numba_compat.simulator() and not numba_compat.cuda.is_available():
+        pytest.skip("numba.cuda was imported without NUMBA_ENABLE_CUDASIM=1 and no GPU is "
+                    "visible", allow_module_level=True)
+    return numba_compat

@@ -11,24 +11,16 @@ from __future__ import annotations
 import math
 import os
 
-os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+import numpy as np
+import pytest
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import pyruntime as rt
+from pyruntime import _core, reference
+from pyruntime.shapes import pool_extent, window_out
 
-import pyruntime as rt  # noqa: E402
-from pyruntime import _core, reference  # noqa: E402
-from pyruntime.shapes import pool_extent, window_out  # noqa: E402
+from conftest import check_float, check_u8, cuda_kernels_or_skip, ref_act
 
-from conftest import check_float, check_u8, ref_act  # noqa: E402
-
-try:
-    from pyruntime.cuda import numba_compat
-except ImportError as e:  # rt.MissingDependencyError: numba / numba-cuda not installed
-    pytest.skip(f"numba-cuda not installed: {e}", allow_module_level=True)
-if not numba_compat.simulator() and not numba_compat.cuda.is_available():
-    pytest.skip("numba.cuda was imported without NUMBA_ENABLE_CUDASIM=1 and no GPU is visible",
-                allow_module_level=True)
+numba_compat = cuda_kernels_or_skip()
 
 from pyruntime.cuda import kernels as K  # noqa: E402
 from pyruntime.cuda.kernels import launch  # noqa: E402

@@ -8,24 +8,17 @@ runs every GPU thread in Python."""
 
 from __future__ import annotations
 
-import os
 import threading
 
-os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+import numpy as np
+import pytest
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import pyruntime as rt
+from pyruntime import zoo
 
-import pyruntime as rt  # noqa: E402
-from pyruntime import zoo  # noqa: E402
+from conftest import cuda_kernels_or_skip
 
-try:
-    from pyruntime.cuda import numba_compat
-except ImportError as e:  # rt.MissingDependencyError: numba / numba-cuda not installed
-    pytest.skip(f"numba-cuda not installed: {e}", allow_module_level=True)
-if not numba_compat.simulator() and not numba_compat.cuda.is_available():
-    pytest.skip("numba.cuda was imported without NUMBA_ENABLE_CUDASIM=1 and no GPU is visible",
-                allow_module_level=True)
+numba_compat = cuda_kernels_or_skip()
 
 from pyruntime.cuda import arena, lowering  # noqa: E402
 from pyruntime.cuda.session import CudaSession  # noqa: E402

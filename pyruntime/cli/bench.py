@@ -85,7 +85,7 @@ def _first(y: Any) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from .. import backends
-    from ..timing import alternate, paired_ratio
+    from ..timing import alternate, cpu_name, paired_ratio
     threads = _threads(args.threads)
     rng = np.random.default_rng(0)
     records: list[dict] = []
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     if not args.quiet:
         _print(records)
-    machine = {"cpu": _cpu_name(), "threads": threads, "python": platform.python_version()}
+    machine = {"cpu": cpu_name(), "threads": threads, "python": platform.python_version()}
     if args.json is not None:
         args.json.write_text(json.dumps({"schema": SCHEMA, "machine": machine,
                                          "records": records}, indent=1))
@@ -148,16 +148,6 @@ def _print(records: list[dict]) -> None:
         ratio = f"{r['ratio_to_baseline']:.2f}" if "ratio_to_baseline" in r else ""
         print(f"{r['model']:<24} {r['batch']:>5} {r['engine']:<12} {r['p50_ms']:>9.3f} "
               f"{r['p99_ms']:>9.3f} {r['throughput_rows_s']:>10.0f} {ratio:>6}")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _plot(records: list[dict], machine: dict, path: Path) -> None:
