@@ -12,10 +12,10 @@ import sys
 import traceback
 from typing import Sequence
 
-from . import serve
+from . import demo, serve
 
 #: subcommand modules, each with add_parser(subparsers) and run(args) -> int
-SUBCOMMANDS = (serve,)
+SUBCOMMANDS = (serve, demo)
 
 
 def _common() -> argparse.ArgumentParser:
