@@ -24,10 +24,11 @@ def draw(rows: list[dict[str, Any]], sweep: list[dict[str, Any]], folder: Path
     paths = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
+    for i, r in enumerate(rows):      # labels alternate above and below: neighbours overlap
         ax.scatter(r["bytes"] / 1024, 100 * r["accuracy"], s=30)
         ax.annotate(r["variant"], (r["bytes"] / 1024, 100 * r["accuracy"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+                    xytext=(4, 4 if i % 2 == 0 else -11), textcoords="offset points")
+    ax.margins(x=0.25, y=0.12)
     ax.set_xscale("log")
     ax.set_xlabel("bytes on disk (KiB, log scale; .pyrt, or the .pyrtx artifact)")
     ax.set_ylabel("test accuracy (%)")
