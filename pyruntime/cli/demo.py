@@ -26,7 +26,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                     "prune the teacher to 90%% and fine-tune it, quantize to int8 and fp16, "
                     "export an XLA artifact; measure each (test accuracy, nonzeros, bytes "
                     "on disk, latency at batch 1 and 64 beside onnxruntime) and write "
-                    "report.md with plots. About 2 minutes on 2 cores (--fast: ~30 s).")
+                    "report.md with plots. About 70 s on 2 cores (--fast: ~30 s).")
     p.add_argument("--out", default="pyruntime-demo", metavar="DIR",
                    help="folder for report.md, the PNGs and the models (default "
                         "./pyruntime-demo/)")

@@ -41,8 +41,9 @@ def write(rows: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dict[st
 
 {meta['date']}; {meta['cpu']}, {meta['cpus']} CPUs, {meta['threads']} threads, ISA
 {meta['isa']}; size `{meta['size']}`; {meta['train']} training / {meta['test']} test images
-(scikit-learn's 8x8 digits, stratified 70/30 split, seed 0). The whole run took
-{meta['total_s']:.0f} s, JAX compilation included.
+(scikit-learn's 8x8 digits, stratified 70/30 split, seed 0). The demo's steps took
+{meta['total_s']:.0f} s, JAX compilation included (Python's start-up and imports not
+counted).
 
 {table(rows)}
 
