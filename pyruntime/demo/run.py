@@ -35,7 +35,7 @@ class DemoSize:
 SIZES: dict[str, DemoSize] = {
     "full": DemoSize("full", Epochs(teacher=30, student=30, finetune=20), rounds=9,
                      min_block_s=0.05, sparsities=(0.5, 0.7, 0.8, 0.9, 0.95, 0.98)),
-    "fast": DemoSize("fast", Epochs(teacher=8, student=3, finetune=2), rounds=3,
+    "fast": DemoSize("fast", Epochs(teacher=8, student=5, finetune=2), rounds=3,
                      min_block_s=0.005, sparsities=(0.5, 0.9)),
 }
 
