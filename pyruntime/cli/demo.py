@@ -23,7 +23,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo", parents=parents, help="digits end to end: train, compress, time, report",
         description="Train a CNN on scikit-learn's digits, a student alone and distilled, "
-                    "prune the teacher to 90%% and fine-tune it, quantize to int8 and fp16, "
+                    "prune the teacher to 90% and fine-tune it, quantize to int8 and fp16, "
                     "export an XLA artifact; measure each (test accuracy, nonzeros, bytes "
                     "on disk, latency at batch 1 and 64 beside onnxruntime) and write "
                     "report.md with plots. About 70 s on 2 cores (--fast: ~30 s).")
