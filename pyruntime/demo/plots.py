@@ -24,12 +24,13 @@ def draw(rows: list[dict[str, Any]], sweep: list[dict[str, Any]], folder: Path
     paths = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, r in enumerate(rows):      # labels alternate above and below: neighbours overlap
+    for r in rows:
         ax.scatter(r["bytes"] / 1024, 100 * r["accuracy"], s=30)
-        ax.annotate(r["variant"], (r["bytes"] / 1024, 100 * r["accuracy"]), fontsize=7,
-                    xytext=(4, 4 if i % 2 == 0 else -11), textcoords="offset points")
-    ax.margins(x=0.25, y=0.12)
     ax.set_xscale("log")
+    ax.margins(x=0.3, y=0.15)
+    fig.tight_layout()                 # the layout first: labels are placed in pixels
+    _label_points(fig, ax, [(r["bytes"] / 1024, 100 * r["accuracy"], r["variant"])
+                            for r in rows])
     ax.set_xlabel("bytes on disk (KiB, log scale; .pyrt, or the .pyrtx artifact)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("digits: accuracy against size")
@@ -66,6 +67,31 @@ def draw(rows: list[dict[str, Any]], sweep: list[dict[str, Any]], folder: Path
     ax.legend()
     paths.append(_save(fig, folder / "sparse_speedup.png", plt))
     return paths
+
+
+#: label positions tried in turn (points from the marker; horizontal alignment)
+_OFFSETS = ((5, 4, "left"), (5, -11, "left"), (-5, 4, "right"), (-5, -11, "right"),
+            (5, 14, "left"), (5, -21, "left"), (-5, 14, "right"), (-5, -21, "right"))
+
+
+def _label_points(fig: Any, ax: Any, points: list[tuple[float, float, str]]) -> None:
+    """Label each point at the first offset whose text overlaps no label placed before
+    (variants of one model sit close together: same accuracy, similar sizes)."""
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for x, y, text in points:
+        for dx, dy, ha in _OFFSETS:
+            t = ax.annotate(text, (x, y), fontsize=7, xytext=(dx, dy), ha=ha,
+                            textcoords="offset points")
+            box = t.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                break
+            t.remove()
+        else:
+            t = ax.annotate(text, (x, y), fontsize=7, xytext=_OFFSETS[0][:2],
+                            textcoords="offset points")
+            box = t.get_window_extent(renderer)
+        placed.append(box)
 
 
 def _save(fig: Any, path: Path, plt: Any) -> Path:
