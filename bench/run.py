@@ -19,7 +19,12 @@ each thread timing itself; the best ISA); the read rate is the best of repeated 
 of a buffer as large as the case's bytes, on the same threads (so it is the rate of the
 cache level that holds that much). No case can exceed either: a row that does means a
 probe or a FLOP count is wrong, and the run exits with status 1.
-Prints a table and writes JSON to bench/results/.
+Prints a table and writes JSON to bench/results/. `--plot` also writes two PNGs next
+to the JSON (matplotlib, Agg): the ratio per case with its quartiles, and a roofline of
+this machine's measured peak FLOP/s and memory bandwidth (a large numpy copy: bytes read
++ written per second, one thread) with each case placed at its FLOPs / bytes (model
+cases at weights + input + output bytes: a lower bound on their traffic).
+`python bench/run.py --plot-json bench/results/bench_X.json` redraws a saved run.
 """
 
 from __future__ import annotations
@@ -153,6 +158,19 @@ def read_rate(threads: int, nbytes: float) -> float:
     return _read_rates[kb]
 
 
+def copy_gbps(mib: int = 256, repeats: int = 5) -> float:
+    """Memory bandwidth: the best of `repeats` numpy copies of `mib` MiB (far past any
+    cache), counted as bytes read + bytes written per second."""
+    a = np.ones(mib << 18, np.float32)
+    b = np.empty_like(a)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * a.nbytes / best / 1e9
+
+
 def _t(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -238,8 +256,11 @@ def run_cases(threads: int, quick: bool, progress: bool) -> tuple[list[dict], di
         err = check_close(sess.run(x), ort(x))
         res = time_alternating({"pyruntime": lambda: sess.run(x), "onnxruntime": lambda: ort(x)},
                                blocks=blocks, calls=5, min_block_s=0.1)
+        n_out = int(np.prod(sess.run(x).shape))
+        min_bytes = sum(w.nbytes for w in g.weights.values()) + 4.0 * (x.size + n_out)
         return dict(case=name, baseline="onnxruntime", flops=graph_flops(g, x.shape[0]),
-                    bytes=float("nan"), max_rel_diff=err, **_times(res, "onnxruntime"))
+                    bytes=float("nan"), min_bytes=float(min_bytes), max_rel_diff=err,
+                    **_times(res, "onnxruntime"))
 
     for m, k, n in ((256, 1024, 1024), (64, 1024, 1024), (1, 1024, 1024), (1, 4096, 4096)):
         cases.append((f"gemm {m}x{k}x{n}", lambda m=m, k=k, n=n: gemm_case(m, k, n)))
@@ -297,6 +318,7 @@ def print_table(rows: list[dict], meta: dict) -> None:
           f"measured peak {meta['peak_gflops']:.1f} GFLOP/s ({meta['peak_isa']} FMA, best of "
           f"repeated probes on {meta['threads']} threads)")
     print(f"numpy BLAS: {meta['blas']}")
+    print(f"memory bandwidth (numpy copy of 256 MiB, read + write): {meta['copy_gbps']:.1f} GB/s")
     print(f"\n{'case':34} {'baseline':12} {'ours ms':>9} {'base ms':>9} {'ratio':>6} "
           f"{'(q1-q3)':>11} {'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6} {'%read':>6}")
     for r in rows:
@@ -314,13 +336,87 @@ def print_table(rows: list[dict], meta: dict) -> None:
           "the measured rate of reading as many bytes (from the cache level that holds them).")
 
 
+# --------------------------------------------------------------------------- plots
+def plot(rows: list[dict], meta: dict, stem: Path) -> list[Path]:
+    """Write `<stem>_ratio.png` and `<stem>_roofline.png`; returns their paths."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if "error" not in r]
+    paths = []
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(ok) + 1.5))
+    ys = np.arange(len(ok))
+    ratio = np.array([r["ratio"] for r in ok])
+    err = np.array([[r["ratio"] - r["ratio_q1"] for r in ok],
+                    [r["ratio_q3"] - r["ratio"] for r in ok]])
+    ax.barh(ys, ratio, xerr=err, color=["tab:green" if v < 1 else "tab:red" for v in ratio],
+            capsize=3)
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set_yticks(ys, [f"{r['case']} (vs {r['baseline']})" for r in ok], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("pyruntime time / baseline time\n(median of paired rounds, bars q1-q3; "
+                  "< 1 = faster)")
+    ax.set_title(f"{meta['cpu']}, {meta['threads']} threads")
+    ax.grid(True, axis="x", alpha=0.3)
+    paths.append(_save(fig, Path(f"{stem}_ratio.png"), plt))
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    peak = meta["peak_gflops"]
+    pts = []
+    for r in ok:
+        nb = r["bytes"] if np.isfinite(r["bytes"]) else r.get("min_bytes", float("nan"))
+        if np.isfinite(nb) and nb > 0:
+            pts.append((r["flops"] / nb, r["gflops"], r["case"], not np.isfinite(r["bytes"])))
+    ai = [p[0] for p in pts] or [1.0]
+    xs = np.logspace(np.log10(min(ai) / 4), np.log10(max(ai) * 4), 200)
+    ax.plot(xs, np.full_like(xs, peak), "k-", lw=1.2,
+            label=f"peak {peak:.0f} GFLOP/s ({meta['peak_isa']} FMA probe)")
+    roofs = [("memory (numpy copy)", meta.get("copy_gbps"), "k--")]
+    reads = meta.get("read_gbps_by_kib") or {}
+    if reads:
+        roofs.append(("best cache read (read probe)", max(reads.values()), "k:"))
+    for name, bw, style in roofs:
+        if bw:
+            ax.plot(xs, np.minimum(peak, bw * xs), style, lw=1,
+                    label=f"{name} {bw:.0f} GB/s")
+    for x, y, case, lower in pts:
+        ax.plot(x, y, "s" if lower else "o", ms=6)
+        ax.annotate(case, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("FLOPs per byte (squares: models, at weights + input + output bytes)")
+    ax.set_ylabel("GFLOP/s (pyruntime)")
+    ax.set_title(f"roofline: {meta['cpu']}, {meta['threads']} threads")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    paths.append(_save(fig, Path(f"{stem}_roofline.png"), plt))
+    return paths
+
+
+def _save(fig, path: Path, plt) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--quick", action="store_true", help="fewer blocks (noisier)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--plot", action="store_true",
+                    help="also write PNGs next to the JSON: ratios and a roofline")
+    ap.add_argument("--plot-json", metavar="JSON",
+                    help="only redraw the PNGs of a saved run, next to its JSON")
     args = ap.parse_args(argv)
+    if args.plot_json:
+        saved = json.loads(Path(args.plot_json).read_text())
+        for p in plot(saved["rows"], saved["meta"], Path(args.plot_json).with_suffix("")):
+            print(f"wrote {p}")
+        return 0
     try:
         from threadpoolctl import threadpool_limits
         limits = threadpool_limits(limits=args.threads, user_api="blas")
@@ -332,13 +428,16 @@ def main(argv: list[str] | None = None) -> int:
                 isa=info["isa"], kernels=info["kernels"], peak_gflops=peaks["gflops"],
                 peak_isa=peaks["isa"], read_gbps_by_kib=dict(_read_rates), blas=blas_info(),
                 env_openblas={k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
-                python=sys.version.split()[0], numpy=np.__version__)
+                copy_gbps=copy_gbps(), python=sys.version.split()[0], numpy=np.__version__)
     print_table(rows, meta)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench_{time.strftime('%Y%m%d_%H%M%S')}.json"
     path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
     print(f"\nwrote {path}")
+    if args.plot:
+        for p in plot(rows, meta, path.with_suffix("")):
+            print(f"wrote {p}")
     del limits
     status = 0
     for r in rows:

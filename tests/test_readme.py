@@ -22,3 +22,17 @@ def test_api_tour_runs(tmp_path, monkeypatch):
     assert abs(float(ns["probs"].sum()) - 8.0) < 1e-4  # softmax rows sum to 1
     assert set(ns["outs"]) == {ns["sess"].outputs[0].name}
     assert (tmp_path / "model.pyrt").exists()
+
+
+def test_setup_runs_the_demo_and_images_exist():
+    """The first set-up command installs and runs `pyruntime demo`; every image the
+    README embeds is committed."""
+    if not README.exists():
+        pytest.skip("README.md not beside the tests")
+    text = README.read_text()
+    first = re.findall(r"```bash\n(.*?)```", text, flags=re.S)[0].splitlines()[0]
+    assert first.split("#")[0].strip() == 'pip install ".[test]" && pyruntime demo'
+    from pyruntime.cli.main import build_parser
+    assert build_parser().parse_args(["demo"]).command == "demo"
+    for img in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):
+        assert (README.parent / img).is_file(), img
