@@ -108,16 +108,10 @@ def block_seconds(fn: Callable[[], object], calls: int, min_s: float = 0.0) -> f
 
 # ------------------------------------------------------------------------ baselines
 def ort_session(graph: Graph, threads: int):
-    import onnxruntime as ort
-    from pyruntime.onnx import to_onnx
+    """onnxruntime on the graph's ONNX export, as a function of one input."""
+    from pyruntime.baselines import ort_session as make
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(to_onnx(graph).SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
+    sess = make(graph, threads)
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})[0]
 

@@ -49,10 +49,10 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 def alternate(engines: dict[str, Callable[[], object]], *, rounds: int, calls: int,
-              pause: float = 0.2, warmup: int = 3,
+              pause: float = 0.2, warmup: int = 3, min_block_s: float = 0.0,
               progress: Callable[[int], None] | None = None) -> dict[str, Samples]:
-    """Time every engine in `rounds` rounds of one block of `calls` calls each (module
-    doc); `progress(1)` after each block when given."""
+    """Time every engine in `rounds` rounds of one block each (module doc): a block is at
+    least `calls` calls and `min_block_s` seconds; `progress(1)` after each block."""
     for fn in engines.values():
         for _ in range(warmup):
             fn()
@@ -65,11 +65,13 @@ def alternate(engines: dict[str, Callable[[], object]], *, rounds: int, calls: i
             time.sleep(pause)
             s = out[name]
             t_block = time.perf_counter()
-            for _ in range(calls):
+            n = 0
+            while n < calls or time.perf_counter() - t_block < min_block_s:
                 t = time.perf_counter()
                 fn()
                 s.calls.append(time.perf_counter() - t)
-            s.blocks.append((time.perf_counter() - t_block) / calls)
+                n += 1
+            s.blocks.append((time.perf_counter() - t_block) / n)
             if progress is not None:
                 progress(1)
     return out

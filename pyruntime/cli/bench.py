@@ -61,17 +61,9 @@ def _feeds(sess: Any, batch: int, rng: np.random.Generator) -> dict[str, np.ndar
 
 
 def _ort(path: Path, graph: Any, threads: int) -> Callable[[dict], Any]:
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    if path.suffix.lower() == ".onnx":
-        model = path.read_bytes()
-    else:
-        from ..onnx import to_onnx
-        model = to_onnx(graph).SerializeToString()
-    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    """onnxruntime on the ONNX file itself, or on a .pyrt model's ONNX export."""
+    from ..baselines import ort_session
+    sess = ort_session(path.read_bytes() if path.suffix.lower() == ".onnx" else graph, threads)
     return lambda feeds: sess.run(None, feeds)
 
 

@@ -32,12 +32,13 @@ def int_list(lo: int) -> Callable[[str], list[int]]:
 
 
 def positive_int(s: str) -> int:
+    """An integer >= 1 (a thread count, a number of rounds)."""
     try:
         v = int(s)
     except ValueError:
-        v = 0
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {s!r}") from None
     if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {s!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
     return v
 
 

@@ -8,15 +8,7 @@ import os
 import sys
 from typing import Any
 
-
-def _threads(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
+from .common import positive_int
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -32,7 +24,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                         "./pyruntime-demo/)")
     p.add_argument("--fast", action="store_true",
                    help="short training and timing (a smoke run, as CI runs it)")
-    p.add_argument("--threads", type=_threads, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="threads of every engine (default: every core)")
     p.set_defaults(run=run)
 

@@ -9,13 +9,14 @@ slow period of a shared machine hits both sides of it."""
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from ..graph import Graph
+from ..baselines import ort_session
+from ..timing import alternate, paired_ratio
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -29,40 +30,20 @@ class Timing:
     ratio: float | None
 
 
-def block_seconds(fn: Callable[[], object], calls: int, min_s: float) -> float:
-    """Seconds per call over one block of at least `calls` calls and `min_s` seconds."""
-    n = 0
-    t0 = time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        dt = time.perf_counter() - t0
-        if n >= calls and dt >= min_s:
-            return dt / n
-
-
 def time_pair(ours: Runner, base: Runner | None, x: np.ndarray, *, rounds: int,
               min_block_s: float, pause_s: float = 0.02) -> Timing:
-    """Time `ours(x)` against `base(x)` (or alone) in alternating blocks."""
+    """Time `ours(x)` against `base(x)` (or alone) in alternating blocks of at least 3
+    calls and `min_block_s` seconds (pyruntime/timing.py)."""
     engines: dict[str, Callable[[], object]] = {"ours": lambda: ours(x)}
     if base is not None:
         engines["base"] = lambda: base(x)
-    for fn in engines.values():             # warm up: plans, caches, thread pools, jit
-        for _ in range(3):
-            fn()
-    samples: dict[str, list[float]] = {k: [] for k in engines}
-    for r in range(rounds):
-        order = list(engines.items())
-        if r % 2:
-            order.reverse()
-        for name, fn in order:
-            time.sleep(pause_s)
-            samples[name].append(block_seconds(fn, 3, min_block_s))
-    ours_s = statistics.median(samples["ours"])
+    samples = alternate(engines, rounds=rounds, calls=3, pause=pause_s,
+                        min_block_s=min_block_s)
+    ours_s = statistics.median(samples["ours"].blocks)
     if base is None:
         return Timing(ours_s, None, None)
-    ratios = [a / b for a, b in zip(samples["ours"], samples["base"])]
-    return Timing(ours_s, statistics.median(samples["base"]), statistics.median(ratios))
+    return Timing(ours_s, statistics.median(samples["base"].blocks),
+                  paired_ratio(samples["ours"], samples["base"]))
 
 
 def accuracy(run: Runner, x: np.ndarray, y: np.ndarray) -> float:
@@ -81,17 +62,7 @@ def weight_counts(g: Graph) -> tuple[int, int]:
 
 
 def ort_runner(g: Graph, threads: int) -> Runner:
-    """onnxruntime on `rt.to_onnx(g)` (qc8 weights and QDQ nodes export as int8 + QDQ,
-    which onnxruntime runs on its int8 kernels; other formats as dense float32)."""
-    import onnxruntime as ort
-
-    from ..onnx import to_onnx
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(to_onnx(g).SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
+    """onnxruntime on `rt.to_onnx(g)` (pyruntime/baselines.py)."""
+    sess = ort_session(g, threads)
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})[0]

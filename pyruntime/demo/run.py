@@ -17,6 +17,7 @@ from ..errors import InputError, MissingDependencyError
 from ..fileformat import save
 from ..graph import Graph
 from ..passes.prune import prune
+from ..timing import cpu_name
 from .measure import Timing, accuracy, ort_runner, time_pair, weight_counts
 from .variants import Epochs, build
 
@@ -83,18 +84,6 @@ def out_dir(path: str | os.PathLike) -> Path:
 
 def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (the platform's guess elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
 
 
 class Steps:
