@@ -12,10 +12,10 @@ import sys
 import traceback
 from typing import Sequence
 
-from . import serve
+from . import compress, serve
 
 #: subcommand modules, each with add_parser(subparsers) and run(args) -> int
-SUBCOMMANDS = (serve,)
+SUBCOMMANDS = (serve, compress)
 
 
 def _common() -> argparse.ArgumentParser:
