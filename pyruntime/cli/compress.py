@@ -74,6 +74,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="--auto: top-1 accuracy the model may lose, a fraction (default 0.01)")
     p.add_argument("--time-budget", type=_float(0.0, True), default=300.0, metavar="SEC",
                    help="--auto: bound on the search time in seconds (default 300)")
+    p.add_argument("--batch", type=_int(1), default=1, metavar="N",
+                   help="--auto: the batch size to make fastest (default 1)")
     p.add_argument("--threads", type=_int(1), default=None,
                    help="Session threads for timing and evaluation (default: every core)")
     p.add_argument("--no-latency", action="store_true",
@@ -170,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
                               progress=not args.quiet)
     if args.auto:
         g, report = compress(graph, max_accuracy_drop=0.01 if args.max_drop is None
-                             else args.max_drop, time_budget_s=args.time_budget, **kw)
+                             else args.max_drop, time_budget_s=args.time_budget,
+                             batch=args.batch, **kw)
     else:
         g, report = compress(graph, recipe, **kw)
     out = Path(args.output)

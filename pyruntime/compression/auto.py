@@ -263,11 +263,11 @@ def search(graph: Graph, val: Data, budget: float, report: CompressReport, *,
         e = info.get(k, {})
         c = chosen.get(k, fp32) if best == "per-layer" else \
             (parse_candidate(best.split()[1]) if best.startswith("all") else fp32)
-        w = why.get(k) if best == "per-layer" and k in chosen else None
-        if w is None:
-            rejected = "; ".join(f"{n}: {r}" for n, r in e.get("why", {}).items())
-            w = f"whole model '{best}' was fastest" if best != "per-layer" else \
-                (rejected or "no candidate faster")
+        rejected = "; ".join(f"{n}: {r}" for n, r in e.get("why", {}).items())
+        own = why.get(k) if k in chosen else (rejected or "no candidate faster")
+        w = own if best == "per-layer" else (
+            f"whole model '{best}' timed fastest end to end (the per-layer search chose "
+            f"{chosen.get(k, fp32).name}: {own})")
         entry = {"layer": k, "node": kern.nodes[0], "choice": c.name,
                  "drop": e.get("drop", {}).get(c.name), "base_ms": e.get("base_ms"),
                  "ms": e.get("ms", {}).get(c.name), "why": w}
