@@ -263,8 +263,13 @@ def search(graph: Graph, val: Data, budget: float, report: CompressReport, *,
         e = info.get(k, {})
         c = chosen.get(k, fp32) if best == "per-layer" else \
             (parse_candidate(best.split()[1]) if best.startswith("all") else fp32)
-        rejected = "; ".join(f"{n}: {r}" for n, r in e.get("why", {}).items())
-        own = why.get(k) if k in chosen else (rejected or "no candidate faster")
+        grouped: dict[str, list[str]] = {}
+        for n in [c.name for c in cands] + ["*"]:
+            if n in e.get("why", {}):
+                grouped.setdefault(e["why"][n], []).append(n)
+        rejected = "; ".join(f"{', '.join(ns)}: {r}" for r, ns in grouped.items())
+        own = why[k] + (f"; not: {rejected}" if rejected else "") if k in chosen else \
+            (rejected or "no candidate faster")
         w = own if best == "per-layer" else (
             f"whole model '{best}' timed fastest end to end (the per-layer search chose "
             f"{chosen.get(k, fp32).name}: {own})")
