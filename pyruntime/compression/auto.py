@@ -22,7 +22,10 @@ CPU runs), per Conv/Gemm kernel ("layer"):
    all fp16, all bf16) that stay within the budget are timed end to end in alternating
    blocks; the fastest is returned. So the result is never slower than what a one-knob
    tuner (Intel Neural Compressor's accuracy-aware loop: quantize everything, fall back
-   layer by layer) would find among those, as measured here.
+   layer by layer) would find among those, as measured here. It matters: layers timed
+   alone miss what the CPU plan does across layers (the fused inverted-residual step,
+   uint8 kept between consecutive int8 layers), so on a MobileNetV2-style model the
+   per-layer mix was slower than all-int8.
 
 Bounded: every model build checks the time budget; when it is spent, untried candidates
 are skipped (the layer keeps its best choice so far, or fp32) and step 4 still runs. At
