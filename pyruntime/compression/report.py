@@ -187,6 +187,9 @@ def ort_runner(graph: Graph, threads: int | None) -> tuple[Callable[[dict], Any]
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), so,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own errors are not ours to raise
+        return None, f"onnxruntime cannot load the original ({type(e).__name__}: {e})"[:300]
     return (lambda feeds: sess.run(None, feeds)), ""
