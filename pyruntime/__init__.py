@@ -26,6 +26,8 @@ from .backends import compile
 from .passes import prune, quantize, quantize_report, sparsity
 from . import formats, nn, passes, serve, train, xla, zoo
 from .train import distill
+from .compression import compress
+from . import compression
 
 __version__ = "0.1.0"
 
@@ -35,7 +37,7 @@ __all__ = [
     "WeightShapeError",
     "Graph", "Node", "ValueInfo", "Weight",
     "info", "load", "save", "load_onnx", "to_onnx", "Session", "compile", "distill",
-    "prune", "sparsity", "quantize", "quantize_report",
+    "prune", "sparsity", "quantize", "quantize_report", "compress", "compression",
     "formats", "nn", "passes", "serve", "train", "xla", "zoo",
     "__version__",
 ]

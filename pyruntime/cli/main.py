@@ -13,10 +13,10 @@ import sys
 import traceback
 from typing import Sequence
 
-from . import bench, convert, demo, info, serve
+from . import bench, compress, convert, demo, info, serve
 
 #: subcommand modules, each with add_parser(subparsers) and run(args) -> int
-SUBCOMMANDS = (info, convert, bench, serve, demo)
+SUBCOMMANDS = (info, convert, compress, bench, serve, demo)
 
 
 def _common() -> argparse.ArgumentParser:
