@@ -84,6 +84,8 @@ class InputSpec:
             if self._before_copy is not None:
                 self._before_copy(x)
             x = np.ascontiguousarray(x, dtype=F32)
+        if x.dtype is not F32:  # an equal float32 dtype object that is not numpy's own (a
+            x = x.view(F32)     # deep-copied one): the native binding wants numpy's
         return x
 
     def ordered(self, feeds: Any) -> tuple[list[np.ndarray], bool]:

@@ -296,6 +296,12 @@ def test_dtypes_converted(mlp_sess, rng):
         ref = want if dt != np.uint8 else run_reference(g, np.abs(x))[g.outputs[0]]
         np.testing.assert_allclose(sess.run(xs), ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(sess.run(x.tolist()), want, rtol=1e-5, atol=1e-5)
+    # a float32 dtype object equal to numpy's but not numpy's own (a deep-copied Graph's
+    # ValueInfo dtype): used as float32, not refused by the binding
+    import copy
+    other = copy.deepcopy(np.dtype(np.float32))
+    assert other is not np.dtype(np.float32)
+    np.testing.assert_allclose(sess.run(x.astype(other)), want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("bad", [np.zeros((2, 6), bool), np.zeros((2, 6), complex),

@@ -26,8 +26,8 @@ class Data:
 
 
 def _canon(dt: np.dtype) -> np.dtype:
-    """The canonical dtype object: a copied graph (deepcopy, pickle) carries an equal but
-    distinct float32 dtype, which the native Session's input check refuses."""
+    """numpy's own dtype object for `dt` (a copied graph's ValueInfo may carry an equal
+    but distinct one), so arrays made here never need a view to be fed."""
     return np.dtype(np.dtype(dt).str)
 
 

@@ -9,15 +9,16 @@ load from a neighbour hits every stage alike instead of one."""
 from __future__ import annotations
 
 import io
-import platform
+import os
 import statistics
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
+from ..baselines import ort_session
 from ..graph import Graph
+from ..timing import alternate, cpu_name
 
 __all__ = ["StageRow", "CompressReport", "cpu_name", "file_bytes", "time_alternating",
            "latency_feeds", "ort_runner"]
@@ -97,18 +98,6 @@ def _ms(v: float | None) -> str:
     return "" if v is None else (f"{v:.3f}" if v < 10 else f"{v:.1f}")
 
 
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), for the report's header."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def file_bytes(graph: Graph) -> int:
     """Size of the graph's .pyrt file (written to memory)."""
     from ..fileformat import save
@@ -139,36 +128,14 @@ def latency_feeds(graph: Graph, batch: int, sample: Any = None) -> dict[str, np.
     return feeds
 
 
-def block_seconds(fn: Callable[[], object], calls: int, min_s: float) -> float:
-    """Seconds per call over one block of at least `calls` calls and `min_s` seconds."""
-    n = 0
-    t0 = time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        dt = time.perf_counter() - t0
-        if n >= calls and dt >= min_s:
-            return dt / n
-
-
 def time_alternating(engines: dict[str, Callable[[], object]], *, blocks: int = 5,
                      calls: int = 3, min_block_s: float = 0.05, pause: float = 0.02
                      ) -> dict[str, float]:
-    """Median seconds per call of each engine: one block per engine per round, the order
-    reversed every other round (bench/run.py's scheme, shorter pauses: no OpenBLAS here)."""
-    for fn in engines.values():      # warm up: plans, caches, the thread pool
-        for _ in range(2):
-            fn()
-    samples: dict[str, list[float]] = {k: [] for k in engines}
-    for b in range(blocks):
-        order = list(engines.items())
-        if b % 2:
-            order.reverse()
-        for name, fn in order:
-            if pause:
-                time.sleep(pause)
-            samples[name].append(block_seconds(fn, calls, min_block_s))
-    return {k: statistics.median(v) for k, v in samples.items()}
+    """Median seconds per call of each engine over alternating blocks
+    (pyruntime/timing.py; short pauses: no OpenBLAS threads spin here)."""
+    samples = alternate(engines, rounds=blocks, calls=calls, pause=pause, warmup=2,
+                        min_block_s=min_block_s)
+    return {k: statistics.median(v.blocks) for k, v in samples.items()}
 
 
 def ort_runner(graph: Graph, threads: int | None) -> tuple[Callable[[dict], Any] | None, str]:
@@ -183,13 +150,8 @@ def ort_runner(graph: Graph, threads: int | None) -> tuple[Callable[[dict], Any]
         model = to_onnx(graph)
     except Error as e:
         return None, f"onnxruntime: the original does not export to ONNX ({e})"
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
     try:
-        sess = ort.InferenceSession(model.SerializeToString(), so,
-                                    providers=["CPUExecutionProvider"])
+        sess = ort_session(model.SerializeToString(), threads or os.cpu_count() or 1)
     except Exception as e:  # onnxruntime's own errors are not ours to raise
         return None, f"onnxruntime cannot load the original ({type(e).__name__}: {e})"[:300]
     return (lambda feeds: sess.run(None, feeds)), ""
