@@ -411,6 +411,7 @@ void register_qs8_qc8w_gemm__avx512vnni(KernelTable& t);  // needs kFeatAvx512Vn
 void register_qu8_dwconv__scalar(KernelTable& t);
 void register_qu8_dwconv__avx2(KernelTable& t);
 void register_qu8_dwconv__avx512(KernelTable& t);
+void register_qu8_dwconv__avx512vnni(KernelTable& t);  // needs kFeatAvx512Vnni
 // 16-bit weights (GemmConfig, like f32_gemm): `pack` takes float32 B and rounds each
 // value to the weight type (round to nearest even; overflow to inf; NaN stays NaN), so
 // the dense float32 view of an f16/bf16 weight packs exactly. `run` widens the weights
