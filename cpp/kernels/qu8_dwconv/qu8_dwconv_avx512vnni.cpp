@@ -87,7 +87,7 @@ struct VRows {
 // Input column iw for the block's NV vectors: col[g * NV + j] lane l = channel 16 j + l,
 // bytes = kernel rows 4g .. 4g + 3 (0 past K). Outside the image: zero-point bytes.
 template <int K, int NV, bool FULL>
-inline void v_col(const VRows& r, ptrdiff_t iw, ptrdiff_t W, __mmask64 lm, __m512i zpv,
+__attribute__((always_inline)) inline void v_col(const VRows& r, ptrdiff_t iw, ptrdiff_t W, __mmask64 lm, __m512i zpv,
                   __m512i idx, __m512i* col) {
   constexpr int G = (K + 3) / 4;
   if (iw < 0 || iw >= W) {
@@ -119,9 +119,15 @@ inline void v_col(const VRows& r, ptrdiff_t iw, ptrdiff_t W, __mmask64 lm, __m51
   }
 }
 
+// Epilogue kinds, chosen once per call: EPI_ANY is qdw_finish (every epilogue); EPI_U8 and
+// EPI_F32 (uint8 / float output, no residual, act none, relu or clip) are the same float
+// operations with the per-channel factors kept in registers across the row: relu and none
+// as a clip to [0, inf] and [-inf, inf] (max then min give the same bits, NaN included).
+enum { EPI_ANY = 0, EPI_U8 = 1, EPI_F32 = 2 };
+
 // One output row, channels [c0, c0 + 16 NV) (the last vector holds `tail` channels when
 // TAIL), every output pixel. r: the kernel rows offset to channel c0.
-template <int K, int S, int NV, bool TAIL>
+template <int K, int S, int NV, bool TAIL, int EPI>
 void v_block(const VRows& r, const QDwConvArgs& a, const int8_t* w8, ptrdiff_t Cq,
              const int32_t* sums, int32_t zp, const QdwEpi& e, ptrdiff_t pix0, ptrdiff_t c0,
              int tail) {
@@ -132,12 +138,22 @@ void v_block(const VRows& r, const QDwConvArgs& a, const int8_t* w8, ptrdiff_t C
   const __mmask64 lm = nbytes >= 64 ? ~__mmask64(0) : (__mmask64(1) << nbytes) - 1;
   const __m512i zpv = _mm512_set1_epi8(static_cast<char>(zp));
   const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  __m512i init[NV];
-  for (int j = 0; j < NV; ++j)
-    init[j] = _mm512_mullo_epi32(_mm512_set1_epi32(-zp),
-                                 _mm512_load_si512(sums + c0 + 16 * j));
-  const int8_t* wb = w8 + c0 * 4;
   const V::M m = V::mask(tail);
+  __m512i init[NV];
+  V::T sc[NV], bi[NV];
+  for (int j = 0; j < NV; ++j) {
+    init[j] = _mm512_mullo_epi32(_mm512_set1_epi32(-zp), _mm512_load_si512(sums + c0 + 16 * j));
+    const bool mj = TAIL && j == NV - 1;
+    if (EPI != EPI_ANY) {
+      sc[j] = V::mul(e.as, mj ? V::loadm(e.ws + c0 + 16 * j, m) : V::load(e.ws + c0 + 16 * j));
+      bi[j] = e.bias ? (mj ? V::loadm(e.bias + c0 + 16 * j, m) : V::load(e.bias + c0 + 16 * j))
+                     : V::zero();
+    }
+  }
+  const bool has_bias = e.bias != nullptr;
+  const V::T lo = e.act == Act::Clip ? e.lo : e.act == Act::Relu ? V::zero() : V::set1(-__builtin_huge_valf());
+  const V::T hi = e.act == Act::Clip ? e.hi : V::set1(__builtin_huge_valf());
+  const int8_t* wb = w8 + c0 * 4;
   __m512i col[K][G * NV];
 #pragma GCC unroll 4
   for (int k = 0; k < K - S; ++k) v_col<K, NV, FULL>(r, k - pl, W, lm, zpv, idx, col[k]);
@@ -156,11 +172,29 @@ void v_block(const VRows& r, const QDwConvArgs& a, const int8_t* w8, ptrdiff_t C
           acc[j] = _mm512_dpbusd_epi32(
               acc[j], col[k][g * NV + j],
               _mm512_load_si512(wb + ((g * K + k) * Cq + 16 * j) * 4));
+    const ptrdiff_t pix = pix0 + ow;
+    char* yp = e.y + pix * e.ldy_bytes;
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) {
+      const bool mj = TAIL && j == NV - 1;
       const V::T f = _mm512_cvtepi32_ps(acc[j]);
-      if (TAIL && j == NV - 1) qdw_finish<true>(e, f, pix0 + ow, c0 + 16 * j, tail, m);
-      else qdw_finish<false>(e, f, pix0 + ow, c0 + 16 * j, V::W, m);
+      if (EPI == EPI_ANY) {
+        if (mj) qdw_finish<true>(e, f, pix, c0 + 16 * j, tail, m);
+        else qdw_finish<false>(e, f, pix, c0 + 16 * j, V::W, m);
+        continue;
+      }
+      // qdw_finish's operations, in its order
+      V::T v = V::mul(f, sc[j]);
+      if (has_bias) v = V::add(v, bi[j]);
+      v = V::min(hi, V::max(lo, v));
+      if (EPI == EPI_U8) {
+        const V::T t = V::max(V::set1(-512.0f), V::min(V::mul(v, e.inv), V::set1(512.0f)));
+        QV::u8store(reinterpret_cast<uint8_t*>(yp) + c0 + 16 * j, t, e.ozp, m, mj ? tail : V::W);
+      } else {
+        float* yf = reinterpret_cast<float*>(yp) + c0 + 16 * j;
+        if (mj) V::storem(yf, m, v);
+        else V::store(yf, v);
+      }
     }
 #pragma GCC unroll 4
     for (int k = 0; k < K - S; ++k)
@@ -168,11 +202,22 @@ void v_block(const VRows& r, const QDwConvArgs& a, const int8_t* w8, ptrdiff_t C
   }
 }
 
+template <int K, int S, int NV, bool TAIL>
+void v_block_epi(int epi, const VRows& r, const QDwConvArgs& a, const int8_t* w8, ptrdiff_t Cq,
+                 const int32_t* sums, int32_t zp, const QdwEpi& e, ptrdiff_t pix0, ptrdiff_t c0,
+                 int tail) {
+  if (epi == EPI_U8) v_block<K, S, NV, TAIL, EPI_U8>(r, a, w8, Cq, sums, zp, e, pix0, c0, tail);
+  else if (epi == EPI_F32) v_block<K, S, NV, TAIL, EPI_F32>(r, a, w8, Cq, sums, zp, e, pix0, c0, tail);
+  else v_block<K, S, NV, TAIL, EPI_ANY>(r, a, w8, Cq, sums, zp, e, pix0, c0, tail);
+}
+
 template <int K, int S>
 void v_rows(const QDwConvArgs& a, ptrdiff_t oh0, ptrdiff_t oh1) {
   constexpr int G = (K + 3) / 4;
   const QdwEpi e = qdw_epi(a);
   const int32_t zp = a.ep->a_zp[0];
+  const bool plain = e.res == nullptr && (e.act == Act::None || e.act == Act::Relu || e.act == Act::Clip);
+  const int epi = !plain ? EPI_ANY : e.u8 ? EPI_U8 : EPI_F32;
   alignas(64) uint8_t zrow[64];
   std::memset(zrow, zp, sizeof(zrow));
   const ptrdiff_t C = a.C, Cq = v_cq(C);
@@ -194,23 +239,23 @@ void v_rows(const QDwConvArgs& a, ptrdiff_t oh0, ptrdiff_t oh1) {
       return rb;
     };
     for (; c0 + kVb <= C; c0 += kVb)
-      v_block<K, S, 4, false>(at(c0), a, w8, Cq, sums, zp, e, pix0, c0, 16);
+      v_block_epi<K, S, 4, false>(epi, at(c0), a, w8, Cq, sums, zp, e, pix0, c0, 16);
     const ptrdiff_t rem = C - c0;
     if (rem <= 0) continue;
     const int nv = static_cast<int>((rem + 15) / 16), tail = static_cast<int>(rem - (nv - 1) * 16);
     const VRows rb = at(c0);
     if (tail == 16) {
       switch (nv) {
-        case 1: v_block<K, S, 1, false>(rb, a, w8, Cq, sums, zp, e, pix0, c0, 16); break;
-        case 2: v_block<K, S, 2, false>(rb, a, w8, Cq, sums, zp, e, pix0, c0, 16); break;
-        default: v_block<K, S, 3, false>(rb, a, w8, Cq, sums, zp, e, pix0, c0, 16); break;
+        case 1: v_block_epi<K, S, 1, false>(epi, rb, a, w8, Cq, sums, zp, e, pix0, c0, 16); break;
+        case 2: v_block_epi<K, S, 2, false>(epi, rb, a, w8, Cq, sums, zp, e, pix0, c0, 16); break;
+        default: v_block_epi<K, S, 3, false>(epi, rb, a, w8, Cq, sums, zp, e, pix0, c0, 16); break;
       }
     } else {
       switch (nv) {
-        case 1: v_block<K, S, 1, true>(rb, a, w8, Cq, sums, zp, e, pix0, c0, tail); break;
-        case 2: v_block<K, S, 2, true>(rb, a, w8, Cq, sums, zp, e, pix0, c0, tail); break;
-        case 3: v_block<K, S, 3, true>(rb, a, w8, Cq, sums, zp, e, pix0, c0, tail); break;
-        default: v_block<K, S, 4, true>(rb, a, w8, Cq, sums, zp, e, pix0, c0, tail); break;
+        case 1: v_block_epi<K, S, 1, true>(epi, rb, a, w8, Cq, sums, zp, e, pix0, c0, tail); break;
+        case 2: v_block_epi<K, S, 2, true>(epi, rb, a, w8, Cq, sums, zp, e, pix0, c0, tail); break;
+        case 3: v_block_epi<K, S, 3, true>(epi, rb, a, w8, Cq, sums, zp, e, pix0, c0, tail); break;
+        default: v_block_epi<K, S, 4, true>(epi, rb, a, w8, Cq, sums, zp, e, pix0, c0, tail); break;
       }
     }
   }
