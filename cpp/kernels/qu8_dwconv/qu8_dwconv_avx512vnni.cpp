@@ -208,9 +208,11 @@ void v_block(const VRows& r, const QDwConvArgs& a, const int8_t* w8, ptrdiff_t C
         else qdw_finish<false>(e, f, pix, c0 + 16 * j, V::W, m);
         continue;
       }
-      // qdw_finish's operations, in its order
-      V::T v = V::mul(f, sc[j]);
-      if (has_bias) v = V::add(v, bi[j]);
+      // qdw_finish's operations, in its order. The _round_ forms are builtins, not vector
+      // arithmetic, so the compiler cannot contract them into an FMA (with has_bias
+      // unswitched out of the loop, plain V::mul and V::add would sit side by side).
+      V::T v = _mm512_mul_round_ps(f, sc[j], _MM_FROUND_CUR_DIRECTION);
+      if (has_bias) v = _mm512_add_round_ps(v, bi[j], _MM_FROUND_CUR_DIRECTION);
       v = V::min(hi, V::max(lo, v));
       if (EPI == EPI_U8) {
         // t = min(v * inv, 512) (NaN -> 512) as qdw_finish; its max(-512, .) is left out:
