@@ -1,7 +1,7 @@
 """Quantized depthwise conv (qu8_dwconv) kernels, every variant this CPU runs, against numpy.
 
-The integer accumulator is checked exactly (int64 numpy; the SIMD kernels accumulate in
-float, exact below 2^24), float outputs within a bound from float32 rounding of the
+The integer accumulator is checked exactly (int64 numpy; the AVX2 / AVX-512 kernels
+accumulate in float, exact below 2^24, the AVX512-VNNI one's 3x3 / 5x5 paths in int32), float outputs within a bound from float32 rounding of the
 epilogue, uint8 outputs within one step of the float64 reference's quantization and
 exactly equal away from rounding edges. `variant=` picks each kernel by name."""
 
