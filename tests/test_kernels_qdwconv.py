@@ -1,7 +1,7 @@
 """Quantized depthwise conv (qu8_dwconv) kernels, every variant this CPU runs, against numpy.
 
-The integer accumulator is checked exactly (int64 numpy; the SIMD kernels accumulate in
-float, exact below 2^24), float outputs within a bound from float32 rounding of the
+The integer accumulator is checked exactly (int64 numpy; the AVX2 / AVX-512 kernels
+accumulate in float, exact below 2^24, the AVX512-VNNI one's 3x3 / 5x5 paths in int32), float outputs within a bound from float32 rounding of the
 epilogue, uint8 outputs within one step of the float64 reference's quantization and
 exactly equal away from rounding edges. `variant=` picks each kernel by name."""
 
@@ -92,7 +92,10 @@ def test_every_variant_is_listed_and_the_tables_hold_the_best():
     for isa in ("scalar", "avx2", "avx512"):
         if _core.isa_supported(isa):
             level = [v for v in vs if v["level"] == isa and v["runs"]]
-            assert level[-1]["name"] == f"qu8_dwconv__{isa}"
+            best = f"qu8_dwconv__{isa}"
+            if isa == "avx512" and "avx512vnni" in rt.info()["usable_features"]:
+                best = "qu8_dwconv__avx512vnni"  # the integer kernel where VNNI is there
+            assert level[-1]["name"] == best
 
 
 # (C, H, W, (KH, KW), strides, pads (t, l, b, r), dilations): every channel count, every
@@ -288,3 +291,92 @@ def test_bad_inputs_raise_typed_errors(rng):
         T.qdwconv(x, w, 1.0, 0, ws, variant="qu8_dwconv__nope")
     with pytest.raises(rt.IsaError):
         T.qdwconv(x, w, 1.0, 0, ws, isa="sse9")
+
+
+# The integer 3x3 / 5x5 kernels (qu8_dwconv__avx512vnni: vpdpbusd over columns of 4 input
+# rows, zero-point bytes for padding, two output rows per pass for 3x3 stride 1, channel
+# blocks of 64 with 16-channel tails): channel counts around every block and vector edge,
+# H/W from 1, strides 1-2, pads 0-2 (asymmetric too), zero points 0 / 128 / 255, against
+# the int64 numpy sum; row splits that start on odd rows.
+INT_CS = (1, 3, 7, 13, 16, 17, 31, 48, 64, 67, 144, 960)
+INT_HWS = ((1, 1), (2, 2), (1, 7), (7, 1), (2, 5), (3, 3), (5, 7), (13, 11))
+INT_PADS = ((0, 0, 0, 0), (1, 1, 1, 1), (2, 2, 2, 2), (0, 1, 2, 0), (2, 0, 1, 2))
+
+
+def int_cases():
+    out = []
+    i = 0
+    for c in INT_CS:
+        for k in (3, 5):
+            for s in (1, 2):
+                for _ in range(2):
+                    h, w = INT_HWS[i % len(INT_HWS)]
+                    p = INT_PADS[(i * 3) % len(INT_PADS)]
+                    i += 1
+                    if h + p[0] + p[2] < k or w + p[1] + p[3] < k:
+                        h, w = max(h, k), max(w, k)
+                    out.append((c, h, w, k, s, p))
+    return out
+
+
+@pytest.mark.parametrize("C,H,W,K,s,p", int_cases())
+def test_integer_kernels_accumulate_exactly(variant, rng, C, H, W, K, s, p):
+    x, w = rand_x(rng, H, W, C), rand_w(rng, C, K, K)
+    for zp in (0, 128, 255):
+        want = acc_ref(x, w, zp, (s, s), p)
+        for split in (1, 3):
+            y = run(x, w, 1.0, zp, np.ones(C, np.float32), variant, strides=(s, s), pads=p,
+                    row_split=split)
+            np.testing.assert_array_equal(y.astype(np.int64), want)
+
+
+@pytest.mark.parametrize("K,s", [(3, 1), (3, 2), (5, 1), (5, 2)])
+@pytest.mark.parametrize("C", [17, 64, 131])
+def test_integer_kernels_saturation_edges_with_padding(variant, K, s, C):
+    """x 0 / 255 against w +-127, padded: sums at the int8 x uint8 extremes, and zp 255
+    (every padded tap is 255 in the kernel's buffer and must cancel exactly)."""
+    H, W = 2 * K + 1, 2 * K + 3
+    pads = (K // 2, K // 2, K // 2 + 1, K // 2)
+    for xv, b, zp in ((255, 127, 0), (255, -127, 0), (0, 127, 255), (0, -127, 255), (255, 127, 255)):
+        x = np.full((H, W, C), xv, np.uint8)
+        w = np.full((C, 1, K, K), b, np.int8)
+        w[::2, 0, 0, 0] = -b
+        y = run(x, w, 1.0, zp, np.ones(C, np.float32), variant, strides=(s, s), pads=pads)
+        np.testing.assert_array_equal(y.astype(np.int64), acc_ref(x, w, zp, (s, s), pads))
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("res", [None, "before", "after"])
+def test_integer_kernels_epilogues_match_scalar(variant, rng, act, res):
+    """Every epilogue (uint8 and float out, residual or not, every activation) on the
+    integer paths: bit for bit the scalar variant's (vector sigmoid/tanh/gelu: within
+    1e-6 relative / one uint8 step), and within the float64 reference's bounds."""
+    for C, H, W, K, s in ((67, 9, 10, 3, 1), (33, 7, 9, 3, 2), (20, 8, 7, 5, 1), (144, 5, 6, 5, 2)):
+        x, w = rand_x(rng, H, W, C), rand_w(rng, C, K, K)
+        zp = int(rng.integers(0, 256))
+        ws = rng.uniform(0.0005, 0.002, C).astype(np.float32)
+        bias = rng.uniform(-1, 1, C).astype(np.float32)
+        pads = (K // 2,) * 4
+        acc = acc_ref(x, w, zp, (s, s), pads)
+        kw = dict(strides=(s, s), pads=pads, bias=bias, act=act, lo=-0.4, hi=0.6)
+        if res is not None:
+            kw.update(residual=rng.uniform(-1, 1, acc.shape).astype(np.float32),
+                      residual_after_act=res == "after")
+        exact = act in ("none", "relu", "clip")
+        for u8 in (False, True):
+            # out_scale 0.004: values reach past +-512 steps, the clamps' range
+            qk = dict(out_u8=True, out_scale=0.004 if act == "none" else 0.02, out_zp=3) if u8 else {}
+            y = run(x, w, 0.02, zp, ws, variant, **kw, **qk)
+            ys = run(x, w, 0.02, zp, ws, "qu8_dwconv__scalar", **kw, **qk)
+            if exact:
+                np.testing.assert_array_equal(y, ys)
+            elif u8:
+                assert np.abs(y.astype(np.int64) - ys).max() <= 1
+            else:
+                np.testing.assert_allclose(y, ys, rtol=1e-6, atol=1e-6)
+            ref = reference(acc, 0.02, ws, bias=bias, act=act, lo=-0.4, hi=0.6,
+                            residual=kw.get("residual"), residual_after_act=res == "after")
+            if u8:
+                check_u8(y, ref[0], np.float32(qk["out_scale"]), 3)
+            else:
+                check_float(y, ref)

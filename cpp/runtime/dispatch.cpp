@@ -89,6 +89,7 @@ const std::vector<KernelVariant> kVariants = {
     {"qs8_qc8w_gemm", Isa::Avx512, kLevelAvx512, register_qs8_qc8w_gemm__avx512},
     {"qs8_qc8w_gemm", Isa::Avx512, kLevelAvx512 | kFeatAvx512Vnni, register_qs8_qc8w_gemm__avx512vnni},
     {"qu8_dwconv", Isa::Avx512, kLevelAvx512, register_qu8_dwconv__avx512},
+    {"qu8_dwconv", Isa::Avx512, kLevelAvx512 | kFeatAvx512Vnni, register_qu8_dwconv__avx512vnni},
     {"f16w_gemm", Isa::Avx512, kLevelAvx512, register_f16w_gemm__avx512},
     {"bf16w_gemm", Isa::Avx512, kLevelAvx512, register_bf16w_gemm__avx512},
     // Enters the table (after the plain kernel, so it wins) only where vdpbf16ps is fast:

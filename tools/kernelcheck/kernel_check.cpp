@@ -1458,7 +1458,9 @@ struct QdwCase {
   Act act;
   int res;   // 0 none, 1 before act, 2 after act
   int split;
-  int maxima;  // x all 255, w all +-127 (zp 0)
+  int maxima;  // x all 255, w all +-127 (zp 0); with zp 255: x all 0
+  int zp = -1;           // activation zero point; -1: random
+  float oscale = 0.01f;  // uint8 output scale (0.0005: past the +-512-step clamps)
 };
 
 std::vector<unsigned char> qdw_out(const QDwConvConfig& k, const QdwCase& c, const uint8_t* x,
@@ -1499,8 +1501,7 @@ std::vector<unsigned char> qdw_out(const QDwConvConfig& k, const QdwCase& c, con
   return out;
 }
 
-void test_qdwconv(const KernelTable& ref, const KernelTable& tst) {
-  const QDwConvConfig& k = tst.qu8_dwconv;
+void test_qdwconv_one(const KernelTable& ref, const QDwConvConfig& k) {
   Group g;
   g.name = std::string("qdwconv/") + k.name;
   std::vector<QdwCase> cases;
@@ -1535,6 +1536,45 @@ void test_qdwconv(const KernelTable& ref, const KernelTable& tst) {
     cases.push_back({33, 24, 25, 22, 22, 1, 1, 0, 0, 0, 0, 1, 1, 0, Act::None, 0, 1, m});
     cases.push_back({17, 9, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, Act::None, 0, 3, m});
   }
+  // The integer 3x3 / 5x5 paths (qu8_dwconv__avx512vnni): channel counts around the
+  // 16-lane vectors and 64-channel blocks, H/W 1, 2 and primes, strides 1-2, pads 0-2,
+  // zero points 0 / 128 / 255, odd row splits (the 3x3 stride-1 row pairs), saturation
+  // edges with padding, and every epilogue.
+  {
+    const ptrdiff_t ICs[] = {1, 3, 7, 13, 17, 31, 48, 64, 67, 144, 960};
+    const ptrdiff_t IHWs[][2] = {{1, 1}, {2, 2}, {1, 7}, {7, 1}, {2, 5}, {3, 3}, {5, 7}, {13, 11}};
+    const ptrdiff_t IPs[][4] = {{0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}, {0, 1, 2, 0}, {2, 0, 1, 2}};
+    const int zps[] = {0, 128, 255};
+    int j = 0;
+    for (ptrdiff_t C : ICs)
+      for (ptrdiff_t K : {3, 5})
+        for (ptrdiff_t s : {1, 2})
+          for (int rep = 0; rep < (g_small ? 1 : 3); ++rep, ++j) {
+            const ptrdiff_t* hw = IHWs[j % 8];
+            const ptrdiff_t* pp = IPs[(j * 3) % 5];
+            QdwCase c{C, hw[0], hw[1], K, K, s, s, pp[0], pp[1], pp[2], pp[3], 1, 1, 0, Act::None, 0,
+                      1 + j % 3, 0, zps[j % 3]};
+            if (c.H + c.pt + c.pb < K) c.H = K;
+            if (c.W + c.pl + c.pr < K) c.W = K;
+            cases.push_back(c);
+          }
+    for (ptrdiff_t K : {3, 5})
+      for (ptrdiff_t s : {1, 2})
+        for (int m : {1, -1})
+          for (int zp : {0, 255})
+            cases.push_back({67, 2 * K + 1, 2 * K + 3, K, K, s, s, K / 2, K / 2, K / 2 + 1, K / 2, 1, 1, 0,
+                             Act::None, 0, 2, m, zp});
+    int i2 = 0;
+    for (Act act : kActs)
+      for (int res = 0; res < 3; ++res)
+        for (int mode = 1; mode <= 2; ++mode, ++i2) {
+          const ptrdiff_t K = i2 % 2 ? 5 : 3, s = 1 + (i2 / 2) % 2;
+          QdwCase c{ptrdiff_t(i2 % 3 ? 67 : 144), 9, 10, K, K, s, s, K / 2, K / 2, K / 2, K / 2, 1, 1,
+                    mode, act, res, 3, 0, -1};
+          if (mode == 2 && act == Act::None && res == 0) c.oscale = 0.0005f;
+          cases.push_back(c);
+        }
+  }
   for (const QdwCase& c : cases) {
     set_case("qdwconv %s C=%td H=%td W=%td K=%tdx%td s=%td,%td p=%td,%td,%td,%td d=%td,%td mode=%d act=%s res=%d",
              k.name, c.C, c.H, c.W, c.KH, c.KW, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw, c.mode,
@@ -1545,7 +1585,7 @@ void test_qdwconv(const KernelTable& ref, const KernelTable& tst) {
     const size_t xbytes = size_t(c.H * c.W * ldx);
     Fenced fx(xbytes / 4 + 1);
     uint8_t* x = reinterpret_cast<uint8_t*>(fx.p + fx.n) - xbytes;  // ends at the fence
-    for (size_t j = 0; j < xbytes; ++j) x[j] = c.maxima ? 255 : uint8_t(irand(256));
+    for (size_t j = 0; j < xbytes; ++j) x[j] = c.maxima ? (c.zp == 255 ? 0 : 255) : uint8_t(irand(256));
     std::vector<int8_t> w(size_t(c.C * c.KH * c.KW));
     for (auto& b : w) b = c.maxima ? int8_t(127 * c.maxima) : int8_t(irand(255) - 127);
     std::vector<float> ws(size_t(c.C)), bias(size_t(c.C)), res(size_t(OH * OW * c.C));
@@ -1553,7 +1593,7 @@ void test_qdwconv(const KernelTable& ref, const KernelTable& tst) {
     fill(bias.data(), bias.size());
     fill(res.data(), res.size());
     const float as = c.mode ? 0.013f : 1.0f;
-    const int32_t zp = c.maxima ? 0 : irand(256);
+    const int32_t zp = c.zp >= 0 ? c.zp : c.maxima ? 0 : irand(256);
     QGemmEpilogue ep{};
     ep.a_scale = &as;
     ep.a_zp = &zp;
@@ -1566,7 +1606,7 @@ void test_qdwconv(const KernelTable& ref, const KernelTable& tst) {
     ep.lo = -0.3f;
     ep.hi = 0.4f;
     ep.out_u8 = c.mode == 2;
-    ep.out_scale = 0.01f;
+    ep.out_scale = c.oscale;
     ep.out_zp = 77;
     bool gok = true, rok = true;
     const std::vector<unsigned char> got = qdw_out(k, c, x, w, ep, OH, OW, &gok);
@@ -1608,6 +1648,22 @@ void test_qdwconv(const KernelTable& ref, const KernelTable& tst) {
     record(g, ok);
   }
   end_group(g);
+}
+
+// Every qu8_dwconv variant of the table's level that this CPU runs (on AVX-512 with VNNI:
+// qu8_dwconv__avx512 and qu8_dwconv__avx512vnni), each against the scalar table.
+void test_qdwconv(const KernelTable& ref, const KernelTable& tst) {
+  const uint32_t have = cpu_features().usable();
+  bool any = false;
+  for (const KernelVariant& v : kernel_variants()) {
+    if (std::string(v.entry) != "qu8_dwconv" || v.level != tst.isa || (v.needs & have) != v.needs)
+      continue;
+    KernelTable t{};
+    v.fill(t);
+    if (std::string(t.qu8_dwconv.name) == tst.qu8_dwconv.name) any = true;
+    test_qdwconv_one(ref, t.qu8_dwconv);
+  }
+  if (!any) test_qdwconv_one(ref, tst.qu8_dwconv);  // a table not built from the list as is
 }
 
 // ================================================================== main

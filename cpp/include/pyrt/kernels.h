@@ -326,8 +326,14 @@ struct QGemmConfig {
 // residual_u8 must be null) where an output pixel is a
 // row: acc[c] = sum over the taps inside the image of (x - a_zp) * w (a padded tap adds
 // nothing), v = a_scale * w_scale[c] * acc[c] + bias[c], residual, act, float or uint8.
-// The SIMD variants accumulate in float, exact while |acc| < 2^24: they take at most
-// `max_taps` = kQDwMaxTaps taps (255 * 127 * 512 < 2^24); the scalar one (int32) any.
+// The AVX2 / AVX-512 variants accumulate in float, exact while |acc| < 2^24: they take at
+// most `max_taps` = kQDwMaxTaps taps (255 * 127 * 512 < 2^24); the scalar one (int32) any.
+// The AVX512-VNNI variant (qu8_dwconv__avx512vnni, where the CPU has it) sums 3x3 and 5x5
+// kernels with stride 1 or 2 (the same both ways) and no dilation in int32 with vpdpbusd
+// (each lane one channel, its 4 bytes 4 kernel rows of one kernel column; padded taps
+// read as the zero point and cancel against -a_zp * sum(w)), and every other shape as
+// the AVX-512 variant does (it packs the float weights too), so it also takes kQDwMaxTaps.
+// Every variant gives the scalar one's bits (vector sigmoid / tanh / gelu aside).
 constexpr int32_t kQDwMaxTaps = 512;
 struct QDwConvArgs {
   const uint8_t* x; ptrdiff_t ldx;  // pixel stride in bytes: a multiple of 4, >= C; the
@@ -411,6 +417,7 @@ void register_qs8_qc8w_gemm__avx512vnni(KernelTable& t);  // needs kFeatAvx512Vn
 void register_qu8_dwconv__scalar(KernelTable& t);
 void register_qu8_dwconv__avx2(KernelTable& t);
 void register_qu8_dwconv__avx512(KernelTable& t);
+void register_qu8_dwconv__avx512vnni(KernelTable& t);  // needs kFeatAvx512Vnni
 // 16-bit weights (GemmConfig, like f32_gemm): `pack` takes float32 B and rounds each
 // value to the weight type (round to nearest even; overflow to inf; NaN stays NaN), so
 // the dense float32 view of an f16/bf16 weight packs exactly. `run` widens the weights
