@@ -58,8 +58,11 @@ def running_server(*args: str, startup_s: float = 120.0, port: int = 0,
     (SIGTERM, then SIGKILL) however the block ends."""
     cmd = [sys.executable, "-m", "pyruntime", "serve", *args, "--host", "127.0.0.1",
            "--port", str(port)]
+    # cwd: this folder, so the child imports the package under test (installed, or on
+    # PYTHONPATH), never a source checkout in the cwd that lacks the compiled module
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
+                            cwd=os.path.dirname(os.path.abspath(__file__)))
     lines: "queue.Queue[str | None]" = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
     seen: list[str] = []

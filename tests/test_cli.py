@@ -5,7 +5,6 @@ on stderr naming the file or value, --help on every command."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -127,8 +126,9 @@ def test_bench_json_layout_and_plot(tmp_path, mlp_onnx, capsys):
 
 
 def test_console_entry_point_runs_as_a_module():
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-m", "pyruntime", "info", "--json"], env=env,
-                       capture_output=True, text=True, timeout=120)
+    # cwd: the tests folder, so the child imports the package under test (installed, or on
+    # PYTHONPATH), never the source checkout that lacks the compiled module
+    r = subprocess.run([sys.executable, "-m", "pyruntime", "info", "--json"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT / "tests")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["version"] == rt.__version__

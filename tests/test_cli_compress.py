@@ -16,7 +16,6 @@ import pyruntime as rt
 from pyruntime.cli.main import main
 from pyruntime.train import digits
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -128,11 +127,13 @@ def test_auto_on_the_command_line(files, capsys):
 
 def test_subprocess_help_and_usage_exit_codes(files):
     d, *_ = files
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # cwd: the tests folder, so the child imports the package under test (installed, or
+    # on PYTHONPATH), never the source checkout that lacks the compiled module
+    env, here = dict(os.environ), os.path.dirname(os.path.abspath(__file__))
     r = subprocess.run([sys.executable, "-m", "pyruntime", "compress", "--help"],
-                       capture_output=True, text=True, env=env, timeout=120)
+                       capture_output=True, text=True, env=env, timeout=120, cwd=here)
     assert r.returncode == 0 and "--max-drop" in r.stdout and "--recipe" in r.stdout
     r = subprocess.run([sys.executable, "-m", "pyruntime", "compress", str(d / "m.pyrt"),
                         "-o", str(d / "o.pyrt"), "--prune", "1.5"],
-                       capture_output=True, text=True, env=env, timeout=120)
+                       capture_output=True, text=True, env=env, timeout=120, cwd=here)
     assert r.returncode == 2 and "1.5" in r.stderr and "Traceback" not in r.stderr
