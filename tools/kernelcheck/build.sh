@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Builds tools/kernelcheck/kernel_check (static, no Python) from the kernel sources with
 # the project's per-file ISA flags (see CMakeLists.txt). Usage: build.sh [OUTPUT]
+# KERNELCHECK_OBJECTS=DIR: a CMake build tree of _core (e.g. the wheel's build/<tag>, which
+# `pip install .` leaves behind): a kernel whose object there is newer than its sources is
+# linked as built for the package (the Release flags it ships with) instead of compiled
+# again; the rest is compiled here.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${1:-$root/build/kernelcheck/kernel_check}"
+reuse="${KERNELCHECK_OBJECTS:+$KERNELCHECK_OBJECTS/CMakeFiles/_core.dir}"
 obj="$(dirname "$out")/obj"
 mkdir -p "$obj"
 CXX="${CXX:-g++}"
@@ -25,6 +30,11 @@ for s in "${srcs[@]}"; do
     *_avx2.cpp) flags=("${avx2[@]}") ;;
     *) flags=() ;;
   esac
+  if [ -n "$reuse" ] && [ -f "$reuse/${s#$root/}.o" ] && [ -z "$(find "$s" "$root/cpp/include" \
+        "$root"/cpp/kernels/*/*.inc -newer "$reuse/${s#$root/}.o" -print -quit)" ]; then
+    objs+=("$reuse/${s#$root/}.o")
+    continue
+  fi
   o="$obj/$(basename "$s" .cpp).o"
   objs+=("$o")
   # up to date: newer than its source and every header/.inc it may include
