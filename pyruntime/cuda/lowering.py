@@ -211,7 +211,6 @@ class _Lowerer:
             self.val[out] = y
         elif op in ("MaxPool", "AveragePool"):
             x = self.f32(n.inputs[0])
-            _, h, w, c = (None, *self.tensors[x].shape)
             y = self.new(out, _nhwc(shape))
             self.step("pool", (x,), (y,), "numba pool", is_max=op == "MaxPool",
                       kernel=a["kernel_shape"], out_hw=(shape[2], shape[3]),
