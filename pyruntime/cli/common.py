@@ -31,15 +31,35 @@ def int_list(lo: int) -> Callable[[str], list[int]]:
     return parse
 
 
-def positive_int(s: str) -> int:
-    """An integer >= 1 (a thread count, a number of rounds)."""
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
+def int_at_least(lo: int) -> Callable[[str], int]:
+    """An integer >= lo (a port, a thread count, a batch size)."""
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {s!r}") \
+                from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {v}")
+        return v
+    return parse
+
+
+positive_int = int_at_least(1)
+
+
+def number(lo: float, strict: bool) -> Callable[[str], float]:
+    """A finite number > lo (strict) or >= lo (a delay, a size limit, a time budget)."""
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            v = float("nan")
+        if not (v > lo if strict else v >= lo) or v != v or v == float("inf"):
+            raise argparse.ArgumentTypeError(
+                f"expected a finite number {'>' if strict else '>='} {lo:g}, got {s!r}")
+        return v
+    return parse
 
 
 def model_path(s: str) -> Path:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .serve import _float, _int
+from .common import int_at_least, number
 
 
 def _fraction(s: str) -> float:
@@ -62,7 +62,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="inputs for static int8 (default: --finetune's x, else --data's x)")
     p.add_argument("--finetune", metavar="DATA.npz",
                    help="fine-tune on x, y after pruning (pruned zeros stay zero)")
-    p.add_argument("--epochs", type=_int(1), metavar="N",
+    p.add_argument("--epochs", type=int_at_least(1), metavar="N",
                    help="fine-tuning epochs (default: the recipe default, 10)")
     p.add_argument("--recipe", metavar="RECIPE.toml",
                    help="steps from a TOML file ([[step]] tables with kind = ...)")
@@ -72,11 +72,11 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="search for the fastest model within --max-drop on --data")
     p.add_argument("--max-drop", type=_fraction, default=None, metavar="F",
                    help="--auto: top-1 accuracy the model may lose, a fraction (default 0.01)")
-    p.add_argument("--time-budget", type=_float(0.0, True), default=300.0, metavar="SEC",
+    p.add_argument("--time-budget", type=number(0.0, True), default=300.0, metavar="SEC",
                    help="--auto: bound on the search time in seconds (default 300)")
-    p.add_argument("--batch", type=_int(1), default=1, metavar="N",
+    p.add_argument("--batch", type=int_at_least(1), default=1, metavar="N",
                    help="--auto: the batch size to make fastest (default 1)")
-    p.add_argument("--threads", type=_int(1), default=None,
+    p.add_argument("--threads", type=int_at_least(1), default=None,
                    help="Session threads for timing and evaluation (default: every core)")
     p.add_argument("--no-latency", action="store_true",
                    help="skip timing the stages in the report")

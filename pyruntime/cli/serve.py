@@ -8,31 +8,7 @@ import signal
 import sys
 from typing import Any, Callable
 
-
-def _int(lo: int) -> Callable[[str], int]:
-    def parse(s: str) -> int:
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {s!r}") \
-                from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {v}")
-        return v
-    return parse
-
-
-def _float(lo: float, strict: bool) -> Callable[[str], float]:
-    def parse(s: str) -> float:
-        try:
-            v = float(s)
-        except ValueError:
-            v = float("nan")
-        if not (v > lo if strict else v >= lo) or v != v or v == float("inf"):
-            raise argparse.ArgumentTypeError(
-                f"expected a finite number {'>' if strict else '>='} {lo:g}, got {s!r}")
-        return v
-    return parse
+from .common import int_at_least, number
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -46,20 +22,20 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="an ONNX or .pyrt file, or a folder of them (name = file stem)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
                    "127.0.0.1)")
-    p.add_argument("--port", type=_int(0), default=8000,
+    p.add_argument("--port", type=int_at_least(0), default=8000,
                    help="port (default 8000; 0 = a free one, printed when listening)")
-    p.add_argument("--replicas", type=_int(1), default=None,
+    p.add_argument("--replicas", type=int_at_least(1), default=None,
                    help="replicas per model (default: one per CPU, or cpus // threads)")
-    p.add_argument("--threads-per-replica", type=_int(1), default=None,
+    p.add_argument("--threads-per-replica", type=int_at_least(1), default=None,
                    help="threads per replica (default: cpus // replicas)")
-    p.add_argument("--max-batch-size", type=_int(1), default=32,
+    p.add_argument("--max-batch-size", type=int_at_least(1), default=32,
                    help="rows per dynamic batch (1 = no batching; default 32)")
-    p.add_argument("--max-delay-ms", type=_float(0.0, False), default=2.0,
+    p.add_argument("--max-delay-ms", type=number(0.0, False), default=2.0,
                    help="longest wait to fill a batch (default 2)")
-    p.add_argument("--max-queue", type=_int(1), default=1024,
+    p.add_argument("--max-queue", type=int_at_least(1), default=1024,
                    help="waiting requests per model beyond which requests get 503 "
                         "(default 1024)")
-    p.add_argument("--max-request-mb", type=_float(0.0, True), default=64.0,
+    p.add_argument("--max-request-mb", type=number(0.0, True), default=64.0,
                    help="largest request body in MiB; larger ones get 413 (default 64)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="device the models are compiled for (default cpu)")
