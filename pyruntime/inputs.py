@@ -72,10 +72,7 @@ class InputSpec:
         """Input `i` as a C-contiguous float32 array."""
         name = self.names[i]
         x = as_array(x, f"input {name!r}")
-        rank, first, tail = self._spec[i]
-        if x.ndim != rank or x.shape[1:] != tail or (first is not None and x.shape[0] != first):
-            raise ShapeError(f"input {name!r}: expected shape {self.inputs[i].shape}, "
-                             f"got {x.shape}")
+        self.check_shape(i, x.shape)
         if x.dtype != F32 or not x.flags.c_contiguous:
             if x.size > _core.MEMORY_CAP // F32.itemsize:
                 raise ShapeError(f"batch {x.shape[0]} is too large: input {name!r} of shape "
@@ -88,9 +85,18 @@ class InputSpec:
             x = x.view(F32)     # deep-copied one): the native binding wants numpy's
         return x
 
-    def ordered(self, feeds: Any) -> tuple[list[np.ndarray], bool]:
-        """The checked arrays in input order, and whether `feeds` was one bare array
-        (then a one-output model returns a bare array too)."""
+    def check_shape(self, i: int, shape: Sequence[int]) -> None:
+        """ShapeError unless `shape` fits input `i` (rank, every non-batch dim, a fixed
+        first dim); for arrays of any kind (host or device)."""
+        rank, first, tail = self._spec[i]
+        shape = tuple(shape)
+        if len(shape) != rank or shape[1:] != tail or (first is not None and shape[0] != first):
+            raise ShapeError(f"input {self.names[i]!r}: expected shape {self.inputs[i].shape}, "
+                             f"got {shape}")
+
+    def items(self, feeds: Any) -> tuple[list[Any], bool]:
+        """The fed objects in input order (not yet checked as arrays), and whether `feeds`
+        was one bare array; names are checked here (InputError listing the expected)."""
         if isinstance(feeds, Mapping):
             unknown = [k for k in feeds if k not in self._index]
             missing = [n for n in self.names if n not in feeds]
@@ -99,12 +105,17 @@ class InputSpec:
                                  + (f"unknown {unknown}" if unknown else "")
                                  + ("; " if unknown and missing else "")
                                  + (f"missing {missing}" if missing else ""))
-            arrays, bare = [self.array(i, feeds[n]) for i, n in enumerate(self.names)], False
-        else:
-            if len(self.names) != 1:
-                raise InputError(f"this model has {len(self.names)} inputs {self.names}: "
-                                 f"pass a dict {{name: array}}")
-            arrays, bare = [self.array(0, feeds)], True
+            return [feeds[n] for n in self.names], False
+        if len(self.names) != 1:
+            raise InputError(f"this model has {len(self.names)} inputs {self.names}: "
+                             f"pass a dict {{name: array}}")
+        return [feeds], True
+
+    def ordered(self, feeds: Any) -> tuple[list[np.ndarray], bool]:
+        """The checked arrays in input order, and whether `feeds` was one bare array
+        (then a one-output model returns a bare array too)."""
+        items, bare = self.items(feeds)
+        arrays = [self.array(i, x) for i, x in enumerate(items)]
         self.batch(arrays)
         return arrays, bare
 

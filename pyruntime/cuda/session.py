@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import DTypeError, InputError, ShapeError
+from ..errors import DTypeError
 from ..graph import Graph
 from ..inputs import F32, InputSpec, IOInfo
 from .arena import plan_arena
@@ -118,30 +118,15 @@ class CudaSession:
 
     def _device_inputs(self, feeds: Any) -> tuple[list[Any], bool]:
         xp = self._dev.xp
-        if isinstance(feeds, Mapping):
-            unknown = [k for k in feeds if k not in self.spec.names]
-            missing = [n for n in self.spec.names if n not in feeds]
-            if unknown or missing:
-                raise InputError(f"expected inputs {self.spec.names}; unknown {unknown}; "
-                                 f"missing {missing}")
-            items, bare = [feeds[n] for n in self.spec.names], False
-        else:
-            if len(self.spec.names) != 1:
-                raise InputError(f"this model has {len(self.spec.names)} inputs "
-                                 f"{self.spec.names}: pass a dict {{name: array}}")
-            items, bare = [feeds], True
+        items, bare = self.spec.items(feeds)
         out = []
-        for info, x in zip(self.inputs, items):
+        for i, (info, x) in enumerate(zip(self.inputs, items)):
             a = xp.asarray(x) if hasattr(x, "__cuda_array_interface__") or xp is np \
                 else xp.from_dlpack(x)
             if a.dtype != F32 and np.dtype(a.dtype).kind not in "iuf":
                 raise DTypeError(f"input {info.name!r}: expected float32 (or another integer/"
                                  f"float dtype, converted), got {a.dtype}")
-            first, tail = info.shape[0], tuple(info.shape[1:])
-            if a.ndim != len(info.shape) or tuple(a.shape[1:]) != tail or \
-                    (first is not None and a.shape[0] != first):
-                raise ShapeError(f"input {info.name!r}: expected shape {info.shape}, got "
-                                 f"{tuple(a.shape)}")
+            self.spec.check_shape(i, a.shape)
             out.append(xp.ascontiguousarray(a, dtype=np.float32))
         return out, bare
 
