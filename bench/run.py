@@ -42,7 +42,7 @@ import numpy as np
 
 import pyruntime as rt
 from pyruntime import _core
-from pyruntime.timing import cpu_name  # noqa: F401  (other bench scripts import it from here)
+from pyruntime.timing import alternate, cpu_name  # noqa: F401  (bench scripts import cpu_name from here)
 from pyruntime.graph import Graph, Node, ValueInfo, Weight
 
 try:
@@ -60,18 +60,9 @@ def time_alternating(engines: dict[str, Callable[[], object]], *, blocks: int, c
     The pause between blocks outlasts the other engines' spinning workers: OpenBLAS
     threads spin about 2**28 cycles (~0.1 s) after a call, onnxruntime's and pyruntime's
     less, so each block starts with the cores free."""
-    for fn in engines.values():  # warm up: plans, caches, thread pools
-        for _ in range(3):
-            fn()
-    samples: dict[str, list[float]] = {k: [] for k in engines}
-    for b in range(blocks):
-        order = list(engines.items())
-        if b % 2:
-            order.reverse()
-        for name, fn in order:
-            time.sleep(pause)
-            samples[name].append(block_seconds(fn, calls, min_block_s))
-    return samples
+    samples = alternate(engines, rounds=blocks, calls=calls, pause=pause,
+                        min_block_s=min_block_s)
+    return {k: v.blocks for k, v in samples.items()}
 
 
 class Mismatch(Exception):
