@@ -813,7 +813,7 @@ def test_session_gemm_every_format_matches_reference(fmt, isa):
     else:
         bound = 1e-5 + 1e-5 * np.abs(ref)
     assert np.all(np.abs(got - ref) <= bound)
-    row = next(r for r in s.plan_summary() if r["op"] in ("gemm", "qgemm"))
+    row = next(r for r in s.plan_summary() if r["op"] in ("gemm", "qgemm", "qgemm_chain"))
     assert row["weight_format"] == w.format
     if fmt in ("f16", "bf16"):  # 16-bit kernels, never sparse
         assert row["computed_as"] == fmt

@@ -327,7 +327,11 @@ def test_k_zero_and_empty(variant, rng):
 
 def quantize_ref(x):
     """float32 arithmetic exactly as QGemmConfig::quantize_rows specifies it."""
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # denormal scales
+        return _quantize_ref(x.astype(np.float32))
+
+
+def _quantize_ref(x):
     lo = np.minimum(np.float32(0), x.min(axis=1, initial=np.float32(0)))
     hi = np.maximum(np.float32(0), x.max(axis=1, initial=np.float32(0)))
     scale = np.where(hi == lo, np.float32(1), (hi - lo) / np.float32(255)).astype(np.float32)
@@ -337,7 +341,8 @@ def quantize_ref(x):
     return q, scale, zp
 
 
-@pytest.mark.parametrize("K", [1, 3, 8, 15, 16, 17, 100, 1031])
+# 32 / 64 floats: one packed store of the ymm / zmm kernels (4 vectors); 63, 65 around it
+@pytest.mark.parametrize("K", [1, 3, 8, 15, 16, 17, 32, 63, 64, 65, 100, 128, 1031])
 def test_quantize_rows_against_numpy(variant, rng, K):
     x = rng.standard_normal((9, K)).astype(np.float32) * rng.uniform(0.1, 10, (9, 1)).astype(np.float32)
     x[1] = 0.0                     # all zero: scale 1, zp 0
@@ -345,6 +350,8 @@ def test_quantize_rows_against_numpy(variant, rng, K):
     x[3] = -np.abs(x[3]) - 0.5     # all negative: hi = 0, zp 255
     x[4] = 2.5                     # constant
     x[5] = -2.5
+    x[6] = np.abs(x[6]) * np.float32(1e-41) + np.float32(1e-44)  # denormal scale: clamped
+    x[7] *= np.float32(1e-27)                                    # tiny, normal scale
     q, s, z = T.quantize_rows(x, variant=variant)
     rq, rs, rz = quantize_ref(x)
     np.testing.assert_array_equal(s, rs)
@@ -357,7 +364,7 @@ def test_quantize_rows_against_numpy(variant, rng, K):
     assert (err <= 0.5 * s[:, None] * (1 + 1e-5) + 1e-7).all()
 
 
-@pytest.mark.parametrize("K", [1, 3, 15, 16, 17, 100, 1031])
+@pytest.mark.parametrize("K", [1, 3, 15, 16, 17, 32, 64, 65, 100, 1031])
 @pytest.mark.parametrize("scale,zp", [(0.03125, 0), (0.0173, 131), (1.5, 255)])
 def test_static_quantize_against_numpy(variant, rng, K, scale, zp):
     """QGemmConfig::quantize: float32 x * (1 / scale), round half to even, + zp, clamped;
@@ -365,6 +372,8 @@ def test_static_quantize_against_numpy(variant, rng, K, scale, zp):
     x = rng.standard_normal((5, K)).astype(np.float32) * np.float32(4 * 255 * scale)
     x[0, 0] = 1e30                                   # saturates at 255
     x[1, 0] = -1e30                                  # and at 0
+    x[2, K // 2] = 3e4 * scale                       # past int16 before the clamp
+    x[3, K - 1] = -3e4 * scale
     q = T.quantize(x, scale, zp, variant=variant)
     inv = np.float32(1) / np.float32(scale)
     want = np.clip(np.rint(x * inv) + zp, 0, 255).astype(np.uint8)

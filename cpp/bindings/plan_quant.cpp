@@ -137,6 +137,29 @@ void bind_plan_quant(py::class_<PyPlan>& cls) {
           return make_qgemm_step(s.p().kernels(), s.p().threads(), x, y, rows, K, N, w.data(), in, e);
         });
       })
+      .def("qgemm_chain", [](PyPlan& s, int x, int y, int64_t rows, const py::list& layers) {
+        // layers: (K, N, W int8 [K, N], w_scale [N], bias [N] or None, act, lo, hi)
+        if (layers.empty()) throw std::invalid_argument("qgemm_chain: expected at least one layer");
+        std::vector<I8Array> ws;  // kept alive until the step is packed
+        std::vector<QDenseLayer> ls;
+        for (const py::handle h : layers) {
+          const auto t = h.cast<py::tuple>();
+          if (t.size() != 8)
+            throw std::invalid_argument("qgemm_chain: a layer is (K, N, W, w_scale, bias, act, lo, hi), got " +
+                                        std::to_string(t.size()) + " items");
+          const int64_t K = t[0].cast<int64_t>(), N = t[1].cast<int64_t>();
+          if (K <= 0 || N <= 0) throw std::invalid_argument("qgemm_chain: K and N must be > 0");
+          ws.push_back(int8_weight(t[2], mul(K, N, "qgemm_chain weight"), "qgemm_chain weight"));
+          ls.push_back({K, N, ws.back().data(),
+                        q_epilogue(t[3], t[4], N, -1, t[5].cast<Act>(), t[6].cast<float>(),
+                                   t[7].cast<float>(), false, 1.0f, -1, 1.0f, -1)});
+        }
+        check_sizes(s.p(), x, mul(rows, ls.front().K, "qgemm_chain input"), y,
+                    mul(rows, ls.back().N, "qgemm_chain output"), "qgemm_chain");
+        add_packed_step(s, [&] {
+          return make_qdense_chain_step(s.p().kernels(), s.p().threads(), x, y, rows, ls);
+        });
+      })
       .def("qconv", [](PyPlan& s, int x, int y, const ConvGeom& q, bool depthwise,
                        const py::object& W, const py::object& w_scale, const py::object& bias,
                        int residual, Act act, float lo, float hi, bool after, float in_scale,

@@ -60,6 +60,20 @@ std::unique_ptr<Step> make_dequantize_step(int x, int y, int64_t rows, int64_t c
 std::unique_ptr<Step> make_qgemm_step(const KernelTable& kt, int threads, int x, int y,
                                       int64_t rows_per_sample, int64_t K, int64_t N,
                                       const int8_t* W, const QuantInput& in, const QuantEpilogue& qe);
+// One layer of a dense chain: W int8 [K, N] row-major (read while the step is built),
+// its epilogue (float output, no residual).
+struct QDenseLayer {
+  int64_t K, N;
+  const int8_t* W;
+  QuantEpilogue ep;
+};
+// Rows a dense chain's task takes at most (its per-thread scratch holds this many).
+constexpr int64_t kChainBlockRows = 32;
+// y = L_n(... L_1(x)): float [rows, layers[0].K] per sample in, float [rows, N_n] out,
+// each layer's input quantized per row at run time (steps_quant.cpp).
+std::unique_ptr<Step> make_qdense_chain_step(const KernelTable& kt, int threads, int x, int y,
+                                            int64_t rows_per_sample,
+                                            const std::vector<QDenseLayer>& layers);
 // Group-1 conv on uint8 NHWC; W int8 [OC, C, KH, KW].
 std::unique_ptr<Step> make_qconv_step(const KernelTable& kt, int threads, int x, int y,
                                       const ConvGeom& q, const int8_t* W, const QuantInput& in,

@@ -28,6 +28,10 @@ from .fused_blocks import InvertedResidual, find_inverted_residuals
 # The most channels a planar (NCHW) graph input may have for a QDQ to quantize it
 # straight into uint8 NHWC pixels (kPlanarMaxCols in cpp/runtime/steps_quant.h).
 PLANAR_QUANT_MAX_C = 4
+# Largest int8 weight (K * N bytes) a layer of a dense chain may have: the chain streams
+# every layer's weight once per block of rows, which pays while the weights stay in L2
+# (1 MiB per core on Zen 4); a larger layer runs as its own quantize and qgemm steps.
+CHAIN_MAX_WEIGHT_BYTES = 1 << 20
 
 
 def _act(name: str | None) -> "_core.Act":
@@ -155,6 +159,7 @@ class Lowerer:
         blocks = [b for b in (find_inverted_residuals(graph, shapes) if fuse_blocks else [])
                   if not any(_int8_kernel(graph, graph.nodes[i]) for i in b.nodes)]
         self._blocks = {b.project: b for b in blocks}  # emitted at the project conv
+        self._fuse = fuse_blocks
         self._in_block = {i for b in blocks for i in b.nodes if i != b.project}
 
     # ------------------------------------------------------------ helpers
@@ -162,7 +167,8 @@ class Lowerer:
         getattr(self.plan, fn)(*args, **kw)
         self.step_nodes.append(self._where)
         self.step_weights.append(self._wfmt if fn in ("gemm", "conv", "dwconv", "dwconv_chw",
-                                                      "inverted_residual", "qgemm", "qconv")
+                                                      "inverted_residual", "qgemm", "qconv",
+                                                      "qgemm_chain")
                                  else None)
 
     def _new(self, shape: tuple) -> _Val:
@@ -243,6 +249,10 @@ class Lowerer:
             self._where = node_label(node, i)
             w = self.g.weights.get(node.inputs[1]) if node.op in ("Conv", "Gemm") else None
             self._wfmt = (w.format, "f32") if w is not None else None
+            chain = self._dense_chain(i) if self._fuse else []
+            if chain:
+                self._qgemm_chain(chain)
+                continue
             if _int8_kernel(self.g, node) and self._int8_layer(node, i, node_attrs(node, i)):
                 continue
             if i in self._blocks:
@@ -507,6 +517,54 @@ class Lowerer:
         else:
             self.vals[out] = y
         return True
+
+    def _chain_layer(self, i: int, x: str) -> bool:
+        """Node i can be a layer of a dense chain reading float value `x`: an int8 Gemm
+        (qc8, per output channel) without residual, its input quantized at run time (not
+        a QDQ output), its output float (no QDQ reads it), its weight within
+        CHAIN_MAX_WEIGHT_BYTES."""
+        n = self.g.nodes[i]
+        if (i in self._done or n.op != "Gemm" or not _int8_kernel(self.g, n)
+                or n.inputs[0] != x or x in self.q8 or x in self.consts):
+            return False
+        w = self.g.weights[n.inputs[1]]
+        k, nn = w.arrays["data"].shape
+        return (w.attrs["axis"] == 1 and not node_attrs(n, i)["residual"]
+                and k * nn <= CHAIN_MAX_WEIGHT_BYTES and self._fused_qdq(n.outputs[0])[1] is None)
+
+    def _dense_chain(self, i: int) -> list[int]:
+        """The longest run of dense chain layers from node i, each output read by the
+        next layer alone and not a graph output; [] when node i cannot start one."""
+        n = self.g.nodes[i]
+        if n.op != "Gemm" or not n.inputs or not self._chain_layer(i, n.inputs[0]):
+            return []
+        chain = [i]
+        while True:
+            out = self.g.nodes[chain[-1]].outputs[0]
+            readers = self._cons.get(out, [])
+            if out in self.g.outputs or len(readers) != 1 or not self._chain_layer(readers[0], out):
+                return chain
+            chain.append(readers[0])
+
+    def _qgemm_chain(self, chain: list[int]) -> None:
+        """Dense int8 layers with dynamic inputs as one step (steps_quant.cpp)."""
+        nodes = [self.g.nodes[i] for i in chain]
+        self._where = " + ".join(node_label(n, i) for n, i in zip(nodes, chain))
+        self._wfmt = ("qc8", "int8 dynamic")
+        x = self._act(nodes[0].inputs[0])
+        layers = []
+        for n, i in zip(nodes, chain):
+            a = node_attrs(n, i)
+            w = self.g.weights[n.inputs[1]]
+            data = np.ascontiguousarray(w.arrays["data"])
+            bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+            layers.append((int(data.shape[0]), int(data.shape[1]), data,
+                           w.arrays["scale"].astype(np.float32), bias, _act(a["activation"]),
+                           a["act_min"], a["act_max"]))
+        y = self._new(self.shapes[nodes[-1].outputs[0]])
+        self._step("qgemm_chain", x.id, y.id, x.images, layers)
+        self._done.update(chain)
+        self.vals[nodes[-1].outputs[0]] = y
 
     def _planar_dwconv(self, n: Node, a: dict) -> None:
         """A depthwise conv from a graph input to a graph output, NCHW in and out."""
