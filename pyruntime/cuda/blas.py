@@ -25,7 +25,8 @@ try:
     from cupy.cuda import cublas, device
 except ImportError as e:  # pragma: no cover - exercised only without CuPy
     raise MissingDependencyError(
-        f"the CUDA GEMMs need CuPy (pip install 'pyruntime[cuda]'): {e}") from e
+        "the CUDA GEMMs need CuPy (pip install 'pyruntime[cuda]', or 'pyruntime[cuda13]' "
+        f"for CUDA 13): {e}") from e
 
 __all__ = ["gemm", "gemm_int8", "pack_int8"]
 

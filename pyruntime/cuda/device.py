@@ -215,7 +215,7 @@ def open_device(device_id: int = 0) -> Any:
     except ImportError as e:
         raise MissingDependencyError(
             "device='cuda' needs CuPy for CUDA 12 or 13 (pip install 'pyruntime[cuda]', or "
-            f"cupy-cuda13x and numba-cuda[cu13] for CUDA 13): {e}") from e
+            f"'pyruntime[cuda13]' for CUDA 13): {e}") from e
     try:
         from . import numba_compat
     except ImportError as e:

@@ -28,7 +28,8 @@ try:
     from numba import cuda
 except ImportError as e:  # numba or numba-cuda (or its cuda-bindings) missing
     raise MissingDependencyError(
-        f"the CUDA kernels need numba and numba-cuda (pip install 'pyruntime[cuda]'): {e}") from e
+        "the CUDA kernels need numba and numba-cuda (pip install 'pyruntime[cuda]', or "
+        f"'pyruntime[cuda13]' for CUDA 13): {e}") from e
 
 __all__ = ["cuda", "numba", "simulator"]
 
