@@ -761,7 +761,7 @@ def _row_strides(shape) -> list[int]:
 def lower(graph: Graph, shapes: dict[str, tuple], isa: str | None, threads: int,
           fuse_blocks: bool = True, sparse: str = "auto") -> Lowerer:
     """Build and finalize the plan for an optimized graph. `fuse_blocks=False` runs
-    inverted-residual blocks as separate steps (for comparisons)."""
+    inverted-residual blocks and dense int8 chains as separate steps (for comparisons)."""
     if not graph.outputs:
         raise GraphError("graph has no outputs")
     return Lowerer(graph, shapes, isa, threads, fuse_blocks, sparse).lower()

@@ -235,7 +235,8 @@ def compile_cpu(graph: Graph, threads: int | None = None, isa: str | None = None
     plan_summary()'s weight_format / computed_as); Gemm/Conv weights with zeros run on
     the sparse kernel f32_spmm where its cost model (cpp/runtime/sparse.cpp) says it is
     faster (`sparse`: "auto", "dense" or "sparse", see rt.compile). `fuse_blocks=False`
-    keeps inverted-residual blocks as separate steps (to compare the two plans)."""
+    keeps inverted-residual blocks and dense int8 chains (qgemm_chain) as separate steps
+    (to compare the two plans)."""
     from .. import passes, shapes as shp
     from .plan_builder import lower
 
