@@ -273,16 +273,15 @@ struct QDenseChainStep final : Step {
     return e;
   }
   // Rows [0, n) of x (row stride layers[0].K) through every layer into y, in block b
-  // (n rows at most), on this thread.
-  void run_rows(ptrdiff_t n, const float* x, float* y, const Block& b) const {
+  // (n rows at most); each product on `nt` threads (1: this thread alone).
+  void run_rows(Isa isa, int nt, ptrdiff_t n, const float* x, float* y, const Block& b) const {
     const float* in = x;
     for (size_t i = 0; i < layers.size(); ++i) {
       const Layer& l = layers[i];
       const ptrdiff_t ldq = u8_stride(l.K);
       g.quantize_rows(n, l.K, in, l.K, b.q, ldq, b.scale, b.zp);
-      const QGemmEpilogue e = layer_ep(l, b);
       float* out = i + 1 == layers.size() ? y : b.mid;
-      g.run(n, l.N, l.K, b.q, ldq, l.packed.get(), out, l.N, &e, 0, l.N);
+      qgemm_parallel(g, isa, nt, n, l.N, l.K, b.q, ldq, l.packed.get(), out, l.N, layer_ep(l, b));
       in = b.mid;
     }
   }
@@ -301,25 +300,17 @@ struct QDenseChainStep final : Step {
                                 : kChainBlockRows;
     const ptrdiff_t blocks = ceil_div(M, br);
     if (nt > 1 && blocks < nt) {
-      // Too few rows to give every thread a block (batch 1): layer by layer, each
+      // Too few rows to give every thread a block (batch 1): all rows as one block, each
       // product split by columns (qgemm_parallel); M < nt * kChainBlockRows rows fit the
       // scratch as one block.
-      const Block b = block(c.scratch, M);
-      const float* in = x;
-      for (size_t i = 0; i < layers.size(); ++i) {
-        const Layer& l = layers[i];
-        const ptrdiff_t ldq = u8_stride(l.K);
-        g.quantize_rows(M, l.K, in, l.K, b.q, ldq, b.scale, b.zp);
-        float* out = i + 1 == layers.size() ? y : b.mid;
-        qgemm_parallel(g, c.isa, nt, M, l.N, l.K, b.q, ldq, l.packed.get(), out, l.N, layer_ep(l, b));
-        in = b.mid;
-      }
+      run_rows(c.isa, nt, M, x, y, block(c.scratch, M));
       return;
     }
     const size_t per = block_floats(kChainBlockRows);
     parallel_for(nt, blocks, [&](ptrdiff_t t, int tid) {
       const ptrdiff_t r0 = t * br, n = std::min(br, M - r0);
-      run_rows(n, x + r0 * K0, y + r0 * Nl, block(c.scratch + size_t(tid) * per, kChainBlockRows));
+      run_rows(c.isa, 1, n, x + r0 * K0, y + r0 * Nl,
+               block(c.scratch + size_t(tid) * per, kChainBlockRows));
     });
   }
 };
