@@ -7,6 +7,9 @@
 #                     fatal (halt_on_error), leak checking off (CPython "leaks" by design).
 #     tsan:           -fsanitize=thread over the worker pool, concurrency and stress tests
 #                     (see README "Reliability").
+#   PYRUNTIME_SANITIZE_OPT: the optimization flags (default -O1 -g1);
+#   PYRUNTIME_SANITIZE_JOBS: build jobs (default nproc); PYRUNTIME_SANITIZE_BUILD_ONLY=1:
+#   build the lane's _core and stop.
 #   Default pytest args: the kernel, executor (session/concurrency/stress), loader and
 #   bad-input tests. Exit status is pytest's; any sanitizer report aborts the process.
 #   A lane that cannot run (TSan cannot start Python) exits 1, never 0, unless
@@ -53,7 +56,11 @@ cmake -S . -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize \
   -DCMAKE_CXX_FLAGS_SANITIZE="${PYRUNTIME_SANITIZE_OPT:--O1 -g1}" \
   -DPYRUNTIME_SANITIZE="$flags" \
   -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$py" >/dev/null
-cmake --build "$bdir" -j"$(nproc)"
+cmake --build "$bdir" -j"${PYRUNTIME_SANITIZE_JOBS:-$(nproc)}"
+# PYRUNTIME_SANITIZE_BUILD_ONLY=1: stop here (.ci/run builds a lane on one core while
+# the tests of another run on the other, then runs this script again: the build is then
+# a no-op).
+[ "${PYRUNTIME_SANITIZE_BUILD_ONLY:-0}" = 1 ] && exit 0
 stage="$bdir/stage"
 rm -rf "$stage" && mkdir -p "$stage"
 cp -r pyruntime tests "$stage"/

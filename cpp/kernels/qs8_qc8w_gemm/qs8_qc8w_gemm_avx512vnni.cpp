@@ -23,8 +23,13 @@ struct Q : QZ {
   static constexpr int kCpv = 16;
   static inline I bcast_val(int32_t v) { return _mm512_set1_epi32(v); }
   static inline I bcast(const uint8_t* p) { return _mm512_set1_epi32(load32(p)); }
+  // In place through asm: with the intrinsic GCC 12 copied every accumulator to another
+  // register and back each k group (32 vmovdqa per 16 vpdpbusd in the 8 x 32 tile, two
+  // accumulators spilled to the stack). The weights' load stays C, shared by the rows.
   static inline I dot(I acc, I a, const void* b) {
-    return _mm512_dpbusd_epi32(acc, a, _mm512_loadu_si512(b));
+    const I w = _mm512_loadu_si512(b);
+    asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(w));
+    return acc;
   }
   static inline I fold(I x, I) { return x; }  // unused: one lane per column
 };
