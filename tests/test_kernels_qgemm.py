@@ -446,3 +446,31 @@ def test_bad_inputs_raise_typed_errors(rng):
         T.quantize_rows(np.ones((2, 3)), isa="scalar")
     with pytest.raises(rt.ShapeError, match="2-D"):
         T.quantize_rows(np.ones(3, np.float32), isa="scalar")
+
+
+@pytest.mark.parametrize("act", ("none", "relu", "clip"))
+def test_static_uint8_whole_tiles(variant, rng, act):
+    """The static uint8 epilogue of whole row tiles (one scale and zero point, the path of
+    the int8 1x1 convolutions): short K, one-vector and partial panels (N = 16, 24, 45),
+    a uint8 residual or none, one and two threads, against the float64 reference, and
+    bit-equal to the same product one row at a time (the general epilogue)."""
+    for M, K, N in ((8, 16, 16), (17, 4, 24), (24, 24, 96), (41, 37, 144), (16, 1, 45), (33, 96, 64)):
+        A, B = rand_a(rng, M, K), rand_b(rng, K, N)
+        ws = rng.uniform(0.002, 0.004, N).astype(np.float32)
+        bias = rng.uniform(-0.5, 0.5, N).astype(np.float32)
+        R = rng.integers(0, 256, (M, N)).astype(np.uint8)
+        rs, rz = np.float32(0.006), 120
+        for res in (None, R):
+            kw = dict(bias=bias, act=act, lo=-0.3, hi=0.5, out_u8=True, out_scale=0.004, out_zp=90)
+            if res is not None:
+                kw.update(residual=res, res_scale=rs, res_zp=rz)
+            ref_res = None if res is None else (R.astype(np.float64) - rz) * np.float64(rs)
+            v, _ = reference(A, B, np.float32(0.02), 7, ws, bias=bias, residual=ref_res, act=act,
+                             lo=-0.3, hi=0.5)
+            for threads in (1, 2):
+                Q = run(A, B, 0.02, 7, ws, variant, threads=threads, **kw)
+                check_u8(Q, v, np.float32(0.004), 90)
+            rows = np.concatenate([run(A[m:m + 1], B, 0.02, 7, ws, variant,
+                                       **{**kw, **({} if res is None else {"residual": R[m:m + 1]})})
+                                   for m in range(M)])
+            np.testing.assert_array_equal(Q, rows)

@@ -1274,7 +1274,7 @@ struct QCase {
   ptrdiff_t M, N, K;
   int mode;  // 0: accumulator (scale 1, zp random), 1: float epilogue, 2: uint8 out
   Act act;
-  int res;   // 0 none, 1 before act, 2 after act
+  int res;   // 0 none, 1 / 2 float before / after act, 3 / 4 uint8 before / after
   int per_row;
   int n_split;
   int maxima;  // 1 / -1: A all 255, B all +127 / -127; 2: A of 0 and 255, B of +-127
@@ -1327,6 +1327,16 @@ void test_qgemm_one(const QGemmConfig& ref, const QGemmConfig& tst, Group& g) {
     for (int res = 0; res < 5; ++res)
       for (int mode = 1; mode <= 2; ++mode)
         cases.push_back({ptrdiff_t(1 + (res * 5 + mode) % 13), 45, 37, mode, act, res, mode == 1, 2, 0});
+  // The static uint8 path of whole tiles (tile_u8: one scale and zero point, uint8 out,
+  // no residual or a uint8 one before the activation): full and partial panels (N = 16,
+  // 24: one vector, one and a half), short K (the 1x1 convolutions), rows past the tiles,
+  // two column blocks.
+  const ptrdiff_t u8_tiles[][3] = {{8, 16, 16}, {17, 24, 4}, {24, 96, 24},  // M, N, K
+                                   {41, 144, 37}, {16, 45, 1}, {33, 64, 96}};
+  for (Act act : {Act::None, Act::Relu, Act::Clip})
+    for (int res : {0, 3, 4})
+      for (const auto& d : u8_tiles)
+        cases.push_back({d[0], d[1], d[2], 2, act, res, 0, 1 + int(d[0] % 2), 0});
   cases.push_back({3, 33, g_small ? 257 : 4099, 0, Act::None, 0, 0, 1, 1});
   cases.push_back({9, 17, g_small ? 257 : 4099, 0, Act::None, 0, 0, 1, -1});
   // a - 128 = -128 and 127 against +-127 (the AVX2 kernel's pair sums at their limits)
@@ -1456,7 +1466,7 @@ struct QdwCase {
   ptrdiff_t C, H, W, KH, KW, sh, sw, pt, pl, pb, pr, dh, dw;
   int mode;  // 0: accumulator, 1: float epilogue, 2: uint8 out
   Act act;
-  int res;   // 0 none, 1 before act, 2 after act
+  int res;   // 0 none, 1 / 2 float before / after act, 3 / 4 uint8 before / after
   int split;
   int maxima;  // x all 255, w all +-127 (zp 0); with zp 255: x all 0
   int zp = -1;           // activation zero point; -1: random
