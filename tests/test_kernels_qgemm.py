@@ -474,3 +474,27 @@ def test_static_uint8_whole_tiles(variant, rng, act):
                                        **{**kw, **({} if res is None else {"residual": R[m:m + 1]})})
                                    for m in range(M)])
             np.testing.assert_array_equal(Q, rows)
+
+
+@pytest.mark.parametrize("act", ("none", "relu", "clip"))
+def test_float_whole_tiles(variant, rng, act):
+    """The float epilogue of whole row tiles without a residual (the path of a dynamically
+    quantized MLP's layers): per-row and per-tensor scales, with and without a bias, the
+    same shapes as the uint8 case, one and two threads, against the float64 reference,
+    and bit-equal to the same product one row at a time (the general epilogue)."""
+    for M, K, N in ((8, 16, 16), (17, 4, 24), (24, 24, 96), (41, 37, 144), (16, 1, 45), (33, 96, 64)):
+        A, B = rand_a(rng, M, K), rand_b(rng, K, N)
+        ws = rng.uniform(0.002, 0.004, N).astype(np.float32)
+        for per_row in (False, True):
+            a_scale = rng.uniform(0.01, 0.02, M).astype(np.float32) if per_row else 0.015
+            a_zp = rng.integers(0, 256, M).astype(np.int32) if per_row else 77
+            for bias in (None, rng.uniform(-0.5, 0.5, N).astype(np.float32)):
+                kw = dict(bias=bias, act=act, lo=-0.3, hi=0.5)
+                ref = reference(A, B, np.float32(a_scale) if not per_row else a_scale, a_zp, ws, **kw)
+                for threads in (1, 2):
+                    C = run(A, B, a_scale, a_zp, ws, variant, threads=threads, **kw)
+                    check_float(C, ref)
+                rows = np.concatenate([
+                    run(A[m:m + 1], B, a_scale[m:m + 1] if per_row else a_scale,
+                        a_zp[m:m + 1] if per_row else a_zp, ws, variant, **kw) for m in range(M)])
+                np.testing.assert_array_equal(C, rows)

@@ -1327,16 +1327,19 @@ void test_qgemm_one(const QGemmConfig& ref, const QGemmConfig& tst, Group& g) {
     for (int res = 0; res < 5; ++res)
       for (int mode = 1; mode <= 2; ++mode)
         cases.push_back({ptrdiff_t(1 + (res * 5 + mode) % 13), 45, 37, mode, act, res, mode == 1, 2, 0});
-  // The static uint8 path of whole tiles (tile_u8: one scale and zero point, uint8 out,
-  // no residual or a uint8 one before the activation): full and partial panels (N = 16,
-  // 24: one vector, one and a half), short K (the 1x1 convolutions), rows past the tiles,
-  // two column blocks.
-  const ptrdiff_t u8_tiles[][3] = {{8, 16, 16}, {17, 24, 4}, {24, 96, 24},  // M, N, K
-                                   {41, 144, 37}, {16, 45, 1}, {33, 64, 96}};
+  // The lean whole-tile paths: tile_u8 (one scale and zero point, uint8 out, no residual
+  // or a uint8 one before the activation) and tile_f32 (float out, no residual, per-row
+  // or per-tensor scales): full and partial panels (N = 16, 24: one vector, one and a
+  // half), short K (the 1x1 convolutions), rows past the tiles, two column blocks.
+  const ptrdiff_t lean_tiles[][3] = {{8, 16, 16}, {17, 24, 4}, {24, 96, 24},  // M, N, K
+                                     {41, 144, 37}, {16, 45, 1}, {33, 64, 96}};
   for (Act act : {Act::None, Act::Relu, Act::Clip})
-    for (int res : {0, 3, 4})
-      for (const auto& d : u8_tiles)
+    for (const auto& d : lean_tiles) {
+      for (int res : {0, 3, 4})
         cases.push_back({d[0], d[1], d[2], 2, act, res, 0, 1 + int(d[0] % 2), 0});
+      for (int per_row : {0, 1})
+        cases.push_back({d[0], d[1], d[2], 1, act, 0, per_row, 1 + int(d[0] % 2), 0});
+    }
   cases.push_back({3, 33, g_small ? 257 : 4099, 0, Act::None, 0, 0, 1, 1});
   cases.push_back({9, 17, g_small ? 257 : 4099, 0, Act::None, 0, 0, 1, -1});
   // a - 128 = -128 and 127 against +-127 (the AVX2 kernel's pair sums at their limits)
