@@ -151,14 +151,28 @@ struct DequantizeStep final : Step {
   }
 };
 
+// The build-time parts of a quantized step's epilogue: weight scales, bias, activation,
+// output; the residual and the input's scale and zero point are the run's.
+QGemmEpilogue qep_fixed(const QuantEpilogue& q) {
+  QGemmEpilogue e{};
+  e.w_scale = q.w_scale.data();
+  e.bias = q.bias.empty() ? nullptr : q.bias.data();
+  e.residual_after_act = q.residual_after_act ? 1 : 0;
+  e.act = q.act;
+  e.lo = q.lo;
+  e.hi = q.hi;
+  e.out_u8 = q.out.is_u8() ? 1 : 0;
+  e.out_scale = q.out.scale;
+  e.out_zp = q.out.zp;
+  return e;
+}
+
 // The run-time epilogue of a quantized step: its build-time parts, the residual
 // resolved for this run, and the input's scale and zero point (constants, or the
 // values of a dynamic quantize step from row `group0` on).
 QGemmEpilogue make_qep(const QuantEpilogue& q, const QuantInput& in, const ExecCtx& c,
                        ptrdiff_t ldr, ptrdiff_t group0) {
-  QGemmEpilogue e{};
-  e.w_scale = q.w_scale.data();
-  e.bias = q.bias.empty() ? nullptr : q.bias.data();
+  QGemmEpilogue e = qep_fixed(q);
   if (q.residual >= 0 && q.res.is_u8()) {
     e.residual_u8 = reinterpret_cast<const uint8_t*>(c.ptr[q.residual]);
     e.res_scale = q.res.scale;
@@ -168,13 +182,6 @@ QGemmEpilogue make_qep(const QuantEpilogue& q, const QuantInput& in, const ExecC
     e.residual = q.residual >= 0 ? c.ptr[q.residual] : nullptr;
     e.ldr = ldr;
   }
-  e.residual_after_act = q.residual_after_act ? 1 : 0;
-  e.act = q.act;
-  e.lo = q.lo;
-  e.hi = q.hi;
-  e.out_u8 = q.out.is_u8() ? 1 : 0;
-  e.out_scale = q.out.scale;
-  e.out_zp = q.out.zp;
   if (in.scale_v < 0) {
     e.a_scale = &in.spec.scale;
     e.a_zp = &in.spec.zp;
@@ -261,15 +268,10 @@ struct QDenseChainStep final : Step {
     return w;
   }
   static QGemmEpilogue layer_ep(const Layer& l, const Block& b) {
-    QGemmEpilogue e{};
+    QGemmEpilogue e = qep_fixed(l.ep);  // no residual (make_qdense_chain_step checks)
     e.a_scale = b.scale;
     e.a_zp = b.zp;
     e.a_stride = 1;
-    e.w_scale = l.ep.w_scale.data();
-    e.bias = l.ep.bias.empty() ? nullptr : l.ep.bias.data();
-    e.act = l.ep.act;
-    e.lo = l.ep.lo;
-    e.hi = l.ep.hi;
     return e;
   }
   // Rows [0, n) of x (row stride layers[0].K) through every layer into y, in block b
