@@ -448,13 +448,18 @@ def test_bad_inputs_raise_typed_errors(rng):
         T.quantize_rows(np.ones(3, np.float32), isa="scalar")
 
 
+# Whole row tiles of the lean epilogues (tile_u8, tile_f32) as (M, K, N): short K (the 1x1
+# convs), one-vector and partial panels (N = 16, 24, 45), rows past the last whole tile.
+WHOLE_TILE_SHAPES = ((8, 16, 16), (17, 4, 24), (24, 24, 96), (41, 37, 144), (16, 1, 45), (33, 96, 64))
+
+
 @pytest.mark.parametrize("act", ("none", "relu", "clip"))
 def test_static_uint8_whole_tiles(variant, rng, act):
     """The static uint8 epilogue of whole row tiles (one scale and zero point, the path of
     the int8 1x1 convolutions): short K, one-vector and partial panels (N = 16, 24, 45),
     a uint8 residual or none, one and two threads, against the float64 reference, and
     bit-equal to the same product one row at a time (the general epilogue)."""
-    for M, K, N in ((8, 16, 16), (17, 4, 24), (24, 24, 96), (41, 37, 144), (16, 1, 45), (33, 96, 64)):
+    for M, K, N in WHOLE_TILE_SHAPES:
         A, B = rand_a(rng, M, K), rand_b(rng, K, N)
         ws = rng.uniform(0.002, 0.004, N).astype(np.float32)
         bias = rng.uniform(-0.5, 0.5, N).astype(np.float32)
@@ -482,7 +487,7 @@ def test_float_whole_tiles(variant, rng, act):
     quantized MLP's layers): per-row and per-tensor scales, with and without a bias, the
     same shapes as the uint8 case, one and two threads, against the float64 reference,
     and bit-equal to the same product one row at a time (the general epilogue)."""
-    for M, K, N in ((8, 16, 16), (17, 4, 24), (24, 24, 96), (41, 37, 144), (16, 1, 45), (33, 96, 64)):
+    for M, K, N in WHOLE_TILE_SHAPES:
         A, B = rand_a(rng, M, K), rand_b(rng, K, N)
         ws = rng.uniform(0.002, 0.004, N).astype(np.float32)
         for per_row in (False, True):

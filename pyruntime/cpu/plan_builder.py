@@ -443,6 +443,14 @@ class Lowerer:
         qdqs, params = self._fused_qdq(m.outputs[0])
         return (readers[0], qdqs, params) if params is not None else (-1, [], None)
 
+    def _qc8_parts(self, n: Node) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """A qc8 Conv/Gemm's int8 weight (C-contiguous), float32 per-channel scales and
+        bias (None without one), as the int8 steps take them."""
+        w = self.g.weights[n.inputs[1]]
+        bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+        return (np.ascontiguousarray(w.arrays["data"]), w.arrays["scale"].astype(np.float32),
+                bias)
+
     def _int8_layer(self, n: Node, i: int, a: dict) -> bool:
         """A Conv/Gemm with a qc8 kernel on the int8 kernels: its input as uint8 (a QDQ
         output: static; else quantized here per row / per image: dynamic), its output
@@ -457,8 +465,7 @@ class Lowerer:
             return False  # grouped convs other than depthwise: the float path
         out = n.outputs[0]
         yshape = self.shapes[out]
-        data, wscale = w.arrays["data"], w.arrays["scale"].astype(np.float32)
-        bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+        data, wscale, bias = self._qc8_parts(n)
         res_id, rscale, rzp = -1, 1.0, -1
         if a["residual"]:
             rq = self.q8.get(n.inputs[3])
@@ -495,12 +502,10 @@ class Lowerer:
                   qin.group, oscale, ozp, rscale, rzp)
         if n.op == "Gemm":
             k, nn = data.shape
-            self._step("qgemm", x.id, y.id, x.images, k, nn, np.ascontiguousarray(data),
-                       *common)
+            self._step("qgemm", x.id, y.id, x.images, k, nn, data, *common)
         else:
             geom = _geom(x, yshape, data.shape[0], a, data.shape[2:])
-            self._step("qconv", x.id, y.id, geom, group != 1, np.ascontiguousarray(data),
-                       *common)
+            self._step("qconv", x.id, y.id, geom, group != 1, data, *common)
         if pool >= 0:  # the MaxPool after it, on uint8
             m = self.g.nodes[pool]
             am, pshape = node_attrs(m, pool), self.shapes[m.outputs[0]]
@@ -555,12 +560,9 @@ class Lowerer:
         layers = []
         for n, i in zip(nodes, chain):
             a = node_attrs(n, i)
-            w = self.g.weights[n.inputs[1]]
-            data = np.ascontiguousarray(w.arrays["data"])
-            bias = self.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
-            layers.append((int(data.shape[0]), int(data.shape[1]), data,
-                           w.arrays["scale"].astype(np.float32), bias, _act(a["activation"]),
-                           a["act_min"], a["act_max"]))
+            data, wscale, bias = self._qc8_parts(n)
+            layers.append((int(data.shape[0]), int(data.shape[1]), data, wscale, bias,
+                           _act(a["activation"]), a["act_min"], a["act_max"]))
         y = self._new(self.shapes[nodes[-1].outputs[0]])
         self._step("qgemm_chain", x.id, y.id, x.images, layers)
         self._done.update(chain)
