@@ -100,12 +100,14 @@ def test_create_and_drop_while_running(rng):
     # running call then holds the last one, and the Session dies on that thread when the
     # call returns. Handed over through a box the runner empties, so no closure or
     # default argument keeps it alive.
-    big = np.repeat(x, 100, axis=0)
-    want_big = sess.run(big)
-
+    # Whether the drop lands inside the run is timing: on a fast machine a short run ends
+    # before the dropping thread gets the GIL back. Each try that missed doubles the batch
+    # (bounded), until two drops have landed inside a run.
     def drop_while_running():
-        bad = []
-        for _ in range(3):
+        bad, reps = [], 100
+        for _ in range(8):
+            big = np.repeat(x, reps, axis=0)
+            want_big = sess.run(big)
             s = rt.compile(g, threads=1)
             box, ref = [s], weakref.ref(s)
             entered, done, got = threading.Event(), threading.Event(), []
@@ -131,6 +133,10 @@ def test_create_and_drop_while_running(rng):
             if ref() is not None:
                 bad.append("the dropped session outlived its last reference (a cycle?)")
             drops.append(dropped_while_running)
+            if sum(drops) >= 2:
+                break
+            if not dropped_while_running:
+                reps = min(2 * reps, 3200)
         return bad
 
     drops: list[bool] = []
