@@ -49,6 +49,9 @@ def batches(graph: Graph, data: Any) -> list[dict[str, np.ndarray]]:
         out.append(_feed(graph, names, item, k))
     if not out:
         raise InputError("calibration: no batches (the iterable was empty)")
+    # Ranges from no values would be made up (the scale's default): refuse, as for no batch.
+    if all(a.size == 0 for feed in out for a in feed.values()):
+        raise InputError(f"calibration: no values (all {len(out)} batches have 0 rows)")
     return out
 
 
