@@ -574,7 +574,7 @@ ROWS: list[Row] = [
         prune_graph(), "fp16", calibration=np.ones((4, 32), np.float32)), rt.InputError,
       r"calibration data is used by dtype 'int8' only"),
     R("quantize-exclude-unknown", lambda: rt.quantize(prune_graph(), "int8", exclude=["fc9"]),
-      rt.InputError, r"exclude names \['fc9'\] are neither nodes nor weights"),
+      rt.InputError, r"'fc9' is neither a node nor a weight; layers: \["),
     R("quantize-report-not-a-graph", lambda: rt.quantize_report(
         prune_graph(), None, np.ones((1, 32), np.float32)), rt.InputError,
       r"quantized must be a pyruntime.Graph, got NoneType"),

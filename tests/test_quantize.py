@@ -76,6 +76,56 @@ def test_exclude_per_channel_and_already_int8():
     assert again.weights["fc2.weight"].format == "f16"
 
 
+def _layer_formats(q: rt.Graph) -> dict[str, str]:
+    return {n.name: q.weights[n.inputs[1]].format for n in q.nodes if n.op in ("Conv", "Gemm")}
+
+
+@pytest.mark.parametrize("name", ["conv1", "conv1.weight", "conv1.weight_bn"])
+def test_exclude_names_a_folded_layer_in_either_graph(name):
+    """BatchNorm folding renames conv1's kernel (conv1.weight -> conv1.weight_bn): the
+    caller's names and the optimized graph's both exclude exactly that layer."""
+    g = rt.zoo.tiny_cnn(seed=1, input_shape=(3, 8, 8))
+    x = RNG.standard_normal((8, 3, 8, 8)).astype(np.float32)
+    for cal in (None, x):
+        fm = _layer_formats(rt.quantize(g, "int8", exclude=[name], calibration=cal,
+                                        progress=False))
+        assert fm.pop("conv1") == "f32"
+        assert set(fm.values()) == {"qc8"}, fm
+
+
+@pytest.mark.parametrize("name,why", [
+    ("bn1", "'bn1' is a BatchNormalization node, not a Conv/Gemm layer"),
+    ("maxpool", "'maxpool' is a MaxPool node"),
+    ("conv1.bias", "'conv1.bias' is a weight that is no Conv/Gemm kernel"),
+    ("conv9", "'conv9' is neither a node nor a weight"),
+])
+def test_exclude_names_that_are_no_layer_are_refused(name, why):
+    g = rt.zoo.tiny_cnn(seed=1, input_shape=(3, 8, 8))
+    with pytest.raises(rt.InputError, match=why) as e:
+        rt.quantize(g, "int8", exclude=[name])
+    assert "layers: ['conv1', 'expand', 'dw'" in str(e.value)
+
+
+def test_exclude_by_kernel_name_on_nameless_layers():
+    """Layers without node names are excluded by their kernels' names, and stay nameless."""
+    g = mlp()
+    for n in g.nodes:
+        n.name = ""
+    q = rt.quantize(g, "int8", exclude=["fc2.weight"], calibration=RNG.standard_normal(
+        (16, 37)).astype(np.float32), progress=False)
+    assert [q.weights[n.inputs[1]].format for n in q.nodes if n.op == "Gemm"] == \
+        ["qc8", "f32", "qc8"]
+    assert all(n.name == "" for n in q.nodes if n.op == "Gemm")
+    # and through BatchNorm folding, which renames the kernel
+    c = rt.zoo.tiny_cnn(seed=1, input_shape=(3, 8, 8))
+    for n in c.nodes:
+        n.name = ""
+    q = rt.quantize(c, "int8", exclude=["conv1.weight"])
+    layers = [n for n in q.nodes if n.op in ("Conv", "Gemm")]
+    assert [q.weights[n.inputs[1]].format for n in layers] == ["f32"] + ["qc8"] * 6
+    assert all(n.name == "" for n in q.nodes)
+
+
 def test_pruned_kernels_become_int8_sparse():
     g = rt.prune(mlp(), 0.8, scope="layer")
     q = rt.quantize(g, "int8")

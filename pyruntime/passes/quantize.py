@@ -2,7 +2,9 @@
 
 What changes. The graph is optimized first (BatchNorm folded, activations and residual
 adds fused: the quantization grid then sees the tensors the kernels produce), then the
-kernel (input 1) of every Conv and Gemm node not in `exclude` is re-encoded:
+kernel (input 1) of every Conv and Gemm node not in `exclude` (node or kernel weight
+names of the caller's graph or of the optimized one; carried through folding by node
+names) is re-encoded:
 - "int8": `qc8`, symmetric int8 per output channel (`per_channel=False`: one scale for
   the whole kernel, stored per channel). A pruned kernel stored csr/bsr keeps its
   pattern with int8 values (one scale per output channel): the CPU's sparse kernel
@@ -76,20 +78,55 @@ def _check_args(graph: Any, dtype: Any, method: Any, per_channel: Any, exclude: 
     return names
 
 
-def _targets(g: Graph, exclude: tuple[str, ...]) -> list[int]:
-    """Indices of the Conv/Gemm nodes whose kernels are quantized."""
-    known = {n.name for n in g.nodes if n.name} | set(g.weights)
-    unknown = [x for x in exclude if x not in known]
-    if unknown:
-        raise InputError(f"quantize: exclude names {unknown} are neither nodes nor weights of "
-                         f"graph {g.name!r}")
-    ex = set(exclude)
-    out = []
-    for i, n in enumerate(g.nodes):
-        if n.op in ("Conv", "Gemm") and n.inputs[1] in g.weights and n.name not in ex \
-                and n.inputs[1] not in ex:
-            out.append(i)
+_LAYER_OPS = ("Conv", "Gemm")
+_TAG = "#quantize-layer"  # a nameless layer's name while quantize runs
+
+
+def _name_layers(graph: Graph) -> tuple[Graph, set[str]]:
+    """A copy of `graph` in which every Conv/Gemm node has a name (the nameless get
+    temporary ones, returned): optimize() keeps a layer's node name through BatchNorm
+    folding and activation fusion, not its kernel's weight name, so exclusions given in
+    the caller's names are carried by node names."""
+    taken = {n.name for n in graph.nodes if n.name}
+    tags: set[str] = set()
+    nodes = []
+    for n in graph.nodes:
+        n = n.copy()
+        if n.op in _LAYER_OPS and not n.name:
+            n.name = fresh_name(_TAG, taken)
+            tags.add(n.name)
+        nodes.append(n)
+    return Graph(graph.inputs, list(graph.outputs), nodes, graph.weights, name=graph.name), tags
+
+
+def _excluded(graph: Graph, g: Graph, exclude: tuple[str, ...]) -> set[str]:
+    """Node names of the layers `exclude` names, each name a Conv/Gemm node or kernel
+    weight of the caller's `graph` (all layers named) or of its optimized form `g`
+    (a folded kernel's new name, as rt.quantize_report's graphs show it)."""
+    out: set[str] = set()
+    for x in exclude:
+        layers = {n.name for gr in (graph, g) for n in gr.nodes if n.op in _LAYER_OPS
+                  and (n.name == x or (len(n.inputs) > 1 and n.inputs[1] == x))}
+        if layers:
+            out |= layers
+            continue
+        other = next((n for n in graph.nodes if n.name == x), None)
+        layer_names = [n.name for n in g.nodes if n.op in _LAYER_OPS
+                       and not n.name.startswith(_TAG)]
+        got = (f"a {other.op} node, not a Conv/Gemm layer"
+               if other is not None else
+               "a weight that is no Conv/Gemm kernel" if x in graph.weights or x in g.weights
+               else "neither a node nor a weight")
+        raise InputError(f"quantize: exclude: expected Conv/Gemm layer names or their kernel "
+                         f"weights of graph {graph.name!r}; {x!r} is {got}; layers: "
+                         f"{layer_names[:20] or 'none'}")
     return out
+
+
+def _targets(g: Graph, excluded: set[str]) -> list[int]:
+    """Indices of the Conv/Gemm nodes whose kernels are quantized."""
+    return [i for i, n in enumerate(g.nodes)
+            if n.op in _LAYER_OPS and n.inputs[1] in g.weights and n.name not in excluded]
 
 
 def _int8_weight(w: Weight, op: str, per_channel: bool) -> Weight:
@@ -140,8 +177,9 @@ def quantize(graph: Graph, dtype: str, *, calibration: Any = None, method: str =
     if feeds is not None and dtype != "int8":
         raise InputError(f"quantize: calibration data is used by dtype 'int8' only; "
                          f"{dtype} has no activation ranges to fix")
-    g = optimize(graph, checked=True)
-    targets = _targets(g, ex)
+    named, tags = _name_layers(graph)
+    g = optimize(named, checked=True)
+    targets = _targets(g, _excluded(named, g, ex))
     weights = dict(g.weights)
     shared: dict[str, Weight | None] = {}
     for i in targets:
@@ -154,6 +192,9 @@ def quantize(graph: Graph, dtype: str, *, calibration: Any = None, method: str =
     out = Graph(g.inputs, list(g.outputs), [n.copy() for n in g.nodes], weights, name=g.name)
     if feeds is not None:
         out = _insert_qdq(out, g, targets, feeds, method, float(percentile), progress)
+    for n in out.nodes:
+        if n.name in tags:
+            n.name = ""
     validate(out)
     return out
 
