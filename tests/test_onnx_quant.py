@@ -83,8 +83,24 @@ def _mlp_matmul() -> "onnx.ModelProto":
 
 
 def _models() -> dict:
+    """tiny_cnn keeps its BatchNorm nodes in ONNX: quantize_static puts a Q/DQ pair between
+    each conv and its BatchNorm (no folding), so its residual Add reads a QDQ tensor that
+    an int8 conv reads too, as a float op; and it has an AveragePool (QOperator:
+    com.microsoft QLinearAveragePool)."""
     return {"cnn": (_cnn(), (3, 8, 8)), "mlp": (_mlp_matmul(), (16,)),
-            "zoo_mlp": (rt.to_onnx(rt.zoo.mlp((20, 16, 6))), (20,))}
+            "zoo_mlp": (rt.to_onnx(rt.zoo.mlp((20, 16, 6))), (20,)),
+            "tiny_cnn": (_tiny_cnn(), (3, 8, 8))}
+
+
+def _tiny_cnn() -> "onnx.ModelProto":
+    """rt.zoo.tiny_cnn with its 3x3 AveragePool counting the padding: every window then
+    averages 9 values, whose mean is never half-way between two steps (borders of 4 or 6
+    values make exact ties, which engines may break either way)."""
+    g = rt.zoo.tiny_cnn(seed=1, input_shape=(3, 8, 8))
+    pool = next(n for n in g.nodes if n.op == "AveragePool")
+    assert tuple(pool.attrs["kernel_shape"]) == (3, 3)
+    pool.attrs["count_include_pad"] = 1
+    return rt.to_onnx(g)
 
 
 class _Reader(oq.CalibrationDataReader):
@@ -139,7 +155,7 @@ def _check_static(got: np.ndarray, want: np.ndarray, y_scale: float) -> None:
 
 
 # ------------------------------------------------------------- static
-@pytest.mark.parametrize("key", ["cnn", "mlp", "zoo_mlp"])
+@pytest.mark.parametrize("key", ["cnn", "mlp", "zoo_mlp", "tiny_cnn"])
 @pytest.mark.parametrize("fmt", ["QDQ", "QOperator"])
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("act", ["QUInt8", "QInt8"])
@@ -166,6 +182,10 @@ def test_static_import_matches_onnxruntime(tmp_path, key, fmt, per_channel, act)
     got = run_reference(g, {g.inputs[0].name: feeds[_input_name(qmodel)]})[g.outputs[0]]
     y_scale = float(_out_qdq(g)["scale"])
     _check_static(got, want, y_scale)
+    # the CPU backend's int8 plan on the imported graph, at every ISA it has
+    x = feeds[_input_name(qmodel)]
+    for isa in rt.info()["supported_isas"]:
+        _check_static(rt.compile(g, isa=isa).run(x), want, y_scale)
     # round trip: the IR back to ONNX (int8 initializers + DequantizeLinear, Q/DQ pairs)
     back = rt.to_onnx(g)
     ops = [n.op_type for n in back.graph.node]
@@ -184,10 +204,12 @@ def test_qoperator_ops_found(tmp_path) -> None:
     com.microsoft ops included), so the importer's list is checked against it."""
     cnn, _ = _static(tmp_path, "cnn", "QOperator", False, "QUInt8")
     mlp, _ = _static(tmp_path, "mlp", "QOperator", True, "QInt8")
-    ops = {(n.domain, n.op_type) for m in (cnn, mlp) for n in m.graph.node}
+    tiny, _ = _static(tmp_path, "tiny_cnn", "QOperator", True, "QUInt8")
+    ops = {(n.domain, n.op_type) for m in (cnn, mlp, tiny) for n in m.graph.node}
     assert ("", "QLinearConv") in ops and ("", "QLinearMatMul") in ops
     assert ("com.microsoft", "QLinearAdd") in ops
     assert ("com.microsoft", "QLinearGlobalAveragePool") in ops
+    assert ("com.microsoft", "QLinearAveragePool") in ops
 
 
 # ------------------------------------------------------------ dynamic

@@ -284,7 +284,7 @@ class Lowerer:
             self._fold(n)
             return
         if op in ("Identity", "Dropout"):
-            self.vals[out] = self.vals[n.inputs[0]]
+            self.vals[out] = self._act(n.inputs[0])
         elif op in ("Conv", "Gemm"):
             self._conv_gemm(n, a)
         elif op == "BatchNormalization":
@@ -341,7 +341,7 @@ class Lowerer:
         res_id = -1
         fuse_act = True
         if res_name is not None:
-            r = self.vals.get(res_name)
+            r = self._act(res_name) if res_name in self.vals or res_name in self.q8 else None
             if r is not None and tuple(r.shape) == tuple(yshape):
                 res_id = r.id
             elif not a["residual_after_act"]:
@@ -606,7 +606,7 @@ class Lowerer:
         else:
             we, be, act_e, lo_e, hi_e = None, None, _act(None), 0.0, 0.0
         ap, wp, bp, act_p, lo_p, hi_p = parts(p, b.project)
-        res = self.vals[p.inputs[3]].id if ap["residual"] else -1
+        res = self._act(p.inputs[3]).id if ap["residual"] else -1
         y = self._new(yshape)
         self._step("inverted_residual", x.id, y.id, geom, x.shape[1], yshape[1],
                    we, be, act_e, lo_e, hi_e, wd, bd, act_d, lo_d, hi_d,
@@ -732,7 +732,7 @@ class Lowerer:
                 strides.append(st)
                 full.append(False)
                 continue
-            v = self.vals[name]
+            v = self._act(name)
             k = len(v.shape)
             if not self.static and k != r:
                 raise UnsupportedOpError(

@@ -1,6 +1,7 @@
 """ONNX converters of quantized models: the QDQ form (QuantizeLinear -> DequantizeLinear
 pairs, DequantizeLinear of int8 weights and int32 biases), the QOperator form
-(QLinearConv, QLinearMatMul; com.microsoft QGemm, QLinearAdd, QLinearGlobalAveragePool)
+(QLinearConv, QLinearMatMul; com.microsoft QGemm, QLinearAdd, QLinearGlobalAveragePool,
+QLinearAveragePool)
 and quantize_dynamic's form (DynamicQuantizeLinear -> MatMulInteger/ConvInteger -> Cast
 -> Mul -> Add).
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from ..errors import ModelFormatError
 from ..graph import Weight
+from ..shapes import node_attrs, pool_extent
 from .proto import Unsupported
 
 #: TensorProto element types of the zero points we map (UINT8 = 2, INT8 = 3).
@@ -39,7 +41,7 @@ _QTYPES = {2: "uint8", 3: "int8"}
 #: Ops that commute with per-tensor quantization: they move a pending Q along.
 QPASS = ("Flatten", "Reshape", "MaxPool")
 #: com.microsoft ops the importer maps (onnxruntime's quantize_static emits them).
-MS_OPS = ("QLinearAdd", "QLinearGlobalAveragePool", "QGemm")
+MS_OPS = ("QLinearAdd", "QLinearGlobalAveragePool", "QLinearAveragePool", "QGemm")
 
 
 @dataclasses.dataclass
@@ -476,6 +478,25 @@ class QuantOps:
         xs = self.shapes.get(x)
         if xs is not None and len(xs) == 4 and self.only_output(node) not in self.shapes:
             self.shapes[f] = (xs[0], xs[1], 1, 1)
+        self._out_q(node, f, 3, 4, self.qpend[node.input[0]].dtype)
+
+    def _op_QLinearAveragePool(self, node: Any) -> None:
+        """com.microsoft QLinearAveragePool: X, x_scale, x_zp, y_scale, y_zp; the
+        attributes of AveragePool."""
+        if int(self.attrs(node).get("channels_last", 0)):
+            raise Unsupported("channels_last=1 (NHWC input) is not supported")
+        if len(node.input) < 4:
+            raise ModelFormatError(f"QLinearAveragePool node {node.name!r} needs 4 or 5 "
+                                   "inputs")
+        x = self._read_q(node, node.input[0], node.input[1], node.input[2], "X")
+        f = self.fresh(f"{self.only_output(node)}_f")
+        self._op_AveragePool(self._synthetic(node, "AveragePool", [x], [f],
+                                             ("channels_last",)))
+        xs = self.shapes.get(x)
+        if xs is not None and len(xs) == 4 and None not in xs[2:] and \
+                self.only_output(node) not in self.shapes:
+            oh, ow, _, _ = pool_extent(xs[2], xs[3], node_attrs(self.nodes[-1]))
+            self.shapes[f] = (xs[0], xs[1], oh, ow)
         self._out_q(node, f, 3, 4, self.qpend[node.input[0]].dtype)
 
     # ---------------------------------------------------- dynamic form

@@ -27,7 +27,8 @@ SUPPORTED_OPS = (
 )
 #: Quantized ONNX (pyruntime/onnx/convert_quant.py): QDQ, QOperator and dynamic forms.
 #: Cast and Mul are read only inside quantize_dynamic's pattern; QLinearAdd,
-#: QLinearGlobalAveragePool and QGemm are onnxruntime's com.microsoft ops.
+#: QLinearGlobalAveragePool, QLinearAveragePool and QGemm are onnxruntime's com.microsoft
+#: ops.
 QUANT_OPS = ("ConvInteger", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
              "QLinearConv", "QLinearMatMul", "QuantizeLinear")
 
@@ -66,6 +67,8 @@ KNOWN_ATTRS: dict[str, set[str]] = {
     "QLinearMatMul": set(), "MatMulInteger": set(), "DynamicQuantizeLinear": set(),
     "Cast": {"to", "saturate"}, "Mul": set(),
     "QLinearAdd": set(), "QLinearGlobalAveragePool": {"channels_last"},
+    "QLinearAveragePool": {"auto_pad", "ceil_mode", "channels_last", "count_include_pad",
+                           "kernel_shape", "pads", "strides"},
     "QGemm": {"alpha", "transA", "transB"},
 }
 
@@ -79,7 +82,7 @@ ARITY: dict[str, tuple[int, int]] = {
     "QuantizeLinear": (2, 3), "DequantizeLinear": (2, 3), "QLinearConv": (8, 9),
     "QLinearMatMul": (8, 8), "MatMulInteger": (2, 4), "ConvInteger": (2, 4),
     "DynamicQuantizeLinear": (1, 1), "Cast": (1, 1), "Mul": (2, 2), "QLinearAdd": (7, 8),
-    "QLinearGlobalAveragePool": (4, 5), "QGemm": (6, 9),
+    "QLinearGlobalAveragePool": (4, 5), "QLinearAveragePool": (4, 5), "QGemm": (6, 9),
 }
 
 # The ONNX type of every attribute we read (a wrong type is a malformed model).
