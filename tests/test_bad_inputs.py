@@ -566,7 +566,7 @@ ROWS: list[Row] = [
       rt.InputError, r"method must be one of .*got 'kl'"),
     R("quantize-calibration-shape", lambda: rt.quantize(
         prune_graph(), "int8", calibration=np.ones((4, 31), np.float32), progress=False),
-      rt.ShapeError, r"calibration batch 0: input 'input': expected shape \(N, 32\), got \(4, 31\)"),
+      rt.ShapeError, r"calibration: input 'input': expected shape \(N, 32\), got \(4, 31\)"),
     R("quantize-calibration-nan", lambda: rt.quantize(
         prune_graph(), "int8", calibration=np.full((2, 32), np.nan, np.float32),
         progress=False), rt.InputError, r"NaN or infinite"),
@@ -578,6 +578,15 @@ ROWS: list[Row] = [
     R("quantize-report-not-a-graph", lambda: rt.quantize_report(
         prune_graph(), None, np.ones((1, 32), np.float32)), rt.InputError,
       r"quantized must be a pyruntime.Graph, got NoneType"),
+    R("quantize-report-no-rows", lambda: rt.quantize_report(
+        prune_graph(), rt.quantize(prune_graph(), "int8"), np.ones((0, 32), np.float32)),
+      rt.InputError, r"quantize_report: x: no values \(0 rows\)"),
+    R("quantize-report-nan", lambda: rt.quantize_report(
+        prune_graph(), rt.quantize(prune_graph(), "int8"), np.full((2, 32), np.inf)),
+      rt.InputError, r"quantize_report: x: input 'input' has NaN or infinite values"),
+    R("quantize-report-list", lambda: rt.quantize_report(
+        prune_graph(), rt.quantize(prune_graph(), "int8"), [np.ones((2, 32))]),
+      rt.InputError, r"x must be an array or a dict of arrays, got list"),
     R("qdq-zero-scale", lambda: rt.Graph(
         [rt.ValueInfo("x", (None, 4))], ["y"],
         [rt.Node("QDQ", ["x"], ["y"], {"scale": 0.0, "zero_point": 0}, name="q")],

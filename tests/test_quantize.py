@@ -218,7 +218,7 @@ def test_calibration_forms_agree():
     ({"dtype": "int8", "calibration": np.zeros((4, 36), np.float32)}, r"\(N, 37\)"),
     ({"dtype": "int8", "calibration": {"x": np.zeros((4, 37))}}, "expected inputs"),
     ({"dtype": "int8", "calibration": []}, "no batches"),
-    ({"dtype": "int8", "calibration": np.zeros((0, 37), np.float32)}, "no values"),
+    ({"dtype": "int8", "calibration": np.zeros((0, 37), np.float32)}, r"no values \(0 rows"),
     ({"dtype": "int8", "calibration": [np.zeros((0, 37))] * 3}, "all 3 batches have 0 rows"),
     ({"dtype": "int8", "calibration": "data"}, "calibration"),
     ({"dtype": "int8", "calibration": np.full((2, 37), np.nan)}, "NaN"),

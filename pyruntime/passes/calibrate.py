@@ -32,31 +32,33 @@ METHODS = ("minmax", "percentile", "entropy")
 BINS = 2048
 
 
-def batches(graph: Graph, data: Any) -> list[dict[str, np.ndarray]]:
+def batches(graph: Graph, data: Any, what: str = "calibration") -> list[dict[str, np.ndarray]]:
     """Calibration data as a list of feeds, each checked against the graph's inputs: an
     array (one-input graph), a dict of arrays, or an iterable of either (batches). The
-    list is materialized once so the histogram pass can read the data again."""
+    list is materialized once so the histogram pass can read the data again. `what`
+    names the data in errors."""
     names = [v.name for v in graph.inputs]
-    if isinstance(data, (np.ndarray, Mapping)):
+    single = isinstance(data, (np.ndarray, Mapping))
+    if single:
         items: Iterable[Any] = [data]
     elif isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
-        raise InputError(f"calibration: expected an array, a dict of arrays or an iterable "
+        raise InputError(f"{what}: expected an array, a dict of arrays or an iterable "
                          f"of batches, got {type(data).__name__}")
     else:
         items = data
     out = []
     for k, item in enumerate(items):
-        out.append(_feed(graph, names, item, k))
+        out.append(_feed(graph, names, item, what if single else f"{what} batch {k}"))
     if not out:
-        raise InputError("calibration: no batches (the iterable was empty)")
+        raise InputError(f"{what}: no batches (the iterable was empty)")
     # Ranges from no values would be made up (the scale's default): refuse, as for no batch.
     if all(a.size == 0 for feed in out for a in feed.values()):
-        raise InputError(f"calibration: no values (all {len(out)} batches have 0 rows)")
+        raise InputError(f"{what}: no values (" + ("0 rows)" if single else
+                                                   f"all {len(out)} batches have 0 rows)"))
     return out
 
 
-def _feed(graph: Graph, names: list[str], item: Any, k: int) -> dict[str, np.ndarray]:
-    where = f"calibration batch {k}"
+def _feed(graph: Graph, names: list[str], item: Any, where: str) -> dict[str, np.ndarray]:
     if isinstance(item, Mapping):
         if set(item) != set(names):
             raise InputError(f"{where}: expected inputs {names}, got {sorted(map(str, item))}")

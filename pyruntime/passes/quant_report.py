@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from .. import formats
 from ..errors import InputError
 from ..graph import Graph
 from ..shapes import node_label, validate
+from .calibrate import batches
 from .fusion import optimize
 
 __all__ = ["quantize_report", "LayerError", "QuantReport"]
@@ -97,6 +98,10 @@ def quantize_report(original: Graph, quantized: Graph, x: Any) -> QuantReport:
                          f"layer output with {original.name!r}; pass the graph rt.quantize "
                          f"made from it")
     names = [n.outputs[0] for _, n, _ in layers]
+    if not isinstance(x, (np.ndarray, Mapping)):
+        raise InputError(f"quantize_report: x must be an array or a dict of arrays, got "
+                         f"{type(x).__name__}")
+    x = batches(original, x, "quantize_report: x")[0]  # checked: shape, rows, finite
     got, ref = _run(quantized, names, x), _run(fp, names, x)
     report = QuantReport()
     for i, n, f in layers:
