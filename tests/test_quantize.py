@@ -284,6 +284,23 @@ def _dyn_bound(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return 0.5 * step[:, None] * np.abs(w).sum(axis=0)[None, :]
 
 
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_int8_results_do_not_depend_on_the_batch(model, static, threads):
+    """Dynamic quantization is per row / per image and static grids are fixed, so a
+    sample's int8 result is the same bits alone and in any batch (dynamic batching in
+    serving never changes an answer), at every ISA."""
+    g, shape = (mlp(), (37,)) if model == "mlp" else (cnn(), (3, 9, 11))
+    x = (RNG.standard_normal((23, *shape)) * 2).astype(np.float32)
+    q = rt.quantize(g, "int8", calibration=x if static else None, progress=False)
+    for isa in rt.info()["supported_isas"]:
+        s = rt.compile(q, threads=threads, isa=isa)
+        alone = np.concatenate([s.run(x[i:i + 1]) for i in range(len(x))])
+        assert np.array_equal(s.run(x), alone), isa
+        assert np.array_equal(s.run(x[5:18]), alone[5:18]), isa
+
+
 @pytest.mark.parametrize("batch", [1, 2, 7, 64])
 def test_dynamic_gemm_within_the_activation_step(batch):
     x = nn.Input((131,), name="x")
