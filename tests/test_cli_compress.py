@@ -50,6 +50,8 @@ def usage_error(argv, capsys) -> str:
     (["--block", "16,1"], ["--block needs --prune"]),
     (["--quantize", "fp16", "--epochs", "3"], ["--epochs needs --finetune"]),
     (["--auto"], ["--auto needs --data"]),
+    (["--quantize", "fp16", "--calibration", "c.npz"], ["needs --quantize int8, not fp16"]),
+    (["--prune", "0.5", "--calibration", "c.npz"], ["needs --quantize int8"]),
     ([], ["nothing to do"]),
 ])
 def test_usage_errors_exit_2(files, capsys, extra, words):

@@ -148,6 +148,9 @@ def _usage(args: argparse.Namespace) -> None:
             err("--auto chooses the steps itself: drop --recipe/--prune/--quantize/--finetune")
     elif args.max_drop is not None:
         err("--max-drop is for --auto")
+    if args.calibration and not (args.recipe or args.auto) and args.quantize != "int8":
+        err("--calibration fixes static int8 activation ranges: it needs --quantize int8"
+            + (f", not {args.quantize}" if args.quantize else ""))
     if args.recipe and (args.prune is not None or args.quantize or args.epochs):
         err("--recipe gives the steps: drop --prune/--quantize/--epochs")
     if not (args.auto or args.recipe or args.prune is not None or args.quantize
