@@ -19,6 +19,9 @@ namespace pyrt {
 // Test-only 16-lane AVX2 build of the dwconv/pool/eltwise templates
 // (cpp/testing/f32_w16check_avx2.cpp): runs the AVX-512 logic on AVX2 machines.
 void register_all__avx2w16_testing(KernelTable& t);
+// Test-only AVX-VNNI int8 GEMM with vpdpbusd emulated in AVX2
+// (cpp/testing/qs8_vnni_emu_avx2.cpp): needs AVX2 only.
+QGemmConfig qs8_qc8w_gemm_avxvnni_emu_testing();
 
 namespace kt {
 

@@ -39,7 +39,13 @@ struct Chosen {
 Chosen choose(const std::optional<std::string>& isa, const std::optional<std::string>& variant) {
   if (variant) {
     const uint32_t have = cpu_features().usable();
-    std::string names;
+    const QGemmConfig emu = qs8_qc8w_gemm_avxvnni_emu_testing();
+    if (*variant == emu.name) {
+      if ((kFeatAvx2Fma & have) != kFeatAvx2Fma)
+        raise("IsaError", "variant " + *variant + " needs AVX2, which this CPU/OS lacks");
+      return {emu, Isa::Avx2};
+    }
+    std::string names = "'" + std::string(emu.name) + "'";
     for (const KernelVariant& v : kernel_variants()) {
       if (std::string(v.entry) != "qs8_qc8w_gemm") continue;
       KernelTable t{};
@@ -49,7 +55,7 @@ Chosen choose(const std::optional<std::string>& isa, const std::optional<std::st
           raise("IsaError", "variant " + *variant + " needs CPU features this CPU/OS lacks");
         return {t.qs8_qc8w_gemm, v.level};
       }
-      names += (names.empty() ? "'" : ", '") + std::string(t.qs8_qc8w_gemm.name) + "'";
+      names += ", '" + std::string(t.qs8_qc8w_gemm.name) + "'";
     }
     raise("IsaError", "unknown qs8_qc8w_gemm variant '" + *variant + "': expected one of " + names);
   }
@@ -314,11 +320,19 @@ void bind_testing_qgemm(py::module_& testing) {
       d["name"] = t.qs8_qc8w_gemm.name;
       d["level"] = isa_name(v.level);
       d["runs"] = (v.needs & have) == v.needs;
+      d["testing"] = false;
       out.append(d);
     }
+    py::dict emu;  // test-only: the AVX-VNNI tile with an emulated vpdpbusd
+    emu["name"] = qs8_qc8w_gemm_avxvnni_emu_testing().name;
+    emu["level"] = isa_name(Isa::Avx2);
+    emu["runs"] = (kFeatAvx2Fma & have) == kFeatAvx2Fma;
+    emu["testing"] = true;
+    out.append(emu);
     return out;
-  }, "Every qs8_qc8w_gemm variant in the dispatch list: {name, level, runs (this CPU has "
-     "its features)}.");
+  }, "Every qs8_qc8w_gemm variant in the dispatch list, then the test-only AVX-VNNI tile "
+     "with an emulated vpdpbusd: {name, level, runs (this CPU has its features), testing "
+     "(never in a table)}.");
 }
 
 }  // namespace pyrt

@@ -18,6 +18,7 @@ avx512=(-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
         -Wno-maybe-uninitialized -Wno-uninitialized)
 avx512bf16=("${avx512[@]}" -mavx512bf16)
 srcs=("$root"/cpp/kernels/*/*.cpp "$root/cpp/testing/f32_w16check_avx2.cpp"
+      "$root/cpp/testing/qs8_vnni_emu_avx2.cpp"
       "$root/cpp/runtime/dispatch.cpp" "$root/tools/kernelcheck/kernel_check.cpp")
 objs=()
 pids=()

@@ -49,6 +49,7 @@ namespace pyrt {
 // Test-only registrations (f32_gemm_avx2.cpp, f32_w16check_avx2.cpp).
 void register_f32_gemm_12x16__avx2(KernelTable& t);
 void register_all__avx2w16_testing(KernelTable& t);
+QGemmConfig qs8_qc8w_gemm_avxvnni_emu_testing();  // cpp/testing/qs8_vnni_emu_avx2.cpp
 }  // namespace pyrt
 
 using namespace pyrt;
@@ -1454,6 +1455,13 @@ void test_qgemm(const KernelTable& ref, const KernelTable& tst) {
     Group g;
     g.name = std::string("qgemm/") + t.qs8_qc8w_gemm.name;
     test_qgemm_one(ref.qs8_qc8w_gemm, t.qs8_qc8w_gemm, g);
+    end_group(g);
+  }
+  if (tst.isa == Isa::Avx2) {  // the AVX-VNNI tile, vpdpbusd emulated (runs on AVX2)
+    const QGemmConfig emu = qs8_qc8w_gemm_avxvnni_emu_testing();
+    Group g;
+    g.name = std::string("qgemm/") + emu.name;
+    test_qgemm_one(ref.qs8_qc8w_gemm, emu, g);
     end_group(g);
   }
 }

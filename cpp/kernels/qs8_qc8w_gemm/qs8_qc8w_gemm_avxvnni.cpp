@@ -1,7 +1,5 @@
-// qs8_qc8w_gemm for AVX-VNNI (vpdpbusd on ymm, VEX encoded; no AVX-512 needed): each
-// int32 lane accumulates 4 consecutive k of one column, u8 A (broadcast) times s8
-// weights packed [K/4][16 columns][4 k]. A 6 x 16 tile: 12 accumulators. The algorithm
-// is qs8_qc8w_gemm_impl.inc.
+// qs8_qc8w_gemm for AVX-VNNI (vpdpbusd on ymm, VEX encoded; no AVX-512 needed): the
+// 6 x 16 tile of qs8_qc8w_gemm_vnni_ymm.inc on the instruction itself.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -17,24 +15,12 @@ namespace {
 
 #include "qs8_traits_ymm.inc"
 
-struct Q : QY {
-  using BT = int8_t;
-  static constexpr int kCpv = 8;
-  static inline I bcast_val(int32_t v) { return _mm256_set1_epi32(v); }
-  static inline I bcast(const uint8_t* p) { return _mm256_set1_epi32(load32(p)); }
-  static inline I dot(I acc, I a, const void* b) {
-    return _mm256_dpbusd_avx_epi32(acc, a, _mm256_loadu_si256(static_cast<const __m256i*>(b)));
-  }
-  static inline I fold(I x, I) { return x; }  // unused: one lane per column
-};
-
-constexpr int kMr = 6;
-constexpr int kNr = 16;
-constexpr ptrdiff_t kMc = 126;
-constexpr int kAccBudget = 12;
+inline __m256i dpbusd(__m256i acc, __m256i a, __m256i b) {
+  return _mm256_dpbusd_avx_epi32(acc, a, b);
+}
 constexpr const char* kName = "qs8_qc8w_gemm_6x16__avxvnni";
 
-#include "qs8_qc8w_gemm_impl.inc"
+#include "qs8_qc8w_gemm_vnni_ymm.inc"
 
 }  // namespace
 }  // namespace qgemm
