@@ -464,40 +464,31 @@ class QuantOps:
                                 f"{what} {name!r}")
         return self.weight(self._const_weight(f"{name}_f", f, None), f)
 
-    def _op_QLinearGlobalAveragePool(self, node: Any) -> None:
-        """com.microsoft QLinearGlobalAveragePool: X, x_scale, x_zp, y_scale, y_zp."""
+    def _qlinear_pool(self, node: Any, op: str, hw: Any) -> None:
+        """com.microsoft QLinear<op>: X, x_scale, x_zp, y_scale, y_zp; `op` on QDQ(X),
+        quantized to y. onnx's shape inference stops at these ops: the output's shape is
+        carried from X's (`hw`: its spatial size and the IR node -> the output's, or
+        None where unknown)."""
         if int(self.attrs(node).get("channels_last", 0)):
             raise Unsupported("channels_last=1 (NHWC input) is not supported")
         if len(node.input) < 4:
-            raise ModelFormatError(f"QLinearGlobalAveragePool node {node.name!r} needs 4 or "
-                                   "5 inputs")
+            raise ModelFormatError(f"{node.op_type} node {node.name!r} needs 4 or 5 inputs")
         x = self._read_q(node, node.input[0], node.input[1], node.input[2], "X")
         f = self.fresh(f"{self.only_output(node)}_f")
-        self._op_GlobalAveragePool(self._synthetic(node, "GlobalAveragePool", [x], [f],
-                                                   ("channels_last",)))
+        getattr(self, f"_op_{op}")(self._synthetic(node, op, [x], [f], ("channels_last",)))
         xs = self.shapes.get(x)
         if xs is not None and len(xs) == 4 and self.only_output(node) not in self.shapes:
-            self.shapes[f] = (xs[0], xs[1], 1, 1)
+            out = hw(xs[2], xs[3], self.nodes[-1])
+            if out is not None:
+                self.shapes[f] = (xs[0], xs[1], *out)
         self._out_q(node, f, 3, 4, self.qpend[node.input[0]].dtype)
 
+    def _op_QLinearGlobalAveragePool(self, node: Any) -> None:
+        self._qlinear_pool(node, "GlobalAveragePool", lambda h, w, n: (1, 1))
+
     def _op_QLinearAveragePool(self, node: Any) -> None:
-        """com.microsoft QLinearAveragePool: X, x_scale, x_zp, y_scale, y_zp; the
-        attributes of AveragePool."""
-        if int(self.attrs(node).get("channels_last", 0)):
-            raise Unsupported("channels_last=1 (NHWC input) is not supported")
-        if len(node.input) < 4:
-            raise ModelFormatError(f"QLinearAveragePool node {node.name!r} needs 4 or 5 "
-                                   "inputs")
-        x = self._read_q(node, node.input[0], node.input[1], node.input[2], "X")
-        f = self.fresh(f"{self.only_output(node)}_f")
-        self._op_AveragePool(self._synthetic(node, "AveragePool", [x], [f],
-                                             ("channels_last",)))
-        xs = self.shapes.get(x)
-        if xs is not None and len(xs) == 4 and None not in xs[2:] and \
-                self.only_output(node) not in self.shapes:
-            oh, ow, _, _ = pool_extent(xs[2], xs[3], node_attrs(self.nodes[-1]))
-            self.shapes[f] = (xs[0], xs[1], oh, ow)
-        self._out_q(node, f, 3, 4, self.qpend[node.input[0]].dtype)
+        self._qlinear_pool(node, "AveragePool", lambda h, w, n: None if None in (h, w)
+                           else pool_extent(h, w, node_attrs(n))[:2])
 
     # ---------------------------------------------------- dynamic form
     def _op_DynamicQuantizeLinear(self, node: Any) -> None:
