@@ -301,6 +301,26 @@ def test_int8_results_do_not_depend_on_the_batch(model, static, threads):
         assert np.array_equal(s.run(x[5:18]), alone[5:18]), isa
 
 
+def test_static_int8_saturates_inf_and_keeps_other_samples():
+    """Session's contract for int8 steps: +-Inf at a static model's input lands on the
+    grid's ends (exactly as a huge finite value would), a NaN on some grid value, and
+    the other samples of the batch are untouched."""
+    g = mlp()
+    x = RNG.standard_normal((6, 37)).astype(np.float32)
+    q = rt.quantize(g, "int8", calibration=x, progress=False)
+    for isa in rt.info()["supported_isas"]:
+        s = rt.compile(q, isa=isa)
+        want = s.run(x)
+        for bad, same in ((np.inf, 1e30), (-np.inf, -1e30), (np.nan, None)):
+            y = x.copy()
+            y[2, [0, 5, 36]] = bad
+            got = s.run(y)
+            assert np.array_equal(np.delete(got, 2, 0), np.delete(want, 2, 0)), (isa, bad)
+            if same is not None:
+                y[2, [0, 5, 36]] = same
+                assert np.array_equal(got, s.run(y)), (isa, bad)
+
+
 @pytest.mark.parametrize("batch", [1, 2, 7, 64])
 def test_dynamic_gemm_within_the_activation_step(batch):
     x = nn.Input((131,), name="x")

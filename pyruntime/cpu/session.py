@@ -47,7 +47,11 @@ class Session:
       every output element that depends on it (sums, products, exp, tanh, softmax rows).
       relu(NaN) and clip(NaN) are NaN (like np.maximum/np.minimum), and a max-pool
       window holding a NaN gives NaN. Inf - Inf and 0 * Inf give NaN; a softmax row with
-      +Inf or NaN is all NaN.
+      +Inf or NaN is all NaN. Except in int8 steps (rt.quantize, quantized ONNX), which
+      compute in integers: a NaN or Inf reaching a quantize point (a static model's
+      input, a dynamically quantized layer's input) takes some value on the uint8 grid
+      (+-Inf its ends), so that sample's outputs may be finite, as with onnxruntime's
+      QuantizeLinear (NaN -> 0). Check inputs with np.isfinite where it matters.
     - Outputs are new float32 arrays owned by the caller, public layout (NCHW for 4-D).
     """
 
