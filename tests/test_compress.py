@@ -41,6 +41,10 @@ def reference_accuracy(g: rt.Graph, x: np.ndarray, y: np.ndarray) -> float:
     ([{"distill": {}}], ["step 1 (distill)", "teacher", "student"]),
     ([{"prune": {"sparsity": 0.5}, "quantize": {"dtype": "fp16"}}], ["one key"]),
     ([], ["non-empty"]),
+    ([{"quantize": {"dtype": "int8", "exclude": "logits"}}], ["step 1 (quantize)", "exclude"]),
+    ([{"prune": {"sparsity": 0.5, "exclude": [3]}}], ["step 1 (prune)", "exclude"]),
+    ([{"quantize": {"dtype": "int8", "percentile": 40}}], ["percentile", "40"]),
+    ([{"quantize": {"dtype": "int8", "per_channel": 1}}], ["per_channel"]),
 ])
 def test_bad_recipes_name_step_and_key(recipe, words):
     with pytest.raises(rt.InputError) as e:
@@ -110,6 +114,31 @@ def test_recipe_equals_the_steps_by_hand_and_the_report_is_true():
     assert abs(rep.rows[2].accuracy - reference_accuracy(out, x, y)) <= 2 / 40
     json.dumps(rep.to_dict())
     assert "| quantize int8 |" in rep.to_markdown()
+
+
+def test_recipe_exclude_and_quantize_options_reach_the_passes():
+    rng = np.random.default_rng(0)
+    g = digits.teacher_cnn(seed=1)
+    x = rng.random((40, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 40)
+    out, _ = rt.compress(g, [{"prune": {"sparsity": 0.8, "exclude": ["conv3"]}},
+                             {"quantize": {"dtype": "int8", "exclude": ["logits"],
+                                           "method": "percentile", "percentile": 99.0,
+                                           "per_channel": False}}],
+                         data=(x, y), latency=False, progress=False)
+    by_hand = rt.quantize(rt.prune(g, 0.8, exclude=["conv3"]), "int8", calibration=x,
+                          method="percentile", percentile=99.0, per_channel=False,
+                          exclude=["logits"], progress=False)
+    np.testing.assert_array_equal(rt.compile(out).run(x), rt.compile(by_hand).run(x))
+    fmt = {n.name: out.weights[n.inputs[1]].format for n in out.nodes
+           if n.op in ("Conv", "Gemm")}
+    # conv3 kept dense by prune, then int8; logits kept float; conv2 pruned, then int8
+    assert (fmt["conv3"], fmt["logits"], fmt["conv2"]) == ("qc8", "f32", "csr"), fmt
+    conv2 = next(n for n in out.nodes if n.name == "conv2")
+    assert out.weights[conv2.inputs[1]].arrays["values"].dtype == np.int8
+    with pytest.raises(rt.InputError, match="'conv9' is neither a node nor a weight"):
+        rt.compress(g, [{"quantize": {"dtype": "fp16", "exclude": ["conv9"]}}],
+                    latency=False, progress=False)
 
 
 def test_latency_columns_cover_every_stage_and_onnxruntime():

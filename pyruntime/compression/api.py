@@ -45,16 +45,18 @@ def run_step(g: Graph, step: Step, train: Data | None, calibration: Any, *,
                          f"(the CLI's --finetune DATA.npz)")
     if step.kind == "quantize":
         cal = calibration if o["dtype"] == "int8" and o["calibrate"] else None
-        return quantize(g, o["dtype"], calibration=cal, method=o["method"], progress=progress)
+        return quantize(g, o["dtype"], calibration=cal, method=o["method"],
+                        per_channel=o["per_channel"], percentile=o["percentile"],
+                        exclude=o["exclude"], progress=progress)
     if step.kind == "prune" and not o["gradual"]:
         return prune(g, o["sparsity"], structure="block" if o["block"] else "unstructured",
-                     block=o["block"], scope=o["scope"])
+                     block=o["block"], scope=o["scope"], exclude=o["exclude"])
     from .. import train as tr
     x, y = train.x, train.y
     if step.kind == "prune":
         return tr.gradual_prune(g, x, y, o["sparsity"], epochs=o["epochs"],
                                 structure="block" if o["block"] else "unstructured",
-                                block=o["block"], scope=o["scope"],
+                                block=o["block"], scope=o["scope"], exclude=o["exclude"],
                                 learning_rate=o["learning_rate"], seed=seed,
                                 progress=progress)
     if step.kind == "finetune":

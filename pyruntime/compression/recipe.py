@@ -10,12 +10,14 @@ current graph (a Python list, or TOML: `[[step]]` tables with a `kind` key, see
   batch_size [64]. Needs training data.
 - prune: sparsity (required, in [0, 1)), block [None: unstructured; [r, c] blocks],
   scope ["global"], gradual [False: one shot; True: Zhu & Gupta's schedule while
-  training, needs training data], epochs [10, gradual only], learning_rate [1e-3].
+  training, needs training data], epochs [10, gradual only], learning_rate [1e-3],
+  exclude [[]: layer node or kernel weight names kept dense, as rt.prune's].
 - finetune: epochs [10], learning_rate [1e-3], batch_size [64]. Pruned zeros stay zero.
   Needs training data.
 - quantize: dtype (required: "int8", "fp16" or "bf16"), method ["minmax"],
   calibrate [True: static int8 from the calibration data when there is any; False:
-  dynamic]. Must be the last step (nothing trains or prunes int8 weights).
+  dynamic], per_channel [True], percentile [99.99], exclude [[]: layers kept in float,
+  as rt.quantize's]. Must be the last step (nothing trains or prunes int8 weights).
 
 Why up front: a typo in step 4 should not surface after twenty minutes of training.
 Every error is an rt.InputError naming the step (1-based) and the key.
@@ -43,9 +45,10 @@ KINDS: dict[str, dict[str, Any]] = {
     "distill": {"teacher": None, "student": None, "temperature": 4.0, "alpha": 0.5,
                 "epochs": 20, "learning_rate": 1e-3, "batch_size": 64},
     "prune": {"sparsity": REQUIRED, "block": None, "scope": "global", "gradual": False,
-              "epochs": 10, "learning_rate": 1e-3},
+              "epochs": 10, "learning_rate": 1e-3, "exclude": ()},
     "finetune": {"epochs": 10, "learning_rate": 1e-3, "batch_size": 64},
-    "quantize": {"dtype": REQUIRED, "method": "minmax", "calibrate": True},
+    "quantize": {"dtype": REQUIRED, "method": "minmax", "calibrate": True,
+                 "per_channel": True, "percentile": 99.99, "exclude": ()},
 }
 TRAINING_KINDS = ("distill", "finetune")
 
@@ -124,6 +127,13 @@ def _check_step(i: int, kind: str, opts: Mapping[str, Any]) -> Step:
     for key in ("learning_rate", "temperature"):
         if key in o:
             o[key] = _pos_float(o[key], w(key))
+    if "exclude" in o:  # the names themselves are checked against the graph at the step
+        x = o["exclude"]
+        if isinstance(x, (str, bytes)) or not isinstance(x, (list, tuple)) or \
+                not all(isinstance(n, str) for n in x):
+            raise InputError(f"{w('exclude')}: expected a list of layer or weight names, "
+                             f"got {x!r:.80}")
+        o["exclude"] = tuple(x)
     if kind == "distill":
         if (o["teacher"] is None) == (o["student"] is None):
             raise InputError(f"{_where(i, kind)}: expected exactly one of 'teacher' (the "
@@ -158,9 +168,14 @@ def _check_step(i: int, kind: str, opts: Mapping[str, Any]) -> Step:
         if o["method"] not in ("minmax", "percentile", "entropy"):
             raise InputError(f"{w('method')}: expected 'minmax', 'percentile' or 'entropy', "
                              f"got {o['method']!r}")
-        if not isinstance(o["calibrate"], bool):
-            raise InputError(f"{w('calibrate')}: expected true or false, got "
-                             f"{o['calibrate']!r}")
+        for key in ("calibrate", "per_channel"):
+            if not isinstance(o[key], bool):
+                raise InputError(f"{w(key)}: expected true or false, got {o[key]!r}")
+        pc = o["percentile"]
+        if isinstance(pc, bool) or not isinstance(pc, numbers.Real) or \
+                not 50.0 < float(pc) <= 100.0:
+            raise InputError(f"{w('percentile')}: expected a number in (50, 100], got {pc!r}")
+        o["percentile"] = float(pc)
     return Step(kind, o)
 
 
