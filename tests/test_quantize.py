@@ -106,6 +106,32 @@ def test_exclude_names_that_are_no_layer_are_refused(name, why):
     assert "layers: ['conv1', 'expand', 'dw'" in str(e.value)
 
 
+@pytest.mark.parametrize("static", [False, True])
+def test_a_kernel_shared_with_an_excluded_layer_stays_float_there(static):
+    """Two layers reading one weight, one excluded: the excluded layer keeps the float
+    kernel (it read the int8 one before), the other reads an int8 copy."""
+    W = rt.Weight.f32((RNG.standard_normal((16, 16)) / 4).astype(np.float32))
+    g = rt.Graph([rt.ValueInfo("x", (None, 16))], ["y"],
+                 [rt.Node("Gemm", ["x", "W"], ["h"], name="a"),
+                  rt.Node("Gemm", ["h", "W"], ["y"], name="b")], {"W": W}, name="shared")
+    # the same layers with a weight each: what the shared one must compute like
+    apart = rt.Graph(g.inputs, ["y"], [rt.Node("Gemm", ["x", "Wa"], ["h"], name="a"),
+                                       rt.Node("Gemm", ["h", "Wb"], ["y"], name="b")],
+                     {"Wa": W, "Wb": W}, name="apart")
+    x = RNG.standard_normal((9, 16)).astype(np.float32)
+    for ex, kept in ((["b"], "b"), (["a"], "a")):
+        q, want = (rt.quantize(m, "int8", exclude=ex, calibration=x if static else None,
+                               progress=False) for m in (g, apart))
+        fmt = {n.name: (n.inputs[1], q.weights[n.inputs[1]].format) for n in q.nodes
+               if n.op == "Gemm"}
+        assert fmt[kept] == ("W", "f32") and q.weights["W"] is W
+        (other,) = set(fmt) - {kept}
+        assert fmt[other][1] == "qc8" and fmt[other][0] != "W"
+        np.testing.assert_array_equal(rt.compile(q).run(x), rt.compile(want).run(x))
+    both = rt.quantize(g, "int8")  # no exclusion: one int8 weight for both
+    assert [n.inputs[1] for n in both.nodes] == ["W", "W"] and both.weights["W"].format == "qc8"
+
+
 def test_exclude_by_kernel_name_on_nameless_layers():
     """Layers without node names are excluded by their kernels' names, and stay nameless."""
     g = mlp()

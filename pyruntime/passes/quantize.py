@@ -165,6 +165,30 @@ def _encode(w: Weight, op: str, dtype: str, per_channel: bool) -> Weight | None:
     return formats.encode_f16(dense) if dtype == "fp16" else formats.encode_bf16(dense)
 
 
+def _encode_kernels(g: Graph, targets: list[int], dtype: str, per_channel: bool) -> None:
+    """Re-encode the kernels of the layers `targets` in `g` (in place), once per weight.
+    A weight shared with a node left as it is (an excluded layer) keeps its float form
+    there: the quantized layers read a copy under a new name."""
+    tset = set(targets)
+    readers: dict[str, set[int]] = {}
+    for i, n in enumerate(g.nodes):
+        for x in n.inputs:
+            if x in g.weights:
+                readers.setdefault(x, set()).add(i)
+    taken = set(g.weights) | {v.name for v in g.inputs} | {o for n in g.nodes for o in n.outputs}
+    done: dict[str, str] = {}  # kernel -> the name its layers read now
+    for i in targets:
+        n = g.nodes[i]
+        wn = n.inputs[1]
+        if wn not in done:
+            enc = _encode(g.weights[wn], n.op, dtype, per_channel)
+            done[wn] = wn if enc is None or readers[wn] <= tset else \
+                fresh_name(f"{wn}_{dtype}", taken)
+            if enc is not None:
+                g.weights[done[wn]] = enc
+        n.inputs[1] = done[wn]
+
+
 def quantize(graph: Graph, dtype: str, *, calibration: Any = None, method: str = "minmax",
              per_channel: bool = True, exclude: Iterable[str] = (), percentile: float = 99.99,
              progress: bool = True) -> Graph:
@@ -180,16 +204,9 @@ def quantize(graph: Graph, dtype: str, *, calibration: Any = None, method: str =
     named, tags = _name_layers(graph)
     g = optimize(named, checked=True)
     targets = _targets(g, _excluded(named, g, ex))
-    weights = dict(g.weights)
-    shared: dict[str, Weight | None] = {}
-    for i in targets:
-        n = g.nodes[i]
-        wn = n.inputs[1]
-        if wn not in shared:
-            shared[wn] = _encode(g.weights[wn], n.op, dtype, per_channel)
-        if shared[wn] is not None:
-            weights[wn] = shared[wn]
-    out = Graph(g.inputs, list(g.outputs), [n.copy() for n in g.nodes], weights, name=g.name)
+    out = Graph(g.inputs, list(g.outputs), [n.copy() for n in g.nodes], dict(g.weights),
+                name=g.name)
+    _encode_kernels(out, targets, dtype, per_channel)
     if feeds is not None:
         out = _insert_qdq(out, g, targets, feeds, method, float(percentile), progress)
     for n in out.nodes:
