@@ -54,6 +54,31 @@ def test_mlp_results_under_concurrency_match_session():
     assert o["rows"] == sum(x.shape[0] for x in xs)
 
 
+@pytest.mark.parametrize("static", [False, True])
+def test_int8_results_under_dynamic_batching_are_exact(static):
+    """int8 results do not depend on the batch (per-row quantization, fixed static
+    grids), so a request batched with others gets the very bits it gets alone."""
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((int(rng.integers(1, 5)), 784)).astype(np.float32)
+          for _ in range(48)]
+    g = rt.quantize(rt.zoo.mlp(), "int8", calibration=np.concatenate(xs) if static else None,
+                    progress=False)
+    sess = rt.compile(g, threads=1)
+    want = [sess.run(x) for x in xs]
+    with serve.LoadBalancer(g, replicas=2, threads_per_replica=1, max_batch_size=16,
+                            max_delay_ms=20) as lb:
+        # a long request per replica first: the small ones queue behind them and batch
+        big = rng.standard_normal((4096, 784)).astype(np.float32)
+        first = [lb.submit(big) for _ in range(2)]
+        futs = [lb.submit(x) for x in xs]
+        got = [f.result(timeout=WAIT) for f in futs]
+        assert all(f.result(timeout=WAIT).shape == (4096, 10) for f in first)
+        st = lb.stats()["overall"]
+    for y, w in zip(got, want):
+        np.testing.assert_array_equal(y, w)
+    assert st["completed"] == len(xs) + 2 and st["batches"] < len(xs) / 2, st
+
+
 def test_graph_default_layout_never_oversubscribes():
     n = os.cpu_count() or 1
     assert serve.default_layout(None, None, cpus=8) == (8, 1)
