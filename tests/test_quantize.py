@@ -64,6 +64,18 @@ def test_formats_and_input_untouched(dtype):
         assert np.array_equal(w1, rounded.astype(np.uint32).view(np.float32).astype(np.float64))
 
 
+def test_static_again_keeps_the_grids():
+    """A layer whose input already has a QDQ (a static graph, an imported QDQ model)
+    keeps that grid: quantizing again adds no second rounding."""
+    g = rt.zoo.tiny_cnn(seed=1, input_shape=(3, 8, 8))
+    x = RNG.standard_normal((8, 3, 8, 8)).astype(np.float32)
+    s = rt.quantize(g, "int8", calibration=x, progress=False)
+    again = rt.quantize(s, "int8", calibration=x * 3, progress=False)  # other ranges
+    qdq = lambda m: [(n.inputs, n.attrs) for n in m.nodes if n.op == "QDQ"]  # noqa: E731
+    assert qdq(again) == qdq(s) and len(qdq(s)) > 0
+    np.testing.assert_array_equal(rt.compile(again).run(x), rt.compile(s).run(x))
+
+
 def test_exclude_per_channel_and_already_int8():
     g = mlp()
     q = rt.quantize(g, "int8", exclude=["fc2", "fc3.weight"], per_channel=False)

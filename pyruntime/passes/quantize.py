@@ -13,7 +13,7 @@ names) is re-encoded:
   * Without `calibration` (dynamic): the CPU backend quantizes each Conv/Gemm input at
     run time (per row for Gemm, per sample for Conv) and runs the int8 kernels.
   * With `calibration` (static): a uint8 `QDQ` node is put in front of every quantized
-    layer's input, its scale and zero point fixed from the calibration data (`method`:
+    layer's input that has none yet (quantizing a static graph again changes nothing), its scale and zero point fixed from the calibration data (`method`:
     minmax, percentile, entropy; see passes/calibrate.py). Between two int8 layers the
     activation then stays uint8: the producer requantizes in its epilogue. A quantized
     layer's fused residual input that has such a node too (an inverted-residual block's
@@ -219,11 +219,15 @@ def quantize(graph: Graph, dtype: str, *, calibration: Any = None, method: str =
 def _insert_qdq(q: Graph, fp: Graph, targets: list[int], feeds: list, method: str,
                 percentile: float, progress: bool) -> Graph:
     """A uint8 QDQ node in front of every dense int8 (qc8) layer's input (one per
-    tensor), its range calibrated on the float graph `fp`."""
-    quantized = [i for i in targets if q.weights[q.nodes[i].inputs[1]].format == "qc8"]
+    tensor), its range calibrated on the float graph `fp`. A layer whose input is a QDQ
+    output already (a static graph quantized again, an imported QDQ model) keeps that
+    grid: a second QDQ would round twice."""
+    prod = {o: i for i, n in enumerate(q.nodes) for o in n.outputs}
+    on_grid = {o for n in q.nodes if n.op == "QDQ" for o in n.outputs}
+    quantized = [i for i in targets if q.weights[q.nodes[i].inputs[1]].format == "qc8"
+                 and q.nodes[i].inputs[0] not in on_grid]
     # a global average pool of an int8 layer's output reads it quantized too (as ONNX's
     # QLinearGlobalAveragePool): that output then stays uint8
-    prod = {o: i for i, n in enumerate(q.nodes) for o in n.outputs}
     qset = set(quantized)
     pools = {i for i, n in enumerate(q.nodes)
              if n.op == "GlobalAveragePool" and prod.get(n.inputs[0], -1) in qset}
